@@ -1,0 +1,1 @@
+"""korora-nova: secure live migration of vTPM instances for OpenStack Nova."""

@@ -1,0 +1,7 @@
+"""Entry point for oslo-config-generator (namespace korora_nova)."""
+
+from korora_nova.conf import korora
+
+
+def list_opts():
+    return [(group, opts) for group, opts in korora.list_opts().items()]

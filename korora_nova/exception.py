@@ -1,0 +1,42 @@
+"""The exceptions korora-nova raises.
+
+Every error that can reach a caller is a KororaError, so callers (the
+CLI, the verifier, Nova's compute service) need to catch only one family
+and can show its message to an operator as it is.
+"""
+
+
+class KororaError(Exception):
+    """Base class: the message is written for an operator."""
+
+
+class ConfigurationError(KororaError):
+    """An option or a file it names is missing or unusable."""
+
+
+class TPMError(KororaError):
+    """The TPM refused a command or could not be reached."""
+
+
+class TPMConnectionError(TPMError):
+    """The TPM could not be reached; the next command reopens the link."""
+
+
+class SoftwareTPMError(KororaError):
+    """A software TPM (swtpm) could not be set up or started."""
+
+
+class EvidenceError(KororaError):
+    """Evidence is malformed, oversized or of an unsupported kind."""
+
+
+class EndorsementError(KororaError):
+    """An endorsement key or its certificate cannot be trusted."""
+
+
+class EnrollmentError(KororaError):
+    """A host could not be enrolled: its identity was not proven."""
+
+
+class PolicyError(KororaError):
+    """A reference policy file is malformed."""

@@ -1,0 +1,17 @@
+"""Base test case: oslotest's, with korora's configuration reset."""
+
+from oslo_config import fixture as config_fixture
+from oslotest import base
+
+from korora_nova import conf
+
+
+class TestCase(base.BaseTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.config = self.useFixture(config_fixture.Config(conf.CONF))
+
+    def flags(self, **options):
+        """Set [korora] options for this test."""
+        self.config.config(group='korora', **options)

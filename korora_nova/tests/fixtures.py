@@ -1,0 +1,68 @@
+"""Test fixtures that start real parts: software TPMs on free ports.
+
+Each SoftwareTPMFixture is a TPM of its own (own state folder, own ports),
+so tests run in parallel without sharing one. The EK CA is made once per
+test process: swtpm_localca takes about a second to create it.
+"""
+
+import atexit
+import os
+import shutil
+import tempfile
+import threading
+
+import fixtures
+
+from korora_nova.attestation import ek_certificate
+from korora_nova.tpm import attestation_key
+from korora_nova.tpm import connection
+from korora_nova.tpm import endorsement
+from korora_nova.tpm import swtpm
+
+EK_TYPES = ['EK-RSA2048', 'EK-ECC256']
+AK_HANDLE = 0x81010020
+
+_ca_lock = threading.Lock()
+_ca = {}
+
+
+def shared_ca():
+    """The process's EK CA (created on first use, removed at exit)."""
+    with _ca_lock:
+        if 'ca' not in _ca:
+            directory = tempfile.mkdtemp(prefix='korora-test-ca-')
+            _ca['ca'] = swtpm.LocalCA(directory)
+            atexit.register(shutil.rmtree, directory, True)
+        return _ca['ca']
+
+
+class SoftwareTPMFixture(fixtures.Fixture):
+    """A started swtpm with EK certificates, and a connection to it.
+
+    Attributes: tpm (SoftwareTPM), connection (TPMConnection), ca
+    (LocalCA), ca_bundle (path of the PEM bundle), anchors (certificates).
+    """
+
+    def __init__(self, ca=None):
+        super().__init__()
+        self.ca = ca
+
+    def _setUp(self):
+        self.ca = self.ca or shared_ca()
+        state = self.useFixture(fixtures.TempDir()).path
+        self.tpm = swtpm.SoftwareTPM(os.path.join(state, 'tpm'), self.ca)
+        self.tpm.start()
+        self.addCleanup(self.tpm.stop)
+        self.connection = connection.TPMConnection(self.tpm.tcti)
+        self.addCleanup(self.connection.close)
+        self.ca_bundle = self.ca.write_bundle(
+            os.path.join(state, 'ek-ca-bundle.pem'))
+        self.anchors = ek_certificate.load_bundle(self.ca_bundle)
+
+    def attestation_key(self, algorithm='ecdsa-p256-sha256',
+                        handle=AK_HANDLE):
+        return attestation_key.AttestationKey(self.connection, algorithm,
+                                              handle)
+
+    def endorsement(self):
+        return endorsement.read_endorsement(self.connection, EK_TYPES)
