@@ -22,6 +22,9 @@ from korora_nova.tpm import swtpm
 EK_TYPES = ['EK-RSA2048', 'EK-ECC256']
 AK_HANDLE = 0x81010020
 
+# oslotest gives every test a temporary folder of its own and removes it
+# afterwards: the process-wide CA lives in the real one.
+_PROCESS_TMP = tempfile.gettempdir()
 _ca_lock = threading.Lock()
 _ca = {}
 
@@ -30,7 +33,8 @@ def shared_ca():
     """The process's EK CA (created on first use, removed at exit)."""
     with _ca_lock:
         if 'ca' not in _ca:
-            directory = tempfile.mkdtemp(prefix='korora-test-ca-')
+            directory = tempfile.mkdtemp(prefix='korora-test-ca-',
+                                         dir=_PROCESS_TMP)
             _ca['ca'] = swtpm.LocalCA(directory)
             atexit.register(shutil.rmtree, directory, True)
         return _ca['ca']

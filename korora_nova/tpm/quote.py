@@ -35,6 +35,10 @@ def read_pcrs(connection, selection):
 
 def extend_pcr(connection, bank, index, data):
     """Extend PCR bank:index with the digest of data (a measurement)."""
+    if bank not in pcr_values.BANK_IDS or not (
+            0 <= index <= pcr_values.MAX_PCR_INDEX):
+        raise exception.ConfigurationError(
+            'cannot extend PCR %s:%s: no such PCR' % (bank, index))
     digest = hashlib.new(bank, data).digest()
     measurement = TPMT_HA(hashAlg=pcr_values.BANK_IDS[bank])
     setattr(measurement.digest, bank, digest)
