@@ -44,6 +44,8 @@ class Identity:
     """What the verifier keeps of an enrolled host."""
 
     host: str
+    ek_type: str
+    ek_certificate: bytes   # DER
     ek_certificate_sha256: str
     ek_public: bytes        # marshalled TPM2B_PUBLIC
     ak_public: bytes        # marshalled TPM2B_PUBLIC
@@ -75,8 +77,7 @@ def challenge(host, endorsement, ak_public, anchors,
               trust_on_first_use=False, intermediates=()):
     """Check what the host presented and make its credential challenge.
 
-    endorsement is a korora_nova.tpm.endorsement.Endorsement (or anything
-    with .certificate and .public). Raises EndorsementError or
+    endorsement is an evidence.Endorsement. Raises EndorsementError or
     EnrollmentError with the reason.
     """
     ek_public = evidence.parse_public(endorsement.public, 'EK public key')
@@ -118,6 +119,8 @@ def finish(host, endorsement, ak_public, sent, answer,
         serialization.PublicFormat.SubjectPublicKeyInfo)
     return Identity(
         host=host,
+        ek_type=endorsement.ek_type,
+        ek_certificate=endorsement.certificate,
         ek_certificate_sha256=hashlib.sha256(
             endorsement.certificate).hexdigest(),
         ek_public=endorsement.public,

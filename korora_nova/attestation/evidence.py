@@ -32,6 +32,15 @@ PARSE_ERRORS = (TSS2_Exception, ValueError, TypeError, IndexError,
 
 
 @dataclasses.dataclass(frozen=True)
+class Endorsement:
+    """What a host tells a verifier about its endorsement key (EK)."""
+
+    ek_type: str           # e.g. "EK-RSA2048"
+    certificate: bytes     # DER, as stored in the TPM's NV memory
+    public: bytes          # marshalled TPM2B_PUBLIC of the EK
+
+
+@dataclasses.dataclass(frozen=True)
 class QuoteEvidence:
     """A quote as a host sends it: what tpm2_quote -m/-s and a PCR read
     produce."""

@@ -194,3 +194,28 @@ def to_json(values):
     """PCR values as JSON-friendly {bank: {"index": hex}}."""
     return {bank: {str(i): v.hex() for i, v in sorted(pcrs.items())}
             for bank, pcrs in values.items()}
+
+
+def from_json(document):
+    """Inverse of to_json, bounded: {bank: {"index": hex}}."""
+    if not isinstance(document, dict) or len(document) > MAX_BANKS:
+        raise exception.EvidenceError('PCR values are malformed')
+    values = {}
+    for bank, pcrs in document.items():
+        size = DIGEST_SIZES.get(bank)
+        if size is None or not isinstance(pcrs, dict) or (
+                len(pcrs) > MAX_PCR_INDEX + 1):
+            raise exception.EvidenceError(
+                'PCR values: unknown bank %r or too many PCRs' % (bank,))
+        for index, digest in pcrs.items():
+            try:
+                number, value = int(index), bytes.fromhex(digest)
+            except (TypeError, ValueError):
+                raise exception.EvidenceError(
+                    'PCR values: %s:%r is malformed' % (bank, index))
+            if not 0 <= number <= MAX_PCR_INDEX or len(value) != size:
+                raise exception.EvidenceError(
+                    'PCR values: %s:%s is not a PCR or not %d bytes'
+                    % (bank, index, size))
+            values.setdefault(bank, {})[number] = value
+    return values

@@ -9,6 +9,7 @@ import json
 import sys
 
 from oslo_config import cfg
+from oslo_db import exception as db_exception
 from oslo_log import log as logging
 
 from korora_nova.attestation import appraisal
@@ -17,6 +18,8 @@ from korora_nova.attestation import pcr_values
 from korora_nova.attestation import policy as policy_module
 from korora_nova.attestation import verdict as verdict_module
 from korora_nova import conf
+from korora_nova.db import api as db
+from korora_nova.db import migration
 from korora_nova import exception
 
 CONF = conf.CONF
@@ -28,6 +31,11 @@ MAX_INPUT_FILE = 64 * 1024
 
 class UsageError(exception.KororaError):
     """A command line the command cannot act on."""
+
+
+USAGE_ERRORS = (UsageError, exception.PolicyError,
+                exception.ConfigurationError, db.HostNotFound,
+                db.PolicyNotFound, db.HostExists, db.PolicyExists)
 
 
 def read_file(path, what, limit=MAX_INPUT_FILE):
@@ -93,7 +101,203 @@ def evidence_check(args):
     return EXIT_OK
 
 
+# db
+
+def db_sync(args):
+    migration.db_sync()
+    print('database at revision %s' % migration.db_version())
+    return EXIT_OK
+
+
+def db_version(args):
+    print(migration.db_version() or 'empty')
+    return EXIT_OK
+
+
+# host
+
+def _attestor():
+    from korora_nova.verifier import service as verifier_service
+    return verifier_service.make_attestor(CONF)
+
+
+def host_enroll(args):
+    from korora_nova.verifier import enrollment as verifier_enrollment
+    from korora_nova.vtpm_manager import rpcapi
+    if args.policy:
+        db.policy_get(args.policy)
+    host = verifier_enrollment.enroll(rpcapi.VTPMManagerAPI(), args.host,
+                                      args.policy, args.trust_on_first_use)
+    print('%s enrolled: EK %s (certificate sha256 %s), AK %s, policy %s%s'
+          % (host.name, host.ek_type, host.ek_certificate_sha256,
+             host.ak_name, host.policy_name or 'none',
+             ' (trust on first use)' if host.trust_on_first_use else ''))
+    return EXIT_OK
+
+
+def host_list(args):
+    trust = db.host_trust_all()
+    print('%-30s %-10s %-25s %s' % ('HOST', 'TRUST', 'VERIFIED AT',
+                                    'POLICY'))
+    for host in db.host_list():
+        state = _trust_word(trust.get(host.name))
+        verified = trust[host.name][2].isoformat(
+            timespec='seconds') if host.name in trust else '-'
+        print('%-30s %-10s %-25s %s' % (host.name, state, verified,
+                                        host.policy_name or '-'))
+    return EXIT_OK
+
+
+def _trust_word(entry):
+    """trusted / untrusted / stale (older than trust_ttl) / unknown."""
+    if entry is None:
+        return 'unknown'
+    trusted, _, verified_at = entry
+    age = (db.utcnow() - verified_at).total_seconds()
+    if age > CONF.korora.trust_ttl:
+        return 'stale'
+    return 'trusted' if trusted else 'untrusted'
+
+
+def host_show(args):
+    host = db.host_get(args.host)
+    trust = db.host_trust_all().get(host.name)
+    print('host:                %s' % host.name)
+    print('trust:               %s' % _trust_word(trust))
+    if trust:
+        print('last verdict:        %s (%s)' % (
+            trust[1], trust[2].isoformat(timespec='seconds')))
+    print('policy:              %s' % (host.policy_name or 'none'))
+    print('EK:                  %s, certificate sha256 %s%s' % (
+        host.ek_type, host.ek_certificate_sha256,
+        ' (trust on first use)' if host.trust_on_first_use else ''))
+    print('AK name:             %s' % host.ak_name)
+    print('enrolled at:         %s' % host.enrolled_at.isoformat(
+        timespec='seconds'))
+    print('recent verdicts:')
+    for row in db.verdicts_for_host(host.name, args.verdicts):
+        print('  %s  %s' % (row.created_at.isoformat(timespec='seconds'),
+                            row.summary))
+    return EXIT_OK
+
+
+def host_remove(args):
+    db.host_delete(args.host)
+    print('%s removed' % args.host)
+    return EXIT_OK
+
+
+def host_attest(args):
+    verdict = _attestor().attest(args.host)
+    print(verdict.summary())
+    return EXIT_OK if verdict.trusted else EXIT_NEGATIVE
+
+
+def host_set_policy(args):
+    db.policy_get(args.policy)
+    db.host_set_policy(args.host, args.policy)
+    print('%s now judged by policy %s' % (args.host, args.policy))
+    return EXIT_OK
+
+
+# policy
+
+def policy_import(args):
+    reference = policy_module.load(args.file)
+    db.policy_create(reference, active=not args.inactive)
+    print('policy %s imported (%d PCRs, %s)' % (
+        reference.label, len(reference.allowed),
+        'inactive' if args.inactive else 'active'))
+    return EXIT_OK
+
+
+def policy_list(args):
+    print('%-30s %-8s %-8s %s' % ('NAME', 'VERSION', 'ACTIVE', 'IMPORTED'))
+    for row in db.policy_list():
+        print('%-30s %-8d %-8s %s' % (row.name, row.version,
+                                      'yes' if row.active else 'no',
+                                      row.created_at.isoformat(
+                                          timespec='seconds')))
+    return EXIT_OK
+
+
+def policy_show(args):
+    row = db.policy_get(args.name, args.version)
+    print(json.dumps(json.loads(row.document), indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+def policy_activate(args):
+    db.policy_set_active(args.name, args.version, True)
+    print('policy %s v%d active' % (args.name, args.version))
+    return EXIT_OK
+
+
+def policy_deactivate(args):
+    db.policy_set_active(args.name, args.version, False)
+    print('policy %s v%d inactive' % (args.name, args.version))
+    return EXIT_OK
+
+
+def _add(actions, name, function, help_text, *arguments):
+    parser = actions.add_parser(name, help=help_text)
+    for argument in arguments:
+        flags, options = argument
+        parser.add_argument(*flags, **options)
+    parser.set_defaults(action_fn=function)
+    return parser
+
+
+def _category(subparsers, name, help_text):
+    parser = subparsers.add_parser(name, help=help_text)
+    actions = parser.add_subparsers(dest='action')
+    actions.required = True
+    return actions
+
+
+HOST = (('host',), {'help': 'Nova compute host name ([DEFAULT] host).'})
+
+
 def add_command_parsers(subparsers):
+    actions = _category(subparsers, 'db', 'The verifier\'s database.')
+    _add(actions, 'sync', db_sync, 'Create or upgrade the schema.')
+    _add(actions, 'version', db_version, 'Print the schema revision.')
+
+    actions = _category(subparsers, 'host', 'Enrolled compute hosts.')
+    _add(actions, 'enroll', host_enroll,
+         'Enroll a host: check its EK certificate chain against [korora] '
+         'ek_ca_bundle and bind its AK by credential activation.', HOST,
+         (('--policy',), {'help': 'Reference policy judging the host.'}),
+         (('--trust-on-first-use',),
+          {'action': 'store_true',
+           'help': 'Accept an EK certificate that does not chain to the '
+                   'CA bundle (logged).'}))
+    _add(actions, 'list', host_list, 'List hosts and their trust.')
+    _add(actions, 'show', host_show, 'Show a host and recent verdicts.',
+         HOST, (('--verdicts',), {'type': int, 'default': 10,
+                                  'help': 'How many verdicts to show.'}))
+    _add(actions, 'remove', host_remove, 'Forget an enrolled host.', HOST)
+    _add(actions, 'attest', host_attest,
+         'Attest a host now; exit 1 if it is untrusted.', HOST)
+    _add(actions, 'set-policy', host_set_policy,
+         'Judge a host by another policy.', HOST,
+         (('policy',), {'help': 'Policy name.'}))
+
+    actions = _category(subparsers, 'policy', 'Reference policies.')
+    _add(actions, 'import', policy_import, 'Import a policy file (JSON).',
+         (('file',), {'help': 'Policy file.'}),
+         (('--inactive',), {'action': 'store_true',
+                            'help': 'Import without activating it.'}))
+    _add(actions, 'list', policy_list, 'List policies and versions.')
+    _add(actions, 'show', policy_show, 'Print a policy.',
+         (('name',), {}), (('--version',), {'type': int}))
+    _add(actions, 'activate', policy_activate,
+         'Accept hosts that match this version.',
+         (('name',), {}), (('version',), {'type': int}))
+    _add(actions, 'deactivate', policy_deactivate,
+         'Stop accepting hosts that match only this version.',
+         (('name',), {}), (('version',), {'type': int}))
+
     evidence_parser = subparsers.add_parser(
         'evidence', help='Judge attestation evidence offline.')
     actions = evidence_parser.add_subparsers(dest='action')
@@ -130,6 +334,8 @@ category_opt = cfg.SubCommandOpt('category', title='Command categories',
 def main(argv=None):
     CONF.register_cli_opt(category_opt)
     logging.register_options(CONF)
+    logging.set_defaults(default_log_levels=logging.get_default_log_levels()
+                         + ['alembic=WARN'])
     try:
         CONF(sys.argv[1:] if argv is None else argv, project='korora')
     except cfg.Error as error:
@@ -143,9 +349,13 @@ def main(argv=None):
         return EXIT_USAGE
     except exception.KororaError as error:
         print('korora-manage: %s' % error, file=sys.stderr)
-        return EXIT_USAGE if isinstance(
-            error, (exception.PolicyError, exception.ConfigurationError)) \
+        return EXIT_USAGE if isinstance(error, USAGE_ERRORS) \
             else EXIT_NEGATIVE
+    except db_exception.DBError as error:
+        print('korora-manage: database %s: %s'
+              % (db.safe_url(CONF.korora_database.connection),
+                 error.inner_exception or error), file=sys.stderr)
+        return EXIT_NEGATIVE
 
 
 if __name__ == '__main__':

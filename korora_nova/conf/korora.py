@@ -55,10 +55,101 @@ attestation_opts = [
 ]
 
 
+host_trust_opts = [
+    cfg.IntOpt(
+        'trust_ttl',
+        default=300,
+        min=1,
+        help='Seconds a trusted verdict stays valid. An older verdict '
+             'counts as unknown, and unknown counts as untrusted: keep it '
+             'well above attestation_interval.'),
+    cfg.IntOpt(
+        'attestation_interval',
+        default=60,
+        min=1,
+        help='Seconds between two scheduled attestations of each enrolled '
+             'host by the verifier. Hosts also report PCR changes at once.'),
+    cfg.FloatOpt(
+        'attestation_timeout',
+        default=10.0,
+        min=0.1,
+        help='Seconds the verifier waits for a vTPM manager\'s quote; no '
+             'answer makes the host untrusted.'),
+    cfg.FloatOpt(
+        'pcr_watch_interval',
+        default=0.25,
+        min=0.01,
+        help='Seconds between two reads of the attested PCRs by the vTPM '
+             'manager; a change is reported to the verifier at once.'),
+    cfg.IntOpt(
+        'self_measurement_pcr',
+        default=10,
+        min=0,
+        max=23,
+        help='PCR into which the vTPM manager measures its own code and '
+             'effective configuration when it starts (once per boot of the '
+             'TPM). The reference policy must allow the resulting value.'),
+    cfg.StrOpt(
+        'state_path',
+        default='/var/lib/korora',
+        help='Folder where korora services keep their local state.'),
+    cfg.StrOpt(
+        'default_policy',
+        help='Reference policy assigned to hosts enrolled without naming '
+             'one.'),
+    cfg.BoolOpt(
+        'enforce_for_all_instances',
+        default=False,
+        help='Make TrustedVTPMFilter apply to every instance, not only to '
+             'those with a vTPM or the flavor extra spec '
+             'korora:trusted_host=required.'),
+    cfg.BoolOpt(
+        'update_placement_traits',
+        default=False,
+        help='Set or clear the Placement trait CUSTOM_KORORA_TRUSTED on a '
+             'host\'s compute node resource provider when its trust '
+             'changes, so Placement pre-filters before Nova\'s filters '
+             'run. Needs the [placement] credentials.'),
+    cfg.StrOpt(
+        'manager_topic',
+        default='korora-vtpm-manager',
+        help='RPC topic of the vTPM managers (one server per compute host, '
+             'named after [DEFAULT] host).'),
+    cfg.IntOpt(
+        'verifier_workers',
+        default=1,
+        min=1,
+        help='Worker processes of korora-verifier. They share the database '
+             'and the RPC topic; each scheduled attestation is claimed by '
+             'exactly one of them.'),
+    cfg.StrOpt(
+        'verifier_topic',
+        default='korora-verifier',
+        help='RPC topic shared by the verifier\'s workers.'),
+]
+
+DATABASE_GROUP = cfg.OptGroup(
+    'korora_database',
+    title='Verifier database',
+    help='The verifier\'s database: hosts, policies, verdicts. The '
+         'scheduler filter reads verdicts from it, so nova-scheduler needs '
+         'this section too.')
+
+
 def register_opts(conf):
+    from oslo_db import options as db_options
+
     conf.register_group(GROUP)
-    conf.register_opts(tpm_opts + attestation_opts, group=GROUP)
+    conf.register_opts(tpm_opts + attestation_opts + host_trust_opts,
+                       group=GROUP)
+    conf.register_group(DATABASE_GROUP)
+    conf.register_opts(db_options.database_opts, group=DATABASE_GROUP)
+    conf.set_default('connection', 'sqlite:////var/lib/korora/korora.sqlite',
+                     group=DATABASE_GROUP)
 
 
 def list_opts():
-    return {GROUP: tpm_opts + attestation_opts}
+    from oslo_db import options as db_options
+
+    return {GROUP: tpm_opts + attestation_opts + host_trust_opts,
+            DATABASE_GROUP: db_options.database_opts}

@@ -5,8 +5,6 @@ Profile); the same template always yields the same key, the one the
 certificate in NV memory names.
 """
 
-import dataclasses
-
 from tpm2_pytss import TSS2_Exception
 from tpm2_pytss.constants import ESYS_TR
 from tpm2_pytss.constants import TPM2_ALG
@@ -15,17 +13,9 @@ from tpm2_pytss.types import TPMT_SYM_DEF
 from tpm2_pytss.utils import create_ek_template
 from tpm2_pytss.utils import NVReadEK
 
+from korora_nova.attestation import evidence
 from korora_nova import exception
 from korora_nova.tpm import connection as tpm_connection
-
-
-@dataclasses.dataclass(frozen=True)
-class Endorsement:
-    """What a host tells a verifier about its EK."""
-
-    ek_type: str           # e.g. "EK-RSA2048"
-    certificate: bytes     # DER, as stored in NV
-    public: bytes          # marshalled TPM2B_PUBLIC of the EK
 
 
 def _template(ectx, ek_types):
@@ -48,7 +38,7 @@ def read_endorsement(connection, ek_types):
         ek_type, certificate, template = _template(ectx, ek_types)
         handle, public = create_ek(ectx, template)
         tpm_connection.flush(ectx, handle)
-    return Endorsement(ek_type, certificate, public.marshal())
+    return evidence.Endorsement(ek_type, certificate, public.marshal())
 
 
 def create_ek(ectx, template):

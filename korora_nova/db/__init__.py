@@ -1,0 +1,1 @@
+"""The verifier's database: enrolled hosts, policies, verdicts."""

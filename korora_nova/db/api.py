@@ -1,0 +1,293 @@
+"""The verifier's database operations, through oslo.db's enginefacade.
+
+Every function opens its own transaction: the verifier's workers and the
+scheduler filter share the database, not Python objects. Rows come back
+detached (oslo.db does not expire them on commit).
+"""
+
+import datetime
+import json
+import threading
+
+from oslo_db import exception as db_exception
+from oslo_db.sqlalchemy import enginefacade
+import sqlalchemy as sa
+
+from korora_nova import conf
+from korora_nova.db import models
+from korora_nova import exception
+
+CONF = conf.CONF
+
+_lock = threading.Lock()
+_facade = {}
+
+
+class HostNotFound(exception.KororaError):
+    pass
+
+
+class HostExists(exception.KororaError):
+    pass
+
+
+class PolicyNotFound(exception.KororaError):
+    pass
+
+
+class PolicyExists(exception.KororaError):
+    pass
+
+
+class DatabaseError(exception.KororaError):
+    """The database cannot be reached or refused the operation."""
+
+
+@enginefacade.transaction_context_provider
+class _Context:
+    """What enginefacade needs to hang a transaction on."""
+
+
+def context_manager():
+    """The process's transaction factory for [korora_database]."""
+    with _lock:
+        url = CONF.korora_database.connection
+        factory = _facade.get(url)
+        if factory is None:
+            factory = enginefacade.transaction_context()
+            factory.configure(
+                connection=url,
+                sqlite_fk=True,
+                max_retries=CONF.korora_database.max_retries,
+                connection_recycle_time=(
+                    CONF.korora_database.connection_recycle_time))
+            try:
+                factory.writer.get_engine()
+            except (ImportError, db_exception.DBError,
+                    sa.exc.ArgumentError) as error:
+                raise DatabaseError('cannot use the database %s: %s'
+                                    % (safe_url(url), error))
+            _facade[url] = factory
+        return factory
+
+
+def safe_url(url):
+    """The connection URL without its password, for messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, TypeError):
+        return '(unparsable URL)'
+
+
+def reader():
+    return context_manager().reader.using(_Context())
+
+
+def writer():
+    return context_manager().writer.using(_Context())
+
+
+def get_engine():
+    return context_manager().writer.get_engine()
+
+
+def dispose():
+    """Forget engines (tests, and after a fork)."""
+    with _lock:
+        for factory in _facade.values():
+            try:
+                factory.writer.get_engine().dispose()
+            except db_exception.DBError:
+                pass
+        _facade.clear()
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+# Hosts
+
+def host_create(identity, policy_name=None):
+    """Store an enrolled host (identity: attestation.enrollment.Identity).
+    """
+    now = utcnow()
+    name = identity.host
+    host = models.Host(
+        name=name, ek_type=identity.ek_type,
+        ek_certificate=identity.ek_certificate,
+        ek_certificate_sha256=identity.ek_certificate_sha256,
+        ek_public=identity.ek_public, ak_public=identity.ak_public,
+        ak_name=identity.ak_name,
+        trust_on_first_use=identity.trust_on_first_use,
+        policy_name=policy_name, enrolled_at=now, next_attestation_at=now)
+    try:
+        with writer() as session:
+            session.add(host)
+    except db_exception.DBDuplicateEntry:
+        raise HostExists('host %s is already enrolled; remove it first to '
+                         'enroll it again' % name)
+    return host
+
+
+def host_get(name):
+    with reader() as session:
+        host = session.query(models.Host).filter_by(name=name).first()
+    if host is None:
+        raise HostNotFound('host %s is not enrolled' % name)
+    return host
+
+
+def host_list():
+    with reader() as session:
+        return session.query(models.Host).order_by(models.Host.name).all()
+
+
+def host_delete(name):
+    with writer() as session:
+        count = session.query(models.Host).filter_by(name=name).delete()
+        session.query(models.HostTrust).filter_by(host_name=name).delete()
+    if not count:
+        raise HostNotFound('host %s is not enrolled' % name)
+
+
+def host_set_policy(name, policy_name):
+    with writer() as session:
+        count = session.query(models.Host).filter_by(name=name).update(
+            {'policy_name': policy_name})
+    if not count:
+        raise HostNotFound('host %s is not enrolled' % name)
+
+
+def hosts_claim_due(interval, limit=100):
+    """Claim hosts whose scheduled attestation is due.
+
+    Each claim is a conditional UPDATE, so when several verifier workers
+    share the database exactly one of them attests a given host per round.
+    """
+    now = utcnow()
+    claimed = []
+    with writer() as session:
+        due = session.query(models.Host.name, models.Host.next_attestation_at
+                            ).filter(models.Host.next_attestation_at <= now
+                                     ).order_by(
+            models.Host.next_attestation_at).limit(limit).all()
+        for name, scheduled in due:
+            won = session.query(models.Host).filter_by(
+                name=name, next_attestation_at=scheduled).update(
+                {'next_attestation_at':
+                 now + datetime.timedelta(seconds=interval)})
+            if won:
+                claimed.append(name)
+    return claimed
+
+
+# Policies
+
+def policy_create(reference, active=True):
+    """Store a reference policy (attestation.policy.ReferencePolicy)."""
+    row = models.Policy(name=reference.name, version=reference.version,
+                        document=json.dumps(reference.to_json(),
+                                            sort_keys=True),
+                        active=active, created_at=utcnow())
+    try:
+        with writer() as session:
+            session.add(row)
+    except db_exception.DBDuplicateEntry:
+        raise PolicyExists('policy %s v%d already exists; policies are '
+                           'immutable: import a new version'
+                           % (reference.name, reference.version))
+    return row
+
+
+def policy_list():
+    with reader() as session:
+        return session.query(models.Policy).order_by(
+            models.Policy.name, models.Policy.version).all()
+
+
+def policy_get(name, version=None):
+    with reader() as session:
+        query = session.query(models.Policy).filter_by(name=name)
+        if version is not None:
+            query = query.filter_by(version=version)
+        row = query.order_by(models.Policy.version.desc()).first()
+    if row is None:
+        raise PolicyNotFound('no policy %s%s' % (
+            name, ' v%d' % version if version is not None else ''))
+    return row
+
+
+def policies_active(name):
+    """Every active version of a policy, newest first."""
+    with reader() as session:
+        return session.query(models.Policy).filter_by(
+            name=name, active=True).order_by(
+            models.Policy.version.desc()).all()
+
+
+def policy_set_active(name, version, active):
+    with writer() as session:
+        count = session.query(models.Policy).filter_by(
+            name=name, version=version).update({'active': active})
+    if not count:
+        raise PolicyNotFound('no policy %s v%d' % (name, version))
+
+
+# Verdicts and trust
+
+def record_verdict(host_name, verdict, nonce=None, quote=None,
+                   clock_info=None):
+    """Store a verdict and make it the host's current trust.
+
+    Returns (verdict row, previously trusted or None if no verdict yet).
+    The TPM clock of a trusted quote becomes the host's new floor.
+    """
+    now = utcnow()
+    row = models.Verdict(
+        host_name=host_name, trusted=verdict.trusted,
+        summary=verdict.summary(),
+        reasons=json.dumps([{'code': r.code, 'message': r.message}
+                            for r in verdict.reasons]),
+        policy=verdict.policy,
+        nonce=nonce.hex() if nonce else None,
+        pcr_values=json.dumps(verdict.to_json()['pcr_values']),
+        quote_message=quote.message if quote else None,
+        quote_signature=quote.signature if quote else None,
+        created_at=now)
+    with writer() as session:
+        session.add(row)
+        session.flush()
+        trust = session.get(models.HostTrust, host_name)
+        previous = trust.trusted if trust is not None else None
+        if trust is None:
+            trust = models.HostTrust(host_name=host_name)
+            session.add(trust)
+        trust.trusted = verdict.trusted
+        trust.summary = verdict.summary()
+        trust.verified_at = now
+        trust.verdict_id = row.id
+        if verdict.trusted and clock_info is not None:
+            session.query(models.Host).filter_by(name=host_name).update({
+                'last_reset_count': clock_info.reset_count,
+                'last_clock': clock_info.clock})
+    return row, previous
+
+
+def host_trust_all():
+    """{host: (trusted, summary, verified_at)} for every host with a
+    verdict: one query, whatever the number of hosts."""
+    with reader() as session:
+        rows = session.execute(sa.select(
+            models.HostTrust.host_name, models.HostTrust.trusted,
+            models.HostTrust.summary, models.HostTrust.verified_at)).all()
+    return {name: (trusted, summary, verified_at)
+            for name, trusted, summary, verified_at in rows}
+
+
+def verdicts_for_host(host_name, limit=20):
+    with reader() as session:
+        return session.query(models.Verdict).filter_by(
+            host_name=host_name).order_by(
+            models.Verdict.created_at.desc(),
+            models.Verdict.id.desc()).limit(limit).all()

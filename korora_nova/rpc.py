@@ -1,0 +1,59 @@
+"""oslo.messaging plumbing shared by korora's services.
+
+Evidence travels as JSON, so byte strings cross the bus base64-encoded,
+and every decoded field is bounded before it is used.
+"""
+
+import base64
+import binascii
+
+import oslo_messaging as messaging
+
+from korora_nova import conf
+from korora_nova import exception
+
+CONF = conf.CONF
+
+_transports = {}
+
+
+def get_transport():
+    """The RPC transport of [DEFAULT] transport_url, one per process."""
+    url = CONF.transport_url
+    if url not in _transports:
+        _transports[url] = messaging.get_rpc_transport(CONF)
+    return _transports[url]
+
+
+def get_notification_transport():
+    key = ('notifications', CONF.transport_url)
+    if key not in _transports:
+        _transports[key] = messaging.get_notification_transport(CONF)
+    return _transports[key]
+
+
+def cleanup():
+    for transport in _transports.values():
+        transport.cleanup()
+    _transports.clear()
+
+
+def get_server(topic, server, endpoints):
+    target = messaging.Target(topic=topic, server=server)
+    return messaging.get_rpc_server(get_transport(), target, endpoints,
+                                    executor='threading')
+
+
+def encode(data):
+    return base64.b64encode(data).decode('ascii')
+
+
+def decode(text, what, limit):
+    """Decode a base64 field of a message, refusing oversized input."""
+    if not isinstance(text, str) or len(text) > (limit * 4) // 3 + 4:
+        raise exception.EvidenceError(
+            '%s is missing or larger than %d bytes' % (what, limit))
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise exception.EvidenceError('%s is not base64' % what)

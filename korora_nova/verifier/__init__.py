@@ -1,0 +1,1 @@
+"""korora-verifier: enrolls hosts, attests them, keeps their verdicts."""

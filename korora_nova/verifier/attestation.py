@@ -1,0 +1,119 @@
+"""Attesting one enrolled host: challenge, appraise, record, announce.
+
+Fail closed: an unreachable vTPM manager, a malformed reply or a missing
+policy all give an untrusted verdict with the reason, recorded like any
+other.
+"""
+
+import os
+
+from oslo_log import log as logging
+
+from korora_nova.attestation import appraisal
+from korora_nova.attestation import evidence
+from korora_nova.attestation import policy as policy_module
+from korora_nova.attestation import verdict as verdict_module
+from korora_nova import conf
+from korora_nova.db import api as db
+from korora_nova import exception
+
+CONF = conf.CONF
+LOG = logging.getLogger(__name__)
+
+NONCE_SIZE = 32
+UNREACHABLE = 'unreachable'
+
+
+def _untrusted(host, code, message, policy=None):
+    reason = verdict_module.Reason(code, '%s: %s' % (host, message))
+    return verdict_module.Verdict(False, False, (reason,), host, policy)
+
+
+def active_policies(host):
+    """The host's policy, every active version, newest first."""
+    name = host.policy_name or CONF.korora.default_policy
+    if not name:
+        return []
+    return [policy_module.loads(row.document)
+            for row in db.policies_active(name)]
+
+
+def previous_clock(host):
+    if host.last_reset_count is None:
+        return None
+    return evidence.ClockInfo(clock=host.last_clock,
+                              reset_count=host.last_reset_count,
+                              restart_count=0, safe=True)
+
+
+def appraise_host(host, quote, nonce, policies):
+    """Trusted if any active version of the host's policy accepts it.
+
+    During a fleet upgrade several versions are active at once; the
+    newest one's reasons are reported when none accepts.
+    """
+    ak_key = appraisal.load_public_key(host.ak_public)
+    clock = previous_clock(host)
+    first = None
+    for reference in policies:
+        verdict = appraisal.appraise_quote(quote, ak_key, nonce, reference,
+                                           clock, host=host.name)
+        if verdict.trusted:
+            return verdict
+        first = first or verdict
+    return first
+
+
+class Attestor:
+    """Attests hosts; shared by the verifier service and korora-manage."""
+
+    def __init__(self, manager_api, notifier=None, placement=None):
+        self.manager_api = manager_api
+        self.notifier = notifier
+        self.placement = placement
+
+    def attest(self, host_name):
+        host = db.host_get(host_name)
+        policies = active_policies(host)
+        nonce = os.urandom(NONCE_SIZE)
+        quote = None
+        if not policies:
+            verdict = _untrusted(
+                host_name, verdict_module.NO_POLICY,
+                'no active reference policy is assigned (policy %s)'
+                % (host.policy_name or CONF.korora.default_policy or
+                   'none'))
+        else:
+            try:
+                quote = self.manager_api.attest(host_name, nonce)
+            except exception.KororaError as error:
+                verdict = _untrusted(host_name, UNREACHABLE,
+                                     'no valid quote: %s' % error,
+                                     policies[0].label)
+            else:
+                verdict = appraise_host(host, quote, nonce, policies)
+        clock = verdict.attestation.clock_info if (
+            verdict.trusted and verdict.attestation) else None
+        row, previous = db.record_verdict(host_name, verdict, nonce, quote,
+                                          clock)
+        log = LOG.info if verdict.trusted else LOG.warning
+        log('%s', verdict.summary())
+        if previous != verdict.trusted:
+            self._announce(host_name, verdict, row)
+        return verdict
+
+    def _announce(self, host_name, verdict, row):
+        payload = {'host': host_name,
+                   'trusted': verdict.trusted,
+                   'summary': verdict.summary(),
+                   'reasons': [r.message for r in verdict.reasons],
+                   'policy': verdict.policy,
+                   'verified_at': row.created_at.isoformat()}
+        if self.notifier is not None:
+            self.notifier.info({}, 'korora.host.trust.update', payload)
+        if self.placement is not None:
+            try:
+                self.placement.set_trusted(host_name, verdict.trusted)
+            except exception.KororaError as error:
+                LOG.warning('%s: Placement trait not updated: %s',
+                            host_name, error)

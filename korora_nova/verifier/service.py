@@ -1,0 +1,55 @@
+"""korora-verifier as an oslo.service Service (one per worker process)."""
+
+import os
+
+import oslo_messaging as messaging
+from oslo_log import log as logging
+from oslo_service import service
+
+from korora_nova import rpc
+from korora_nova.verifier import attestation
+from korora_nova.verifier import manager as manager_module
+from korora_nova.verifier import placement
+from korora_nova.vtpm_manager import rpcapi as manager_rpcapi
+
+LOG = logging.getLogger(__name__)
+
+
+def make_attestor(conf):
+    notifier = messaging.Notifier(
+        rpc.get_notification_transport(),
+        publisher_id='korora-verifier.%s' % conf.host)
+    traits = (placement.PlacementTraits(conf)
+              if conf.korora.update_placement_traits else None)
+    return attestation.Attestor(manager_rpcapi.VTPMManagerAPI(), notifier,
+                                traits)
+
+
+class VerifierService(service.Service):
+
+    def __init__(self, conf):
+        super().__init__()
+        self.conf = conf
+        self.verifier = None
+        self.server = None
+
+    def start(self):
+        super().start()
+        self.verifier = manager_module.Verifier(self.conf,
+                                                make_attestor(self.conf))
+        # Workers share the topic; each has a server name of its own.
+        self.server = rpc.get_server(
+            self.conf.korora.verifier_topic,
+            '%s.%d' % (self.conf.host, os.getpid()), [self.verifier])
+        self.server.start()
+        self.verifier.start()
+        LOG.info('korora-verifier worker %d serving topic %s',
+                 os.getpid(), self.conf.korora.verifier_topic)
+
+    def stop(self, graceful=True):
+        if self.verifier is not None:
+            self.verifier.stop()
+        if self.server is not None:
+            self.server.stop()
+            self.server.wait()
+        super().stop(graceful)

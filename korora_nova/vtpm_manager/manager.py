@@ -1,0 +1,106 @@
+"""The vTPM manager's RPC endpoint and PCR watch.
+
+It owns the host TPM: every TPM command of the host's korora services goes
+through its one TPMConnection.
+"""
+
+import os
+import threading
+
+import oslo_messaging as messaging
+from oslo_log import log as logging
+
+from korora_nova.attestation import evidence
+from korora_nova.attestation import pcr_values
+from korora_nova import exception
+from korora_nova import rpc
+from korora_nova.tpm import attestation_key
+from korora_nova.tpm import connection as tpm_connection
+from korora_nova.tpm import endorsement
+from korora_nova.tpm import quote
+from korora_nova.verifier import rpcapi as verifier_rpcapi
+from korora_nova.vtpm_manager import self_measurement
+
+LOG = logging.getLogger(__name__)
+
+
+class VTPMManager:
+    """Endpoint of topic [korora] manager_topic, server [DEFAULT] host."""
+
+    target = messaging.Target(version='1.0')
+
+    def __init__(self, conf, verifier_api=None):
+        self.conf = conf
+        self.host = conf.host
+        self.connection = tpm_connection.TPMConnection(conf.korora.tcti)
+        self.ak = attestation_key.AttestationKey(
+            self.connection, conf.korora.ak_algorithm,
+            int(conf.korora.ak_persistent_handle, 0))
+        self.selection = pcr_values.parse_selection(conf.korora.pcr_selection)
+        self.verifier_api = verifier_api or verifier_rpcapi.VerifierAPI()
+        self._stop = threading.Event()
+        self._watcher = None
+        self._last_values = None
+
+    # Life cycle
+
+    def start(self):
+        self_measurement.measure_once_per_boot(
+            self.connection, self.ak, self.conf,
+            os.path.join(self.conf.korora.state_path, 'self-measurement'))
+        self._last_values = quote.read_pcrs(self.connection, self.selection)
+        self._stop.clear()
+        self._watcher = threading.Thread(target=self._watch_pcrs,
+                                         name='korora-pcr-watch',
+                                         daemon=True)
+        self._watcher.start()
+
+    def stop(self):
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+        self.connection.close()
+
+    def _watch_pcrs(self):
+        """Tell the verifier at once when an attested PCR changes."""
+        while not self._stop.wait(self.conf.korora.pcr_watch_interval):
+            try:
+                values = quote.read_pcrs(self.connection, self.selection)
+            except exception.KororaError as error:
+                LOG.warning('%s: reading PCRs failed: %s', self.host, error)
+                continue
+            if values != self._last_values:
+                changed = sorted(
+                    '%s:%d' % (bank, index)
+                    for bank, pcrs in values.items()
+                    for index, value in pcrs.items()
+                    if self._last_values.get(bank, {}).get(index) != value)
+                LOG.warning('%s: PCRs %s changed; asking the verifier to '
+                            'attest this host now', self.host,
+                            ', '.join(changed))
+                self._last_values = values
+                self.verifier_api.pcrs_changed(self.host)
+
+    # RPC API 1.0
+
+    def get_identity(self, ctxt):
+        ek = endorsement.read_endorsement(self.connection,
+                                          self.conf.korora.ek_types)
+        return {'ek_type': ek.ek_type,
+                'ek_certificate': rpc.encode(ek.certificate),
+                'ek_public': rpc.encode(ek.public),
+                'ak_public': rpc.encode(self.ak.public)}
+
+    def activate_credential(self, ctxt, credential_blob, encrypted_secret):
+        secret = self.ak.activate_credential(
+            self.conf.korora.ek_types,
+            rpc.decode(credential_blob, 'credential blob', 1024),
+            rpc.decode(encrypted_secret, 'encrypted secret', 1024))
+        return {'secret': rpc.encode(secret)}
+
+    def attest(self, ctxt, nonce):
+        nonce = rpc.decode(nonce, 'nonce', evidence.MAX_NONCE_SIZE)
+        made = quote.quote(self.connection, self.ak, self.selection, nonce)
+        return {'message': rpc.encode(made.message),
+                'signature': rpc.encode(made.signature),
+                'pcr_values': pcr_values.to_json(made.pcr_values)}

@@ -1,0 +1,37 @@
+"""korora-vtpm-manager as an oslo.service Service."""
+
+from oslo_log import log as logging
+from oslo_service import service
+
+from korora_nova import rpc
+from korora_nova.vtpm_manager import manager as manager_module
+
+LOG = logging.getLogger(__name__)
+
+
+class VTPMManagerService(service.Service):
+
+    def __init__(self, conf):
+        super().__init__()
+        self.conf = conf
+        self.manager = None
+        self.server = None
+
+    def start(self):
+        super().start()
+        self.manager = manager_module.VTPMManager(self.conf)
+        self.manager.start()
+        self.server = rpc.get_server(self.conf.korora.manager_topic,
+                                     self.conf.host, [self.manager])
+        self.server.start()
+        LOG.info('korora-vtpm-manager of %s serving topic %s with the TPM '
+                 'at %s', self.conf.host, self.conf.korora.manager_topic,
+                 self.conf.korora.tcti)
+
+    def stop(self, graceful=True):
+        if self.server is not None:
+            self.server.stop()
+            self.server.wait()
+        if self.manager is not None:
+            self.manager.stop()
+        super().stop(graceful)
