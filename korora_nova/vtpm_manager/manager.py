@@ -29,10 +29,15 @@ class VTPMManager:
 
     target = messaging.Target(version='1.0')
 
-    def __init__(self, conf, verifier_api=None):
+    def __init__(self, conf, host=None, tcti=None, state_path=None,
+                 verifier_api=None):
+        """host, tcti and state_path default to [DEFAULT] host, [korora]
+        tcti and [korora] state_path."""
         self.conf = conf
-        self.host = conf.host
-        self.connection = tpm_connection.TPMConnection(conf.korora.tcti)
+        self.host = host or conf.host
+        self.state_path = state_path or conf.korora.state_path
+        self.connection = tpm_connection.TPMConnection(
+            tcti or conf.korora.tcti)
         self.ak = attestation_key.AttestationKey(
             self.connection, conf.korora.ak_algorithm,
             int(conf.korora.ak_persistent_handle, 0))
@@ -47,7 +52,7 @@ class VTPMManager:
     def start(self):
         self_measurement.measure_once_per_boot(
             self.connection, self.ak, self.conf,
-            os.path.join(self.conf.korora.state_path, 'self-measurement'))
+            os.path.join(self.state_path, 'self-measurement'))
         self._last_values = quote.read_pcrs(self.connection, self.selection)
         self._stop.clear()
         self._watcher = threading.Thread(target=self._watch_pcrs,

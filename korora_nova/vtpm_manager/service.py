@@ -22,7 +22,7 @@ class VTPMManagerService(service.Service):
         self.manager = manager_module.VTPMManager(self.conf)
         self.manager.start()
         self.server = rpc.get_server(self.conf.korora.manager_topic,
-                                     self.conf.host, [self.manager])
+                                     self.manager.host, [self.manager])
         self.server.start()
         LOG.info('korora-vtpm-manager of %s serving topic %s with the TPM '
                  'at %s', self.conf.host, self.conf.korora.manager_topic,

@@ -1,0 +1,83 @@
+"""TrustedVTPMFilter: only hosts whose vTPM manager holds a fresh, trusted
+attestation verdict.
+
+Verdicts are read from the verifier's database ([korora_database]), never
+from the message bus, so nothing injected on the bus can make a host
+pass. One query per scheduling request serves every candidate host.
+"""
+
+import datetime
+
+from nova.scheduler import filters
+from nova.virt import hardware
+from oslo_db import exception as db_exception
+from oslo_log import log as logging
+
+from korora_nova import conf
+from korora_nova.db import api as db
+
+CONF = conf.CONF
+LOG = logging.getLogger(__name__)
+
+EXTRA_SPEC = 'korora:trusted_host'
+
+
+def applies_to(spec_obj):
+    """vTPM instances, flavors asking for it, or every instance."""
+    if CONF.korora.enforce_for_all_instances:
+        return True
+    flavor = spec_obj.flavor
+    if flavor.extra_specs.get(EXTRA_SPEC) == 'required':
+        return True
+    return hardware.get_vtpm_constraint(flavor, spec_obj.image) is not None
+
+
+class TrustedVTPMFilter(filters.BaseHostFilter):
+    """Pass only hosts with a trusted verdict younger than trust_ttl."""
+
+    RUN_ON_REBUILD = False
+    # Trust is looked up once per request, not per instance of it.
+    run_filter_once_per_request = True
+
+    def filter_all(self, filter_obj_list, spec_obj):
+        if not applies_to(spec_obj):
+            return filter_obj_list
+        trust = self._trust()
+        if trust is None:
+            return []
+        cutoff = db.utcnow() - datetime.timedelta(
+            seconds=CONF.korora.trust_ttl)
+        return [host_state for host_state in filter_obj_list
+                if self._passes(host_state.host, trust, cutoff)]
+
+    def host_passes(self, host_state, spec_obj):
+        return bool(self.filter_all([host_state], spec_obj))
+
+    @staticmethod
+    def _trust():
+        try:
+            return db.host_trust_all()
+        except (db.DatabaseError, db_exception.DBError) as error:
+            LOG.error('TrustedVTPMFilter: the verifier database cannot be '
+                      'read (%s): no host is trusted', error)
+            return None
+
+    @staticmethod
+    def _passes(host, trust, cutoff):
+        entry = trust.get(host)
+        if entry is None:
+            LOG.info('%s: not a trusted vTPM destination: no verdict (is '
+                     'the host enrolled with korora-verifier?)', host)
+            return False
+        trusted, summary, verified_at = entry
+        if verified_at < cutoff:
+            LOG.info('%s: not a trusted vTPM destination: last verdict of '
+                     '%s is older than trust_ttl (%d s): is korora-verifier '
+                     'running?', host, verified_at.isoformat(
+                         timespec='seconds'), CONF.korora.trust_ttl)
+            return False
+        if not trusted:
+            LOG.info('%s: not a trusted vTPM destination: %s', host,
+                     summary)
+            return False
+        return True
