@@ -40,3 +40,23 @@ class EnrollmentError(KororaError):
 
 class PolicyError(KororaError):
     """A reference policy file is malformed."""
+
+
+class HostNotFound(KororaError):
+    """No enrolled host has that name."""
+
+
+class HostExists(KororaError):
+    """A host of that name is already enrolled."""
+
+
+class PolicyNotFound(KororaError):
+    """No reference policy has that name (and version)."""
+
+
+class PolicyExists(KororaError):
+    """That version of the policy was imported already."""
+
+
+class DatabaseError(KororaError):
+    """The verifier database cannot be reached or used."""

@@ -8,8 +8,12 @@ at once. No exception other than the project's own leaves this module.
 import hmac
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import utils
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import serialization
 from tpm2_pytss.constants import TPM2_ALG
 
@@ -45,7 +49,7 @@ def load_public_key(data):
     for loader in loaders:
         try:
             key = loader(data)
-        except (ValueError, TypeError, RuntimeError,
+        except (ValueError, TypeError, RuntimeError, UnsupportedAlgorithm,
                 exception.EvidenceError):
             continue
         if isinstance(key, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey)):
@@ -73,6 +77,17 @@ class _Checks:
         self.reasons.append(verdict.Reason(code, message))
 
 
+_HASHES = {'sha256': hashes.SHA256(), 'sha384': hashes.SHA384(),
+           'sha512': hashes.SHA512()}
+_ECDSA = {name: ec.ECDSA(algorithm) for name, algorithm in _HASHES.items()}
+_PKCS1 = padding.PKCS1v15()
+# A TPM salts RSA-PSS with the digest size or the largest size the key
+# allows (TPM 2.0 Part 1, B.7): accept either.
+_PSS = {name: padding.PSS(mgf=padding.MGF1(algorithm),
+                          salt_length=padding.PSS.AUTO)
+        for name, algorithm in _HASHES.items()}
+
+
 def _check_signature(checks, signature_bytes, message, ak_key):
     """Verify the TPMT_SIGNATURE; return its hash name or None."""
     try:
@@ -80,25 +95,32 @@ def _check_signature(checks, signature_bytes, message, ak_key):
     except exception.EvidenceError as error:
         checks.fail(verdict.MALFORMED, str(error))
         return None
-    key_type = _KEY_TYPES.get(signature.sigAlg)
-    hash_name = _SIGNATURE_HASHES.get(signature.signature.any.hashAlg)
+    key_type = _KEY_TYPES.get(signature.scheme)
+    hash_name = _SIGNATURE_HASHES.get(signature.hash_alg)
     if key_type is None or hash_name is None:
         checks.fail(verdict.UNSUPPORTED,
                     'signature scheme 0x%04x with hash 0x%04x is not '
                     'accepted (ECDSA, RSASSA or RSA-PSS with SHA-256 or '
-                    'stronger)' % (int(signature.sigAlg),
-                                   int(signature.signature.any.hashAlg)))
+                    'stronger)' % (signature.scheme, signature.hash_alg))
         return None
     if not isinstance(ak_key, key_type):
         checks.fail(verdict.SIGNATURE,
                     'signature is %s but the enrolled AK is a %s key'
-                    % (_scheme_name(signature.sigAlg),
+                    % (_scheme_name(signature.scheme),
                        'RSA' if isinstance(ak_key, rsa.RSAPublicKey)
                        else 'EC'))
         return None
     try:
-        signature.verify_signature(ak_key, message)
-    except (InvalidSignature, ValueError, TypeError):
+        if signature.scheme == TPM2_ALG.ECDSA:
+            r, s = (int.from_bytes(v, 'big') for v in signature.values)
+            ak_key.verify(utils.encode_dss_signature(r, s), message,
+                          _ECDSA[hash_name])
+        else:
+            pad = _PKCS1 if signature.scheme == TPM2_ALG.RSASSA else (
+                _PSS[hash_name])
+            ak_key.verify(signature.values[0], message, pad,
+                          _HASHES[hash_name])
+    except (InvalidSignature, ValueError):
         checks.fail(verdict.SIGNATURE,
                     'signature does not verify with the enrolled AK')
         return None
@@ -198,9 +220,13 @@ def appraise_quote(quote, ak_key, expected_nonce, policy=None,
                                       quote.pcr_values):
             checks.fail(reason.code, reason.message)
     trusted = valid and not checks.reasons
+    quoted = None
+    if values_genuine:
+        quoted = {}
+        for bank, index in attestation.pcr_selection:
+            quoted.setdefault(bank, {})[index] = quote.pcr_values[bank][index]
     return verdict.Verdict(trusted, valid, tuple(checks.reasons), host,
-                           label, attestation,
-                           quote.pcr_values if values_genuine else None)
+                           label, attestation, quoted)
 
 
 def appraise_certification(message, signature, ak_key, expected_nonce,
@@ -228,11 +254,16 @@ def appraise_certification(message, signature, ak_key, expected_nonce,
     except exception.EvidenceError as error:
         checks.fail(verdict.MALFORMED, str(error))
     else:
-        if not hmac.compare_digest(bytes(public.get_name()),
-                                   attestation.certified_name):
-            checks.fail(verdict.CERTIFIED_KEY,
-                        'the key presented is not the key the AK '
-                        'certified')
+        try:
+            name = bytes(public.get_name())
+        except (ValueError, TypeError):
+            checks.fail(verdict.MALFORMED,
+                        'certified key has no usable name algorithm')
+        else:
+            if not hmac.compare_digest(name, attestation.certified_name):
+                checks.fail(verdict.CERTIFIED_KEY,
+                            'the key presented is not the key the AK '
+                            'certified')
     valid = not checks.reasons
     return verdict.Verdict(valid, valid, tuple(checks.reasons), host,
                            None, attestation)

@@ -9,6 +9,7 @@ they are used to build the chain but trusted only through an anchor.
 import datetime
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -31,7 +32,7 @@ def load_certificate(data):
               else x509.load_der_x509_certificate)
     try:
         return loader(data)
-    except ValueError as error:
+    except (ValueError, x509.InvalidVersion) as error:
         raise exception.EndorsementError(
             'EK certificate cannot be parsed: %s' % error)
 
@@ -109,7 +110,11 @@ def verify_chain(certificate, anchors, intermediates=(), now=None):
 
 def public_key_matches(certificate, ek_public_der):
     """True if the certificate names the EK the TPM presented."""
-    certified = certificate.public_key().public_bytes(
-        serialization.Encoding.DER,
-        serialization.PublicFormat.SubjectPublicKeyInfo)
+    try:
+        certified = certificate.public_key().public_bytes(
+            serialization.Encoding.DER,
+            serialization.PublicFormat.SubjectPublicKeyInfo)
+    except (ValueError, UnsupportedAlgorithm) as error:
+        raise exception.EndorsementError(
+            'EK certificate holds a key of an unsupported kind: %s' % error)
     return certified == ek_public_der

@@ -37,6 +37,7 @@ class Challenge:
     credential_blob: bytes      # marshalled TPM2B_ID_OBJECT
     encrypted_secret: bytes     # marshalled TPM2B_ENCRYPTED_SECRET
     secret: bytes = dataclasses.field(repr=False, default=b'')
+    ak_name: bytes = b''        # the AK the challenge was made for
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,8 +83,12 @@ def challenge(host, endorsement, ak_public, anchors,
     """
     ek_public = evidence.parse_public(endorsement.public, 'EK public key')
     certificate = ek_certificate.load_certificate(endorsement.certificate)
-    if not ek_certificate.public_key_matches(certificate,
-                                             ek_public.to_der()):
+    try:
+        ek_der = ek_public.to_der()
+    except (ValueError, TypeError) as error:
+        raise exception.EndorsementError(
+            '%s: the EK is not an RSA or NIST-curve key: %s' % (host, error))
+    if not ek_certificate.public_key_matches(certificate, ek_der):
         raise exception.EndorsementError(
             '%s: the EK certificate is for another key than the TPM\'s EK'
             % host)
@@ -101,8 +106,10 @@ def challenge(host, endorsement, ak_public, anchors,
             '%s: the EK cannot decrypt: not an endorsement key' % host)
     ak = check_ak(ak_public)
     secret = os.urandom(SECRET_SIZE)
-    blob, encrypted = make_credential(ek_public, secret, ak.get_name())
-    return Challenge(blob.marshal(), encrypted.marshal(), secret)
+    name = ak.get_name()
+    blob, encrypted = make_credential(ek_public, secret, name)
+    return Challenge(blob.marshal(), encrypted.marshal(), secret,
+                     bytes(name))
 
 
 def finish(host, endorsement, ak_public, sent, answer,
@@ -114,6 +121,10 @@ def finish(host, endorsement, ak_public, sent, answer,
             '%s: credential activation failed: the AK is not in the TPM '
             'that holds the certified EK' % host)
     ak = evidence.parse_public(ak_public, 'AK public key')
+    if bytes(ak.get_name()) != sent.ak_name:
+        raise exception.EnrollmentError(
+            '%s: the AK presented is not the one the challenge was made '
+            'for' % host)
     pem = serialization.load_der_public_key(ak.to_der()).public_bytes(
         serialization.Encoding.PEM,
         serialization.PublicFormat.SubjectPublicKeyInfo)

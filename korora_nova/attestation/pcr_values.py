@@ -30,6 +30,20 @@ MAX_DIGESTS_PER_LIST = 8    # TPML_DIGEST.digests in libtss2
 MAX_DIGEST_SIZE = 64        # TPM2B_DIGEST.buffer in libtss2
 
 
+def pcr_index(text):
+    """A PCR index written as plain decimal digits ("7", "23"), or None.
+
+    Stricter than int(): " 7", "+7", "1_0" and "07" are not indices, so
+    two spellings can never name the same PCR.
+    """
+    if not isinstance(text, str) or not text.isdigit() or not text.isascii():
+        return None
+    if len(text) > 2 or (len(text) > 1 and text[0] == '0'):
+        return None
+    number = int(text)
+    return number if number <= MAX_PCR_INDEX else None
+
+
 def bank_name(alg):
     try:
         return BANKS[alg]
@@ -47,6 +61,10 @@ def parse_selection(entries):
         entries = [entries]
     pairs = []
     for entry in entries:
+        if not isinstance(entry, str):
+            raise exception.ConfigurationError(
+                'PCR selection %r: expected text like "sha256:0,1,7"'
+                % (entry,))
         bank, _, indices = entry.strip().partition(':')
         bank = bank.strip().lower()
         if bank not in DIGEST_SIZES or not indices:
@@ -208,14 +226,14 @@ def from_json(document):
             raise exception.EvidenceError(
                 'PCR values: unknown bank %r or too many PCRs' % (bank,))
         for index, digest in pcrs.items():
+            number = pcr_index(index)
             try:
-                number, value = int(index), bytes.fromhex(digest)
+                value = bytes.fromhex(digest)
             except (TypeError, ValueError):
+                value = b''
+            if number is None or len(value) != size:
                 raise exception.EvidenceError(
-                    'PCR values: %s:%r is malformed' % (bank, index))
-            if not 0 <= number <= MAX_PCR_INDEX or len(value) != size:
-                raise exception.EvidenceError(
-                    'PCR values: %s:%s is not a PCR or not %d bytes'
-                    % (bank, index, size))
+                    'PCR values: %s:%s must be a PCR index (0-%d) with a '
+                    '%d-byte hex digest' % (bank, index, MAX_PCR_INDEX, size))
             values.setdefault(bank, {})[number] = value
     return values

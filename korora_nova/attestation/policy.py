@@ -82,6 +82,10 @@ def from_json(document):
             raise exception.PolicyError(
                 'policy %s: unknown PCR bank %r (use one of %s)'
                 % (name, bank, ', '.join(sorted(pcr_values.DIGEST_SIZES))))
+        if not pcrs:
+            # An empty bank would make a policy that allows everything.
+            raise exception.PolicyError(
+                'policy %s: bank %s names no PCR' % (name, bank))
         for index, values in pcrs.items():
             key = (bank, _index(name, bank, index))
             allowed[key] = _digests(name, bank, index, values, size)
@@ -89,11 +93,8 @@ def from_json(document):
 
 
 def _index(name, bank, index):
-    try:
-        number = int(index)
-    except (TypeError, ValueError):
-        number = -1
-    if not 0 <= number <= pcr_values.MAX_PCR_INDEX:
+    number = pcr_values.pcr_index(index)
+    if number is None:
         raise exception.PolicyError(
             'policy %s: %s PCR %r is not an index from 0 to %d'
             % (name, bank, index, pcr_values.MAX_PCR_INDEX))

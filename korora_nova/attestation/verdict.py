@@ -37,7 +37,7 @@ class Verdict:
     host: str = None
     policy: str = None
     attestation: object = None   # evidence.Attestation, when it parsed
-    pcr_values: dict = None
+    pcr_values: dict = None      # the quoted values, when they verified
 
     def codes(self):
         return {reason.code for reason in self.reasons}

@@ -23,24 +23,12 @@ _lock = threading.Lock()
 _facade = {}
 
 
-class HostNotFound(exception.KororaError):
-    pass
-
-
-class HostExists(exception.KororaError):
-    pass
-
-
-class PolicyNotFound(exception.KororaError):
-    pass
-
-
-class PolicyExists(exception.KororaError):
-    pass
-
-
-class DatabaseError(exception.KororaError):
-    """The database cannot be reached or refused the operation."""
+# The errors callers catch, here for short names in this module.
+HostNotFound = exception.HostNotFound
+HostExists = exception.HostExists
+PolicyNotFound = exception.PolicyNotFound
+PolicyExists = exception.PolicyExists
+DatabaseError = exception.DatabaseError
 
 
 @enginefacade.transaction_context_provider

@@ -70,3 +70,72 @@ class SoftwareTPMFixture(fixtures.Fixture):
 
     def endorsement(self):
         return endorsement.read_endorsement(self.connection, EK_TYPES)
+
+
+class VerifierDatabaseFixture(fixtures.Fixture):
+    """A fresh SQLite verifier database, schema synced."""
+
+    def __init__(self, conf_fixture):
+        super().__init__()
+        self.conf_fixture = conf_fixture
+
+    def _setUp(self):
+        from korora_nova.db import api as db
+        from korora_nova.db import migration
+
+        folder = self.useFixture(fixtures.TempDir()).path
+        self.path = os.path.join(folder, 'korora.sqlite')
+        self.conf_fixture.config(group='korora_database',
+                                 connection='sqlite:///' + self.path)
+        self.addCleanup(db.dispose)
+        migration.db_sync()
+
+
+class VTPMManagerFixture(fixtures.Fixture):
+    """A running vTPM manager for one simulated compute host: its own
+    swtpm, its own state folder, an RPC server on [DEFAULT]
+    transport_url."""
+
+    def __init__(self, host, tpm=None, verifier_api=None, state_path=None):
+        super().__init__()
+        self.host = host
+        self.tpm_fixture = tpm
+        self.verifier_api = verifier_api
+        self.state_path = state_path
+
+    def _setUp(self):
+        from korora_nova import conf
+        from korora_nova import rpc
+        from korora_nova.vtpm_manager import manager
+
+        if self.tpm_fixture is None:
+            self.tpm_fixture = self.useFixture(SoftwareTPMFixture())
+        # The manager owns the TPM: the fixture's own connection steps back.
+        self.tpm_fixture.connection.close()
+        self.state_path = (self.state_path or
+                           self.useFixture(fixtures.TempDir()).path)
+        self.manager = manager.VTPMManager(
+            conf.CONF, host=self.host, tcti=self.tpm_fixture.tpm.tcti,
+            state_path=self.state_path, verifier_api=self.verifier_api)
+        self.manager.start()
+        self.server = rpc.get_server(conf.CONF.korora.manager_topic,
+                                     self.host, [self.manager])
+        self.server.start()
+        self.running = True
+        self.addCleanup(self.stop)
+
+    def stop(self):
+        """Stop the manager (a host whose agent died); idempotent."""
+        if self.running:
+            self.running = False
+            self.server.stop()
+            self.server.wait()
+            self.manager.stop()
+
+    def extend_pcr(self, index, data):
+        """A change on the host: extend a PCR through the manager's own
+        connection (swtpm serves one client at a time)."""
+        from korora_nova.tpm import quote
+
+        return quote.extend_pcr(self.manager.connection, 'sha256', index,
+                                data)

@@ -171,11 +171,20 @@ class SoftwareTPM:
             return
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            try:
-                os.kill(self.pid, 0)
-            except ProcessLookupError:
+            if not _running(self.pid):
                 break
-            time.sleep(0.02)
+            time.sleep(0.01)
         else:
             os.kill(self.pid, signal.SIGKILL)
         self.pid = None
+
+
+def _running(pid):
+    """False once the process exited, even before it is reaped: swtpm
+    daemonizes, so its parent is init, which may reap it late."""
+    try:
+        with open('/proc/%d/stat' % pid) as stat:
+            state = stat.read().rpartition(')')[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ('Z', 'X')

@@ -64,6 +64,28 @@ def appraise_host(host, quote, nonce, policies):
     return first
 
 
+def record_policy(manager_api, host_name, name, version):
+    """A policy allowing exactly what a known-good host quotes now.
+
+    The quote must verify against the host's enrolled AK and the fresh
+    nonce; only then are its PCR values taken as the reference.
+    """
+    host = db.host_get(host_name)
+    nonce = os.urandom(NONCE_SIZE)
+    quote = manager_api.attest(host_name, nonce)
+    verdict = appraisal.appraise_quote(
+        quote, appraisal.load_public_key(host.ak_public), nonce, None,
+        previous_clock(host), host=host_name)
+    if not verdict.evidence_valid:
+        raise exception.EvidenceError(
+            'cannot record a policy from %s: %s'
+            % (host_name, verdict.summary()))
+    # Only values the TPM signed: a host cannot slip in unquoted PCRs.
+    reference = policy_module.from_values(name, version, verdict.pcr_values)
+    db.policy_create(reference)
+    return reference
+
+
 class Attestor:
     """Attests hosts; shared by the verifier service and korora-manage."""
 
