@@ -19,17 +19,16 @@ _transports = {}
 
 def get_transport():
     """The RPC transport of [DEFAULT] transport_url, one per process."""
-    url = CONF.transport_url
-    if url not in _transports:
-        _transports[url] = messaging.get_rpc_transport(CONF)
-    return _transports[url]
+    if 'rpc' not in _transports:
+        _transports['rpc'] = messaging.get_rpc_transport(CONF)
+    return _transports['rpc']
 
 
 def get_notification_transport():
-    key = ('notifications', CONF.transport_url)
-    if key not in _transports:
-        _transports[key] = messaging.get_notification_transport(CONF)
-    return _transports[key]
+    if 'notifications' not in _transports:
+        _transports['notifications'] = messaging.get_notification_transport(
+            CONF)
+    return _transports['notifications']
 
 
 def cleanup():

@@ -58,7 +58,7 @@ def parse_selection(entries):
     Returns an ordered list of (bank, index) pairs.
     """
     if isinstance(entries, str):
-        entries = [entries]
+        entries = entries.split('+')
     pairs = []
     for entry in entries:
         if not isinstance(entry, str):

@@ -1,4 +1,9 @@
-"""What korora's daemons do before they serve: options, logs, backend."""
+"""What korora's daemons do before they serve: backend, options, logs.
+
+Import this module before anything that imports oslo_service.service:
+that import would otherwise select oslo.service's eventlet backend. Our
+daemons need no eventlet: native threads serve RPC and timers.
+"""
 
 import sys
 
@@ -7,15 +12,25 @@ from oslo_service import backend
 
 from korora_nova import conf
 
+backend.init_backend(backend.BackendType.THREADING)
+
 CONF = conf.CONF
 
 
 def prepare(name, argv=None):
     """Parse options and set up logging for daemon `name`."""
-    # Our daemons need no eventlet: native threads serve RPC and timers.
-    backend.init_backend(backend.BackendType.THREADING)
+    conf.register_host_opt(CONF)
     logging.register_options(CONF)
+    logging.set_defaults(default_log_levels=logging.get_default_log_levels()
+                         + ['alembic=WARN'])
     CONF(sys.argv[1:] if argv is None else argv, project='korora',
          prog=name)
     logging.setup(CONF, 'korora')
     return CONF
+
+
+def fail(name, error):
+    """Say why the daemon cannot start, and return its exit status."""
+    print('%s: cannot start: %s' % (name, error), file=sys.stderr)
+    logging.getLogger(name).error('cannot start: %s', error)
+    return 1

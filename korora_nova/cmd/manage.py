@@ -154,7 +154,7 @@ def host_enroll(args):
     from korora_nova.vtpm_manager import rpcapi
     if args.policy:
         db.policy_get(args.policy)
-    host = verifier_enrollment.enroll(rpcapi.VTPMManagerAPI(), args.host,
+    host = verifier_enrollment.enroll(rpcapi.VTPMManagerAPI(), args.host_name,
                                       args.policy, args.trust_on_first_use)
     print('%s enrolled: EK %s (certificate sha256 %s), AK %s, policy %s%s'
           % (host.name, host.ek_type, host.ek_certificate_sha256,
@@ -191,7 +191,7 @@ def _trust_word(entry):
 
 def host_show(args):
     from korora_nova.db import api as db
-    host = db.host_get(args.host)
+    host = db.host_get(args.host_name)
     trust = db.host_trust_all().get(host.name)
     print('host:                %s' % host.name)
     print('trust:               %s' % _trust_word(trust))
@@ -214,13 +214,13 @@ def host_show(args):
 
 def host_remove(args):
     from korora_nova.db import api as db
-    db.host_delete(args.host)
-    print('%s removed' % args.host)
+    db.host_delete(args.host_name)
+    print('%s removed' % args.host_name)
     return EXIT_OK
 
 
 def host_attest(args):
-    verdict = _attestor().attest(args.host)
+    verdict = _attestor().attest(args.host_name)
     print(verdict.summary())
     return EXIT_OK if verdict.trusted else EXIT_NEGATIVE
 
@@ -228,8 +228,8 @@ def host_attest(args):
 def host_set_policy(args):
     from korora_nova.db import api as db
     db.policy_get(args.policy)
-    db.host_set_policy(args.host, args.policy)
-    print('%s now judged by policy %s' % (args.host, args.policy))
+    db.host_set_policy(args.host_name, args.policy)
+    print('%s now judged by policy %s' % (args.host_name, args.policy))
     return EXIT_OK
 
 
@@ -249,10 +249,10 @@ def policy_record(args):
     from korora_nova.verifier import attestation
     from korora_nova.vtpm_manager import rpcapi
     reference = attestation.record_policy(rpcapi.VTPMManagerAPI(),
-                                          args.host, args.name,
+                                          args.host_name, args.policy_name,
                                           args.version)
     print('policy %s recorded from %s (%d PCRs, active)'
-          % (reference.label, args.host, len(reference.allowed)))
+          % (reference.label, args.host_name, len(reference.allowed)))
     return EXIT_OK
 
 
@@ -269,22 +269,22 @@ def policy_list(args):
 
 def policy_show(args):
     from korora_nova.db import api as db
-    row = db.policy_get(args.name, args.version)
+    row = db.policy_get(args.policy_name, args.version)
     print(json.dumps(json.loads(row.document), indent=2, sort_keys=True))
     return EXIT_OK
 
 
 def policy_activate(args):
     from korora_nova.db import api as db
-    db.policy_set_active(args.name, args.version, True)
-    print('policy %s v%d active' % (args.name, args.version))
+    db.policy_set_active(args.policy_name, args.version, True)
+    print('policy %s v%d active' % (args.policy_name, args.version))
     return EXIT_OK
 
 
 def policy_deactivate(args):
     from korora_nova.db import api as db
-    db.policy_set_active(args.name, args.version, False)
-    print('policy %s v%d inactive' % (args.name, args.version))
+    db.policy_set_active(args.policy_name, args.version, False)
+    print('policy %s v%d inactive' % (args.policy_name, args.version))
     return EXIT_OK
 
 
@@ -304,7 +304,12 @@ def _category(subparsers, name, help_text):
     return actions
 
 
-HOST = (('host',), {'help': 'Nova compute host name ([DEFAULT] host).'})
+# Not "name": oslo.config's sub-command namespace uses that for the
+# category chosen.
+POLICY_NAME = (('policy_name',), {'metavar': 'NAME', 'help': 'Policy name.'})
+HOST = (('host_name',),
+        {'metavar': 'HOST',
+         'help': 'Nova compute host name ([DEFAULT] host).'})
 
 
 def add_command_parsers(subparsers):
@@ -339,18 +344,18 @@ def add_command_parsers(subparsers):
                             'help': 'Import without activating it.'}))
     _add(actions, 'record', policy_record,
          'Record the PCR values a known-good enrolled host quotes now as '
-         'a new active policy.', HOST, (('name',), {'help': 'Policy name.'}),
+         'a new active policy.', HOST, POLICY_NAME,
          (('--version',), {'type': int, 'default': 1,
                            'help': 'Policy version (default 1).'}))
     _add(actions, 'list', policy_list, 'List policies and versions.')
     _add(actions, 'show', policy_show, 'Print a policy.',
-         (('name',), {}), (('--version',), {'type': int}))
+         POLICY_NAME, (('--version',), {'type': int}))
     _add(actions, 'activate', policy_activate,
          'Accept hosts that match this version.',
-         (('name',), {}), (('version',), {'type': int}))
+         POLICY_NAME, (('version',), {'type': int}))
     _add(actions, 'deactivate', policy_deactivate,
          'Stop accepting hosts that match only this version.',
-         (('name',), {}), (('version',), {'type': int}))
+         POLICY_NAME, (('version',), {'type': int}))
 
     evidence_parser = subparsers.add_parser(
         'evidence', help='Judge attestation evidence offline.')
@@ -387,6 +392,7 @@ category_opt = cfg.SubCommandOpt('category', title='Command categories',
 
 def main(argv=None):
     CONF.register_cli_opt(category_opt)
+    conf.register_host_opt(CONF)
     logging.register_options(CONF)
     logging.set_defaults(default_log_levels=logging.get_default_log_levels()
                          + ['alembic=WARN'])

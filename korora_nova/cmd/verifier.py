@@ -2,23 +2,20 @@
 
 import sys
 
-from oslo_service import service
-
-from korora_nova.cmd import daemon
+from korora_nova.cmd import daemon  # first: selects native threads
 from korora_nova import exception
 from korora_nova.verifier import service as verifier_service
 
+NAME = 'korora-verifier'
+
 
 def main(argv=None):
-    conf = daemon.prepare('korora-verifier', argv)
+    conf = daemon.prepare(NAME, argv)
     try:
-        launcher = service.launch(
-            conf, verifier_service.VerifierService(conf),
-            workers=conf.korora.verifier_workers, restart_method='mutate')
-        launcher.wait()
+        verifier_service.preflight(conf)
     except exception.KororaError as error:
-        print('korora-verifier: %s' % error, file=sys.stderr)
-        return 1
+        return daemon.fail(NAME, error)
+    verifier_service.launch(conf).wait()
     return 0
 
 

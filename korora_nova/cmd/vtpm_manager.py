@@ -2,23 +2,22 @@
 
 import sys
 
-from oslo_service import service
-
-from korora_nova.cmd import daemon
+from korora_nova.cmd import daemon  # first: selects native threads
 from korora_nova import exception
 from korora_nova.vtpm_manager import service as manager_service
 
+NAME = 'korora-vtpm-manager'
+
 
 def main(argv=None):
-    conf = daemon.prepare('korora-vtpm-manager', argv)
+    conf = daemon.prepare(NAME, argv)
     try:
-        launcher = service.launch(
-            conf, manager_service.VTPMManagerService(conf), workers=1,
-            restart_method='mutate')
-        launcher.wait()
+        # In this process, before the service forks: a broken set-up ends
+        # the daemon with its reason instead of a restart loop.
+        manager_service.preflight(conf)
     except exception.KororaError as error:
-        print('korora-vtpm-manager: %s' % error, file=sys.stderr)
-        return 1
+        return daemon.fail(NAME, error)
+    manager_service.launch(conf).wait()
     return 0
 
 

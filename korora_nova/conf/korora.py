@@ -1,5 +1,7 @@
 """Options of the [korora] group."""
 
+import socket
+
 from oslo_config import cfg
 
 GROUP = cfg.OptGroup(
@@ -40,12 +42,20 @@ tpm_opts = [
              'the TPM\'s NV memory is used.'),
 ]
 
+host_opt = cfg.StrOpt(
+    'host',
+    default=socket.gethostname(),
+    sample_default='<current_hostname>',
+    help='This host\'s Nova compute host name, as in nova.conf [DEFAULT] '
+         'host: the vTPM manager serves RPC under this name and the '
+         'verifier enrolls hosts by it.')
+
 attestation_opts = [
-    cfg.ListOpt(
+    cfg.StrOpt(
         'pcr_selection',
-        default=['sha256:0,1,2,3,4,5,6,7,10'],
-        help='PCRs that an attestation quote covers, as BANK:INDEX,... '
-             'entries (tpm2-tools syntax), for example '
+        default='sha256:0,1,2,3,4,5,6,7,10',
+        help='PCRs that an attestation quote covers, in tpm2-tools syntax: '
+             'BANK:INDEX,INDEX,... with banks joined by "+", for example '
              '"sha256:0,1,2,3,7,10".'),
     cfg.StrOpt(
         'ek_ca_bundle',
@@ -146,10 +156,15 @@ def register_opts(conf):
     conf.register_opts(db_options.database_opts, group=DATABASE_GROUP)
     conf.set_default('connection', 'sqlite:////var/lib/korora/korora.sqlite',
                      group=DATABASE_GROUP)
+    # nova-scheduler reads verdicts through this section: an unreachable
+    # database must fail the request at once (no host passes), not stall
+    # it through oslo.db's start-up retries.
+    conf.set_default('max_retries', 0, group=DATABASE_GROUP)
 
 
 def list_opts():
     from oslo_db import options as db_options
 
-    return {GROUP: tpm_opts + attestation_opts + host_trust_opts,
+    return {'DEFAULT': [host_opt],
+            GROUP: tpm_opts + attestation_opts + host_trust_opts,
             DATABASE_GROUP: db_options.database_opts}

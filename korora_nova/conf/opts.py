@@ -4,4 +4,4 @@ from korora_nova.conf import korora
 
 
 def list_opts():
-    return [(group, opts) for group, opts in korora.list_opts().items()]
+    return list(korora.list_opts().items())

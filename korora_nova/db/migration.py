@@ -24,6 +24,12 @@ def db_sync(revision='head'):
         command.upgrade(_config(connection), revision)
 
 
+def head_version():
+    """The revision the code expects."""
+    from alembic import script
+    return script.ScriptDirectory.from_config(_config(None)).get_current_head()
+
+
 def db_version():
     engine = api.get_engine()
     with engine.connect() as connection:

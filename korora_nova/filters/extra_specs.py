@@ -13,6 +13,6 @@ def register():
                 'whose vTPM manager holds a fresh trusted attestation '
                 'verdict (TrustedVTPMFilter). vTPM flavors get this '
                 'without asking.'),
-            value={'type': str, 'enum': ['required', 'optional']},
+            value={'type': str, 'enum': ['required']},
         ),
     ]

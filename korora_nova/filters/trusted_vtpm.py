@@ -9,6 +9,7 @@ pass. One query per scheduling request serves every candidate host.
 import datetime
 
 from nova.scheduler import filters
+from nova.scheduler import utils
 from nova.virt import hardware
 from oslo_db import exception as db_exception
 from oslo_log import log as logging
@@ -40,6 +41,10 @@ class TrustedVTPMFilter(filters.BaseHostFilter):
     run_filter_once_per_request = True
 
     def filter_all(self, filter_obj_list, spec_obj):
+        # BaseHostFilter skips rebuilds in _filter_one, which this
+        # filter_all does not call.
+        if not self.RUN_ON_REBUILD and utils.request_is_rebuild(spec_obj):
+            return filter_obj_list
         if not applies_to(spec_obj):
             return filter_obj_list
         trust = self._trust()

@@ -73,20 +73,20 @@ class SoftwareTPMFixture(fixtures.Fixture):
 
 
 class VerifierDatabaseFixture(fixtures.Fixture):
-    """A fresh SQLite verifier database, schema synced."""
-
-    def __init__(self, conf_fixture):
-        super().__init__()
-        self.conf_fixture = conf_fixture
+    """A fresh SQLite verifier database, schema synced, set as
+    [korora_database] connection until cleanup."""
 
     def _setUp(self):
+        from korora_nova import conf
         from korora_nova.db import api as db
         from korora_nova.db import migration
 
         folder = self.useFixture(fixtures.TempDir()).path
         self.path = os.path.join(folder, 'korora.sqlite')
-        self.conf_fixture.config(group='korora_database',
-                                 connection='sqlite:///' + self.path)
+        conf.CONF.set_override('connection', 'sqlite:///' + self.path,
+                               group='korora_database')
+        self.addCleanup(conf.CONF.clear_override, 'connection',
+                        group='korora_database')
         self.addCleanup(db.dispose)
         migration.db_sync()
 

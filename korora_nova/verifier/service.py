@@ -15,6 +15,25 @@ from korora_nova.vtpm_manager import rpcapi as manager_rpcapi
 LOG = logging.getLogger(__name__)
 
 
+def preflight(conf):
+    """Check the database before serving; raises KororaError."""
+    from korora_nova.db import migration
+    from korora_nova import exception
+
+    current = migration.db_version()
+    head = migration.head_version()
+    if current != head:
+        raise exception.DatabaseError(
+            'the database is at schema revision %s, not %s: run '
+            '"korora-manage db sync"' % (current or 'none', head))
+
+
+def launch(conf):
+    return service.launch(conf, VerifierService(conf),
+                          workers=conf.korora.verifier_workers,
+                          restart_method='mutate')
+
+
 def make_attestor(conf):
     notifier = messaging.Notifier(
         rpc.get_notification_transport(),

@@ -9,6 +9,21 @@ from korora_nova.vtpm_manager import manager as manager_module
 LOG = logging.getLogger(__name__)
 
 
+def preflight(conf):
+    """Check the TPM and the options before serving; raises KororaError.
+    """
+    check = manager_module.VTPMManager(conf)
+    try:
+        check.ak.public      # opens the TPM, creates the AK on first run
+    finally:
+        check.connection.close()
+
+
+def launch(conf):
+    return service.launch(conf, VTPMManagerService(conf), workers=1,
+                          restart_method='mutate')
+
+
 class VTPMManagerService(service.Service):
 
     def __init__(self, conf):

@@ -46,7 +46,7 @@ class HostTrustTestCase(base.TestCase):
         messaging.transport_url = 'fake:/'
         self.addCleanup(rpc.cleanup)
         self.flags(pcr_watch_interval=0.05)
-        self.useFixture(fixtures.VerifierDatabaseFixture(self.config))
+        self.useFixture(fixtures.VerifierDatabaseFixture())
         self.verifier_api = RecordingVerifierAPI()
         self.tpm1 = self.useFixture(fixtures.SoftwareTPMFixture())
         self.tpm2 = self.useFixture(fixtures.SoftwareTPMFixture())

@@ -1,0 +1,217 @@
+"""Host trust inside real Nova 34 services.
+
+API, conductor, scheduler with TrustedVTPMFilter, three fake vTPM computes
+and Placement run in process; each compute host has its own swtpm and its
+own korora vTPM manager; the verifier attests them over the same
+in-process bus and keeps verdicts in a real SQLite database.
+"""
+
+import time
+
+import oslo_messaging as messaging
+
+from korora_nova.db import api as db
+from korora_nova import rpc
+from korora_nova.tests.functional import nova_base
+from korora_nova.tests import fixtures
+from korora_nova.verifier import attestation
+from korora_nova.verifier import enrollment
+from korora_nova.verifier import manager as verifier_manager
+from korora_nova.vtpm_manager import rpcapi
+
+POLICY = 'compute-2026-11'
+WAIT = 15.0
+
+
+class HostTrustInNovaTestBase(nova_base.NovaVTPMTestBase):
+
+    SCHEDULER_FILTERS = ('korora_nova.filters.TrustedVTPMFilter',)
+
+    def setUp(self):
+        super().setUp()
+        self.addCleanup(rpc.cleanup)
+        self.flags(pcr_watch_interval=0.05, attestation_timeout=2.0,
+                   group='korora')
+        self.useFixture(fixtures.VerifierDatabaseFixture())
+        self.notifications = []
+        self.verifier = self.start_verifier()
+        self.tpms, self.managers = {}, {}
+        for host in self.COMPUTE_HOSTS:
+            self.tpms[host] = self.useFixture(fixtures.SoftwareTPMFixture())
+            self.managers[host] = self.useFixture(
+                fixtures.VTPMManagerFixture(host, self.tpms[host]))
+        self.flags(ek_ca_bundle=self.tpms['compute-1'].ca_bundle,
+                   group='korora')
+        self.manager_api = rpcapi.VTPMManagerAPI()
+        for host in self.COMPUTE_HOSTS:
+            enrollment.enroll(self.manager_api, host)
+        attestation.record_policy(self.manager_api, 'compute-1', POLICY, 1)
+        for host in self.COMPUTE_HOSTS:
+            db.host_set_policy(host, POLICY)
+            self.assertTrue(self.attestor.attest(host).trusted)
+        self.vtpm_flavor = self.create_vtpm_flavor()
+
+    def start_verifier(self):
+        """The verifier's endpoint on the bus, as korora-verifier runs it
+        (its schedule is left off: the tests decide when rounds run)."""
+        test = self
+
+        class Notifier:
+            def info(self, ctxt, event_type, payload):
+                test.notifications.append((event_type, payload))
+
+        self.attestor = attestation.Attestor(rpcapi.VTPMManagerAPI(),
+                                             Notifier())
+        verifier = verifier_manager.Verifier(self.flags_conf(),
+                                             self.attestor)
+        server = rpc.get_server('korora-verifier', 'verifier-1', [verifier])
+        server.start()
+        self.verifier_server = server
+        self.addCleanup(self.stop_verifier)
+        return verifier
+
+    def stop_verifier(self):
+        if self.verifier_server is not None:
+            self.verifier_server.stop()
+            self.verifier_server.wait()
+            self.verifier_server = None
+            self.verifier.stop()
+
+    @staticmethod
+    def flags_conf():
+        from korora_nova import conf
+        return conf.CONF
+
+    def change_host(self, host, measurement=b'unexpected kernel module'):
+        """Something unexpected runs on host: its PCR 10 changes."""
+        self.managers[host].extend_pcr(10, measurement)
+
+    def wait_for_trust(self, host, trusted):
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            entry = db.host_trust_all().get(host)
+            if entry is not None and entry[0] == trusted:
+                return entry
+            time.sleep(0.05)
+        self.fail('%s did not become %s within %s s: %s' % (
+            host, 'trusted' if trusted else 'untrusted', WAIT,
+            db.host_trust_all().get(host)))
+
+    def filter_log(self):
+        return self.stdlog.logger.output
+
+
+class TestSchedulingOnTrustedHosts(HostTrustInNovaTestBase):
+
+    def test_vtpm_servers_boot_only_on_trusted_hosts(self):
+        for host in ('compute-2', 'compute-3'):
+            self.change_host(host)
+            self.wait_for_trust(host, False)
+        hosts = {self.server_host(self.boot_server(self.vtpm_flavor))
+                 for _ in range(3)}
+        self.assertEqual({'compute-1'}, hosts)
+        self.assertIn('compute-3: not a trusted vTPM destination: '
+                      'untrusted: compute-3: PCR sha256:10 = ',
+                      self.filter_log())
+
+    def test_a_host_whose_pcrs_change_drops_out(self):
+        self.change_host('compute-2')
+        summary = self.wait_for_trust('compute-2', False)[1]
+        self.assertIn('not allowed by policy compute-2026-11 v1', summary)
+        self.assertEqual(
+            [('korora.host.trust.update', False)],
+            [(event, payload['trusted'])
+             for event, payload in self.notifications
+             if payload['host'] == 'compute-2'][-1:])
+        server = self.boot_server(self.vtpm_flavor, host='compute-2',
+                                  expected_status='ERROR')
+        self.assertIn('No valid host',
+                      self.server_fault(server, admin=True)['message'])
+
+    def test_instances_without_vtpm_are_not_filtered(self):
+        self.change_host('compute-3')
+        self.wait_for_trust('compute-3', False)
+        plain = self.admin_api.post_flavor(
+            {'flavor': {'name': 'plain', 'ram': 512, 'vcpus': 1,
+                        'disk': 1}})['id']
+        server = self.boot_server(plain, host='compute-3')
+        self.assertEqual('compute-3', self.server_host(server))
+
+    def test_a_flavor_can_ask_for_a_trusted_host(self):
+        self.change_host('compute-3')
+        self.wait_for_trust('compute-3', False)
+        flavor = self.admin_api.post_flavor(
+            {'flavor': {'name': 'trusted', 'ram': 512, 'vcpus': 1,
+                        'disk': 1}})['id']
+        self.admin_api.post_extra_spec(
+            flavor, {'extra_specs': {'korora:trusted_host': 'required'}})
+        server = self.boot_server(flavor, host='compute-3',
+                                  expected_status='ERROR')
+        self.assertIn('No valid host',
+                      self.server_fault(server, admin=True)['message'])
+
+    def test_a_stopped_verifier_means_no_host_qualifies(self):
+        self.flags(trust_ttl=1, group='korora')
+        self.stop_verifier()
+        time.sleep(1.5)
+        server = self.boot_server(self.vtpm_flavor, expected_status='ERROR')
+        self.assertIn('No valid host',
+                      self.server_fault(server, admin=True)['message'])
+        self.assertIn('is older than trust_ttl (1 s): is korora-verifier '
+                      'running?', self.filter_log())
+
+
+class TestLiveMigrationToTrustedHosts(HostTrustInNovaTestBase):
+
+    def setUp(self):
+        super().setUp()
+        self.change_host('compute-3')
+        self.wait_for_trust('compute-3', False)
+        self.server = self.boot_server(self.vtpm_flavor)
+        self.source = self.server_host(self.server)
+        self.assertIn(self.source, ('compute-1', 'compute-2'))
+        self.other = ({'compute-1', 'compute-2'} - {self.source}).pop()
+
+    def test_no_host_named_lands_on_a_trusted_host(self):
+        migration = self.live_migrate_api(self.server)
+        self.assertEqual('completed', migration['status'])
+        self.assertEqual(self.other, self.server_host(self.server))
+
+    def test_novaclient_and_openstacksdk_land_on_trusted_hosts(self):
+        # novaclient's servers.live_migrate: the nova CLI and Horizon.
+        migration = self.live_migrate_novaclient(self.server,
+                                                 microversion='2.90')
+        self.assertEqual('completed', migration['status'])
+        self.assertEqual(self.other, self.server_host(self.server))
+        # openstacksdk's compute.live_migrate_server: `openstack server
+        # migrate --live-migration`.
+        migration = self.live_migrate_sdk(self.server)
+        self.assertEqual('completed', migration['status'])
+        self.assertEqual(self.source, self.server_host(self.server))
+
+    def test_naming_an_untrusted_host_fails_and_the_server_stays(self):
+        migration = self.live_migrate_api(self.server, host='compute-3',
+                                          microversion='2.90')
+        self.assertEqual('error', migration['status'])
+        server = self.wait_for_server(self.server, 'ACTIVE')
+        self.assertEqual(self.source, server['OS-EXT-SRV-ATTR:host'])
+        self.assertIn('compute-3: not a trusted vTPM destination',
+                      self.filter_log())
+
+    def test_forged_trust_on_the_bus_changes_nothing(self):
+        notifier = messaging.Notifier(
+            rpc.get_notification_transport(), driver='messagingv2',
+            publisher_id='korora-verifier.forged', topics=['notifications'])
+        notifier.info({}, 'korora.host.trust.update',
+                      {'host': 'compute-3', 'trusted': True,
+                       'summary': 'compute-3: trusted'})
+        # A forged PCR-change report only makes the verifier ask
+        # compute-3's TPM again, which still says no.
+        from korora_nova.verifier import rpcapi as verifier_rpcapi
+        verifier_rpcapi.VerifierAPI().pcrs_changed('compute-3')
+        time.sleep(0.5)
+        self.assertFalse(db.host_trust_all()['compute-3'][0])
+        migration = self.live_migrate_api(self.server, host='compute-3',
+                                          microversion='2.90')
+        self.assertEqual('error', migration['status'])
+        self.assertEqual(self.source, self.server_host(self.server))
