@@ -52,8 +52,11 @@ class PlacementTraits:
     def _provider(self, host):
         response = self._request('GET', '/resource_providers',
                                  params={'name': host})
-        providers = (response.json().get('resource_providers', [])
-                     if response.status_code == 200 else [])
+        if response.status_code != 200:
+            raise exception.KororaError(
+                'Placement answered %d to a look-up of %s: %s'
+                % (response.status_code, host, response.text[:200]))
+        providers = response.json().get('resource_providers', [])
         if not providers:
             raise exception.KororaError(
                 'no Placement resource provider named %s' % host)

@@ -8,6 +8,8 @@ in-process bus and keeps verdicts in a real SQLite database.
 
 import time
 
+from keystoneauth1 import adapter as ks_adapter
+from keystoneauth1 import session as ks_session
 import oslo_messaging as messaging
 
 from korora_nova.db import api as db
@@ -17,6 +19,7 @@ from korora_nova.tests import fixtures
 from korora_nova.verifier import attestation
 from korora_nova.verifier import enrollment
 from korora_nova.verifier import manager as verifier_manager
+from korora_nova.verifier import placement
 from korora_nova.vtpm_manager import rpcapi
 
 POLICY = 'compute-2026-11'
@@ -215,3 +218,53 @@ class TestLiveMigrationToTrustedHosts(HostTrustInNovaTestBase):
                                           microversion='2.90')
         self.assertEqual('error', migration['status'])
         self.assertEqual(self.source, self.server_host(self.server))
+
+
+class TestPlacementTrait(HostTrustInNovaTestBase):
+    """[korora] update_placement_traits: CUSTOM_KORORA_TRUSTED follows
+    trust, so flavors that require it are pre-filtered by Placement."""
+
+    def setUp(self):
+        super().setUp()
+        # Placement's noauth2 middleware takes the token "admin" as an
+        # admin's (keystoneauth's own noauth plugin would send "notused").
+        adapter = ks_adapter.Adapter(
+            ks_session.Session(), service_type='placement',
+            endpoint_override=self.placement_fixture.endpoint,
+            additional_headers={'x-auth-token': 'admin'})
+        self.traits = placement.PlacementTraits(self.flags_conf(), adapter)
+        self.attestor.placement = self.traits
+        # What the verifier announced when the hosts first became trusted.
+        for host in self.COMPUTE_HOSTS:
+            self.traits.set_trusted(host, True)
+
+    def provider_traits(self, host):
+        provider = self.traits._provider(host)
+        response = self.traits._request(
+            'GET', '/resource_providers/%s/traits' % provider)
+        return set(response.json()['traits'])
+
+    def test_trait_follows_trust(self):
+        for host in self.COMPUTE_HOSTS:
+            self.assertIn(placement.TRAIT, self.provider_traits(host))
+        self.change_host('compute-2')
+        self.wait_for_trust('compute-2', False)
+        self.assertNotIn(placement.TRAIT, self.provider_traits('compute-2'))
+        self.assertIn(placement.TRAIT, self.provider_traits('compute-1'))
+        # Nova's own traits stay as they were.
+        self.assertIn('COMPUTE_SECURITY_TPM_2_0',
+                      self.provider_traits('compute-2'))
+        # The operator accepts the new measurement: trusted again.
+        attestation.record_policy(self.manager_api, 'compute-2', POLICY, 2)
+        self.assertTrue(self.attestor.attest('compute-2').trusted)
+        self.assertIn(placement.TRAIT, self.provider_traits('compute-2'))
+
+    def test_placement_prefilters_on_the_trait(self):
+        self.traits.set_trusted('compute-1', False)
+        self.traits.set_trusted('compute-2', False)
+        flavor = self.create_vtpm_flavor(extra_specs=dict(
+            nova_base.VTPM_EXTRA_SPECS,
+            **{'trait:%s' % placement.TRAIT: 'required'}))
+        hosts = {self.server_host(self.boot_server(flavor))
+                 for _ in range(2)}
+        self.assertEqual({'compute-3'}, hosts)
