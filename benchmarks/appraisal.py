@@ -33,12 +33,9 @@ failed.
 import argparse
 import gc
 import hashlib
-import importlib.metadata
 import os
-import platform
 import secrets
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -49,6 +46,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric import utils as ec_utils
 from cryptography.hazmat.primitives import hashes
 
+import machine  # benchmarks/machine.py, beside this script
 from korora_nova.attestation import appraisal
 from korora_nova.attestation import evidence
 from korora_nova.attestation import pcr_values
@@ -93,38 +91,17 @@ def _arguments(argv):
     return args
 
 
-def _terminate(signum, frame):
-    # SIGTERM and SIGHUP clean up the way Ctrl-C does.
-    raise KeyboardInterrupt('signal %d' % signum)
-
-
-def _cpu_model():
-    try:
-        with open('/proc/cpuinfo') as info:
-            for line in info:
-                if line.startswith('model name'):
-                    return line.partition(':')[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or 'unknown'
-
-
 def _versions():
-    try:
-        pytss = importlib.metadata.version('tpm2-pytss')
-    except importlib.metadata.PackageNotFoundError:
-        pytss = 'unknown'
     try:
         from cryptography.hazmat.backends.openssl import backend
         openssl = backend.openssl_version_text()
     except Exception:   # only informative
         openssl = 'unknown'
     return [
-        ('Python', '%s (%s)' % (platform.python_version(),
-                                platform.python_implementation())),
+        machine.python(),
         ('cryptography', '%s, %s' % (cryptography.__version__, openssl)),
-        ('tpm2-pytss', pytss),
-        ('CPU', '%s (%d online)' % (_cpu_model(), os.cpu_count() or 0)),
+        ('tpm2-pytss', machine.package_version('tpm2-pytss')),
+        machine.cpu(),
     ]
 
 
@@ -295,8 +272,7 @@ def report(rates, args):
 
 def main(argv=None):
     args = _arguments(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
+    machine.stop_on_signals()
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
     selection = pcr_values.parse_selection(DEFAULT_SELECTION)

@@ -56,15 +56,12 @@ import argparse
 import cProfile
 import datetime
 import gc
-import importlib.metadata
 import io
 import json
 import logging
 import os
-import platform
 import pstats
 import shutil
-import signal
 import sqlite3
 import statistics
 import sys
@@ -81,6 +78,7 @@ from nova import objects
 from nova.scheduler.filters import compute_filter
 from nova.scheduler import host_manager
 
+import machine  # benchmarks/machine.py, beside this script
 from korora_nova.attestation import verdict as verdict_module
 from korora_nova import conf
 from korora_nova.db import api as db
@@ -136,36 +134,14 @@ def _arguments(argv):
     return args
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt('signal %d' % signum)
-
-
-def _cpu_model():
-    try:
-        with open('/proc/cpuinfo') as info:
-            for line in info:
-                if line.startswith('model name'):
-                    return line.partition(':')[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or 'unknown'
-
-
-def _version(name):
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return 'unknown'
-
-
 def _versions():
     return [
-        ('Python', '%s (%s)' % (platform.python_version(),
-                                platform.python_implementation())),
-        ('nova', _version('nova')),
+        machine.python(),
+        ('nova', machine.package_version('nova')),
         ('SQLAlchemy', '%s, oslo.db %s, SQLite %s' % (
-            sa.__version__, _version('oslo.db'), sqlite3.sqlite_version)),
-        ('CPU', '%s (%d online)' % (_cpu_model(), os.cpu_count() or 0)),
+            sa.__version__, machine.package_version('oslo.db'),
+            sqlite3.sqlite_version)),
+        machine.cpu(),
     ]
 
 
@@ -463,8 +439,7 @@ def profile(result, filters, requests=30):
 
 def main(argv=None):
     args = _arguments(argv)
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
+    machine.stop_on_signals()
     configure(args)
     objects.register_all()
     print('korora-nova scheduler filter benchmark')

@@ -47,12 +47,9 @@ missed, 2 if the set-up failed, 130 if interrupted.
 import argparse
 import concurrent.futures
 import datetime
-import importlib.metadata
 import logging
 import os
-import platform
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -61,6 +58,7 @@ import time
 import fixtures
 from oslo_messaging import conffixture
 
+import machine  # benchmarks/machine.py, beside this script
 from korora_nova.attestation import policy as policy_module
 from korora_nova import conf as korora_conf
 from korora_nova.db import api as db
@@ -125,36 +123,12 @@ def _arguments(argv):
     return args
 
 
-def _terminate(signum, frame):
-    # SIGTERM and SIGHUP clean up the way Ctrl-C does.
-    raise KeyboardInterrupt('signal %d' % signum)
-
-
-def _cpu_model():
-    try:
-        with open('/proc/cpuinfo') as info:
-            for line in info:
-                if line.startswith('model name'):
-                    return line.partition(':')[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or 'unknown'
-
-
-def _version(package):
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return 'unknown'
-
-
 def _versions():
     return [
-        ('Python', '%s (%s)' % (platform.python_version(),
-                                platform.python_implementation())),
-        ('oslo.messaging', _version('oslo.messaging')),
-        ('tpm2-pytss', _version('tpm2-pytss')),
-        ('CPU', '%s (%d online)' % (_cpu_model(), os.cpu_count() or 0)),
+        machine.python(),
+        ('oslo.messaging', machine.package_version('oslo.messaging')),
+        ('tpm2-pytss', machine.package_version('tpm2-pytss')),
+        machine.cpu(),
         ('load average', '%.2f %.2f %.2f' % os.getloadavg()),
     ]
 
@@ -501,8 +475,7 @@ def main(argv=None):
         level=logging.WARNING if args.verbose else logging.CRITICAL,
         format='%(levelname)s %(name)s: %(message)s')
     objects.register_all()
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
+    machine.stop_on_signals()
     workdir = tempfile.mkdtemp(prefix='korora-bench-verifier-')
     try:
         return run(args, workdir)

@@ -1,0 +1,43 @@
+"""What every benchmark here needs to say about the machine it ran on,
+and the way they all stop: SIGTERM and SIGHUP clean up as Ctrl-C does."""
+
+import importlib.metadata
+import os
+import platform
+import signal
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt('signal %d' % signum)
+
+
+def stop_on_signals():
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+
+
+def cpu_model():
+    try:
+        with open('/proc/cpuinfo') as info:
+            for line in info:
+                if line.startswith('model name'):
+                    return line.partition(':')[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or 'unknown'
+
+
+def package_version(name):
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return 'unknown'
+
+
+def python():
+    return ('Python', '%s (%s)' % (platform.python_version(),
+                                   platform.python_implementation()))
+
+
+def cpu():
+    return ('CPU', '%s (%d online)' % (cpu_model(), os.cpu_count() or 0))
