@@ -18,6 +18,7 @@ from korora_nova import exception
 
 MAX_POLICY_FILE = 1024 * 1024
 MAX_VALUES_PER_PCR = 4096
+MAX_VERSION = 2 ** 31 - 1     # a SQL INTEGER on every backend
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,10 +68,11 @@ def from_json(document):
     if not isinstance(name, str) or not name.strip() or len(name) > 255:
         raise exception.PolicyError(
             'a policy needs a "name" (text, at most 255 characters)')
-    if isinstance(version, bool) or not isinstance(version, int) or (
-            version < 1):
+    if isinstance(version, bool) or not isinstance(version, int) or not (
+            1 <= version <= MAX_VERSION):
         raise exception.PolicyError(
-            'policy %s: "version" must be a positive whole number' % name)
+            'policy %s: "version" must be a whole number from 1 to %d'
+            % (name, MAX_VERSION))
     if not isinstance(banks, dict) or not banks:
         raise exception.PolicyError(
             'policy %s: "pcrs" must map banks to PCRs to allowed values'

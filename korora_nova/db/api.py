@@ -5,6 +5,7 @@ scheduler filter share the database, not Python objects. Rows come back
 detached (oslo.db does not expire them on commit).
 """
 
+import contextlib
 import datetime
 import json
 import threading
@@ -67,12 +68,29 @@ def safe_url(url):
         return '(unparsable URL)'
 
 
+@contextlib.contextmanager
+def _translated(transaction):
+    """Run a transaction; errors oslo.db does not wrap become ours.
+
+    oslo.db re-raises some driver errors as plain SQLAlchemy ones (a
+    refused PostgreSQL connection, a wrong password, a missing MariaDB
+    table); they must not escape into nova-scheduler or a CLI.
+    """
+    try:
+        with transaction as session:
+            yield session
+    except sa.exc.SQLAlchemyError as error:
+        raise DatabaseError('database %s: %s' % (
+            safe_url(CONF.korora_database.connection),
+            str(error).splitlines()[0]))
+
+
 def reader():
-    return context_manager().reader.using(_Context())
+    return _translated(context_manager().reader.using(_Context()))
 
 
 def writer():
-    return context_manager().writer.using(_Context())
+    return _translated(context_manager().writer.using(_Context()))
 
 
 def get_engine():
@@ -231,6 +249,25 @@ def record_verdict(host_name, verdict, nonce=None, quote=None,
     Returns (verdict row, previously trusted or None if no verdict yet).
     The TPM clock of a trusted quote becomes the host's new floor.
     """
+    # Two workers may record verdicts of one host at once (a PCR-change
+    # attestation beside a scheduled one): the trust row is locked, and
+    # the loser of a race to create it tries again rather than losing
+    # its verdict.
+    for attempt in range(RECORD_ATTEMPTS):
+        try:
+            return _record_verdict(host_name, verdict, nonce, quote,
+                                   clock_info)
+        except db_exception.DBDuplicateEntry:
+            if attempt == RECORD_ATTEMPTS - 1:
+                raise DatabaseError(
+                    '%s: could not record a verdict: the trust row is '
+                    'contended' % host_name)
+
+
+RECORD_ATTEMPTS = 3
+
+
+def _record_verdict(host_name, verdict, nonce, quote, clock_info):
     now = utcnow()
     row = models.Verdict(
         host_name=host_name, trusted=verdict.trusted,
@@ -246,7 +283,8 @@ def record_verdict(host_name, verdict, nonce=None, quote=None,
     with writer() as session:
         session.add(row)
         session.flush()
-        trust = session.get(models.HostTrust, host_name)
+        trust = session.query(models.HostTrust).filter_by(
+            host_name=host_name).with_for_update().first()
         previous = trust.trusted if trust is not None else None
         if trust is None:
             trust = models.HostTrust(host_name=host_name)

@@ -11,9 +11,14 @@ from korora_nova import exception
 CONF = conf.CONF
 LOG = logging.getLogger(__name__)
 
+MAX_HOST_NAME = 255     # hosts.name, and Nova's own limit
+
 
 def enroll(manager_api, host, policy_name=None, trust_on_first_use=False):
     """Check the host's EK and AK, activate its credential, store it."""
+    if not host or len(host) > MAX_HOST_NAME:
+        raise exception.EnrollmentError(
+            'a host name is 1 to %d characters' % MAX_HOST_NAME)
     anchors = []
     if not trust_on_first_use:
         if not CONF.korora.ek_ca_bundle:

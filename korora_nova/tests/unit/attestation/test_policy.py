@@ -88,10 +88,11 @@ class LoadTest(base.TestCase):
                                'at most 255 characters')
 
     def test_bad_version(self):
-        for version in (0, -1, 1.5, '3', True, [], {}):
+        for version in (0, -1, 1.5, '3', True, [], {}, 2 ** 31):
             self.assertRefused(json.dumps(document(version=version)),
                                'policy compute-2026-11',
-                               '"version" must be a positive whole number')
+                               '"version" must be a whole number from 1 '
+                               'to 2147483647')
 
     def test_missing_or_empty_pcrs(self):
         for pcrs in (None, {}, [], 'sha256:0'):
