@@ -5,7 +5,8 @@ offline "evidence check" then starts in a fraction of the time.
 
 Exit codes: 0 success (for "evidence check": the evidence is valid, and
 trusted when a policy was given), 1 a negative answer (untrusted
-evidence), 2 a usage error (a missing or unreadable file, a bad option).
+evidence, a changed or truncated audit log), 2 a usage error (a missing
+or unreadable file, a bad option, an unknown host or migration).
 """
 
 import json
@@ -288,6 +289,98 @@ def policy_deactivate(args):
     return EXIT_OK
 
 
+# audit
+
+def _expected_head(text):
+    seq, _, entry_hash = text.partition(':')
+    try:
+        seq = int(seq)
+        bytes.fromhex(entry_hash)
+    except ValueError:
+        seq = None
+    if seq is None or seq < 1 or len(entry_hash) != 64:
+        raise UsageError('--head %r is not SEQ:HASH (the seq and the 64 '
+                         'hex digits "audit anchor" printed)' % text)
+    return seq, entry_hash.lower()
+
+
+def audit_verify(args):
+    from korora_nova.migration import audit
+    report = audit.verify(_expected_head(args.head) if args.head else None)
+    for line in report.summary():
+        print(line)
+    return EXIT_OK if report.ok else EXIT_NEGATIVE
+
+
+def audit_anchor(args):
+    from korora_nova.migration import audit
+    from korora_nova.vtpm_manager import rpcapi
+    row = audit.anchor(rpcapi.VTPMManagerAPI(), args.host_name)
+    signed = evidence.parse_attestation(row.quote_message).extra_data.hex()
+    print('audit log anchored at seq %d (entry hash %s) by %s\'s TPM at %s'
+          % (row.seq, signed, row.host,
+             row.created_at.isoformat(timespec='seconds')))
+    print('keep "%d:%s" outside the database; "audit verify --head" '
+          'checks it' % (row.seq, signed))
+    return EXIT_OK
+
+
+# migration
+
+def _time(value):
+    return value.isoformat(timespec='seconds') if value else '-'
+
+
+def migration_list(args):
+    from korora_nova.migration import records
+    print('%-36s %-36s %-33s %-14s %s' % (
+        'UUID', 'INSTANCE', 'SOURCE -> DEST', 'STATE', 'UPDATED'))
+    for row in records.list(args.limit):
+        print('%-36s %-36s %-33s %-14s %s' % (
+            row.uuid, row.instance_uuid,
+            '%s -> %s' % (row.source_host, row.dest_host), row.state,
+            _time(row.updated_at)))
+    return EXIT_OK
+
+
+def migration_show(args):
+    from korora_nova.migration import audit
+    from korora_nova.migration import records
+    from korora_nova.migration import states
+    try:
+        row = records.get(args.migration_uuid)
+    except states.MigrationNotFound as error:
+        raise UsageError(str(error))
+    if states.is_final(row.state):
+        where = 'final'
+    else:
+        where = 'in flight; on restart: %s' % states.RESUME[row.state]
+    print('migration:      %s' % row.uuid)
+    print('instance:       %s' % row.instance_uuid)
+    print('source -> dest: %s -> %s' % (row.source_host, row.dest_host))
+    print('state:          %s (%s)' % (row.state, where))
+    print('reason:         %s' % (row.reason or '-'))
+    print('created at:     %s' % _time(row.created_at))
+    print('updated at:     %s' % _time(row.updated_at))
+    entries = records.history(row.uuid)
+    print('states:')
+    for entry in entries:
+        if entry.to_state:
+            print('  %s  %-14s by %s (%s)' % (_time(entry.created_at),
+                                              entry.to_state, entry.host,
+                                              entry.step))
+    print('audit entries:')
+    for entry in entries:
+        check = 'intact' if audit.hash_of(entry) == entry.entry_hash else (
+            'CHANGED: its content does not match its hash')
+        print('  seq %d  %s  %s  %s  %s -> %s  %s' % (
+            entry.seq, _time(entry.created_at), entry.host, entry.step,
+            entry.from_state or '-', entry.to_state or '-', check))
+        print('    hash %s' % entry.entry_hash)
+        print('    details %s' % entry.details)
+    return EXIT_OK
+
+
 def _add(actions, name, function, help_text, *arguments):
     parser = actions.add_parser(name, help=help_text)
     for argument in arguments:
@@ -356,6 +449,29 @@ def add_command_parsers(subparsers):
     _add(actions, 'deactivate', policy_deactivate,
          'Stop accepting hosts that match only this version.',
          POLICY_NAME, (('version',), {'type': int}))
+
+    actions = _category(subparsers, 'audit',
+                        'The audit log of migration steps.')
+    _add(actions, 'verify', audit_verify,
+         'Check the whole hash chain and its TPM anchors; exit 1 if the '
+         'log was changed or truncated.',
+         (('--head',),
+          {'metavar': 'SEQ:HASH',
+           'help': 'A head "audit anchor" printed earlier and kept outside '
+                   'the database: the log must still hold it.'}))
+    _add(actions, 'anchor', audit_anchor,
+         'Have a host\'s TPM sign the head of the audit log now.', HOST)
+
+    actions = _category(subparsers, 'migration',
+                        'Live migrations and their states.')
+    _add(actions, 'list', migration_list,
+         'List migrations, the most recently changed first.',
+         (('--limit',), {'type': int,
+                         'help': 'Show at most this many.'}))
+    _add(actions, 'show', migration_show,
+         'Show a migration: its states, checks and audit entries.',
+         (('migration_uuid',), {'metavar': 'UUID',
+                                'help': 'Migration UUID.'}))
 
     evidence_parser = subparsers.add_parser(
         'evidence', help='Judge attestation evidence offline.')

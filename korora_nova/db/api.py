@@ -172,19 +172,22 @@ def hosts_claim_due(interval, limit=100):
     share the database exactly one of them attests a given host per round.
     """
     now = utcnow()
-    claimed = []
-    with writer() as session:
+    with reader() as session:
         due = session.query(models.Host.name, models.Host.next_attestation_at
                             ).filter(models.Host.next_attestation_at <= now
                                      ).order_by(
             models.Host.next_attestation_at).limit(limit).all()
-        for name, scheduled in due:
+    claimed = []
+    # One write-first transaction per claim: SQLite then waits for a busy
+    # database instead of failing a transaction that read before writing.
+    for name, scheduled in due:
+        with writer() as session:
             won = session.query(models.Host).filter_by(
                 name=name, next_attestation_at=scheduled).update(
                 {'next_attestation_at':
                  now + datetime.timedelta(seconds=interval)})
-            if won:
-                claimed.append(name)
+        if won:
+            claimed.append(name)
     return claimed
 
 

@@ -6,8 +6,16 @@ reads.
 """
 
 from oslo_db.sqlalchemy import models
+from sqlalchemy.dialects import mysql
 from sqlalchemy import orm
 import sqlalchemy as sa
+
+# Names compare byte for byte on every backend: MariaDB's default
+# collation would make "COMPUTE-1" and "compute-1 " the same host.
+Name = sa.String(255).with_variant(
+    mysql.VARCHAR(255, collation='utf8mb4_bin'), 'mysql', 'mariadb')
+# Up to 1 MiB (policy files): MariaDB's TEXT stops at 64 KiB.
+LongText = sa.Text().with_variant(mysql.MEDIUMTEXT(), 'mysql', 'mariadb')
 
 BASE = orm.declarative_base(cls=models.ModelBase)
 
@@ -17,7 +25,7 @@ class Host(BASE):
     __table_args__ = (sa.UniqueConstraint('name', name='uniq_hosts0name'),)
 
     id = sa.Column(sa.Integer, primary_key=True)
-    name = sa.Column(sa.String(255), nullable=False)
+    name = sa.Column(Name, nullable=False)
     ek_type = sa.Column(sa.String(32), nullable=False)
     ek_certificate = sa.Column(sa.LargeBinary, nullable=False)
     ek_certificate_sha256 = sa.Column(sa.String(64), nullable=False)
@@ -26,7 +34,7 @@ class Host(BASE):
     ak_name = sa.Column(sa.String(140), nullable=False)
     trust_on_first_use = sa.Column(sa.Boolean, nullable=False,
                                    default=False)
-    policy_name = sa.Column(sa.String(255), nullable=True)
+    policy_name = sa.Column(Name, nullable=True)
     enrolled_at = sa.Column(sa.DateTime, nullable=False)
     next_attestation_at = sa.Column(sa.DateTime, nullable=False)
     # TPM clock of the last accepted quote: it must never go backwards.
@@ -40,9 +48,9 @@ class Policy(BASE):
                                           name='uniq_policies0name0version'),)
 
     id = sa.Column(sa.Integer, primary_key=True)
-    name = sa.Column(sa.String(255), nullable=False)
+    name = sa.Column(Name, nullable=False)
     version = sa.Column(sa.Integer, nullable=False)
-    document = sa.Column(sa.Text, nullable=False)
+    document = sa.Column(LongText, nullable=False)
     active = sa.Column(sa.Boolean, nullable=False, default=True)
     created_at = sa.Column(sa.DateTime, nullable=False)
 
@@ -53,7 +61,7 @@ class Verdict(BASE):
                                'created_at'),)
 
     id = sa.Column(sa.Integer, primary_key=True)
-    host_name = sa.Column(sa.String(255), nullable=False)
+    host_name = sa.Column(Name, nullable=False)
     trusted = sa.Column(sa.Boolean, nullable=False)
     summary = sa.Column(sa.Text, nullable=False)
     reasons = sa.Column(sa.Text, nullable=False)       # JSON list
@@ -68,8 +76,64 @@ class Verdict(BASE):
 class HostTrust(BASE):
     __tablename__ = 'host_trust'
 
-    host_name = sa.Column(sa.String(255), primary_key=True)
+    host_name = sa.Column(Name, primary_key=True)
     trusted = sa.Column(sa.Boolean, nullable=False)
     summary = sa.Column(sa.Text, nullable=False)
     verified_at = sa.Column(sa.DateTime, nullable=False)
     verdict_id = sa.Column(sa.Integer, nullable=False)
+
+
+class Migration(BASE):
+    """A live migration and its current state (korora_nova.migration)."""
+
+    __tablename__ = 'migrations'
+    __table_args__ = (
+        sa.Index('migrations_state_idx', 'state'),
+        sa.Index('migrations_instance_idx', 'instance_uuid'),
+    )
+
+    uuid = sa.Column(sa.String(36), primary_key=True)
+    instance_uuid = sa.Column(sa.String(36), nullable=False)
+    source_host = sa.Column(sa.String(255), nullable=False)
+    dest_host = sa.Column(sa.String(255), nullable=False)
+    state = sa.Column(sa.String(32), nullable=False)
+    reason = sa.Column(sa.Text, nullable=True)
+    created_at = sa.Column(sa.DateTime, nullable=False)
+    updated_at = sa.Column(sa.DateTime, nullable=False)
+
+
+class AuditEntry(BASE):
+    """One entry of the hash-chained, append-only audit log.
+
+    seq is assigned by the writer (the head's seq + 1), not by the
+    database: the entry's hash covers it.
+    """
+
+    __tablename__ = 'audit_log'
+    __table_args__ = (
+        sa.Index('audit_log_migration_idx', 'migration_uuid'),
+    )
+
+    seq = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
+    migration_uuid = sa.Column(sa.String(36), nullable=True)
+    host = sa.Column(sa.String(255), nullable=False)
+    step = sa.Column(sa.String(64), nullable=False)
+    from_state = sa.Column(sa.String(32), nullable=True)
+    to_state = sa.Column(sa.String(32), nullable=True)
+    details = sa.Column(sa.Text, nullable=False)       # canonical JSON
+    created_at = sa.Column(sa.DateTime, nullable=False)
+    prev_hash = sa.Column(sa.String(64), nullable=False)
+    entry_hash = sa.Column(sa.String(64), nullable=False)
+
+
+class AuditAnchor(BASE):
+    """A host TPM's quote over the entry hash of audit_log seq."""
+
+    __tablename__ = 'audit_anchors'
+
+    seq = sa.Column(sa.Integer, primary_key=True, autoincrement=False)
+    host = sa.Column(sa.String(255), nullable=False)
+    quote_message = sa.Column(sa.LargeBinary, nullable=False)
+    quote_signature = sa.Column(sa.LargeBinary, nullable=False)
+    pcr_values = sa.Column(sa.Text, nullable=False)    # JSON
+    created_at = sa.Column(sa.DateTime, nullable=False)

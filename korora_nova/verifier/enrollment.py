@@ -16,9 +16,10 @@ MAX_HOST_NAME = 255     # hosts.name, and Nova's own limit
 
 def enroll(manager_api, host, policy_name=None, trust_on_first_use=False):
     """Check the host's EK and AK, activate its credential, store it."""
-    if not host or len(host) > MAX_HOST_NAME:
+    if not host or len(host) > MAX_HOST_NAME or host != host.strip():
         raise exception.EnrollmentError(
-            'a host name is 1 to %d characters' % MAX_HOST_NAME)
+            'a host name is 1 to %d characters, without surrounding '
+            'spaces: %r' % (MAX_HOST_NAME, host))
     anchors = []
     if not trust_on_first_use:
         if not CONF.korora.ek_ca_bundle:

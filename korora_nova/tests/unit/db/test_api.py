@@ -324,6 +324,16 @@ class TestHosts(DatabaseTestCase):
         self.assertEqual(['compute-1', 'compute-2'],
                          [h.name for h in db.host_list()])
 
+    def test_names_differing_in_case_are_other_hosts(self):
+        # (Surrounding spaces are refused at enrollment: MySQL/MariaDB
+        # compare names with trailing spaces as equal.)
+        for name in ('compute-1', 'COMPUTE-1'):
+            db.host_create(make_identity(name))
+        self.assertEqual('COMPUTE-1', db.host_get('COMPUTE-1').name)
+        self.assertEqual('compute-1', db.host_get('compute-1').name)
+        self.assertEqual(['COMPUTE-1', 'compute-1'],
+                         sorted(h.name for h in db.host_list()))
+
     def test_unknown_host(self):
         error = self.assertRaises(db.HostNotFound, db.host_get, 'compute-9')
         self.assertIn('compute-9 is not enrolled', str(error))
@@ -374,6 +384,20 @@ class TestPolicies(DatabaseTestCase):
         self.assertEqual(('fleet', 1), (stored.name, stored.version))
         self.assertIs(True, stored.active)
         self.assertIsNone(stored.created_at.tzinfo)
+        self.assertEqual(reference, policy_module.from_json(
+            json.loads(stored.document)))
+
+    def test_the_largest_policy_a_file_may_hold(self):
+        # 24 PCRs with 600 allowed values each: about 1 MiB of JSON, the
+        # most policy.loads accepts.
+        reference = policy_module.ReferencePolicy('fleet', 1, {
+            ('sha256', index): frozenset(
+                hashlib.sha256(b'%d-%d' % (index, n)).digest()
+                for n in range(600))
+            for index in range(24)})
+        db.policy_create(reference)
+        stored = db.policy_get('fleet')
+        self.assertGreater(len(stored.document), 64 * 1024)
         self.assertEqual(reference, policy_module.from_json(
             json.loads(stored.document)))
 

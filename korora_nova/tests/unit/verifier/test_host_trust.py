@@ -99,6 +99,14 @@ class TestEnrollment(HostTrustTestCase):
                                  trust_on_first_use=True)
         self.assertTrue(host.trust_on_first_use)
 
+    def test_host_names_are_bounded_and_without_surrounding_spaces(self):
+        for name in ('', ' compute-1', 'compute-1 ', 'c' * 256):
+            error = self.assertRaises(exception.EnrollmentError,
+                                      enrollment.enroll, self.api, name)
+            self.assertIn('a host name is 1 to 255 characters, without '
+                          'surrounding spaces', str(error))
+        self.assertEqual([], db.host_list())
+
     def test_no_ca_bundle_configured(self):
         self.flags(ek_ca_bundle=None)
         error = self.assertRaises(exception.ConfigurationError,

@@ -1,0 +1,507 @@
+"""The append-only, hash-chained audit log and its TPM anchors.
+
+Every entry carries the hash of the entry before it (``prev_hash``; the
+first one 64 zeros) and its own hash::
+
+    entry_hash = SHA-256(prev_hash (32 bytes) || canonical JSON of
+                         {seq, migration_uuid, host, step, from_state,
+                          to_state, details, created_at})
+
+so changing, removing or inserting an entry breaks the chain from that
+point on. Whoever can write the database can also recompute every hash
+after a change, or cut off the newest entries: an anchor is what catches
+that. ``anchor`` asks a host's vTPM manager for a TPM quote whose nonce
+(extraData) is the head's entry hash and keeps the quote; ``verify``
+checks every anchor's quote against the host's enrolled attestation key
+and the entry hash it names. A rewritten chain then contradicts the hash
+the TPM signed, and a cut-off chain ends before an anchored entry.
+
+What the anchors cannot see: entries appended after the last anchor
+(reported as not yet anchored), and a rollback of both tables, anchors
+included, to an earlier state. For the latter, compare with a head
+recorded outside the database (``korora-manage audit anchor`` prints it
+and the service log keeps it): ``verify(expected_head=(seq, hash))``.
+
+Timestamps are kept to the second, so that the hashed value is the one
+every database backend gives back.
+"""
+
+import dataclasses
+import hashlib
+import json
+import string
+
+from oslo_db import exception as db_exception
+from oslo_log import log as logging
+
+from korora_nova.attestation import appraisal
+from korora_nova.attestation import evidence
+from korora_nova.attestation import pcr_values as pcr_module
+from korora_nova.db import api as db
+from korora_nova.db import models
+from korora_nova import exception
+
+LOG = logging.getLogger(__name__)
+
+GENESIS = '0' * 64
+MAX_DETAILS = 16 * 1024
+_BATCH = 1000
+_HEX = frozenset(string.hexdigits.lower())
+
+# Problem codes: stable words a program can match.
+MISSING = 'missing'
+BROKEN_LINK = 'broken-link'
+HASH_MISMATCH = 'hash-mismatch'
+MALFORMED = 'malformed'
+ANCHOR_INVALID = 'anchor-invalid'
+ANCHOR_MISMATCH = 'anchor-mismatch'
+TRUNCATED = 'truncated'
+HEAD_MISMATCH = 'head-mismatch'
+
+
+class AuditError(exception.KororaError):
+    """The audit log cannot be written or anchored."""
+
+
+def digest(data):
+    """How evidence is named in an entry's details: "sha256:<hex>"."""
+    return 'sha256:' + hashlib.sha256(data).hexdigest()
+
+
+def _digested(value):
+    """details with every bytes value replaced by its digest."""
+    if isinstance(value, (bytes, bytearray)):
+        return digest(bytes(value))
+    if isinstance(value, dict):
+        return {str(key): _digested(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_digested(item) for item in value]
+    return value
+
+
+def canonical(document):
+    return json.dumps(document, sort_keys=True, separators=(',', ':'),
+                      ensure_ascii=True, allow_nan=False)
+
+
+def canonical_details(details):
+    """details (a dict) as the canonical JSON an entry stores; bytes
+    values become their SHA-256 digest, so evidence is named, not
+    copied."""
+    if details is None:
+        details = {}
+    if not isinstance(details, dict):
+        raise AuditError('audit details must be a mapping, not %s'
+                         % type(details).__name__)
+    try:
+        text = canonical(_digested(details))
+    except (TypeError, ValueError) as error:
+        raise AuditError('audit details are not JSON: %s' % error)
+    if len(text) > MAX_DETAILS:
+        raise AuditError('audit details are %d bytes; at most %d'
+                         % (len(text), MAX_DETAILS))
+    return text
+
+
+def timestamp(value):
+    return value.isoformat(timespec='seconds')
+
+
+def now():
+    """The current UTC time to the second (see the module's docstring)."""
+    return db.utcnow().replace(microsecond=0)
+
+
+def compute_hash(prev_hash, seq, migration_uuid, host, step, from_state,
+                 to_state, details, created_at):
+    """The entry hash of an entry's fields (details: the stored text)."""
+    if not _is_hash(prev_hash):
+        raise ValueError('previous hash %r is not 64 hex digits'
+                         % (prev_hash,))
+    fields = {'seq': seq, 'migration_uuid': migration_uuid, 'host': host,
+              'step': step, 'from_state': from_state,
+              'to_state': to_state, 'details': details,
+              'created_at': timestamp(created_at)}
+    return hashlib.sha256(bytes.fromhex(prev_hash) +
+                          canonical(fields).encode('ascii')).hexdigest()
+
+
+def hash_of(entry):
+    """The hash an AuditEntry row's content gives (None if unusable)."""
+    try:
+        return compute_hash(entry.prev_hash, entry.seq,
+                            entry.migration_uuid, entry.host, entry.step,
+                            entry.from_state, entry.to_state, entry.details,
+                            entry.created_at)
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def _is_hash(value):
+    return isinstance(value, str) and len(value) == 64 and (
+        set(value) <= _HEX)
+
+
+def head(session):
+    """The newest entry, or None when the log is empty."""
+    return session.query(models.AuditEntry).order_by(
+        models.AuditEntry.seq.desc()).first()
+
+
+def append(session, host, step, migration_uuid=None, from_state=None,
+           to_state=None, details=None, created_at=None):
+    """Append an entry within the caller's transaction; returns it.
+
+    The entry takes the head's seq + 1. When another transaction appends
+    at the same time, one of the two fails with DBDuplicateEntry on seq
+    when it writes: the caller retries its whole transaction.
+    """
+    text = canonical_details(details)
+    created_at = (created_at or now()).replace(microsecond=0)
+    last = head(session)
+    seq = last.seq + 1 if last is not None else 1
+    prev_hash = last.entry_hash if last is not None else GENESIS
+    try:
+        entry_hash = compute_hash(prev_hash, seq, migration_uuid, host,
+                                  step, from_state, to_state, text,
+                                  created_at)
+    except ValueError:
+        raise AuditError('the audit log\'s head (seq %d) has a malformed '
+                         'hash: it was tampered with; run "korora-manage '
+                         'audit verify"' % last.seq)
+    entry = models.AuditEntry(
+        seq=seq, migration_uuid=migration_uuid, host=host, step=step,
+        from_state=from_state, to_state=to_state, details=text,
+        created_at=created_at, prev_hash=prev_hash, entry_hash=entry_hash)
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def entries(migration_uuid=None, limit=None):
+    """Entries in seq order, of one migration or of all."""
+    with db.reader() as session:
+        query = session.query(models.AuditEntry)
+        if migration_uuid is not None:
+            query = query.filter_by(migration_uuid=migration_uuid)
+        query = query.order_by(models.AuditEntry.seq)
+        if limit is not None:
+            query = query.limit(limit)
+        return query.all()
+
+
+def anchors():
+    with db.reader() as session:
+        return session.query(models.AuditAnchor).order_by(
+            models.AuditAnchor.seq).all()
+
+
+# Verification
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    seq: int
+    code: str
+    message: str
+
+    def __str__(self):
+        return 'seq %d: %s' % (self.seq, self.message)
+
+
+@dataclasses.dataclass
+class Report:
+    """What verify found. ok is False when any problem was found;
+    warnings (entries not yet anchored) do not make it fail."""
+
+    entries: int = 0
+    first_seq: int = None
+    last_seq: int = 0
+    head_hash: str = None
+    anchors: int = 0
+    last_anchor_seq: int = None
+    last_anchor_host: str = None
+    unanchored: int = 0
+    problems: list = dataclasses.field(default_factory=list)
+    warnings: list = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self):
+        return not self.problems
+
+    @property
+    def first_problem(self):
+        return self.problems[0] if self.problems else None
+
+    def summary(self):
+        """Lines for an operator."""
+        if self.entries:
+            lines = ['audit log: %d entries (seq %d..%d), head %s'
+                     % (self.entries, self.first_seq, self.last_seq,
+                        self.head_hash)]
+        else:
+            lines = ['audit log: no entries']
+        if self.anchors:
+            lines.append('anchors: %d, the last at seq %d by %s\'s TPM'
+                         % (self.anchors, self.last_anchor_seq,
+                            self.last_anchor_host))
+        else:
+            lines.append('anchors: none')
+        lines.extend('warning: %s' % warning for warning in self.warnings)
+        if self.ok:
+            lines.append('intact')
+        else:
+            lines.append('TAMPERED: %d problem%s, the first at seq %d'
+                         % (len(self.problems),
+                            '' if len(self.problems) == 1 else 's',
+                            self.first_problem.seq))
+            lines.extend('  %s' % problem for problem in self.problems)
+        return lines
+
+
+def _range(first, last):
+    return 'entry %d is' % first if first == last else (
+        'entries %d..%d are' % (first, last))
+
+
+class _AKs:
+    """Enrolled AKs by host name, loaded once."""
+
+    def __init__(self):
+        self.keys = {}
+
+    def get(self, name):
+        if name not in self.keys:
+            with db.reader() as session:
+                host = session.query(models.Host).filter_by(
+                    name=name).first()
+            key = None
+            if host is not None:
+                try:
+                    key = appraisal.load_public_key(host.ak_public)
+                except exception.EvidenceError:
+                    key = None
+            self.keys[name] = (host is not None, key)
+        return self.keys[name]
+
+
+def _batches():
+    """Every entry in seq order, read _BATCH at a time, each batch in a
+    short transaction of its own: a long walk never holds SQLite's lock
+    against the services appending meanwhile (the log only grows at its
+    end, so the batches join up)."""
+    after = None
+    while True:
+        with db.reader() as session:
+            query = session.query(models.AuditEntry)
+            if after is not None:
+                query = query.filter(models.AuditEntry.seq > after)
+            batch = query.order_by(models.AuditEntry.seq).limit(
+                _BATCH).all()
+        yield from batch
+        if len(batch) < _BATCH:
+            return
+        after = batch[-1].seq
+
+
+def _walk(report, wanted):
+    """Check every entry in seq order; return {seq: stored hash} of the
+    wanted seqs."""
+    found = {}
+    expected_seq = 1
+    previous_hash = GENESIS
+    for entry in _batches():
+        if report.first_seq is None:
+            report.first_seq = entry.seq
+        report.entries += 1
+        after_gap = entry.seq != expected_seq
+        if after_gap:
+            report.problems.append(Problem(
+                expected_seq, MISSING,
+                '%s missing: entries were deleted'
+                % _range(expected_seq, entry.seq - 1)))
+        elif entry.prev_hash != previous_hash:
+            report.problems.append(Problem(
+                entry.seq, BROKEN_LINK,
+                'entry %d does not follow entry %d: its previous hash %s '
+                'is not %s (an entry was inserted, removed or rewritten)'
+                % (entry.seq, entry.seq - 1, entry.prev_hash,
+                   previous_hash)))
+        actual = hash_of(entry)
+        if actual is None:
+            report.problems.append(Problem(
+                entry.seq, MALFORMED,
+                'entry %d is malformed: its previous hash is not 64 hex '
+                'digits' % entry.seq))
+        elif actual != entry.entry_hash:
+            report.problems.append(Problem(
+                entry.seq, HASH_MISMATCH,
+                'entry %d was changed: its content hashes to %s, not to '
+                'the stored %s' % (entry.seq, actual, entry.entry_hash)))
+        if entry.seq in wanted:
+            found[entry.seq] = entry.entry_hash
+        previous_hash = entry.entry_hash
+        expected_seq = entry.seq + 1
+        report.last_seq = entry.seq
+        report.head_hash = entry.entry_hash
+    return found
+
+
+def _check_anchor(report, aks, anchor, hashes):
+    """Is the anchor a genuine quote of its host's TPM over the hash of
+    its entry? Returns True when it proves its entry."""
+    enrolled, key = aks.get(anchor.host)
+    if not enrolled or key is None:
+        report.problems.append(Problem(
+            anchor.seq, ANCHOR_INVALID,
+            'anchor of entry %d names host %s, which is not enrolled (or '
+            'has no usable AK): its quote cannot be checked'
+            % (anchor.seq, anchor.host)))
+        return False
+    try:
+        attestation = evidence.parse_attestation(anchor.quote_message)
+        values = pcr_module.from_json(json.loads(anchor.pcr_values))
+    except (exception.EvidenceError, ValueError, TypeError) as error:
+        report.problems.append(Problem(
+            anchor.seq, ANCHOR_INVALID,
+            'anchor of entry %d by %s is malformed: %s'
+            % (anchor.seq, anchor.host, error)))
+        return False
+    # First: did that host's TPM sign this quote at all?
+    verdict = appraisal.appraise_quote(
+        evidence.QuoteEvidence(anchor.quote_message, anchor.quote_signature,
+                               values), key, attestation.extra_data,
+        None, host=anchor.host)
+    if not verdict.evidence_valid:
+        report.problems.append(Problem(
+            anchor.seq, ANCHOR_INVALID,
+            'anchor of entry %d is not a quote of %s\'s TPM: %s'
+            % (anchor.seq, anchor.host, '; '.join(
+                r.message for r in verdict.reasons
+                if r.code != 'no-policy'))))
+        return False
+    signed = attestation.extra_data.hex()
+    if anchor.seq > report.last_seq:
+        report.problems.append(Problem(
+            anchor.seq, TRUNCATED,
+            'the log ends at seq %d but %s\'s TPM anchored entry %d: %s '
+            'missing (the log was truncated)'
+            % (report.last_seq, anchor.host, anchor.seq,
+               _range(report.last_seq + 1, anchor.seq))))
+        return False
+    stored = hashes.get(anchor.seq)
+    if stored is None:
+        return False              # inside a gap, reported as missing
+    if signed != stored:
+        report.problems.append(Problem(
+            anchor.seq, ANCHOR_MISMATCH,
+            '%s\'s TPM signed entry hash %s for entry %d, but the log now '
+            'has %s: the log up to seq %d was rewritten'
+            % (anchor.host, signed, anchor.seq, stored, anchor.seq)))
+        return False
+    return True
+
+
+def verify(expected_head=None):
+    """Walk the whole chain and every anchor; returns a Report.
+
+    expected_head: (seq, entry hash) known from outside the database (an
+    earlier anchor's output); the log must still hold that entry.
+    """
+    report = Report()
+    # Anchors first: one made while the entries are read names an entry
+    # the walk may not reach, and would look like a truncation.
+    anchor_rows = anchors()
+    wanted = {row.seq for row in anchor_rows}
+    if expected_head is not None:
+        wanted.add(expected_head[0])
+    hashes = _walk(report, wanted)
+    aks = _AKs()
+    anchored_upto = None
+    for row in anchor_rows:
+        report.anchors += 1
+        report.last_anchor_seq = row.seq
+        report.last_anchor_host = row.host
+        if _check_anchor(report, aks, row, hashes):
+            anchored_upto = row.seq
+    if expected_head is not None:
+        _check_head(report, hashes, *expected_head)
+    if report.entries:
+        first = (anchored_upto or 0) + 1
+        report.unanchored = max(0, report.last_seq - first + 1)
+        if anchored_upto is None:
+            report.warnings.append(
+                'no entry is anchored by a TPM yet: %d entries could be '
+                'rewritten unnoticed' % report.entries)
+        elif report.unanchored:
+            report.warnings.append(
+                '%s not yet anchored by a TPM'
+                % _range(first, report.last_seq))
+    report.problems.sort(key=lambda problem: problem.seq)
+    return report
+
+
+def _check_head(report, hashes, seq, entry_hash):
+    if seq > report.last_seq:
+        report.problems.append(Problem(
+            seq, TRUNCATED,
+            'the log ends at seq %d but the expected head is entry %d: the '
+            'log was truncated or rolled back' % (report.last_seq, seq)))
+    elif seq in hashes and hashes[seq] != entry_hash.lower():
+        report.problems.append(Problem(
+            seq, HEAD_MISMATCH,
+            'entry %d has hash %s, not the expected %s: the log was '
+            'rewritten' % (seq, hashes[seq], entry_hash)))
+
+
+# Anchoring
+
+def anchor(manager_api, host_name):
+    """Have host_name's TPM sign the current head; returns the anchor.
+
+    The log is verified first: a tampered log is never anchored. If the
+    head is anchored already, that anchor is returned.
+    """
+    host = db.host_get(host_name)
+    report = verify()
+    if not report.ok:
+        raise AuditError('the audit log fails verification, not anchoring '
+                         'it: %s' % report.first_problem)
+    if not report.entries:
+        raise AuditError('the audit log is empty: there is nothing to '
+                         'anchor')
+    seq, head_hash = report.last_seq, report.head_hash
+    existing = _anchor_get(seq)
+    if existing is not None:
+        return existing
+    nonce = bytes.fromhex(head_hash)
+    quote = manager_api.attest(host_name, nonce)
+    verdict = appraisal.appraise_quote(
+        quote, appraisal.load_public_key(host.ak_public), nonce, None,
+        host=host_name)
+    if not verdict.evidence_valid:
+        raise exception.EvidenceError(
+            'cannot anchor the audit log with %s\'s TPM: %s'
+            % (host_name, verdict.summary()))
+    row = models.AuditAnchor(
+        seq=seq, host=host_name, quote_message=quote.message,
+        quote_signature=quote.signature,
+        pcr_values=canonical(pcr_module.to_json(quote.pcr_values)),
+        created_at=now())
+    try:
+        with db.writer() as session:
+            session.add(row)
+    except db_exception.DBDuplicateEntry:
+        return _anchor_get(seq)       # anchored by someone else meanwhile
+    LOG.info('audit log anchored by %s\'s TPM: seq %d, entry hash %s',
+             host_name, seq, head_hash)
+    return row
+
+
+def _anchor_get(seq):
+    with db.reader() as session:
+        return session.get(models.AuditAnchor, seq)
+
+
+def head_entry():
+    with db.reader() as session:
+        return head(session)
