@@ -92,27 +92,6 @@ def to_tpml(selection):
     return TPML_PCR_SELECTION.parse(text)
 
 
-def from_tpml(tpml):
-    """A TPML_PCR_SELECTION (e.g. from a quote) as an ordered list."""
-    if tpml.count > MAX_BANKS:
-        raise exception.EvidenceError(
-            'PCR selection lists %d banks; at most %d are possible'
-            % (tpml.count, MAX_BANKS))
-    pairs = []
-    for n in range(tpml.count):
-        selection = tpml.pcrSelections[n]
-        bank = bank_name(selection.hash)
-        if selection.sizeofSelect > MAX_SELECT_BYTES:
-            raise exception.EvidenceError(
-                'PCR selection of bank %s is %d bytes long; at most %d'
-                % (bank, selection.sizeofSelect, MAX_SELECT_BYTES))
-        bits = int.from_bytes(
-            bytes(selection.pcrSelect)[:selection.sizeofSelect], 'little')
-        pairs.extend((bank, i) for i in range(selection.sizeofSelect * 8)
-                     if bits >> i & 1)
-    return pairs
-
-
 def _banks_in_order(selection):
     seen = []
     for bank, _ in selection:

@@ -22,12 +22,12 @@ def read_pcrs(connection, selection):
     with connection.esapi() as ectx:
         for start in range(0, len(selection), _READ_CHUNK):
             chunk = selection[start:start + _READ_CHUNK]
-            _, selected, digests = ectx.pcr_read(pcr_values.to_tpml(chunk))
-            returned = pcr_values.from_tpml(selected)
-            if returned != list(chunk):
+            requested = pcr_values.to_tpml(chunk)
+            _, selected, digests = ectx.pcr_read(requested)
+            if selected.marshal() != requested.marshal():
                 raise exception.TPMError(
-                    'the TPM returned PCRs %s for a read of %s; is the bank '
-                    'active?' % (returned, chunk))
+                    'the TPM did not return all of PCRs %s; is the bank '
+                    'active?' % ', '.join('%s:%d' % pcr for pcr in chunk))
             for (bank, index), digest in zip(chunk, digests):
                 values.setdefault(bank, {})[index] = bytes(digest)
     return values

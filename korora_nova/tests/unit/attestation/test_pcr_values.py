@@ -80,12 +80,6 @@ class SelectionTest(base.TestCase):
             self.assertIn('PCR selection %r' % entry, str(error))
             self.assertIn(words, str(error))
 
-    def test_tpml_round_trip(self):
-        selection = pcr_values.parse_selection(['sha256:0,7,10,23',
-                                                'sha1:3'])
-        self.assertEqual(selection, pcr_values.from_tpml(
-            pcr_values.to_tpml(selection)))
-
     def test_quoted_digest_of_the_values(self):
         selection = pcr_values.parse_selection('sha256:0,1')
         values = {'sha256': {0: b'\x01' * 32, 1: b'\x02' * 32}}
