@@ -23,14 +23,20 @@ LOG = logging.getLogger(__name__)
 EXTRA_SPEC = 'korora:trusted_host'
 
 
-def applies_to(spec_obj):
-    """vTPM instances, flavors asking for it, or every instance."""
+def requires_trusted_host(flavor, image_meta):
+    """vTPM instances, flavors asking for it, or every instance.
+
+    The one rule for the scheduler filter and the live-migration hooks.
+    """
     if CONF.korora.enforce_for_all_instances:
         return True
-    flavor = spec_obj.flavor
     if flavor.extra_specs.get(EXTRA_SPEC) == 'required':
         return True
-    return hardware.get_vtpm_constraint(flavor, spec_obj.image) is not None
+    return hardware.get_vtpm_constraint(flavor, image_meta) is not None
+
+
+def applies_to(spec_obj):
+    return requires_trusted_host(spec_obj.flavor, spec_obj.image)
 
 
 class TrustedVTPMFilter(filters.BaseHostFilter):
