@@ -31,7 +31,6 @@ failed.
 """
 
 import argparse
-import gc
 import hashlib
 import os
 import secrets
@@ -181,43 +180,31 @@ def prepare(quotes, nonces, ak_public):
 
 
 def measure_raw(ak_key, algorithm, items, seconds):
-    """Raw ECDSA-P256 verifies per second over items for about seconds."""
+    """Raw ECDSA-P256 verifies per second over items for about seconds,
+    and the CPU share of that time."""
     verify = ak_key.verify
-    count = 0
-    gc.collect()
-    start = time.perf_counter()
-    cpu_start = time.process_time()
-    deadline = start + seconds
-    while True:
+
+    def one_pass():
         for der, message in items:
             verify(der, message, algorithm)
-        count += len(items)
-        now = time.perf_counter()
-        if now >= deadline:
-            break
-    return count / (now - start), (time.process_time() - cpu_start) / (
-        now - start)
+
+    passes, wall, cpu = machine.repeat(one_pass, seconds)
+    return passes * len(items) / wall, cpu / wall
 
 
 def measure_appraisal(ak_key, reference, items, seconds):
-    """Full appraise_quote calls per second over items."""
+    """Full appraise_quote calls per second over items, and the CPU
+    share of that time."""
     appraise = appraisal.appraise_quote
-    count = 0
-    gc.collect()
-    start = time.perf_counter()
-    cpu_start = time.process_time()
-    deadline = start + seconds
-    while True:
+
+    def one_pass():
         for quote, nonce, previous in items:
             if not appraise(quote, ak_key, nonce, reference, previous,
                             HOST).trusted:
                 raise exception.EvidenceError('an appraisal failed')
-        count += len(items)
-        now = time.perf_counter()
-        if now >= deadline:
-            break
-    return count / (now - start), (time.process_time() - cpu_start) / (
-        now - start)
+
+    passes, wall, cpu = machine.repeat(one_pass, seconds)
+    return passes * len(items) / wall, cpu / wall
 
 
 def run_rounds(args, ak_key, reference, algorithm, raw, appraise):

@@ -289,18 +289,9 @@ def check(filters, states, spec):
 def measure(filter_obj, states, spec, seconds):
     """(wall seconds, CPU seconds) per request, over about `seconds`."""
     filter_all = filter_obj.filter_all
-    count = 0
-    gc.collect()
-    start = time.perf_counter()
-    cpu_start = time.process_time()
-    deadline = start + seconds
-    while True:
-        list(filter_all(states, spec))
-        count += 1
-        now = time.perf_counter()
-        if now >= deadline and count >= 3:
-            break
-    return (now - start) / count, (time.process_time() - cpu_start) / count
+    passes, wall, cpu = machine.repeat(
+        lambda: list(filter_all(states, spec)), seconds, min_passes=3)
+    return wall / passes, cpu / passes
 
 
 def run_size(args, folder, count, filters):

@@ -1,10 +1,12 @@
 """What every benchmark here needs to say about the machine it ran on,
 and the way they all stop: SIGTERM and SIGHUP clean up as Ctrl-C does."""
 
+import gc
 import importlib.metadata
 import os
 import platform
 import signal
+import time
 
 
 def _terminate(signum, frame):
@@ -41,3 +43,22 @@ def python():
 
 def cpu():
     return ('CPU', '%s (%d online)' % (cpu_model(), os.cpu_count() or 0))
+
+
+def repeat(one_pass, seconds, min_passes=1):
+    """Run one_pass() until `seconds` have passed, at least min_passes
+    times; return (passes, wall seconds, CPU seconds of the process).
+
+    Garbage is collected first, so no earlier allocation is paid for
+    inside the timing.
+    """
+    gc.collect()
+    passes = 0
+    start, cpu_start = time.perf_counter(), time.process_time()
+    deadline = start + seconds
+    while True:
+        one_pass()
+        passes += 1
+        now = time.perf_counter()
+        if now >= deadline and passes >= min_passes:
+            return passes, now - start, time.process_time() - cpu_start
