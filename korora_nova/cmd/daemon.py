@@ -11,6 +11,7 @@ from oslo_log import log as logging
 from oslo_service import backend
 
 from korora_nova import conf
+from korora_nova import exception
 
 backend.init_backend(backend.BackendType.THREADING)
 
@@ -34,3 +35,16 @@ def fail(name, error):
     print('%s: cannot start: %s' % (name, error), file=sys.stderr)
     logging.getLogger(name).error('cannot start: %s', error)
     return 1
+
+
+def serve(name, service_module, argv=None):
+    """Run a daemon: options, preflight in this process (a broken set-up
+    ends it with the reason instead of a restart loop after the fork),
+    then the service until it stops. Returns the exit status."""
+    conf = prepare(name, argv)
+    try:
+        service_module.preflight(conf)
+    except exception.KororaError as error:
+        return fail(name, error)
+    service_module.launch(conf).wait()
+    return 0

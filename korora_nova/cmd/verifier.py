@@ -3,20 +3,11 @@
 import sys
 
 from korora_nova.cmd import daemon  # first: selects native threads
-from korora_nova import exception
-from korora_nova.verifier import service as verifier_service
-
-NAME = 'korora-verifier'
+from korora_nova.verifier import service
 
 
 def main(argv=None):
-    conf = daemon.prepare(NAME, argv)
-    try:
-        verifier_service.preflight(conf)
-    except exception.KororaError as error:
-        return daemon.fail(NAME, error)
-    verifier_service.launch(conf).wait()
-    return 0
+    return daemon.serve('korora-verifier', service, argv)
 
 
 if __name__ == '__main__':

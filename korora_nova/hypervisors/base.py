@@ -267,8 +267,8 @@ def _size(fd):
     return os.fstat(fd).st_size
 
 
-def read_fd(fd, limit, path, what, item=None):
-    """All of a file's bytes, refusing more than limit; closes fd."""
+def _chunks(fd, limit, path, what, item):
+    """A file's bytes in chunks, refusing more than limit; closes fd."""
     try:
         size = _size(fd)
         if size > limit:
@@ -276,53 +276,35 @@ def read_fd(fd, limit, path, what, item=None):
                 '%s is refused: %s holds %d bytes, more than the %d '
                 'allowed' % (what, path, size, limit), item=item)
         os.lseek(fd, 0, os.SEEK_SET)
-        chunks = []
         total = 0
         while True:
             chunk = os.read(fd, min(CHUNK, limit + 1 - total))
             if not chunk:
-                break
-            chunks.append(chunk)
+                return
             total += len(chunk)
             if total > limit:
                 raise InstanceStateError(
                     '%s is refused: %s grew past the %d bytes allowed '
                     'while it was read' % (what, path, limit), item=item)
-        return b''.join(chunks)
+            yield chunk
     except OSError as error:
         raise InstanceStateError('%s cannot be read: %s: %s'
                                  % (what, path, error.strerror), item=item)
     finally:
         os.close(fd)
+
+
+def read_fd(fd, limit, path, what, item=None):
+    """All of a file's bytes, refusing more than limit; closes fd."""
+    return b''.join(_chunks(fd, limit, path, what, item))
 
 
 def hash_fd(fd, limit, path, what, item=None):
     """SHA-256 hex of a file's bytes, streamed in chunks; closes fd."""
-    try:
-        size = _size(fd)
-        if size > limit:
-            raise InstanceStateError(
-                '%s is refused: %s holds %d bytes, more than the %d '
-                'allowed' % (what, path, size, limit), item=item)
-        os.lseek(fd, 0, os.SEEK_SET)
-        digest = hashlib.sha256()
-        total = 0
-        while True:
-            chunk = os.read(fd, CHUNK)
-            if not chunk:
-                break
-            total += len(chunk)
-            if total > limit:
-                raise InstanceStateError(
-                    '%s is refused: %s grew past the %d bytes allowed '
-                    'while it was read' % (what, path, limit), item=item)
-            digest.update(chunk)
-        return digest.hexdigest()
-    except OSError as error:
-        raise InstanceStateError('%s cannot be read: %s: %s'
-                                 % (what, path, error.strerror), item=item)
-    finally:
-        os.close(fd)
+    digest = hashlib.sha256()
+    for chunk in _chunks(fd, limit, path, what, item):
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def sha256_hex(data):
