@@ -139,3 +139,21 @@ class VTPMManagerFixture(fixtures.Fixture):
 
         return quote.extend_pcr(self.manager.connection, 'sha256', index,
                                 data)
+
+
+class InProcessBusFixture(fixtures.Fixture):
+    """oslo.messaging's in-process 'fake' driver as [DEFAULT]
+    transport_url, and korora's cached transports dropped afterwards."""
+
+    def __init__(self, conf):
+        super().__init__()
+        self.conf = conf
+
+    def _setUp(self):
+        from oslo_messaging import conffixture
+
+        from korora_nova import rpc
+
+        messaging = self.useFixture(conffixture.ConfFixture(self.conf))
+        messaging.transport_url = 'fake:/'
+        self.addCleanup(rpc.cleanup)

@@ -10,7 +10,6 @@ another TPM.
 
 import json
 
-from oslo_messaging import conffixture as messaging_fixture
 import sqlalchemy as sa
 
 from korora_nova.attestation import evidence
@@ -19,7 +18,6 @@ from korora_nova.db import models
 from korora_nova.migration import audit
 from korora_nova.migration import records
 from korora_nova.migration import states
-from korora_nova import rpc
 from korora_nova.tests import base
 from korora_nova.tests import fixtures
 from korora_nova.verifier import enrollment
@@ -33,10 +31,7 @@ class AuditTestCase(base.TestCase):
 
     def setUp(self):
         super().setUp()
-        messaging = self.useFixture(
-            messaging_fixture.ConfFixture(self.config.conf))
-        messaging.transport_url = 'fake:/'
-        self.addCleanup(rpc.cleanup)
+        self.useFixture(fixtures.InProcessBusFixture(self.config.conf))
         self.useFixture(fixtures.VerifierDatabaseFixture())
         tpm1 = self.useFixture(fixtures.SoftwareTPMFixture())
         tpm2 = self.useFixture(fixtures.SoftwareTPMFixture())

@@ -10,13 +10,11 @@ import os
 import subprocess
 import sys
 
-from oslo_messaging import conffixture as messaging_fixture
 
 from korora_nova.db import api as db
 from korora_nova.migration import audit
 from korora_nova.migration import records
 from korora_nova.migration import states
-from korora_nova import rpc
 from korora_nova.tests import base
 from korora_nova.tests import fixtures
 from korora_nova.verifier import enrollment
@@ -168,10 +166,7 @@ class TestAnchoredLogCommands(ManageTestCase):
 
     def setUp(self):
         super().setUp()
-        messaging = self.useFixture(
-            messaging_fixture.ConfFixture(self.config.conf))
-        messaging.transport_url = 'fake:/'
-        self.addCleanup(rpc.cleanup)
+        self.useFixture(fixtures.InProcessBusFixture(self.config.conf))
         tpm = self.useFixture(fixtures.SoftwareTPMFixture())
         self.flags(ek_ca_bundle=tpm.ca_bundle)
         self.useFixture(fixtures.VTPMManagerFixture('compute-1', tpm))

@@ -7,11 +7,9 @@ tests), a real SQLite verifier database.
 
 import threading
 
-from oslo_messaging import conffixture as messaging_fixture
 
 from korora_nova.db import api as db
 from korora_nova import exception
-from korora_nova import rpc
 from korora_nova.tests import base
 from korora_nova.tests import fixtures
 from korora_nova.verifier import attestation
@@ -41,10 +39,7 @@ class HostTrustTestCase(base.TestCase):
 
     def setUp(self):
         super().setUp()
-        messaging = self.useFixture(
-            messaging_fixture.ConfFixture(self.config.conf))
-        messaging.transport_url = 'fake:/'
-        self.addCleanup(rpc.cleanup)
+        self.useFixture(fixtures.InProcessBusFixture(self.config.conf))
         self.flags(pcr_watch_interval=0.05)
         self.useFixture(fixtures.VerifierDatabaseFixture())
         self.verifier_api = RecordingVerifierAPI()
