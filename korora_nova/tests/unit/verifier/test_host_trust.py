@@ -7,7 +7,6 @@ tests), a real SQLite verifier database.
 
 import threading
 
-
 from korora_nova.db import api as db
 from korora_nova import exception
 from korora_nova.tests import base
