@@ -31,6 +31,11 @@ def get_notification_transport():
     return _transports['notifications']
 
 
+def get_notifier(publisher_id):
+    return messaging.Notifier(get_notification_transport(),
+                              publisher_id=publisher_id)
+
+
 def cleanup():
     for transport in _transports.values():
         transport.cleanup()

@@ -108,7 +108,7 @@ def bounded(name, data, limit):
     return bytes(data)
 
 
-def _unmarshal_whole(cls, name, data):
+def unmarshal_whole(cls, name, data):
     try:
         value, used = cls.unmarshal(data)
     except PARSE_ERRORS as error:
@@ -161,7 +161,7 @@ _SELECTION = struct.Struct('>HB')       # hash, sizeofSelect
 def parse_attestation(message):
     """Parse a marshalled TPMS_ATTEST of a quote or a certification."""
     message = bounded('attestation message', message, MAX_ATTEST_SIZE)
-    _unmarshal_whole(TPMS_ATTEST, 'attestation message', message)
+    unmarshal_whole(TPMS_ATTEST, 'attestation message', message)
     reader = _Reader(message)
     magic, kind_code = reader.unpack(_HEADER)
     if magic != TPM2_GENERATED.VALUE:
@@ -223,7 +223,7 @@ _SIGNATURE_HEADER = struct.Struct('>HH')   # sigAlg, hashAlg
 def parse_signature(signature):
     """Parse a marshalled TPMT_SIGNATURE."""
     signature = bounded('signature', signature, MAX_SIGNATURE_SIZE)
-    _unmarshal_whole(TPMT_SIGNATURE, 'signature', signature)
+    unmarshal_whole(TPMT_SIGNATURE, 'signature', signature)
     if len(signature) < _SIGNATURE_HEADER.size:
         raise exception.EvidenceError(
             'signature of scheme NULL carries no signature')
@@ -241,7 +241,7 @@ def parse_signature(signature):
 def parse_public(public, name='public key'):
     """Parse a marshalled TPM2B_PUBLIC (an AK, an EK, a certified key)."""
     public = bounded(name, public, MAX_PUBLIC_SIZE)
-    parsed = _unmarshal_whole(TPM2B_PUBLIC, name, public)
+    parsed = unmarshal_whole(TPM2B_PUBLIC, name, public)
     # libtss2-mu reads the public area whatever the size prefix says:
     # insist on the one canonical encoding.
     if len(public) < 2 or int.from_bytes(public[:2], 'big') != (

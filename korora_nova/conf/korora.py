@@ -137,6 +137,39 @@ host_trust_opts = [
         default='korora-verifier',
         help='RPC topic shared by the verifier\'s workers.'),
 ]
+migration_opts = [
+    cfg.StrOpt(
+        'base_compute_driver',
+        default='libvirt.LibvirtDriver',
+        help='The compute driver that [DEFAULT] compute_driver = '
+             'korora.KororaDriver wraps with the live-migration hooks, named '
+             'as compute_driver names drivers (relative to nova.virt). Every '
+             'method but the live-migration ones stays this driver\'s.'),
+    cfg.StrOpt(
+        'local_channel_key',
+        default='$state_path/local-channel.key',
+        help='File with the key that the vTPM manager and nova-compute of '
+             'this host share (created by the vTPM manager, mode 0640). '
+             'An unwrapped vTPM secret crosses the message bus from the '
+             'vTPM manager to nova-compute only encrypted with it, so the '
+             'secret is in clear on the destination host alone. Make it '
+             'readable by the user nova-compute runs as.'),
+    cfg.StrOpt(
+        'migration_counter_index',
+        default='0x01500020',
+        help='NV index (owner range 0x01000000-0x01BFFFFF) of the '
+             'monotonic counter a source host binds its integrity manifests '
+             'to and advances on every committed migration, so an old '
+             'manifest or an old copy of a vTPM state cannot be replayed.'),
+    cfg.FloatOpt(
+        'migration_step_timeout',
+        default=30.0,
+        min=0.1,
+        help='Seconds a live-migration hook waits for a vTPM manager to '
+             'certify a key, open a sealed secret or sign a manifest; no '
+             'answer aborts the migration.'),
+]
+
 
 DATABASE_GROUP = cfg.OptGroup(
     'korora_database',
@@ -150,8 +183,8 @@ def register_opts(conf):
     from oslo_db import options as db_options
 
     conf.register_group(GROUP)
-    conf.register_opts(tpm_opts + attestation_opts + host_trust_opts,
-                       group=GROUP)
+    conf.register_opts(tpm_opts + attestation_opts + host_trust_opts +
+                       migration_opts, group=GROUP)
     conf.register_group(DATABASE_GROUP)
     conf.register_opts(db_options.database_opts, group=DATABASE_GROUP)
     conf.set_default('connection', 'sqlite:////var/lib/korora/korora.sqlite',
@@ -166,5 +199,6 @@ def list_opts():
     from oslo_db import options as db_options
 
     return {'DEFAULT': [host_opt],
-            GROUP: tpm_opts + attestation_opts + host_trust_opts,
+            GROUP: (tpm_opts + attestation_opts + host_trust_opts +
+                    migration_opts),
             DATABASE_GROUP: db_options.database_opts}

@@ -100,6 +100,10 @@ class Migration(BASE):
     reason = sa.Column(sa.Text, nullable=True)
     created_at = sa.Column(sa.DateTime, nullable=False)
     updated_at = sa.Column(sa.DateTime, nullable=False)
+    # The source's signed integrity manifest (hooks.manifest, JSON) and
+    # the value of its monotonic counter the manifest is bound to.
+    manifest = sa.Column(LongText, nullable=True)
+    source_counter = sa.Column(sa.BigInteger, nullable=True)
 
 
 class AuditEntry(BASE):

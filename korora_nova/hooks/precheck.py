@@ -7,6 +7,10 @@ enrolled AK and policy. Nothing from the message bus is believed but a
 quote the TPM signed over our own nonce. Any doubt raises Nova's
 MigrationPreCheckError: the instance stays ACTIVE on its source and the
 reason reaches the instance action.
+
+The destination opens the migration record (REQUESTED) once it has
+attested the source and names it in its answer; the source checks that
+record against what Nova ordered before it attests the destination.
 """
 
 from nova import exception as nova_exception
@@ -15,10 +19,17 @@ from oslo_log import log as logging
 
 from korora_nova import exception
 from korora_nova.filters import trusted_vtpm
+from korora_nova.migration import records
+from korora_nova.migration import states
 from korora_nova.verifier import attestation
 from korora_nova.vtpm_manager import rpcapi
 
 LOG = logging.getLogger(__name__)
+
+# Records in these states may be replaced by a new request: nothing has
+# left the source yet.
+SUPERSEDABLE = (states.REQUESTED, states.PEERS_ATTESTED,
+                states.KEY_CERTIFIED)
 
 
 def applies(instance):
@@ -53,29 +64,53 @@ def attest_peer(instance, role, peer):
     return verdict
 
 
-def claim_destination(dest_check_data, instance, destination):
-    """On the destination: say who we are to the source.
+def request(instance, source, destination, source_verdict):
+    """On the destination, once the source is attested: open the record.
+
+    A record of this instance left before its transfer (an earlier
+    request that went no further) is aborted; one that has started
+    moving the instance must be finished first.
+    """
+    for stale in records.in_flight_for_instance(instance.uuid):
+        if stale.state not in SUPERSEDABLE:
+            refuse(instance, 'migration %s of this instance is %s; it must '
+                   'be finished first (korora-manage migration show %s)'
+                   % (stale.uuid, stale.state, stale.uuid))
+        try:
+            records.transition(stale.uuid, destination, states.ABORTED,
+                               reason='superseded by a new live migration '
+                               'request', expected=stale.state)
+        except states.IllegalTransition:
+            pass    # finished meanwhile
+    return records.create(
+        None, instance.uuid, source, destination, host=destination,
+        details={'dest_nonce': source_verdict.attestation.extra_data.hex(),
+                 'source_verdict': source_verdict.summary()})
+
+
+def claim_destination(dest_check_data, instance, destination, record):
+    """On the destination: tell the source who we are and which record.
 
     The claim travels back in the pre-check data (LiveMigrateData's
     `migration` field, which Nova replaces with its own record before the
     transfer). A claim alone proves nothing: the source checks it against
-    the conductor's record where that names a host, and attests the
-    claimed host's TPM itself. Until the vTPM secret is wrapped to a key
-    only the attested destination's TPM holds (the next step of the
-    protocol), a destination lying about its name on the scheduler's path
-    is not caught here.
+    the conductor's record where that names a host, attests the claimed
+    host's TPM itself, and seals the vTPM secret to a key only that TPM
+    holds.
     """
     dest_check_data.migration = objects.Migration(
-        dest_compute=destination, source_compute=instance.host,
-        instance_uuid=instance.uuid)
+        uuid=record.uuid, dest_compute=destination,
+        source_compute=instance.host, instance_uuid=instance.uuid)
     return dest_check_data
 
 
-def destination_of(context, instance, dest_check_data):
-    """The destination to attest, from the source's point of view."""
-    claimed = None
+def claimed_record(context, instance, dest_check_data, source):
+    """On the source: the record the destination opened, checked against
+    the conductor's order."""
+    claim = None
     if dest_check_data.obj_attr_is_set('migration'):
-        claimed = dest_check_data.migration.dest_compute
+        claim = dest_check_data.migration
+    claimed = claim.dest_compute if claim is not None else None
     try:
         ordered = objects.Migration.get_by_instance_and_status(
             context, instance.uuid, 'accepted').dest_compute
@@ -84,4 +119,20 @@ def destination_of(context, instance, dest_check_data):
     if ordered and claimed and ordered != claimed:
         refuse(instance, 'the destination says it is %s but the migration '
                'was ordered to %s' % (claimed, ordered))
-    return ordered or claimed
+    destination = ordered or claimed
+    if claim is None or not claim.obj_attr_is_set('uuid'):
+        refuse(instance, 'the destination %s did not take part in Korora\'s '
+               'protocol (is its compute_driver korora.KororaDriver?)'
+               % (destination or 'host'))
+    try:
+        record = records.get(claim.uuid)
+    except states.MigrationNotFound:
+        refuse(instance, 'the destination named an unknown migration '
+               'record %s' % claim.uuid)
+    if (record.instance_uuid, record.source_host, record.dest_host,
+            record.state) != (instance.uuid, source, destination,
+                              states.REQUESTED):
+        refuse(instance, 'migration record %s is not a new request for '
+               'this instance from %s to %s' % (record.uuid, source,
+                                                destination))
+    return record

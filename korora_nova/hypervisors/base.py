@@ -368,6 +368,12 @@ class InstanceStateBackend(metaclass=abc.ABCMeta):
         return Measurement(items)
 
     @abc.abstractmethod
+    def remove_instance(self, instance_uuid):
+        """Remove this host's copy of the instance's vTPM state: the
+        source's once a migration committed, the destination's after a
+        rollback."""
+
+    @abc.abstractmethod
     def _facts(self, uuid):
         """domain_xml.DomainFacts of the instance."""
 

@@ -39,6 +39,7 @@ stub-domain vTPM is recognised and refused.
 import hashlib
 import hmac
 import os
+import shutil
 import struct
 
 from cryptography.hazmat.primitives import padding
@@ -245,6 +246,15 @@ class LibvirtStateBackend(base.InstanceStateBackend):
         folder, name = STATE_FILES.get(version or '2.0', STATE_FILES['2.0'])
         return os.path.join(self.swtpm_root, base.validate_uuid(uuid),
                             folder, name)
+
+    def remove_instance(self, instance_uuid):
+        """Remove <swtpm_root>/<uuid> (libvirt leaves it after an
+        outgoing migration when the domain is kept defined)."""
+        path = os.path.join(self.swtpm_root, base.validate_uuid(instance_uuid))
+        if os.path.islink(path):
+            raise base.InstanceStateError('refusing to remove %s: it is a '
+                                          'symbolic link' % path)
+        shutil.rmtree(path, ignore_errors=True)
 
     def _vtpm_state_digest(self, uuid, facts, vtpm_secret):
         tpm = facts.vtpm

@@ -19,6 +19,7 @@ import time
 from oslo_db import exception as db_exception
 from oslo_log import log as logging
 from oslo_utils import uuidutils
+import sqlalchemy as sa
 
 from korora_nova.db import api as db
 from korora_nova.db import models
@@ -100,7 +101,7 @@ def create(migration_uuid, instance_uuid, source_host, dest_host,
 
 
 def transition(migration_uuid, host, new_state, details=None, reason=None,
-               expected=None):
+               expected=None, manifest=None, source_counter=None):
     """Move a migration to new_state; returns the updated record.
 
     host is the host that ran the step; details what the audit entry
@@ -111,7 +112,8 @@ def transition(migration_uuid, host, new_state, details=None, reason=None,
     Raises IllegalTransition (nothing written, the refusal logged) when
     the move is not allowed from the stored state, ConcurrentTransition
     (an IllegalTransition) when another service moved it first, and
-    MigrationNotFound.
+    MigrationNotFound. manifest and source_counter, if given, are stored
+    on the record in the same transaction.
     """
     entry_details = dict(details or {})
     if reason is not None:
@@ -127,6 +129,10 @@ def transition(migration_uuid, host, new_state, details=None, reason=None,
         values = {'state': new_state, 'updated_at': now}
         if reason is not None:
             values['reason'] = reason
+        if manifest is not None:
+            values['manifest'] = manifest
+        if source_counter is not None:
+            values['source_counter'] = source_counter
         # The conditional UPDATE comes first: it takes the write lock
         # (SQLite) or the row lock before the audit log's head is read.
         with db.writer() as session:
@@ -187,6 +193,25 @@ def in_flight():
         return session.query(models.Migration).filter(
             models.Migration.state.notin_(sorted(states.FINAL))).order_by(
             models.Migration.created_at, models.Migration.uuid).all()
+
+
+def in_flight_for_instance(instance_uuid):
+    """The instance's migrations not in a final state, oldest first."""
+    with db.reader() as session:
+        return session.query(models.Migration).filter(
+            models.Migration.instance_uuid == instance_uuid,
+            models.Migration.state.notin_(sorted(states.FINAL))).order_by(
+            models.Migration.created_at, models.Migration.uuid).all()
+
+
+def highest_committed_counter(source_host):
+    """The highest counter value a committed migration from source_host
+    was bound to, or None."""
+    with db.reader() as session:
+        return session.query(sa.func.max(
+            models.Migration.source_counter)).filter(
+            models.Migration.source_host == source_host,
+            models.Migration.state == states.COMMITTED).scalar()
 
 
 def history(migration_uuid):

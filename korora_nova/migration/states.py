@@ -3,8 +3,8 @@
 The forward chain is the order in which the hooks run the Clark-Wilson
 transformation procedures of one migration::
 
-    REQUESTED -> PEERS_ATTESTED -> KEY_CERTIFIED -> MEASURED
-              -> TRANSFERRING -> VERIFIED -> COMMITTED
+    REQUESTED -> PEERS_ATTESTED -> KEY_CERTIFIED -> TRANSFERRING
+              -> MEASURED -> VERIFIED -> COMMITTED
 
 ============== ========================================================
 state          what has been done
@@ -13,29 +13,32 @@ REQUESTED      the migration is known; nothing is proven yet
 PEERS_ATTESTED source and destination proved their integrity to each
                other with their platform TPMs
 KEY_CERTIFIED  the destination's per-migration key is certified by its
-               attestation key (the vTPM state is sealed to it)
-MEASURED       the instance's vTPM state and the data that travels with
-               it are measured into the integrity manifest
-TRANSFERRING   the transfer has started: the instance may be on either
-               host
+               attestation key and the vTPM secret is sealed to it
+TRANSFERRING   the destination opened the sealed secret; the transfer
+               runs: the instance may be on either host
+MEASURED       the transfer ended; the source measured what crossed
+               (the vTPM state as it was when the transfer ended) into
+               the integrity manifest and signed it with its TPM
 VERIFIED       on arrival, the destination found the instance exactly
                as measured
-COMMITTED      the source's copy is gone; the migration is over
+COMMITTED      the source's copy is gone and its counter advanced; the
+               migration is over
 ABORTED        rolled back: the instance stays (or is back) on the
                source, unchanged
-QUARANTINED    verification on arrival failed: the instance is held on
-               the destination, never run, for an operator to examine
+QUARANTINED    verification on arrival failed: the instance is held
+               paused on the destination for an operator to examine
 ============== ========================================================
 
+The source measures after the transfer, not before: what counts is the
+state that crossed, not a copy taken while the guest still ran.
+
 ABORTED is reachable from every state before COMMITTED (a failed step,
-Nova's rollback, an operator). QUARANTINED is reachable only from
-TRANSFERRING: it is the outcome of the verification on arrival, the one
-moment when an instance that may have been changed sits on the
-destination. Before the transfer nothing has left the source, so a
-failure is a plain abort; after VERIFIED the instance arrived intact, so a
-later failure is an abort too. COMMITTED, ABORTED and QUARANTINED are
-final: nothing leaves them (releasing a quarantined instance is an
-operator's decision about the instance, not a step of the migration).
+Nova's rollback, an operator). QUARANTINED is reachable from
+TRANSFERRING and MEASURED: it is the outcome of the verification on
+arrival, the one moment when an instance that may have been changed sits
+on the destination. COMMITTED, ABORTED and QUARANTINED are final:
+nothing leaves them (releasing a quarantined instance is an operator's
+decision about the instance, not a step of the migration).
 """
 
 from korora_nova import exception
@@ -50,8 +53,8 @@ COMMITTED = 'COMMITTED'
 ABORTED = 'ABORTED'
 QUARANTINED = 'QUARANTINED'
 
-FORWARD = (REQUESTED, PEERS_ATTESTED, KEY_CERTIFIED, MEASURED,
-           TRANSFERRING, VERIFIED, COMMITTED)
+FORWARD = (REQUESTED, PEERS_ATTESTED, KEY_CERTIFIED, TRANSFERRING,
+           MEASURED, VERIFIED, COMMITTED)
 ALL = FORWARD + (ABORTED, QUARANTINED)
 FINAL = frozenset((COMMITTED, ABORTED, QUARANTINED))
 INITIAL = REQUESTED
@@ -60,9 +63,9 @@ INITIAL = REQUESTED
 TRANSITIONS = {
     REQUESTED: (PEERS_ATTESTED, ABORTED),
     PEERS_ATTESTED: (KEY_CERTIFIED, ABORTED),
-    KEY_CERTIFIED: (MEASURED, ABORTED),
-    MEASURED: (TRANSFERRING, ABORTED),
-    TRANSFERRING: (VERIFIED, QUARANTINED, ABORTED),
+    KEY_CERTIFIED: (TRANSFERRING, ABORTED),
+    TRANSFERRING: (MEASURED, QUARANTINED, ABORTED),
+    MEASURED: (VERIFIED, QUARANTINED, ABORTED),
     VERIFIED: (COMMITTED, ABORTED),
     COMMITTED: (),
     ABORTED: (),
@@ -74,26 +77,29 @@ STEPS = {
     REQUESTED: 'request',
     PEERS_ATTESTED: 'attest-peers',
     KEY_CERTIFIED: 'certify-key',
-    MEASURED: 'measure',
     TRANSFERRING: 'transfer',
+    MEASURED: 'measure',
     VERIFIED: 'verify-arrival',
     COMMITTED: 'commit',
     ABORTED: 'abort',
     QUARANTINED: 'quarantine',
 }
 
-# What a restarted service does with a migration it finds in flight.
-ROLL_BACK = 'roll back'     # nothing left the source: abort, Nova retries
-VERIFY = 'verify'           # on the destination: verify on arrival (then
-#                             VERIFIED or QUARANTINED); still on the source:
-#                             abort
+# What a restarted service does with a migration it finds in flight
+# (korora_nova.hooks.recovery).
+ROLL_BACK = 'roll back'     # nothing left the source: abort
+FINISH = 'finish'           # where the instance runs decides: still on
+#                             the source, abort; on the destination,
+#                             measure, verify and commit
+VERIFY = 'verify'           # the destination verifies on arrival (then
+#                             VERIFIED or QUARANTINED), the source commits
 COMMIT = 'commit'           # arrived intact: finish the clean-up, commit
 RESUME = {
     REQUESTED: ROLL_BACK,
     PEERS_ATTESTED: ROLL_BACK,
     KEY_CERTIFIED: ROLL_BACK,
-    MEASURED: ROLL_BACK,
-    TRANSFERRING: VERIFY,
+    TRANSFERRING: FINISH,
+    MEASURED: VERIFY,
     VERIFIED: COMMIT,
 }
 

@@ -2,7 +2,6 @@
 
 import os
 
-import oslo_messaging as messaging
 from oslo_log import log as logging
 from oslo_service import service
 
@@ -35,9 +34,7 @@ def launch(conf):
 
 
 def make_attestor(conf):
-    notifier = messaging.Notifier(
-        rpc.get_notification_transport(),
-        publisher_id='korora-verifier.%s' % conf.host)
+    notifier = rpc.get_notifier('korora-verifier.%s' % conf.host)
     traits = (placement.PlacementTraits(conf)
               if conf.korora.update_placement_traits else None)
     return attestation.Attestor(manager_rpcapi.VTPMManagerAPI(), notifier,

@@ -6,6 +6,7 @@ through its one TPMConnection.
 
 import os
 import threading
+import time
 
 import oslo_messaging as messaging
 from oslo_log import log as logging
@@ -15,19 +16,29 @@ from korora_nova.attestation import pcr_values
 from korora_nova import exception
 from korora_nova import rpc
 from korora_nova.tpm import attestation_key
+from korora_nova.tpm import certify
 from korora_nova.tpm import connection as tpm_connection
+from korora_nova.tpm import duplication
 from korora_nova.tpm import endorsement
+from korora_nova.tpm import nv_counter
 from korora_nova.tpm import quote
 from korora_nova.verifier import rpcapi as verifier_rpcapi
+from korora_nova.vtpm_manager import local_channel
 from korora_nova.vtpm_manager import self_measurement
 
 LOG = logging.getLogger(__name__)
+
+# Per-migration keys not yet used: at most this many, for this long.
+MAX_MIGRATION_KEYS = 256
+MIGRATION_KEY_LIFETIME = 3600.0
+UNIQUE_SIZE = 32
+MAX_BINDING = 512
 
 
 class VTPMManager:
     """Endpoint of topic [korora] manager_topic, server [DEFAULT] host."""
 
-    target = messaging.Target(version='1.0')
+    target = messaging.Target(version='1.1')
 
     def __init__(self, conf, host=None, tcti=None, state_path=None,
                  verifier_api=None):
@@ -43,9 +54,15 @@ class VTPMManager:
             int(conf.korora.ak_persistent_handle, 0))
         self.selection = pcr_values.parse_selection(conf.korora.pcr_selection)
         self.verifier_api = verifier_api or verifier_rpcapi.VerifierAPI()
+        self.counter = nv_counter.MonotonicCounter(
+            self.connection, int(conf.korora.migration_counter_index, 0))
         self._stop = threading.Event()
         self._watcher = None
         self._last_values = None
+        self._channel_key = None
+        # unique of each certified key not yet used -> when it was made.
+        self._migration_keys = {}
+        self._keys_lock = threading.Lock()
 
     # Life cycle
 
@@ -53,6 +70,8 @@ class VTPMManager:
         self_measurement.measure_once_per_boot(
             self.connection, self.ak, self.conf,
             os.path.join(self.state_path, 'self-measurement'))
+        self._channel_key = local_channel.create_key(
+            self.conf.korora.local_channel_key)
         self._last_values = quote.read_pcrs(self.connection, self.selection)
         self._stop.clear()
         self._watcher = threading.Thread(target=self._watch_pcrs,
@@ -109,3 +128,53 @@ class VTPMManager:
         return {'message': rpc.encode(made.message),
                 'signature': rpc.encode(made.signature),
                 'pcr_values': pcr_values.to_json(made.pcr_values)}
+
+    # RPC API 1.1: the live-migration protocol
+
+    def certify_migration_key(self, ctxt, nonce):
+        """A fresh storage key for one migration, certified by the AK over
+        the source's nonce. It opens one sealed secret, then is gone."""
+        nonce = rpc.decode(nonce, 'nonce', evidence.MAX_NONCE_SIZE)
+        key = certify.create_certified_storage_key(self.connection, self.ak,
+                                                   nonce)
+        with self._keys_lock:
+            now = time.monotonic()
+            for unique, made in list(self._migration_keys.items()):
+                if now - made > MIGRATION_KEY_LIFETIME:
+                    del self._migration_keys[unique]
+            if len(self._migration_keys) >= MAX_MIGRATION_KEYS:
+                raise exception.TPMError(
+                    '%s: %d migration keys are waiting to be used; refusing '
+                    'another' % (self.host, MAX_MIGRATION_KEYS))
+            self._migration_keys[key.unique] = now
+        return {'public': rpc.encode(key.public),
+                'attestation': rpc.encode(key.attestation),
+                'signature': rpc.encode(key.signature),
+                'unique': rpc.encode(key.unique)}
+
+    def open_duplicate(self, ctxt, unique, public, duplicate, seed, binding):
+        """Import a secret duplicated to one of our migration keys; return
+        it encrypted under the host's local channel key, bound to binding.
+        """
+        unique = rpc.decode(unique, 'key unique', UNIQUE_SIZE)
+        binding = rpc.decode(binding, 'binding', MAX_BINDING)
+        duplicated = duplication.Duplicate(
+            rpc.decode(public, 'duplicated object', evidence.MAX_PUBLIC_SIZE),
+            rpc.decode(duplicate, 'duplicate',
+                       duplication.MAX_DUPLICATE_SIZE),
+            rpc.decode(seed, 'encrypted seed', duplication.MAX_SEED_SIZE))
+        with self._keys_lock:
+            made = self._migration_keys.pop(unique, None)
+        if made is None or time.monotonic() - made > MIGRATION_KEY_LIFETIME:
+            raise exception.EvidenceError(
+                '%s: the secret is sealed to a key this vTPM manager did not '
+                'certify, used already or let expire' % self.host)
+        secret = duplication.unwrap(self.connection, unique, duplicated)
+        return {'sealed': rpc.encode(local_channel.seal(
+            self._channel_key, secret, binding))}
+
+    def read_counter(self, ctxt):
+        return {'value': self.counter.read()}
+
+    def advance_counter(self, ctxt):
+        return {'value': self.counter.increment()}

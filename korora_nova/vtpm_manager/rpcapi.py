@@ -3,6 +3,8 @@
 API version history:
 
 * 1.0 - get_identity, activate_credential, attest
+* 1.1 - certify_migration_key, open_duplicate, read_counter,
+  advance_counter (the live-migration protocol)
 """
 
 import oslo_messaging as messaging
@@ -12,9 +14,11 @@ from korora_nova.attestation import pcr_values
 from korora_nova import conf
 from korora_nova import exception
 from korora_nova import rpc
+from korora_nova.tpm import certify
+from korora_nova.vtpm_manager import local_channel
 
 CONF = conf.CONF
-VERSION_CAP = '1.0'
+VERSION_CAP = '1.1'
 MAX_CERTIFICATE = 16 * 1024
 
 
@@ -28,9 +32,9 @@ class VTPMManagerAPI:
             transport or rpc.get_transport(), target,
             version_cap=VERSION_CAP)
 
-    def _call(self, host, method, timeout=None, **kwargs):
+    def _call(self, host, method, timeout=None, version='1.0', **kwargs):
         cctxt = self.client.prepare(
-            server=host, version='1.0',
+            server=host, version=version,
             timeout=timeout or CONF.korora.attestation_timeout)
         try:
             return cctxt.call({}, method, **kwargs)
@@ -76,6 +80,56 @@ class VTPMManagerAPI:
             rpc.decode(reply.get('signature'), 'quote signature',
                        evidence.MAX_SIGNATURE_SIZE),
             pcr_values.from_json(reply.get('pcr_values')))
+
+    # 1.1: the live-migration protocol
+
+    def certify_migration_key(self, host, nonce):
+        """The host's certify.CertifiedKey for one migration (unchecked:
+        the caller appraises it against the host's AK)."""
+        reply = _dict(host, self._call(
+            host, 'certify_migration_key', version='1.1',
+            timeout=CONF.korora.migration_step_timeout,
+            nonce=rpc.encode(nonce)))
+        return certify.CertifiedKey(
+            rpc.decode(reply.get('public'), 'certified key',
+                       evidence.MAX_PUBLIC_SIZE),
+            rpc.decode(reply.get('attestation'), 'key certification',
+                       evidence.MAX_ATTEST_SIZE),
+            rpc.decode(reply.get('signature'), 'certification signature',
+                       evidence.MAX_SIGNATURE_SIZE),
+            rpc.decode(reply.get('unique'), 'key unique', 64))
+
+    def open_duplicate(self, host, unique, duplicated, binding):
+        """The duplicated secret, as local_channel.seal() of host."""
+        reply = _dict(host, self._call(
+            host, 'open_duplicate', version='1.1',
+            timeout=CONF.korora.migration_step_timeout,
+            unique=rpc.encode(unique),
+            public=rpc.encode(duplicated.public),
+            duplicate=rpc.encode(duplicated.duplicate),
+            seed=rpc.encode(duplicated.seed),
+            binding=rpc.encode(binding)))
+        return rpc.decode(reply.get('sealed'), 'sealed secret',
+                          local_channel.MAX_PLAINTEXT + 64)
+
+    def read_counter(self, host):
+        return _counter(host, self._call(
+            host, 'read_counter', version='1.1',
+            timeout=CONF.korora.migration_step_timeout))
+
+    def advance_counter(self, host):
+        return _counter(host, self._call(
+            host, 'advance_counter', version='1.1',
+            timeout=CONF.korora.migration_step_timeout))
+
+
+def _counter(host, reply):
+    value = _dict(host, reply).get('value')
+    if not isinstance(value, int) or isinstance(value, bool) or not (
+            0 <= value < 2 ** 64):
+        raise exception.EvidenceError(
+            '%s: the vTPM manager sent a malformed counter value' % host)
+    return value
 
 
 def _dict(host, reply):

@@ -35,11 +35,15 @@ import openstack.proxy
 import os_traits
 
 import nova.conf
+from nova.compute import power_state
 from nova.objects import migrate_data as migrate_data_obj
 from nova.tests.functional import integrated_helpers
 from nova.virt import fake
 from nova.virt import hardware
 from nova import vtpm
+
+from korora_nova.hooks import driver as hooks_driver
+from korora_nova.hypervisors import file_backend
 
 # OpenStackSDKFixture (used by every Nova test) replaces this with a mock;
 # the openstacksdk client below needs the real one.
@@ -100,7 +104,13 @@ class KororaVTPMFakeDriver(fake.MediumFakeDriver):
       ``pre_live_migration``, the source forgets guest and secret after
       success, the destination forgets the secret on rollback;
     - records every live-migration driver call in ``calls`` as
-      (method name, instance uuid, migrate_data or None).
+      (method name, instance uuid, migrate_data or None);
+    - keeps each vTPM guest's files (vTPM state, NVRAM, domain XML) in a
+      FileStateBackend folder of its host below ``state_root``; the live
+      migration copies them to the destination's folder, through
+      ``in_flight(name, data)`` if a test set one (to tamper with them),
+      and leaves the source's copy, as libvirt does while the domain stays
+      defined (Korora's commit removes it).
 
     Nova loads it as ``compute_driver = 'fake.KororaVTPMFakeDriver'``
     once it is put into ``nova.virt.fake`` (``NovaVTPMTestBase`` does).
@@ -109,11 +119,20 @@ class KororaVTPMFakeDriver(fake.MediumFakeDriver):
     capabilities = dict(fake.MediumFakeDriver.capabilities,
                         supports_vtpm=True)
     vtpm_traits = VTPM_TRAITS
+    #: Folder holding every fake host's instance files (set per test).
+    state_root = None
 
     def __init__(self, virtapi, read_only=False):
         super().__init__(virtapi, read_only)
         self.vtpm_secrets = {}
         self.calls = []
+        self.host_name = nova.conf.CONF.host
+        self.in_flight = None
+
+    def state_backend(self, host=None):
+        """The FileStateBackend of host (this driver's host by default)."""
+        return file_backend.FileStateBackend(self.state_root,
+                                             host or self.host_name)
 
     def _record(self, name, instance, data=None):
         self.calls.append((name, instance.uuid, data))
@@ -132,6 +151,13 @@ class KororaVTPMFakeDriver(fake.MediumFakeDriver):
         if _has_vtpm(instance) and instance.uuid not in self.vtpm_secrets:
             self.vtpm_secrets[instance.uuid] = (str(uuid.uuid4()),
                                                 uuid.uuid4().hex)
+            constraint = hardware.get_vtpm_constraint(instance.flavor,
+                                                      image_meta)
+            self.state_backend().create_instance(
+                instance.uuid, vtpm_state=os.urandom(8192),
+                nvram=os.urandom(4096), tpm_model=constraint.model,
+                tpm_version=constraint.version,
+                secret_uuid=self.vtpm_secrets[instance.uuid][0])
 
     def destroy(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, destroy_secrets=True):
@@ -141,6 +167,17 @@ class KororaVTPMFakeDriver(fake.MediumFakeDriver):
                         destroy_secrets=destroy_secrets)
         if destroy_secrets:
             self.vtpm_secrets.pop(instance.uuid, None)
+        if destroy_disks:
+            self.state_backend().remove_instance(instance.uuid)
+
+    def pause(self, instance):
+        # Nova's fake ignores pause; a quarantine must show.
+        if instance.uuid in self.instances:
+            self.instances[instance.uuid].state = power_state.PAUSED
+
+    def unpause(self, instance):
+        if instance.uuid in self.instances:
+            self.instances[instance.uuid].state = power_state.RUNNING
 
     def check_can_live_migrate_destination(self, context, instance,
                                            src_compute_info, dst_compute_info,
@@ -188,6 +225,14 @@ class KororaVTPMFakeDriver(fake.MediumFakeDriver):
                        post_method, recover_method, block_migration=False,
                        migrate_data=None):
         self._record('live_migration', instance, migrate_data)
+        source = self.state_backend()
+        if source.has_instance(instance.uuid):
+            try:
+                source.copy_instance(instance.uuid, self.state_backend(dest),
+                                     in_flight=self.in_flight)
+            except Exception:
+                recover_method(context, instance, dest, migrate_data)
+                return None
         return super().live_migration(
             context, instance, dest, post_method, recover_method,
             block_migration=block_migration, migrate_data=migrate_data)
@@ -197,7 +242,8 @@ class KororaVTPMFakeDriver(fake.MediumFakeDriver):
         # Runs on the source: the guest has left this host.
         self._record('post_live_migration', instance, migrate_data)
         self.destroy(context, instance, network_info=None,
-                     block_device_info=block_device_info)
+                     block_device_info=block_device_info,
+                     destroy_disks=False)
 
     def post_live_migration_at_source(self, context, instance, network_info):
         self._record('post_live_migration_at_source', instance)
@@ -230,6 +276,7 @@ class KororaVTPMFakeDriver(fake.MediumFakeDriver):
                      migrate_data)
         if instance.uuid not in self.instances:
             self.vtpm_secrets.pop(instance.uuid, None)
+            self.state_backend().remove_instance(instance.uuid)
         return super().rollback_live_migration_at_destination(
             context, instance, network_info, block_device_info,
             destroy_disks=destroy_disks, migrate_data=migrate_data)
@@ -238,6 +285,14 @@ class KororaVTPMFakeDriver(fake.MediumFakeDriver):
         """The names of the recorded calls (for one instance, if given)."""
         return [name for name, uuid_, _data in self.calls
                 if instance_uuid in (None, uuid_)]
+
+
+class KororaHookedFakeDriver(hooks_driver.hooked(KororaVTPMFakeDriver)):
+    """KororaVTPMFakeDriver with Korora's live-migration hooks, measuring
+    the fake hosts' instance files."""
+
+    def korora_state_backend(self):
+        return self.state_backend()
 
 
 class NovaVTPMTestBase(integrated_helpers._IntegratedTestBase):
@@ -311,6 +366,9 @@ class NovaVTPMTestBase(integrated_helpers._IntegratedTestBase):
         self.flags(api_paste_config=api_paste_config(), group='wsgi')
         self.useFixture(fixtures.MonkeyPatch(
             'nova.virt.fake.' + DRIVER_NAME, self.COMPUTE_DRIVER_CLASS))
+        self.state_root = self.useFixture(fixtures.TempDir()).path
+        self.useFixture(fixtures.MonkeyPatch(
+            __name__ + '.KororaVTPMFakeDriver.state_root', self.state_root))
         self.flags(compute_driver='fake.' + DRIVER_NAME)
         self._configure_scheduler_filters()
         self.configure_nova()

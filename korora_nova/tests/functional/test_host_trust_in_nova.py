@@ -6,7 +6,10 @@ own korora vTPM manager; the verifier attests them over the same
 in-process bus and keeps verdicts in a real SQLite database.
 """
 
+import os
 import time
+
+import fixtures as fixtures_lib
 
 from keystoneauth1 import adapter as ks_adapter
 from keystoneauth1 import session as ks_session
@@ -34,6 +37,10 @@ class HostTrustInNovaTestBase(nova_base.NovaVTPMTestBase):
         super().setUp()
         self.addCleanup(rpc.cleanup)
         self.flags(pcr_watch_interval=0.05, attestation_timeout=2.0,
+                   migration_step_timeout=5.0,
+                   local_channel_key=os.path.join(
+                       self.useFixture(fixtures_lib.TempDir()).path,
+                       'local-channel.key'),
                    group='korora')
         self.useFixture(fixtures.VerifierDatabaseFixture())
         self.notifications = []

@@ -10,7 +10,6 @@ from nova.tests.functional.api import client as api_client
 from novaclient import exceptions as nova_exceptions
 
 from korora_nova.db import api as db
-from korora_nova.hooks import driver as hooks_driver
 from korora_nova.tests.functional import nova_base
 from korora_nova.tests.functional import test_host_trust_in_nova
 
@@ -18,7 +17,7 @@ from korora_nova.tests.functional import test_host_trust_in_nova
 class TestPrecheckHooks(test_host_trust_in_nova.HostTrustInNovaTestBase):
 
     SCHEDULER_FILTERS = ()
-    COMPUTE_DRIVER_CLASS = hooks_driver.hooked(nova_base.KororaVTPMFakeDriver)
+    COMPUTE_DRIVER_CLASS = nova_base.KororaHookedFakeDriver
 
     def setUp(self):
         super().setUp()

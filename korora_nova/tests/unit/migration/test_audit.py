@@ -99,7 +99,7 @@ class TestIntactLog(AuditTestCase):
         self.assertTrue(report.ok)
         self.assertEqual(['audit log: no entries', 'anchors: none',
                           'intact'], report.summary())
-        self.migrate(to=states.MEASURED)
+        self.migrate(to=states.TRANSFERRING)
         report = audit.verify()
         self.assertTrue(report.ok)
         self.assertEqual(['no entry is anchored by a TPM yet: 4 entries '
@@ -127,7 +127,7 @@ class TestIntactLog(AuditTestCase):
         self.assertEqual((first.seq, first.host, first.quote_message),
                          (again.seq, again.host, again.quote_message))
         # A tampered log is never anchored.
-        records.transition(MIGRATION, 'compute-2', states.MEASURED)
+        records.transition(MIGRATION, 'compute-2', states.TRANSFERRING)
         self.execute("UPDATE audit_log SET host = 'compute-7' WHERE seq = 2")
         error = self.assertRaises(audit.AuditError, audit.anchor, self.api,
                                   'compute-1')
@@ -222,10 +222,10 @@ class TestTampering(AuditTestCase):
                       str(report.first_problem))
 
     def test_rollback_of_log_and_anchors_needs_a_recorded_head(self):
-        self.migrate(to=states.MEASURED)
+        self.migrate(to=states.TRANSFERRING)
         first = audit.anchor(self.api, 'compute-1')
         recorded = (first.seq, audit.head_entry().entry_hash)
-        records.transition(MIGRATION, 'compute-2', states.TRANSFERRING)
+        records.transition(MIGRATION, 'compute-1', states.MEASURED)
         second = audit.anchor(self.api, 'compute-2')
         later = (second.seq, audit.head_entry().entry_hash)
         # Both tables rolled back to the first anchor: consistent.

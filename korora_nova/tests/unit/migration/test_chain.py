@@ -102,7 +102,7 @@ class TestChain(base.TestCase):
         self.assertRaises(audit.AuditError, records.transition, self.uuid,
                           'compute-2', states.VERIFIED,
                           details={'big': 'x' * audit.MAX_DETAILS})
-        self.assertEqual(states.TRANSFERRING, records.get(self.uuid).state)
+        self.assertEqual(states.MEASURED, records.get(self.uuid).state)
         self.assertEqual(5, len(audit.entries()))
 
     def test_expected_head(self):
@@ -121,7 +121,7 @@ class TestChain(base.TestCase):
                                   self.uuid, 'compute-2', states.VERIFIED)
         self.assertIn('the audit log\'s head (seq 5) has a malformed hash',
                       str(error))
-        self.assertEqual(states.TRANSFERRING, records.get(self.uuid).state)
+        self.assertEqual(states.MEASURED, records.get(self.uuid).state)
 
     def test_walk_in_small_batches(self):
         self.useFixture(test_fixtures.MockPatch(

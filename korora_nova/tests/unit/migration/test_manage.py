@@ -109,7 +109,15 @@ class TestMigrationCommands(ManageTestCase):
         entries = out.split('audit entries:\n')[1]
         self.assertEqual(7, entries.count('  intact\n'))
         self.assertIn('  seq 5  ', entries)
-        self.assertIn('transfer  MEASURED -> TRANSFERRING  intact', entries)
+        self.assertIn('transfer  KEY_CERTIFIED -> TRANSFERRING  intact',
+                      entries)
+        self.assertIn('measure  TRANSFERRING -> MEASURED  intact', entries)
+        self.assertLess(entries.index('  seq 4  '),
+                        entries.index('transfer  KEY_CERTIFIED'))
+        self.assertLess(entries.index('transfer  KEY_CERTIFIED'),
+                        entries.index('  seq 5  '))
+        self.assertLess(entries.index('  seq 5  '),
+                        entries.index('measure  TRANSFERRING'))
         self.assertIn(audit.digest(b'quote for MEASURED'), entries)
 
         status, out, err = self.manage('migration', 'show', OTHER)
@@ -120,9 +128,14 @@ class TestMigrationCommands(ManageTestCase):
 
     def test_show_in_flight(self):
         self.migrate(MIGRATION, states.TRANSFERRING)
+        self.migrate(OTHER, states.MEASURED)
         status, out, err = self.manage('migration', 'show', MIGRATION)
         self.assertEqual(0, status, err)
         self.assertIn('state:          TRANSFERRING (in flight; on restart: '
+                      'finish)\n', out)
+        status, out, err = self.manage('migration', 'show', OTHER)
+        self.assertEqual(0, status, err)
+        self.assertIn('state:          MEASURED (in flight; on restart: '
                       'verify)\n', out)
 
     def test_unknown_migration_is_a_usage_error(self):
@@ -148,8 +161,8 @@ class TestMigrationCommands(ManageTestCase):
                       out)
         status, out, err = self.manage('migration', 'show', MIGRATION)
         self.assertEqual(0, status, err)
-        self.assertIn('TRANSFERRING -> COMMITTED  CHANGED: its content does '
-                      'not match its hash', out)
+        self.assertIn('verify-arrival  MEASURED -> COMMITTED  CHANGED: its '
+                      'content does not match its hash', out)
 
     def test_bad_head_and_unknown_host(self):
         status, out, err = self.manage('audit', 'verify', '--head', '3:zz')

@@ -80,8 +80,13 @@ class TestLifecycle(RecordsTestCase):
             zip(states.FORWARD, states.FORWARD[1:])),
             [(row.from_state, row.to_state) for row in rows])
         self.assertEqual(['request', 'attest-peers', 'certify-key',
-                          'measure', 'transfer', 'verify-arrival',
+                          'transfer', 'measure', 'verify-arrival',
                           'commit'], [row.step for row in rows])
+        self.assertEqual(
+            [(states.KEY_CERTIFIED, states.TRANSFERRING),
+             (states.TRANSFERRING, states.MEASURED),
+             (states.MEASURED, states.VERIFIED)],
+            [(row.from_state, row.to_state) for row in rows[3:6]])
         # Evidence is named by its digest, never copied into the log.
         details = json.loads(rows[-1].details)
         self.assertEqual(audit.digest(b'evidence of COMMITTED'),
@@ -92,6 +97,8 @@ class TestLifecycle(RecordsTestCase):
                          json.loads(rows[0].details))
         self.assertIn('%s: PEERS_ATTESTED -> KEY_CERTIFIED by compute-2 '
                       '(audit seq 3)' % MIGRATION, self.log.output)
+        self.assertIn('%s: TRANSFERRING -> MEASURED by compute-2 '
+                      '(audit seq 5)' % MIGRATION, self.log.output)
         self.assertTrue(audit.verify().ok)
 
     def test_abort_keeps_the_reason(self):
@@ -108,14 +115,45 @@ class TestLifecycle(RecordsTestCase):
                          json.loads(last.details)['reason'])
 
     def test_quarantine_on_arrival(self):
-        self.create()
-        self.walk_to(MIGRATION, states.TRANSFERRING)
-        record = records.transition(
-            MIGRATION, 'compute-2', states.QUARANTINED,
-            reason='vTPM state does not match the manifest')
-        self.assertEqual(states.QUARANTINED, record.state)
-        self.assertRaises(states.IllegalTransition, records.transition,
-                          MIGRATION, 'compute-2', states.VERIFIED)
+        """Verification on arrival fails before or after the source
+        measured: either way the instance is held."""
+        for state in (states.TRANSFERRING, states.MEASURED):
+            migration_uuid = records.create(None, INSTANCE, 'compute-1',
+                                            'compute-2').uuid
+            self.walk_to(migration_uuid, state)
+            record = records.transition(
+                migration_uuid, 'compute-2', states.QUARANTINED,
+                reason='vTPM state does not match the manifest')
+            self.assertEqual(states.QUARANTINED, record.state)
+            self.assertEqual('vTPM state does not match the manifest',
+                             record.reason)
+            last = records.history(migration_uuid)[-1]
+            self.assertEqual(('quarantine', state, states.QUARANTINED),
+                             (last.step, last.from_state, last.to_state))
+            self.assertRaises(states.IllegalTransition, records.transition,
+                              migration_uuid, 'compute-2', states.VERIFIED)
+            self.assertEqual(states.QUARANTINED,
+                             records.get(migration_uuid).state)
+
+    def test_no_quarantine_before_the_transfer_or_after_verification(self):
+        for state in (states.REQUESTED, states.KEY_CERTIFIED,
+                      states.VERIFIED):
+            migration_uuid = records.create(None, INSTANCE, 'compute-1',
+                                            'compute-2').uuid
+            if state != states.REQUESTED:
+                self.walk_to(migration_uuid, state)
+            before = records.history(migration_uuid)
+            error = self.assertRaises(
+                states.IllegalTransition, records.transition,
+                migration_uuid, 'compute-2', states.QUARANTINED,
+                reason='should not stick')
+            self.assertIn('%s -> QUARANTINED is not allowed' % state,
+                          str(error))
+            record = records.get(migration_uuid)
+            self.assertEqual((state, None), (record.state, record.reason))
+            self.assertEqual([entry.seq for entry in before],
+                             [entry.seq for entry in
+                              records.history(migration_uuid)])
 
     def test_generated_uuid_and_duplicates(self):
         record = records.create(None, INSTANCE, 'compute-1', 'compute-2')
@@ -142,6 +180,129 @@ class TestLifecycle(RecordsTestCase):
         history = records.history(second.uuid)
         self.assertEqual([states.REQUESTED, states.ABORTED],
                          [entry.to_state for entry in history])
+
+
+class TestManifest(RecordsTestCase):
+    """The source's signed manifest and counter value ride on the
+    transition that records them: with it or not at all."""
+
+    MANIFEST = json.dumps({'manifest': {'counter': 2 ** 40 + 7,
+                                        'migration_uuid': MIGRATION},
+                           'signature': 'ab' * 256}, sort_keys=True)
+    COUNTER = 2 ** 40 + 7      # beyond 32 bits: a BIGINT column
+
+    def evidence(self):
+        record = records.get(MIGRATION)
+        return record.state, record.manifest, record.source_counter
+
+    def test_stored_with_the_transition(self):
+        self.create()
+        self.walk_to(MIGRATION, states.TRANSFERRING)
+        self.assertEqual((states.TRANSFERRING, None, None), self.evidence())
+        record = records.transition(
+            MIGRATION, 'compute-1', states.MEASURED,
+            details={'manifest': self.MANIFEST.encode()},
+            manifest=self.MANIFEST, source_counter=self.COUNTER)
+        self.assertEqual((states.MEASURED, self.MANIFEST, self.COUNTER),
+                         (record.state, record.manifest,
+                          record.source_counter))
+        # As the next service reads it, from the database.
+        db.dispose()
+        self.assertEqual((states.MEASURED, self.MANIFEST, self.COUNTER),
+                         self.evidence())
+        last = self.audit_rows()[-1]
+        self.assertEqual((5, 'measure', states.TRANSFERRING,
+                          states.MEASURED),
+                         (last.seq, last.step, last.from_state,
+                          last.to_state))
+        # The log names the manifest by its digest; the record keeps it.
+        self.assertEqual(audit.digest(self.MANIFEST.encode()),
+                         json.loads(last.details)['manifest'])
+        # Later steps that do not carry them leave them as they are.
+        records.transition(MIGRATION, 'compute-2', states.VERIFIED)
+        records.transition(MIGRATION, 'compute-1', states.COMMITTED)
+        self.assertEqual((states.COMMITTED, self.MANIFEST, self.COUNTER),
+                         self.evidence())
+        self.assertTrue(audit.verify().ok)
+
+    def test_refused_transition_stores_neither(self):
+        self.create()
+        self.walk_to(MIGRATION, states.KEY_CERTIFIED)
+        before = self.audit_rows()
+        updated = records.get(MIGRATION).updated_at
+        # Measuring before the transfer is refused...
+        error = self.assertRaises(
+            states.IllegalTransition, records.transition, MIGRATION,
+            'compute-1', states.MEASURED, manifest=self.MANIFEST,
+            source_counter=self.COUNTER)
+        self.assertIn('KEY_CERTIFIED -> MEASURED is not allowed',
+                      str(error))
+        self.assertEqual((states.KEY_CERTIFIED, None, None),
+                         self.evidence())
+        self.assertEqual(updated, records.get(MIGRATION).updated_at)
+        self.assertEqual(before, self.audit_rows())
+        # ...and so is a move from a state the migration has left.
+        records.transition(MIGRATION, 'compute-2', states.TRANSFERRING)
+        before = self.audit_rows()
+        updated = records.get(MIGRATION).updated_at
+        self.assertRaises(
+            states.ConcurrentTransition, records.transition, MIGRATION,
+            'compute-1', states.MEASURED, expected=states.KEY_CERTIFIED,
+            manifest=self.MANIFEST, source_counter=self.COUNTER)
+        self.assertEqual((states.TRANSFERRING, None, None), self.evidence())
+        self.assertEqual(updated, records.get(MIGRATION).updated_at)
+        self.assertEqual(before, self.audit_rows())
+
+    def test_lost_race_stores_neither(self):
+        """Another service aborts the migration between this one's read
+        and its UPDATE: the conditional UPDATE that would store them
+        matches nothing."""
+        self.create()
+        self.walk_to(MIGRATION, states.TRANSFERRING)
+        original_check = states.check
+        raced = []
+
+        def check_then_lose_the_race(migration_uuid, old, new):
+            original_check(migration_uuid, old, new)
+            if not raced:
+                raced.append(True)
+                records.transition(MIGRATION, 'compute-2', states.ABORTED,
+                                   reason='operator')
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'korora_nova.migration.states.check', check_then_lose_the_race))
+        error = self.assertRaises(
+            states.ConcurrentTransition, records.transition, MIGRATION,
+            'compute-1', states.MEASURED, manifest=self.MANIFEST,
+            source_counter=self.COUNTER)
+        self.assertIn('TRANSFERRING -> MEASURED is not allowed (it is '
+                      'ABORTED now', str(error))
+        self.assertEqual((states.ABORTED, None, None), self.evidence())
+        self.assertEqual(
+            [(states.TRANSFERRING, states.ABORTED)],
+            [(row.from_state, row.to_state)
+             for row in self.audit_rows()[4:]])
+
+    def test_not_stored_when_the_audit_entry_fails(self):
+        """The UPDATE that stores them and the audit entry are one
+        transaction: an entry that cannot be written undoes the UPDATE."""
+        self.create()
+        self.walk_to(MIGRATION, states.TRANSFERRING)
+        before = self.audit_rows()
+        updated = records.get(MIGRATION).updated_at
+        self.assertRaises(
+            audit.AuditError, records.transition, MIGRATION, 'compute-1',
+            states.MEASURED, details={'big': 'x' * audit.MAX_DETAILS},
+            manifest=self.MANIFEST, source_counter=self.COUNTER)
+        self.assertEqual((states.TRANSFERRING, None, None), self.evidence())
+        self.assertEqual(updated, records.get(MIGRATION).updated_at)
+        self.assertEqual(before, self.audit_rows())
+        # Nothing is left half-done: the same step succeeds afterwards.
+        records.transition(MIGRATION, 'compute-1', states.MEASURED,
+                           manifest=self.MANIFEST,
+                           source_counter=self.COUNTER)
+        self.assertEqual((states.MEASURED, self.MANIFEST, self.COUNTER),
+                         self.evidence())
 
 
 class TestIllegalTransitions(RecordsTestCase):
@@ -294,20 +455,41 @@ class TestRestart(RecordsTestCase):
         self.walk_to(early.uuid, states.KEY_CERTIFIED)
         moving = records.create(None, INSTANCE, 'compute-2', 'compute-3')
         self.walk_to(moving.uuid, states.TRANSFERRING)
+        measured = records.create(None, INSTANCE, 'compute-1', 'compute-2')
+        self.walk_to(measured.uuid, states.MEASURED)
+        verified = records.create(None, INSTANCE, 'compute-1', 'compute-2')
+        self.walk_to(verified.uuid, states.VERIFIED)
         # The service dies: its engines and everything in memory go.
         db.dispose()
         found = records.in_flight()
         self.assertEqual({early.uuid: states.KEY_CERTIFIED,
-                          moving.uuid: states.TRANSFERRING},
+                          moving.uuid: states.TRANSFERRING,
+                          measured.uuid: states.MEASURED,
+                          verified.uuid: states.VERIFIED},
                          {row.uuid: row.state for row in found})
         self.assertEqual({early.uuid: states.ROLL_BACK,
-                          moving.uuid: states.VERIFY},
+                          moving.uuid: states.FINISH,
+                          measured.uuid: states.VERIFY,
+                          verified.uuid: states.COMMIT},
                          {row.uuid: states.RESUME[row.state]
                           for row in found})
-        # The restarted service finishes one and rolls the other back.
+        # The restarted service rolls back the one that never left the
+        # source; the instance of the one in transfer is on the
+        # destination: the source measures it, the destination verifies
+        # it, the source commits. The measured one fails verification on
+        # arrival and is held; the verified one is committed.
         records.transition(early.uuid, 'compute-1', states.ABORTED,
                            reason='restarted before the transfer')
+        records.transition(moving.uuid, 'compute-2', states.MEASURED)
         records.transition(moving.uuid, 'compute-3', states.VERIFIED)
-        records.transition(moving.uuid, 'compute-3', states.COMMITTED)
+        records.transition(moving.uuid, 'compute-2', states.COMMITTED)
+        records.transition(measured.uuid, 'compute-2', states.QUARANTINED,
+                           reason='vTPM state does not match the manifest')
+        records.transition(verified.uuid, 'compute-1', states.COMMITTED)
         self.assertEqual([], records.in_flight())
+        self.assertEqual(
+            [states.REQUESTED, states.PEERS_ATTESTED, states.KEY_CERTIFIED,
+             states.TRANSFERRING, states.MEASURED, states.VERIFIED,
+             states.COMMITTED],
+            [entry.to_state for entry in records.history(moving.uuid)])
         self.assertTrue(audit.verify().ok)

@@ -9,6 +9,24 @@ UUID = '8d6b2ec0-2a44-4bd6-9d5b-6c5e0b1d7a31'
 
 class TestTransitionTable(base.TestCase):
 
+    def test_the_source_measures_after_the_transfer(self):
+        self.assertEqual(
+            (states.REQUESTED, states.PEERS_ATTESTED, states.KEY_CERTIFIED,
+             states.TRANSFERRING, states.MEASURED, states.VERIFIED,
+             states.COMMITTED), states.FORWARD)
+        self.assertEqual(
+            'migration %s: KEY_CERTIFIED -> MEASURED is not allowed (from '
+            'KEY_CERTIFIED only TRANSFERRING or ABORTED)' % UUID,
+            str(self.assertRaises(states.IllegalTransition, states.check,
+                                  UUID, states.KEY_CERTIFIED,
+                                  states.MEASURED)))
+        self.assertEqual(
+            'migration %s: TRANSFERRING -> VERIFIED is not allowed (from '
+            'TRANSFERRING only MEASURED or QUARANTINED or ABORTED)' % UUID,
+            str(self.assertRaises(states.IllegalTransition, states.check,
+                                  UUID, states.TRANSFERRING,
+                                  states.VERIFIED)))
+
     def test_forward_chain_is_allowed_step_by_step(self):
         for old, new in zip(states.FORWARD, states.FORWARD[1:]):
             self.assertTrue(states.allowed(old, new),
@@ -29,7 +47,34 @@ class TestTransitionTable(base.TestCase):
     def test_quarantine_only_on_arrival(self):
         sources = [old for old in states.ALL
                    if states.allowed(old, states.QUARANTINED)]
-        self.assertEqual([states.TRANSFERRING], sources)
+        self.assertEqual([states.TRANSFERRING, states.MEASURED], sources)
+        for old in sources:
+            states.check(UUID, old, states.QUARANTINED)
+        for old in states.ALL:
+            if old not in sources:
+                error = self.assertRaises(states.IllegalTransition,
+                                          states.check, UUID, old,
+                                          states.QUARANTINED)
+                self.assertEqual((old, states.QUARANTINED),
+                                 (error.old, error.new))
+        error = self.assertRaises(states.IllegalTransition, states.check,
+                                  UUID, states.KEY_CERTIFIED,
+                                  states.QUARANTINED)
+        self.assertEqual(
+            'migration %s: KEY_CERTIFIED -> QUARANTINED is not allowed (from '
+            'KEY_CERTIFIED only TRANSFERRING or ABORTED)' % UUID, str(error))
+
+    def test_what_a_restarted_service_does(self):
+        self.assertEqual({states.REQUESTED: states.ROLL_BACK,
+                          states.PEERS_ATTESTED: states.ROLL_BACK,
+                          states.KEY_CERTIFIED: states.ROLL_BACK,
+                          states.TRANSFERRING: states.FINISH,
+                          states.MEASURED: states.VERIFY,
+                          states.VERIFIED: states.COMMIT}, states.RESUME)
+        # What korora-manage shows an operator after "on restart: ".
+        self.assertEqual(('roll back', 'finish', 'verify', 'commit'),
+                         (states.ROLL_BACK, states.FINISH, states.VERIFY,
+                          states.COMMIT))
 
     def test_final_states_have_no_way_out(self):
         self.assertEqual({states.COMMITTED, states.ABORTED,

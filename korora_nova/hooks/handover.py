@@ -1,0 +1,131 @@
+"""Steps 2 and 3: the destination's certified key and the sealed vTPM
+secret.
+
+Nova's libvirt driver puts the vTPM secret into migrate_data
+(``vtpm_secret_value``), which crosses the message bus several times.
+With Kororā the field carries only an envelope: the secret encrypted
+(AES-256-GCM) under a fresh data key, and the data key duplicated to a
+key the attested destination's TPM created for this migration and
+certified with its AK. Only that TPM can import it; the destination's
+vTPM manager hands the data key to nova-compute encrypted under the
+host's local channel key, so nothing on the bus opens the envelope.
+"""
+
+import base64
+import binascii
+import json
+import os
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from korora_nova.attestation import appraisal
+from korora_nova import exception
+from korora_nova.migration import audit
+from korora_nova.tpm import duplication
+from korora_nova.vtpm_manager import local_channel
+
+PREFIX = 'korora-sealed-v1:'
+MAX_ENVELOPE = 8 * 1024
+MAX_SECRET = 1024
+NONCE_SIZE = 32
+DATA_KEY_SIZE = 32
+_GCM_NONCE = 12
+
+
+class HandoverError(exception.KororaError):
+    """The secret could not be sealed to, or opened by, the destination."""
+
+
+def binding(record):
+    """What a sealed secret is for: this migration, nothing else."""
+    return audit.canonical({
+        'purpose': 'korora vTPM secret hand-over',
+        'migration_uuid': record.uuid,
+        'instance_uuid': record.instance_uuid,
+        'source_host': record.source_host,
+        'dest_host': record.dest_host}).encode('ascii')
+
+
+def certify_destination_key(manager_api, destination, ak_public, nonce):
+    """The destination's per-migration key, once checked: certified by
+    the AK we attested, over our nonce, and fixed to its TPM."""
+    key = manager_api.certify_migration_key(destination, nonce)
+    verdict = appraisal.appraise_certification(
+        key.attestation, key.signature, appraisal.load_public_key(ak_public),
+        nonce, key.public, host=destination)
+    if not verdict.evidence_valid:
+        raise HandoverError('the destination\'s migration key is not '
+                            'certified by its attestation key: %s'
+                            % verdict.summary())
+    try:
+        duplication.check_receiver_key(key.public, 'the migration key')
+    except exception.EvidenceError as error:
+        raise HandoverError('%s: %s' % (destination, error))
+    return key
+
+
+def seal_secret(key, secret, bound_to):
+    """The envelope (a str for vtpm_secret_value) holding secret."""
+    plaintext = secret.encode('utf-8')
+    if not 0 < len(plaintext) <= MAX_SECRET:
+        raise HandoverError('a vTPM secret is 1 to %d bytes' % MAX_SECRET)
+    data_key = AESGCM.generate_key(bit_length=8 * DATA_KEY_SIZE)
+    nonce = os.urandom(_GCM_NONCE)
+    ciphertext = AESGCM(data_key).encrypt(nonce, plaintext, bound_to)
+    duplicated = duplication.wrap(key.public, data_key)
+    fields = {'unique': key.unique, 'public': duplicated.public,
+              'duplicate': duplicated.duplicate, 'seed': duplicated.seed,
+              'nonce': nonce, 'ciphertext': ciphertext}
+    document = json.dumps({name: base64.b64encode(value).decode('ascii')
+                           for name, value in fields.items()},
+                          sort_keys=True)
+    return PREFIX + base64.urlsafe_b64encode(
+        document.encode('ascii')).decode('ascii')
+
+
+def is_sealed(value):
+    return isinstance(value, str) and value.startswith(PREFIX)
+
+
+def open_secret(manager_api, host, channel_key, envelope, bound_to):
+    """The secret, opened with this host's TPM (through its vTPM
+    manager) and local channel key."""
+    fields = _parse(envelope)
+    duplicated = duplication.Duplicate(fields['public'],
+                                       fields['duplicate'], fields['seed'])
+    sealed = manager_api.open_duplicate(host, fields['unique'], duplicated,
+                                        bound_to)
+    data_key = local_channel.open_sealed(channel_key, sealed, bound_to)
+    if len(data_key) != DATA_KEY_SIZE:
+        raise HandoverError('the unsealed data key has a wrong size')
+    try:
+        plaintext = AESGCM(data_key).decrypt(fields['nonce'],
+                                             fields['ciphertext'], bound_to)
+    except InvalidTag:
+        raise HandoverError('the sealed vTPM secret was changed or is not '
+                            'for this migration')
+    try:
+        return plaintext.decode('utf-8')
+    except UnicodeDecodeError:
+        raise HandoverError('the sealed vTPM secret is not text')
+
+
+def _parse(envelope):
+    if not is_sealed(envelope):
+        raise HandoverError('the vTPM secret is not sealed by Korora')
+    if len(envelope) > MAX_ENVELOPE:
+        raise HandoverError('the sealed vTPM secret is larger than %d bytes'
+                            % MAX_ENVELOPE)
+    try:
+        document = json.loads(base64.urlsafe_b64decode(
+            envelope[len(PREFIX):].encode('ascii')))
+        fields = {name: base64.b64decode(document[name], validate=True)
+                  for name in ('unique', 'public', 'duplicate', 'seed',
+                               'nonce', 'ciphertext')}
+    except (ValueError, KeyError, TypeError, binascii.Error) as error:
+        raise HandoverError('the sealed vTPM secret is malformed: %s'
+                            % error)
+    if len(fields['nonce']) != _GCM_NONCE or not fields['unique']:
+        raise HandoverError('the sealed vTPM secret is malformed')
+    return fields
