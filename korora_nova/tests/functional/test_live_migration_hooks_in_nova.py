@@ -8,19 +8,27 @@ manifest signed by the source's TPM, verification on arrival, commit.
 """
 
 import json
+import threading
 
 import fixtures
+from novaclient import exceptions as nova_exceptions
+import oslo_messaging as messaging
 from oslo_messaging._drivers import impl_fake
 from oslo_messaging.notify import _impl_test as test_notifier
 
+from korora_nova import conf
+from korora_nova.hooks import commit
 from korora_nova.hooks import handover
+from korora_nova.hooks import recovery
 from korora_nova.hypervisors import file_backend
 from korora_nova.migration import audit
 from korora_nova.migration import records
 from korora_nova.migration import states
+from korora_nova import rpc
 from korora_nova.tests.functional import nova_base
 from korora_nova.tests.functional import test_host_trust_in_nova
 
+CONF = conf.CONF
 SOURCE = 'compute-1'
 DEST = 'compute-2'
 
@@ -213,3 +221,186 @@ class TestQuarantine(KororaMigrationTestBase):
     def test_vtpm_state_dropped_in_flight(self):
         self.tamper(file_backend.STATE_FILE, lambda data: None)
         self.assert_quarantined('vtpm-state')
+
+
+class RogueManager:
+    """A vTPM manager endpoint that lies: every method is the honest
+    manager's except those given as keyword arguments."""
+
+    target = messaging.Target(version='1.1')
+
+    def __init__(self, honest, **lies):
+        self._honest = honest
+        self._lies = lies
+
+    def __getattr__(self, name):
+        if name in self._lies:
+            return self._lies[name]
+        return getattr(self._honest, name)
+
+
+class TestRefusals(KororaMigrationTestBase):
+    """A destination that cheats is refused before any data moves."""
+
+    def replace_manager(self, host, **lies):
+        """Put a lying endpoint on the bus in place of host's manager."""
+        honest = self.managers[host]
+        honest.server.stop()
+        honest.server.wait()
+        server = rpc.get_server(CONF.korora.manager_topic, host,
+                                [RogueManager(honest.manager, **lies)])
+        server.start()
+        self.addCleanup(server.wait)
+        self.addCleanup(server.stop)
+        return honest.manager
+
+    def assert_refused_before_anything_moved(self, *words):
+        error = self.assertRaises(
+            nova_exceptions.ClientException, self.live_migrate_novaclient,
+            self.server, host=DEST, microversion='2.1')
+        for word in words:
+            self.assertIn(word, str(error))
+        server = self.wait_for_server(self.server, 'ACTIVE')
+        self.assertEqual(SOURCE, server['OS-EXT-SRV-ATTR:host'])
+        record = self.wait_for_final_record()
+        self.assertEqual(states.ABORTED, record.state)
+        self.assertEqual([SOURCE], self.hosts_with_state())
+        self.assertNotIn(self.server['id'], self.driver(DEST).vtpm_secrets)
+        self.assertLessEqual(
+            set(self.driver(DEST).call_names(self.server['id'])),
+            {'check_can_live_migrate_destination'})
+        report = audit.verify()
+        self.assertTrue(report.ok, report.summary())
+        return record
+
+    def test_key_certified_by_another_tpm_is_refused(self):
+        other = self.managers['compute-3'].manager
+        self.replace_manager(
+            DEST, certify_migration_key=other.certify_migration_key)
+        record = self.assert_refused_before_anything_moved(
+            'Korora: the pre-checks failed: the destination\'s migration '
+            'key is not certified by its attestation key')
+        self.assertIn('not certified', record.reason)
+
+    def test_replayed_quote_is_refused(self):
+        honest = self.managers[DEST].manager
+        old = honest.attest({}, rpc.encode(b'\x01' * 32))
+        self.replace_manager(DEST, attest=lambda ctxt, nonce: old)
+        record = self.assert_refused_before_anything_moved(
+            'Korora: the destination host is not trusted',
+            'compute-2: nonce mismatch: stale or replayed evidence')
+        self.assertIn('nonce mismatch', record.reason)
+
+    def test_forged_trusted_verdict_is_refused(self):
+        forged = {'trusted': True, 'verdict': 'trusted', 'host': DEST,
+                  'summary': 'compute-2: trusted under policy %s'
+                  % test_host_trust_in_nova.POLICY}
+        self.replace_manager(DEST, attest=lambda ctxt, nonce: forged)
+        self.assert_refused_before_anything_moved(
+            'Korora: the destination host is not trusted',
+            'no valid quote')
+
+
+class ServiceStopped(Exception):
+    """Raised by a frozen hook once the test lets it go."""
+
+
+class TestRestartBetweenStates(KororaMigrationTestBase):
+    """A compute service stops right after a state is recorded; the
+    computes start again and finish or roll the migration back.
+
+    The stopped service is simulated by freezing the hook that recorded
+    the state (it never runs another step while the test looks); the
+    restart is what a starting nova-compute does: a fresh driver runs
+    Korora's recovery (init_host). Nova's own record of where the
+    instance runs decides the outcome.
+    """
+
+    def freeze_after(self, state=None, function='transition'):
+        """Freeze the hook that records state (records.<function>), or
+        the call of hooks.commit.commit when function is 'commit'."""
+        self.reached = threading.Event()
+        self.release = threading.Event()
+        if function == 'commit':
+            target = 'korora_nova.hooks.commit.commit'
+            real = commit.commit
+        else:
+            target = 'korora_nova.migration.records.' + function
+            real = getattr(records, function)
+
+        def frozen(*args, **kwargs):
+            if function == 'commit':
+                self.freeze()
+            result = real(*args, **kwargs)
+            if function != 'commit' and result.state == state:
+                self.freeze()
+            return result
+
+        self.useFixture(fixtures.MonkeyPatch(target, frozen))
+        # Let the frozen call go before Nova's services stop.
+        self.addCleanup(self.release.set)
+
+    def freeze(self):
+        if self.reached.is_set():
+            return
+        self.reached.set()
+        self.release.wait(nova_base.NovaVTPMTestBase.TIMEOUT)
+        raise ServiceStopped('the service stopped here')
+
+    def restart_computes(self):
+        """Run Korora's start-up recovery as the restarted computes do,
+        the destination and the source in turn, until nothing changes."""
+        for _round in range(3):
+            for host in (DEST, SOURCE):
+                driver = self.COMPUTE_DRIVER_CLASS(
+                    self.driver(host).virtapi)
+                driver.korora_host = driver.host_name = host
+                recovery.resume_all(driver, host)
+
+    def run_and_stop_at(self, state, function='transition'):
+        self.freeze_after(state, function)
+        self.live_migrate_api(self.server, host=DEST, microversion='2.34',
+                              wait=False)
+        self.assertTrue(self.reached.wait(30), 'never reached %s' % state)
+        self.assertEqual(state or states.VERIFIED, self.korora_record().state)
+        self.restart_computes()
+        record = self.korora_record()
+        self.assertIn(record.state, (states.COMMITTED, states.ABORTED))
+        nova_host = self.get_server(self.server)['OS-EXT-SRV-ATTR:host']
+        # Exactly one copy of the vTPM state, where Nova runs the server.
+        self.assertEqual([nova_host], self.hosts_with_state())
+        report = audit.verify()
+        self.assertTrue(report.ok, report.summary())
+        return record, nova_host
+
+    def assert_rolled_back(self, state, function='transition'):
+        record, nova_host = self.run_and_stop_at(state, function)
+        self.assertEqual((states.ABORTED, SOURCE), (record.state, nova_host))
+        self.assertIn('found %s after a restart' % state, record.reason)
+
+    def test_stopped_after_requested(self):
+        self.assert_rolled_back(states.REQUESTED, 'create')
+
+    def test_stopped_after_peers_attested(self):
+        self.assert_rolled_back(states.PEERS_ATTESTED)
+
+    def test_stopped_after_key_certified(self):
+        self.assert_rolled_back(states.KEY_CERTIFIED)
+
+    def test_stopped_after_transferring(self):
+        self.assert_rolled_back(states.TRANSFERRING)
+
+    def test_stopped_after_measured(self):
+        # The files crossed already; Nova still has the server on its
+        # source, so the destination removes what it received.
+        self.assert_rolled_back(states.MEASURED)
+
+    def test_stopped_after_verified(self):
+        self.assert_rolled_back(states.VERIFIED)
+
+    def test_stopped_before_commit(self):
+        # Nova completed the migration; the source stopped before it
+        # committed: its restart commits.
+        record, nova_host = self.run_and_stop_at(None, 'commit')
+        self.assertEqual((states.COMMITTED, DEST),
+                         (record.state, nova_host))
