@@ -369,6 +369,7 @@ def migration_show(args):
             print('  %s  %-14s by %s (%s)' % (_time(entry.created_at),
                                               entry.to_state, entry.host,
                                               entry.step))
+    _print_manifest(row)
     print('audit entries:')
     for entry in entries:
         check = 'intact' if audit.hash_of(entry) == entry.entry_hash else (
@@ -379,6 +380,30 @@ def migration_show(args):
         print('    hash %s' % entry.entry_hash)
         print('    details %s' % entry.details)
     return EXIT_OK
+
+
+def _print_manifest(row):
+    """The source's integrity manifest and whether its signature holds."""
+    from korora_nova.db import api as db
+    from korora_nova import exception
+    from korora_nova.hooks import manifest as manifest_module
+
+    print('integrity manifest:')
+    if not row.manifest:
+        print('  none (the source measures when the transfer ends)')
+        return
+    try:
+        manifest, quote = manifest_module.load(row.manifest)
+        manifest_module.check_signature(
+            manifest, quote, db.host_get(row.source_host).ak_public)
+        check = 'signature valid'
+    except (manifest_module.ManifestError, exception.KororaError) as error:
+        print('  INVALID: %s' % error)
+        return
+    print('  signed by %s\'s TPM, counter %d: %s'
+          % (manifest.source_host, manifest.counter, check))
+    for name, digest in manifest.items.items():
+        print('  %-16s sha256:%s' % (name, digest))
 
 
 def _add(actions, name, function, help_text, *arguments):

@@ -42,7 +42,7 @@ class HostTrustInNovaTestBase(nova_base.NovaVTPMTestBase):
                        self.useFixture(fixtures_lib.TempDir()).path,
                        'local-channel.key'),
                    group='korora')
-        self.useFixture(fixtures.VerifierDatabaseFixture())
+        self.database = self.useFixture(fixtures.VerifierDatabaseFixture())
         self.notifications = []
         self.verifier = self.start_verifier()
         self.tpms, self.managers = {}, {}

@@ -8,6 +8,8 @@ manifest signed by the source's TPM, verification on arrival, commit.
 """
 
 import json
+import os
+import subprocess
 import threading
 
 import fixtures
@@ -27,6 +29,7 @@ from korora_nova.migration import states
 from korora_nova import rpc
 from korora_nova.tests.functional import nova_base
 from korora_nova.tests.functional import test_host_trust_in_nova
+from korora_nova.tests.unit.migration import test_manage
 
 CONF = conf.CONF
 SOURCE = 'compute-1'
@@ -109,6 +112,28 @@ class TestLiveMigrationWithKorora(KororaMigrationTestBase):
                          [name for name, _digest in manifest['items']])
         self.assertEqual((SOURCE, DEST),
                          (manifest['source_host'], manifest['dest_host']))
+
+    def test_operator_sees_the_timeline_and_checks(self):
+        migration = self.live_migrate_api(self.server, host=DEST)
+        record = self.assert_migrated_intact(migration)
+        config = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                              'korora.conf')
+        with open(config, 'w') as stream:
+            stream.write('[korora_database]\nconnection = sqlite:///%s\n'
+                         % self.database.path)
+        shown = subprocess.run(
+            [test_manage.KORORA_MANAGE, '--config-file', config,
+             'migration', 'show', record.uuid], capture_output=True,
+            text=True, timeout=test_manage.COMMAND_TIMEOUT)
+        self.assertEqual(0, shown.returncode, shown.stderr)
+        self.assertIn('state:          COMMITTED (final)', shown.stdout)
+        self.assertIn("signed by compute-1's TPM, counter ", shown.stdout)
+        self.assertIn(': signature valid\n  vtpm-state       sha256:',
+                      shown.stdout)
+        for step in ('request', 'attest-peers', 'certify-key', 'transfer',
+                     'measure', 'verify-arrival', 'commit'):
+            self.assertIn('(%s)' % step, shown.stdout)
+        self.assertEqual(7, shown.stdout.count('  intact\n'))
 
     def test_horizon_call_to_a_trusted_host(self):
         # Horizon and the nova CLI: python-novaclient at 2.1 with a host.
