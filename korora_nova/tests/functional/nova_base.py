@@ -108,9 +108,11 @@ class KororaVTPMFakeDriver(fake.MediumFakeDriver):
     - keeps each vTPM guest's files (vTPM state, NVRAM, domain XML) in a
       FileStateBackend folder of its host below ``state_root``; the live
       migration copies them to the destination's folder, through
-      ``in_flight(name, data)`` if a test set one (to tamper with them),
-      and leaves the source's copy, as libvirt does while the domain stays
-      defined (Korora's commit removes it).
+      ``in_flight(name, data)`` if a test set one (to tamper with them);
+      the source's copy goes with the guest after the transfer, as
+      libvirt removes swtpm state when it undefines the domain, unless
+      ``keep_source_copy`` (libvirt: VIR_DOMAIN_UNDEFINE_KEEP_TPM) leaves
+      it for Korora's commit to remove.
 
     Nova loads it as ``compute_driver = 'fake.KororaVTPMFakeDriver'``
     once it is put into ``nova.virt.fake`` (``NovaVTPMTestBase`` does).
@@ -121,6 +123,8 @@ class KororaVTPMFakeDriver(fake.MediumFakeDriver):
     vtpm_traits = VTPM_TRAITS
     #: Folder holding every fake host's instance files (set per test).
     state_root = None
+    #: Keep the source's files after the transfer (see the docstring).
+    keep_source_copy = False
 
     def __init__(self, virtapi, read_only=False):
         super().__init__(virtapi, read_only)
@@ -243,7 +247,7 @@ class KororaVTPMFakeDriver(fake.MediumFakeDriver):
         self._record('post_live_migration', instance, migrate_data)
         self.destroy(context, instance, network_info=None,
                      block_device_info=block_device_info,
-                     destroy_disks=False)
+                     destroy_disks=not self.keep_source_copy)
 
     def post_live_migration_at_source(self, context, instance, network_info):
         self._record('post_live_migration_at_source', instance)
@@ -290,6 +294,8 @@ class KororaVTPMFakeDriver(fake.MediumFakeDriver):
 class KororaHookedFakeDriver(hooks_driver.hooked(KororaVTPMFakeDriver)):
     """KororaVTPMFakeDriver with Korora's live-migration hooks, measuring
     the fake hosts' instance files."""
+
+    keep_source_copy = True
 
     def korora_state_backend(self):
         return self.state_backend()

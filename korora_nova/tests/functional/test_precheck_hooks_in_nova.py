@@ -10,6 +10,7 @@ from nova.tests.functional.api import client as api_client
 from novaclient import exceptions as nova_exceptions
 
 from korora_nova.db import api as db
+from korora_nova.hooks import driver as hooks_driver
 from korora_nova.tests.functional import nova_base
 from korora_nova.tests.functional import test_host_trust_in_nova
 
@@ -86,3 +87,32 @@ class TestPrecheckHooks(test_host_trust_in_nova.HostTrustInNovaTestBase):
         verdicts = [v.summary for v in db.verdicts_for_host('compute-2')]
         # The source attested compute-2 afresh for this migration.
         self.assertGreaterEqual(len(verdicts), 2)
+
+
+class TestKororaDriverShim(test_host_trust_in_nova.HostTrustInNovaTestBase):
+    """compute_driver = korora.KororaDriver, as an operator sets it: Nova
+    loads the shim installed below nova.virt, which hooks the driver named
+    by [korora] base_compute_driver."""
+
+    SCHEDULER_FILTERS = ()
+
+    def configure_nova(self):
+        self.flags(compute_driver='korora.KororaDriver')
+        self.flags(base_compute_driver='fake.' + nova_base.DRIVER_NAME,
+                   group='korora')
+
+    def test_nova_runs_the_hooked_base_driver(self):
+        driver = self.driver('compute-1')
+        self.assertIsInstance(driver, hooks_driver.LiveMigrationHooks)
+        self.assertIsInstance(driver, nova_base.KororaVTPMFakeDriver)
+        self.assertEqual('Korora' + nova_base.DRIVER_NAME,
+                         type(driver).__name__)
+        server = self.boot_server(self.vtpm_flavor, host='compute-1')
+        self.change_host('compute-3')
+        self.wait_for_trust('compute-3', False)
+        error = self.assertRaises(
+            nova_exceptions.ClientException, self.live_migrate_novaclient,
+            server, host='compute-3', microversion='2.1')
+        self.assertIn('Korora: the destination host is not trusted',
+                      str(error))
+        self.assertEqual('compute-1', self.server_host(server))
