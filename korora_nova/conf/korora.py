@@ -161,6 +161,22 @@ migration_opts = [
              'monotonic counter a source host binds its integrity manifests '
              'to and advances on every committed migration, so an old '
              'manifest or an old copy of a vTPM state cannot be replayed.'),
+    cfg.BoolOpt(
+        'verify_before_resume',
+        default=False,
+        help='libvirt: the guest arrives paused (VIR_MIGRATE_PAUSED) and '
+             'resumes only once the destination checked the integrity '
+             'manifest; a mismatch leaves it paused and quarantined. Off, '
+             'the guest runs on the destination while it is checked (no '
+             'added downtime).'),
+    cfg.BoolOpt(
+        'allow_unencrypted_migration_stream',
+        default=False,
+        help='libvirt: live-migrate vTPM instances even when the migration '
+             'stream is not encrypted ([libvirt] '
+             'live_migration_with_native_tls off). The guest\'s memory and '
+             'its vTPM state then cross the network in clear: only for '
+             'networks you trust.'),
     cfg.FloatOpt(
         'migration_step_timeout',
         default=30.0,

@@ -39,6 +39,7 @@ from korora_nova.hooks import manifest
 from korora_nova.hooks import precheck
 from korora_nova.hooks import recovery
 from korora_nova.hypervisors import libvirt_backend
+from korora_nova.hypervisors import libvirt_migration
 from korora_nova.migration import records
 from korora_nova.migration import states
 from korora_nova.vtpm_manager import local_channel
@@ -64,9 +65,12 @@ class LiveMigrationHooks:
     # What the hooks stand on; a test driver may replace them.
 
     def korora_state_backend(self):
-        """This host's instance-state backend (korora_nova.hypervisors)."""
-        return libvirt_backend.LibvirtStateBackend(
-            CONF.libvirt.connection_uri or libvirt_backend.DEFAULT_URI)
+        """This host's instance-state backend (korora_nova.hypervisors).
+        Without one nothing can be measured, so every arrival fails its
+        check: fail closed."""
+        raise exception.ConfigurationError(
+            'Korora has no instance-state backend for the compute driver '
+            '%s' % type(self).__name__)
 
     def korora_manager_api(self):
         return rpcapi.VTPMManagerAPI()
@@ -150,6 +154,7 @@ class LiveMigrationHooks:
             db.host_get(destination).ak_public, nonce)
         secret = getattr(data, 'vtpm_secret_value', None) if (
             data.obj_attr_is_set('vtpm_secret_value')) else None
+        self._korora_check_stream(instance, data)
         if secret:
             data.vtpm_secret_value = handover.seal_secret(
                 key, secret, handover.binding(record))
@@ -161,6 +166,10 @@ class LiveMigrationHooks:
                      'secret_sealed': bool(secret)},
             expected=states.PEERS_ATTESTED)
         return data
+
+    def _korora_check_stream(self, instance, data):
+        """Refuse a migration plane Kororā does not accept (see the
+        libvirt hooks)."""
 
     # 3. The destination opens the sealed secret.
 
@@ -263,7 +272,11 @@ class LiveMigrationHooks:
             block_device_info)
         if precheck.applies(instance):
             self._korora_verify(instance)
+            self._korora_release(instance)
         return result
+
+    def _korora_release(self, instance):
+        """The guest checked out: let it run (see the libvirt hooks)."""
 
     def _korora_verify(self, instance):
         records_found = records.in_flight_for_instance(instance.uuid)
@@ -329,10 +342,44 @@ class LiveMigrationHooks:
         return record
 
 
+class LibvirtLiveMigrationHooks(LiveMigrationHooks):
+    """The hooks for Nova's libvirt driver (QEMU/KVM)."""
+
+    def korora_state_backend(self):
+        return libvirt_backend.LibvirtStateBackend(
+            CONF.libvirt.connection_uri or libvirt_backend.DEFAULT_URI)
+
+    def _parse_migration_flags(self):
+        super()._parse_migration_flags()
+        self._live_migration_flags = libvirt_migration.migration_flags(
+            self._live_migration_flags, CONF.korora.verify_before_resume)
+        self._block_migration_flags = libvirt_migration.migration_flags(
+            self._block_migration_flags, CONF.korora.verify_before_resume)
+
+    def _korora_check_stream(self, instance, data):
+        block = data.obj_attr_is_set('block_migration') and (
+            data.block_migration)
+        flags = (self._block_migration_flags if block else
+                 self._live_migration_flags)
+        refusal = libvirt_migration.stream_refusal(
+            flags, CONF.korora.allow_unencrypted_migration_stream)
+        if refusal:
+            precheck.refuse(instance, refusal)
+
+    def _korora_release(self, instance):
+        if CONF.korora.verify_before_resume:
+            self._host.get_guest(instance).resume()
+
+
 def hooked(base_class):
-    """base_class with Kororā's live-migration hooks."""
-    return type('Korora' + base_class.__name__,
-                (LiveMigrationHooks, base_class), {})
+    """base_class with Kororā's live-migration hooks (the libvirt ones for
+    Nova's libvirt driver)."""
+    from nova.virt.libvirt import driver as libvirt_driver
+
+    hooks = (LibvirtLiveMigrationHooks
+             if issubclass(base_class, libvirt_driver.LibvirtDriver)
+             else LiveMigrationHooks)
+    return type('Korora' + base_class.__name__, (hooks, base_class), {})
 
 
 def KororaDriver(virtapi, read_only=False):
