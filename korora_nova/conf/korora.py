@@ -186,6 +186,27 @@ migration_opts = [
              'answer aborts the migration.'),
 ]
 
+# The libvirt hook arms its deadline before it reads the configuration.
+LIBVIRT_HOOK_TIMEOUT = 10.0
+
+libvirt_hook_opts = [
+    cfg.BoolOpt(
+        'libvirt_hook_require_approval_for_all',
+        default=False,
+        help='Make the libvirt hook (korora-libvirt-hook, installed in '
+             '/etc/libvirt/hooks/qemu.d/ and libxl.d/) refuse the incoming '
+             'live migration of every domain that has no Korora-approved '
+             'migration in flight, not only of domains with a vTPM.'),
+    cfg.FloatOpt(
+        'libvirt_hook_timeout',
+        default=LIBVIRT_HOOK_TIMEOUT,
+        min=0.5,
+        help='Seconds the libvirt hook may take to decide on an incoming '
+             'live migration, counted from its start; libvirt itself waits '
+             'for a hook without a limit. When they have passed, the hook '
+             'refuses the migration.'),
+]
+
 
 DATABASE_GROUP = cfg.OptGroup(
     'korora_database',
@@ -200,7 +221,7 @@ def register_opts(conf):
 
     conf.register_group(GROUP)
     conf.register_opts(tpm_opts + attestation_opts + host_trust_opts +
-                       migration_opts, group=GROUP)
+                       migration_opts + libvirt_hook_opts, group=GROUP)
     conf.register_group(DATABASE_GROUP)
     conf.register_opts(db_options.database_opts, group=DATABASE_GROUP)
     conf.set_default('connection', 'sqlite:////var/lib/korora/korora.sqlite',
@@ -216,5 +237,5 @@ def list_opts():
 
     return {'DEFAULT': [host_opt],
             GROUP: (tpm_opts + attestation_opts + host_trust_opts +
-                    migration_opts),
+                    migration_opts + libvirt_hook_opts),
             DATABASE_GROUP: db_options.database_opts}
