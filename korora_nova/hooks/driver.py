@@ -107,8 +107,14 @@ class LiveMigrationHooks:
             context, instance, src_compute_info, dst_compute_info,
             block_migration, disk_over_commit)
         if applies:
-            record = precheck.request(instance, source, destination,
-                                      verdict)
+            try:
+                record = precheck.request(instance, source, destination,
+                                          verdict)
+            except nova_exception.MigrationPreCheckError:
+                raise
+            except Exception as error:
+                precheck.refuse(instance, 'the migration could not be '
+                                'recorded: %s' % error)
             precheck.claim_destination(dest_check_data, instance,
                                        destination, record)
         return dest_check_data
@@ -148,13 +154,13 @@ class LiveMigrationHooks:
             expected=states.REQUESTED)
         data = super().check_can_live_migrate_source(
             context, instance, dest_check_data, block_device_info)
+        self._korora_check_stream(instance, data)
         nonce = os.urandom(handover.NONCE_SIZE)
         key = handover.certify_destination_key(
             self.korora_manager_api(), destination,
             db.host_get(destination).ak_public, nonce)
-        secret = getattr(data, 'vtpm_secret_value', None) if (
-            data.obj_attr_is_set('vtpm_secret_value')) else None
-        self._korora_check_stream(instance, data)
+        secret = (data.vtpm_secret_value
+                  if data.obj_attr_is_set('vtpm_secret_value') else None)
         if secret:
             data.vtpm_secret_value = handover.seal_secret(
                 key, secret, handover.binding(record))
@@ -179,9 +185,9 @@ class LiveMigrationHooks:
             return super().pre_live_migration(
                 context, instance, block_device_info, network_info,
                 disk_info, migrate_data)
-        record = self._korora_record(instance, states.KEY_CERTIFIED)
-        envelope = None
+        record = envelope = None
         try:
+            record = self._korora_record(instance, states.KEY_CERTIFIED)
             if (migrate_data.obj_attr_is_set('vtpm_secret_value') and
                     migrate_data.vtpm_secret_value):
                 envelope = migrate_data.vtpm_secret_value
@@ -196,12 +202,11 @@ class LiveMigrationHooks:
                 details={'secret_opened': envelope is not None},
                 expected=states.KEY_CERTIFIED)
         except Exception as error:
-            commit.abort(record.uuid, self.korora_host,
-                         'the destination could not open the sealed vTPM '
-                         'secret: %s' % error)
-            raise exception.KororaError(
-                'Korora: the destination could not take the vTPM secret: '
-                '%s' % error)
+            if record is not None:
+                commit.abort(record.uuid, self.korora_host,
+                             'the destination could not open the sealed '
+                             'vTPM secret: %s' % error)
+            raise handover.SecretNotOpened(reason=error)
         try:
             result = super().pre_live_migration(
                 context, instance, block_device_info, network_info,

@@ -18,6 +18,7 @@ import os
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from nova import exception as nova_exception
 
 from korora_nova.attestation import appraisal
 from korora_nova import exception
@@ -35,6 +36,12 @@ _GCM_NONCE = 12
 
 class HandoverError(exception.KororaError):
     """The secret could not be sealed to, or opened by, the destination."""
+
+
+class SecretNotOpened(nova_exception.NovaException):
+    """What Nova records when the destination cannot take the secret."""
+    msg_fmt = ('Korora: the destination could not take the vTPM secret: '
+               '%(reason)s')
 
 
 def binding(record):

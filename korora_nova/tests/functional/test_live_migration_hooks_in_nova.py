@@ -200,6 +200,42 @@ class TestSecretOnTheBus(KororaMigrationTestBase):
                          self.driver(DEST).vtpm_secrets[self.server['id']][1])
 
 
+class TestSecretReplacedOnTheBus(KororaMigrationTestBase):
+    """A control-plane attacker swaps the sealed secret for a clear one in
+    the message that asks the destination to prepare."""
+
+    def setUp(self):
+        super().setUp()
+        real_deliver = impl_fake.FakeExchange.deliver_message
+        clear = self.secret[1]
+
+        def deliver(exchange, topic, ctxt, message, *args, **kwargs):
+            if message.get('method') == 'pre_live_migration':
+                data = message['args']['migrate_data']['nova_object.data']
+                data['vtpm_secret_value'] = clear
+            return real_deliver(exchange, topic, ctxt, message, *args,
+                                **kwargs)
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'oslo_messaging._drivers.impl_fake.FakeExchange.'
+            'deliver_message', deliver))
+
+    def test_a_clear_secret_is_refused_and_the_server_stays(self):
+        migration = self.live_migrate_api(self.server, host=DEST)
+        self.assertIn(migration['status'], ('error', 'failed'))
+        server = self.wait_for_server(self.server, 'ACTIVE')
+        self.assertEqual(SOURCE, server['OS-EXT-SRV-ATTR:host'])
+        record = self.wait_for_final_record()
+        self.assertEqual(states.ABORTED, record.state)
+        self.assertIn('not sealed by Korora', record.reason)
+        self.assertEqual([SOURCE], self.hosts_with_state())
+        events = self.action_events(self.server)
+        self.assertIn(
+            'Korora: the destination could not take the vTPM secret: the '
+            'vTPM secret is not sealed by Korora',
+            ' '.join(str(details) for _e, _r, details in events))
+
+
 class TestQuarantine(KororaMigrationTestBase):
 
     def tamper(self, name, change):
