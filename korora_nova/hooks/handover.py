@@ -13,6 +13,7 @@ host's local channel key, so nothing on the bus opens the envelope.
 
 import base64
 import binascii
+import hashlib
 import json
 import os
 
@@ -45,13 +46,14 @@ class SecretNotOpened(nova_exception.NovaException):
 
 
 def binding(record):
-    """What a sealed secret is for: this migration, nothing else."""
-    return audit.canonical({
+    """What a sealed secret is for: this migration, nothing else (the
+    SHA-256 of its description, a fixed size whatever the host names)."""
+    return hashlib.sha256(audit.canonical({
         'purpose': 'korora vTPM secret hand-over',
         'migration_uuid': record.uuid,
         'instance_uuid': record.instance_uuid,
         'source_host': record.source_host,
-        'dest_host': record.dest_host}).encode('ascii')
+        'dest_host': record.dest_host}).encode('ascii')).digest()
 
 
 def certify_destination_key(manager_api, destination, ak_public, nonce):
@@ -130,7 +132,8 @@ def _parse(envelope):
         fields = {name: base64.b64decode(document[name], validate=True)
                   for name in ('unique', 'public', 'duplicate', 'seed',
                                'nonce', 'ciphertext')}
-    except (ValueError, KeyError, TypeError, binascii.Error) as error:
+    except (ValueError, KeyError, TypeError, RecursionError,
+            binascii.Error) as error:
         raise HandoverError('the sealed vTPM secret is malformed: %s'
                             % error)
     if len(fields['nonce']) != _GCM_NONCE or not fields['unique']:

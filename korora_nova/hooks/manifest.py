@@ -115,9 +115,10 @@ def load(text):
         signed = json.loads(text)
         document = signed['manifest']
         quoted = signed['quote']
-        if document.get('version') != VERSION:
+        version = document.get('version')
+        if type(version) is not int or version != VERSION:
             raise ManifestError('integrity manifest version %r is not %d'
-                                % (document.get('version'), VERSION))
+                                % (version, VERSION))
         manifest = Manifest(
             _text(document, 'migration_uuid', 36),
             _text(document, 'instance_uuid', 36),
@@ -136,7 +137,7 @@ def load(text):
     except ManifestError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError,
-            exception.KororaError) as error:
+            RecursionError, exception.KororaError) as error:
         raise ManifestError('the integrity manifest is malformed: %s'
                             % error)
     return manifest, quote

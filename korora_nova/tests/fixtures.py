@@ -114,6 +114,15 @@ class VTPMManagerFixture(fixtures.Fixture):
         self.tpm_fixture.connection.close()
         self.state_path = (self.state_path or
                            self.useFixture(fixtures.TempDir()).path)
+        if conf.CONF.korora.local_channel_key.startswith(
+                conf.CONF.korora.state_path):
+            # The default lies below /var/lib/korora: use the test's.
+            conf.CONF.set_override(
+                'local_channel_key',
+                os.path.join(self.state_path, 'local-channel.key'),
+                group='korora')
+            self.addCleanup(conf.CONF.clear_override, 'local_channel_key',
+                            group='korora')
         self.manager = manager.VTPMManager(
             conf.CONF, host=self.host, tcti=self.tpm_fixture.tpm.tcti,
             state_path=self.state_path, verifier_api=self.verifier_api)

@@ -17,6 +17,8 @@ from korora_nova.attestation import evidence
 from korora_nova import exception
 from korora_nova.tpm import connection as tpm_connection
 
+UNIQUE_SIZE = 32
+
 # A storage key: restricted decryption, the parent that TPM2_Import needs.
 STORAGE_KEY_ATTRIBUTES = (
     TPMA_OBJECT.RESTRICTED | TPMA_OBJECT.DECRYPT | TPMA_OBJECT.FIXEDTPM
@@ -49,7 +51,7 @@ def create_certified_storage_key(connection, attestation_key, nonce):
             0 < len(nonce) <= evidence.MAX_NONCE_SIZE):
         raise exception.EvidenceError(
             'a nonce is 1 to %d bytes' % evidence.MAX_NONCE_SIZE)
-    unique = os.urandom(32)
+    unique = os.urandom(UNIQUE_SIZE)
     with connection.esapi() as ectx:
         handle, public, _, _, _ = ectx.create_primary(
             None, storage_key_template(unique), ESYS_TR.NULL)

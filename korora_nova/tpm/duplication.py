@@ -73,6 +73,10 @@ def wrap(receiver_public_bytes, secret):
 def unwrap(connection, receiver_unique, duplicated):
     """Import the duplicate under the certified key recreated from
     receiver_unique (see certify.load_storage_key) and unseal it."""
+    if not isinstance(receiver_unique, bytes) or len(receiver_unique) != (
+            certify.UNIQUE_SIZE):
+        raise exception.EvidenceError('the receiving key\'s unique is not '
+                                      '%d bytes' % certify.UNIQUE_SIZE)
     public = evidence.parse_public(duplicated.public, 'duplicated object')
     if public.publicArea.type != TPM2_ALG.KEYEDHASH:
         raise exception.EvidenceError('the duplicated object is not a '

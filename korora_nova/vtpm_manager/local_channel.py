@@ -7,6 +7,7 @@ reply recorded on the bus reveals nothing and fits no other migration.
 """
 
 import os
+import stat
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -21,13 +22,19 @@ MAX_PLAINTEXT = 4096
 def create_key(path):
     """Create the key file if missing (mode 0640); return the key."""
     directory = os.path.dirname(path)
-    if directory:
-        os.makedirs(directory, mode=0o750, exist_ok=True)
     try:
+        if directory:
+            os.makedirs(directory, mode=0o750, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL |
                      os.O_NOFOLLOW, 0o640)
     except FileExistsError:
         return load_key(path)
+    except OSError as error:
+        raise exception.ConfigurationError(
+            'cannot create the local channel key %s ([korora] '
+            'local_channel_key): %s' % (path, error.strerror))
+    # Whatever the umask: nova-compute's group must read it.
+    os.fchmod(fd, 0o640)
     with os.fdopen(fd, 'wb') as handle:
         handle.write(AESGCM.generate_key(bit_length=256))
     return load_key(path)
@@ -40,8 +47,16 @@ def load_key(path):
         raise exception.ConfigurationError(
             'cannot read the local channel key %s ([korora] '
             'local_channel_key): %s' % (path, error.strerror))
-    with os.fdopen(fd, 'rb') as handle:
-        key = handle.read(KEY_SIZE + 1)
+    try:
+        with os.fdopen(fd, 'rb') as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise exception.ConfigurationError(
+                    'the local channel key %s is not a file' % path)
+            key = handle.read(KEY_SIZE + 1)
+    except OSError as error:
+        raise exception.ConfigurationError(
+            'cannot read the local channel key %s ([korora] '
+            'local_channel_key): %s' % (path, error.strerror))
     if len(key) != KEY_SIZE:
         raise exception.ConfigurationError(
             'the local channel key %s is not %d bytes' % (path, KEY_SIZE))

@@ -31,8 +31,7 @@ LOG = logging.getLogger(__name__)
 # Per-migration keys not yet used: at most this many, for this long.
 MAX_MIGRATION_KEYS = 256
 MIGRATION_KEY_LIFETIME = 3600.0
-UNIQUE_SIZE = 32
-MAX_BINDING = 512
+MAX_BINDING = 64
 
 
 class VTPMManager:
@@ -156,7 +155,7 @@ class VTPMManager:
         """Import a secret duplicated to one of our migration keys; return
         it encrypted under the host's local channel key, bound to binding.
         """
-        unique = rpc.decode(unique, 'key unique', UNIQUE_SIZE)
+        unique = rpc.decode(unique, 'key unique', certify.UNIQUE_SIZE)
         binding = rpc.decode(binding, 'binding', MAX_BINDING)
         duplicated = duplication.Duplicate(
             rpc.decode(public, 'duplicated object', evidence.MAX_PUBLIC_SIZE),
