@@ -70,7 +70,9 @@ shift
 install_packages
 case "$command" in
     demo)
-        install_python requirements.txt
+        # The demo runs Nova's own services with Nova's functional test
+        # harness: it needs the test requirements too.
+        install_python requirements.txt test-requirements.txt
         exec "$venv/bin/korora-demo" "$@"
         ;;
     test)
