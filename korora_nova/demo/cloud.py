@@ -21,7 +21,6 @@ from korora_nova.tests.functional import nova_base
 from korora_nova.hypervisors import file_backend
 from korora_nova.migration import records
 from korora_nova.migration import states
-from korora_nova.tests import fixtures
 from korora_nova.tests.functional import test_host_trust_in_nova
 
 HOSTS = nova_base.NovaVTPMTestBase.COMPUTE_HOSTS
@@ -38,13 +37,6 @@ class KororaCloud(test_host_trust_in_nova.HostTrustInNovaTestBase):
 
     COMPUTE_DRIVER_CLASS = nova_base.KororaHookedFakeDriver
     SCHEDULER_FILTERS = (TRUSTED_FILTER,)
-
-    def configure_nova(self):
-        # The computes start before HostTrustInNovaTestBase sets up the
-        # verifier's database, and their Kororā start-up recovery reads
-        # it: give them an empty one of their own, not the default
-        # /var/lib/korora/korora.sqlite.
-        self.useFixture(fixtures.VerifierDatabaseFixture())
 
     def korora_records(self, server):
         """The server's Kororā migration records."""

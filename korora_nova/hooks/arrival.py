@@ -86,10 +86,11 @@ def verify(record, backend, vtpm_secret=None):
         raise IntegrityFailure(error.item or base.VTPM_STATE, str(error))
     differing = base.compare(manifest.items, arrived)
     if differing:
-        raise IntegrityFailure(differing[0], '%s differs from what %s '
-                               'measured when the transfer ended' % (
-                                   ', '.join(differing),
-                                   record.source_host))
+        others = ('; so do %s' % ', '.join(differing[1:])
+                  if len(differing) > 1 else '')
+        raise IntegrityFailure(differing[0], 'differs from what %s measured '
+                               'when the transfer ended%s'
+                               % (record.source_host, others))
     return manifest
 
 

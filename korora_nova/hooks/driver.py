@@ -135,6 +135,9 @@ class LiveMigrationHooks:
             return self._korora_source_checks(
                 context, instance, dest_check_data, block_device_info,
                 record)
+        except precheck.Refused as error:
+            commit.abort(record.uuid, self.korora_host, error.korora_reason)
+            raise
         except nova_exception.MigrationPreCheckError as error:
             commit.abort(record.uuid, self.korora_host, str(error))
             raise

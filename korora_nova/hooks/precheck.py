@@ -37,11 +37,19 @@ def applies(instance):
                                               instance.image_meta)
 
 
+class Refused(nova_exception.MigrationPreCheckError):
+    """Kororā's refusal; korora_reason is what the migration record
+    keeps (without Nova's "Migration pre-check error: ")."""
+
+    def __init__(self, korora_reason):
+        super().__init__(reason='Korora: %s' % korora_reason)
+        self.korora_reason = korora_reason
+
+
 def refuse(instance, reason):
     LOG.warning('Korora refuses the live migration of %s: %s',
                 instance.uuid, reason)
-    raise nova_exception.MigrationPreCheckError(
-        reason='Korora: %s' % reason)
+    raise Refused(reason)
 
 
 def attest_peer(instance, role, peer):
@@ -58,7 +66,7 @@ def attest_peer(instance, role, peer):
                % (role, peer, error))
     if not verdict.trusted:
         refuse(instance, 'the %s host is not trusted: %s'
-               % (role, verdict.summary()))
+               % (role, '; '.join(str(r) for r in verdict.reasons)))
     LOG.info('Korora: %s host of the live migration of %s attested: %s',
              role, instance.uuid, verdict.summary())
     return verdict

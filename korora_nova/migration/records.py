@@ -176,10 +176,14 @@ def get(migration_uuid):
 
 
 def list(limit=None):
-    """Every migration, the most recently changed first."""
+    """Every migration, the most recently changed first (by its newest
+    audit entry: timestamps keep whole seconds only)."""
+    latest = sa.select(sa.func.max(models.AuditEntry.seq)).where(
+        models.AuditEntry.migration_uuid ==
+        models.Migration.uuid).scalar_subquery()
     with db.reader() as session:
         query = session.query(models.Migration).order_by(
-            models.Migration.updated_at.desc(),
+            latest.desc(), models.Migration.updated_at.desc(),
             models.Migration.created_at.desc())
         if limit is not None:
             query = query.limit(limit)

@@ -42,7 +42,6 @@ class HostTrustInNovaTestBase(nova_base.NovaVTPMTestBase):
                        self.useFixture(fixtures_lib.TempDir()).path,
                        'local-channel.key'),
                    group='korora')
-        self.database = self.useFixture(fixtures.VerifierDatabaseFixture())
         self.notifications = []
         self.verifier = self.start_verifier()
         self.tpms, self.managers = {}, {}
@@ -60,6 +59,11 @@ class HostTrustInNovaTestBase(nova_base.NovaVTPMTestBase):
             db.host_set_policy(host, POLICY)
             self.assertTrue(self.attestor.attest(host).trusted)
         self.vtpm_flavor = self.create_vtpm_flavor()
+
+    def configure_nova(self):
+        # Before the computes start: their Korora start-up recovery reads
+        # the verifier's database.
+        self.database = self.useFixture(fixtures.VerifierDatabaseFixture())
 
     def start_verifier(self):
         """The verifier's endpoint on the bus, as korora-verifier runs it

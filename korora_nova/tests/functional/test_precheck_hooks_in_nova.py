@@ -97,6 +97,7 @@ class TestKororaDriverShim(test_host_trust_in_nova.HostTrustInNovaTestBase):
     SCHEDULER_FILTERS = ()
 
     def configure_nova(self):
+        super().configure_nova()
         self.flags(compute_driver='korora.KororaDriver')
         self.flags(base_compute_driver='fake.' + nova_base.DRIVER_NAME,
                    group='korora')

@@ -170,6 +170,16 @@ class TestLifecycle(RecordsTestCase):
                           MIGRATION, 'compute-1', states.PEERS_ATTESTED)
         self.assertEqual([], self.audit_rows())
 
+    def test_list_orders_changes_within_one_second(self):
+        # Timestamps keep whole seconds; the order must not depend on them.
+        first = records.create(None, INSTANCE, 'compute-1', 'compute-2')
+        second = records.create(None, INSTANCE, 'compute-1', 'compute-3')
+        self.assertEqual([second.uuid, first.uuid],
+                         [row.uuid for row in records.list()])
+        records.transition(first.uuid, 'compute-2', states.ABORTED)
+        self.assertEqual([first.uuid, second.uuid],
+                         [row.uuid for row in records.list()])
+
     def test_list_and_history(self):
         first = self.create()
         second = records.create(None, INSTANCE, 'compute-2', 'compute-1')
