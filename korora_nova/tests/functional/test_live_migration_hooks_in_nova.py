@@ -332,6 +332,10 @@ class TestRefusals(KororaMigrationTestBase):
             {'check_can_live_migrate_destination'})
         report = audit.verify()
         self.assertTrue(report.ok, report.summary())
+        # The admin finds the reason in the instance action too.
+        details = ' '.join(str(d) for _e, _r, d in
+                           self.action_events(self.server))
+        self.assertIn('Korora: ', details)
         return record
 
     def test_key_certified_by_another_tpm_is_refused(self):
