@@ -42,7 +42,6 @@ import os
 import shutil
 import struct
 
-from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.ciphers import Cipher
 from cryptography.hazmat.primitives.ciphers import modes
@@ -74,6 +73,7 @@ TAG_IVEC_ENCRYPTED_DATA = 6
 # 'swtpm', 1000 iterations (its default kdf since 0.2.0).
 PBKDF2_SALT = b'swtpm'
 PBKDF2_ITERATIONS = 1000
+SWTPM_PAD_UNIT = 32
 
 
 def _state_error(message):
@@ -147,11 +147,14 @@ def swtpm_state_plaintext(data, secret=None, what='the vTPM state'):
         raise _state_error('%s has a malformed IV or ciphertext' % what)
     decryptor = Cipher(algorithms.AES(key), modes.CBC(ivec[:16])).decryptor()
     padded = decryptor.update(ciphertext) + decryptor.finalize()
-    unpadder = padding.PKCS7(128).unpadder()
-    try:
-        return unpadder.update(padded) + unpadder.finalize()
-    except ValueError:
+    # swtpm pads PKCS#7-style to its own 32-byte unit (its IV field is 32
+    # bytes too), so a pad may be longer than one AES block: 1 to 32
+    # bytes, each holding the pad's length.
+    pad = padded[-1]
+    if not 1 <= pad <= SWTPM_PAD_UNIT or pad > len(padded) or (
+            padded[-pad:] != bytes([pad]) * pad):
         raise _state_error('%s decrypts to malformed padding' % what)
+    return padded[:-pad]
 
 
 def _libvirt():
