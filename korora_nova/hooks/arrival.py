@@ -22,6 +22,8 @@ from korora_nova import rpc
 LOG = logging.getLogger(__name__)
 
 MANIFEST_ITEM = 'manifest'
+# Nothing could be measured at all (no backend for this driver, say).
+MEASUREMENT_ITEM = 'measurement'
 EVENT_INTEGRITY_FAILED = 'korora.migration.integrity_failed'
 
 
@@ -55,12 +57,13 @@ def check_manifest(record):
         if found != expected:
             raise manifest_module.ManifestError(
                 'the integrity manifest is not bound to this migration')
-        highest = records.highest_committed_counter(record.source_host)
+        highest = records.highest_committed_counter(record.source_host,
+                                                    record.instance_uuid)
         if highest is not None and manifest.counter <= highest:
             raise manifest_module.ManifestError(
                 'the integrity manifest is bound to counter value %d of %s, '
-                'which a committed migration used already (replay)'
-                % (manifest.counter, record.source_host))
+                'which a committed migration of this instance used already '
+                '(replay)' % (manifest.counter, record.source_host))
         source = db.host_get(record.source_host)
         manifest_module.check_signature(manifest, quote, source.ak_public)
     except (manifest_module.ManifestError, exception.HostNotFound) as error:

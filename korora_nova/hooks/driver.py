@@ -302,6 +302,10 @@ class LiveMigrationHooks:
         except arrival.IntegrityFailure as failure:
             arrival.quarantine(self, instance, record, self.korora_host,
                                failure)
+        except exception.KororaError as error:
+            arrival.quarantine(self, instance, record, self.korora_host,
+                               arrival.IntegrityFailure(
+                                   arrival.MEASUREMENT_ITEM, str(error)))
         records.transition(record.uuid, self.korora_host, states.VERIFIED,
                            details={'items': dict(checked.items)},
                            expected=states.MEASURED)

@@ -208,13 +208,16 @@ def in_flight_for_instance(instance_uuid):
             models.Migration.created_at, models.Migration.uuid).all()
 
 
-def highest_committed_counter(source_host):
-    """The highest counter value a committed migration from source_host
-    was bound to, or None."""
+def highest_committed_counter(source_host, instance_uuid):
+    """The highest counter value a committed migration of the instance
+    from source_host was bound to, or None. (Per instance: migrations of
+    other instances from the same source may run and commit meanwhile.)
+    """
     with db.reader() as session:
         return session.query(sa.func.max(
             models.Migration.source_counter)).filter(
             models.Migration.source_host == source_host,
+            models.Migration.instance_uuid == instance_uuid,
             models.Migration.state == states.COMMITTED).scalar()
 
 

@@ -147,6 +147,19 @@ class TestLiveMigrationWithKorora(KororaMigrationTestBase):
         migration = self.live_migrate_sdk(self.server)
         self.assert_migrated_intact(migration, dest=DEST)
 
+    def test_two_servers_leave_one_host_at_once(self):
+        # Both manifests may be bound to the same counter value of the
+        # source; neither is a replay of the other.
+        other = self.boot_server(self.vtpm_flavor, host=SOURCE)
+        first = self.live_migrate_api(self.server, host=DEST, wait=False)
+        second = self.live_migrate_api(other, host=DEST, wait=False)
+        for server, marker in ((self.server, first), (other, second)):
+            migration = self.wait_for_migration(server, newer_than=marker)
+            self.assertEqual('completed', migration['status'])
+            self.assertEqual(states.COMMITTED,
+                             self.wait_for_final_record(server).state)
+            self.assertEqual([DEST], self.hosts_with_state(server))
+
     def test_back_and_forth_uses_fresh_counters(self):
         self.assert_migrated_intact(
             self.live_migrate_api(self.server, host=DEST))

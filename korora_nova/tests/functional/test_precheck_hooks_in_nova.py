@@ -117,3 +117,15 @@ class TestKororaDriverShim(test_host_trust_in_nova.HostTrustInNovaTestBase):
         self.assertIn('Korora: the destination host is not trusted',
                       str(error))
         self.assertEqual('compute-1', self.server_host(server))
+
+    def test_a_driver_without_a_state_backend_fails_closed(self):
+        # Nothing can be measured beside this base driver: a migration to
+        # a trusted host ends quarantined, never trusted blindly.
+        server = self.boot_server(self.vtpm_flavor, host='compute-1')
+        migration = self.live_migrate_api(server, host='compute-2')
+        self.assertEqual('error', migration['status'])
+        server = self.wait_for_server(server, 'ERROR')
+        self.assertEqual('compute-2', server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual(3, server['OS-EXT-STS:power_state'])
+        fault = self.server_fault(server, admin=True)['message']
+        self.assertIn('Korora quarantined the instance on compute-2', fault)
