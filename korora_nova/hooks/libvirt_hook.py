@@ -63,7 +63,6 @@ given before libvirt's four arguments (a wrapper script can pass them:
 libvirt hands a hook a minimal environment).
 """
 
-import errno
 import logging
 import math
 import os
@@ -278,25 +277,13 @@ def silence_standard_streams():
 
 def read_stdin(limit=MAX_XML_BYTES, fd=0):
     """At most limit bytes from fd, until its end; more is refused."""
-    chunks = []
-    size = 0
-    while True:
-        try:
-            chunk = os.read(fd, min(65536, limit + 1 - size))
-        except InterruptedError:
-            continue
-        except OSError as error:
-            raise Refused('cannot read the domain XML on stdin: %s'
-                          % (error.strerror or errno.errorcode.get(
-                              error.errno, error)))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            raise Refused('the domain XML on stdin is larger than %d bytes'
-                          % limit)
-    data = b''.join(chunks)
+    from korora_nova.hypervisors import base
+
+    try:
+        data = base.read_fd(os.dup(fd), limit, 'stdin',
+                            'the domain XML')
+    except (base.InstanceStateError, OSError) as error:
+        raise Refused(str(error))
     if not data.strip():
         raise Refused('no domain XML on stdin')
     return data

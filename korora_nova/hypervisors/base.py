@@ -268,14 +268,18 @@ def _size(fd):
 
 
 def _chunks(fd, limit, path, what, item):
-    """A file's bytes in chunks, refusing more than limit; closes fd."""
+    """A file's bytes in chunks, refusing more than limit; closes fd.
+    A pipe (no size known beforehand) is read up to limit + 1 bytes."""
     try:
-        size = _size(fd)
-        if size > limit:
-            raise InstanceStateError(
-                '%s is refused: %s holds %d bytes, more than the %d '
-                'allowed' % (what, path, size, limit), item=item)
-        os.lseek(fd, 0, os.SEEK_SET)
+        mode = os.fstat(fd).st_mode
+        seekable = stat.S_ISREG(mode) or stat.S_ISBLK(mode)
+        if seekable:
+            size = _size(fd)
+            if size > limit:
+                raise InstanceStateError(
+                    '%s is refused: %s holds %d bytes, more than the %d '
+                    'allowed' % (what, path, size, limit), item=item)
+            os.lseek(fd, 0, os.SEEK_SET)
         total = 0
         while True:
             chunk = os.read(fd, min(CHUNK, limit + 1 - total))
@@ -283,6 +287,10 @@ def _chunks(fd, limit, path, what, item):
                 return
             total += len(chunk)
             if total > limit:
+                if not seekable:
+                    raise InstanceStateError(
+                        '%s is refused: %s is larger than %d bytes'
+                        % (what, path, limit), item=item)
                 raise InstanceStateError(
                     '%s is refused: %s grew past the %d bytes allowed '
                     'while it was read' % (what, path, limit), item=item)
