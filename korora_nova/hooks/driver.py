@@ -257,16 +257,38 @@ class LiveMigrationHooks:
                       instance.uuid, error)
 
     def _korora_commit(self, instance):
+        """Returns the committed record, or None."""
         self._korora_secrets.pop(instance.uuid, None)
         try:
             record = self._korora_record(instance, states.VERIFIED)
-            commit.commit(record, self.korora_host,
-                          self.korora_state_backend(),
-                          self.korora_manager_api())
+            committed = commit.commit(record, self.korora_host,
+                                      self.korora_state_backend(),
+                                      self.korora_manager_api())
         except Exception as error:
             # Stays VERIFIED: the next start of this compute commits it.
             LOG.error('Korora: migration of instance %s not committed yet: '
                       '%s', instance.uuid, error)
+            return None
+        self.korora_undefine_source(instance)
+        return committed
+
+    def korora_undefine_source(self, instance):
+        """After the commit: remove what the base driver kept of the
+        instance on the source for Kororā (see the libvirt hooks)."""
+
+    def korora_outgoing(self, instance_uuid):
+        """True while a Kororā migration of the instance leaves this host
+        (the source must keep its copy until the commit); also True when
+        the records cannot be read: keeping a copy is the safe side."""
+        try:
+            return any(record.source_host == self.korora_host
+                       for record in records.in_flight_for_instance(
+                           instance_uuid))
+        except Exception as error:
+            LOG.error('Korora: cannot tell whether instance %s is leaving '
+                      'this host, so its copy is kept: %s', instance_uuid,
+                      error)
+            return True
 
     def post_live_migration_at_destination(self, context, instance,
                                            network_info,
@@ -381,6 +403,40 @@ class LibvirtLiveMigrationHooks(LiveMigrationHooks):
     def _korora_release(self, instance):
         if CONF.korora.verify_before_resume:
             self._host.get_guest(instance).resume()
+
+    # The source's copy: Nova's post-migration clean-up on the source runs
+    # before it asks the destination to finish (and so before Kororā's
+    # check there), and with unshared instance storage it undefines the
+    # domain without VIR_DOMAIN_UNDEFINE_KEEP_TPM: libvirt would delete
+    # the source's vTPM state and NVRAM while the arrival is unchecked.
+
+    def _undefine_domain(self, instance, keep_vtpm=False, keep_nvram=False):
+        if precheck.applies(instance) and self.korora_outgoing(instance.uuid):
+            LOG.info('Korora: the domain of instance %s stays defined on '
+                     '%s, with its vTPM state and NVRAM, until the '
+                     'destination has checked the arrival', instance.uuid,
+                     self.korora_host)
+            return
+        super()._undefine_domain(instance, keep_vtpm, keep_nvram)
+
+    def korora_undefine_source(self, instance):
+        """Undefine the instance's inactive domain on this host, if any
+        (libvirt then deletes its NVRAM and what is left of its vTPM
+        state)."""
+        try:
+            guest = self._host.get_guest(instance)
+            if guest.is_active():
+                LOG.error('Korora: instance %s is running on %s after its '
+                          'migration committed; its domain is left as it is',
+                          instance.uuid, self.korora_host)
+                return
+            guest.delete_configuration(keep_vtpm=False, keep_nvram=False)
+        except nova_exception.InstanceNotFound:
+            pass
+        except Exception as error:
+            LOG.error('Korora: the domain of instance %s was not undefined '
+                      'on %s after the commit: %s', instance.uuid,
+                      self.korora_host, error)
 
 
 def hooked(base_class):

@@ -67,6 +67,7 @@ def resume(driver, record, host):
                            expected=states.MEASURED)
     elif action == states.COMMIT and host == record.source_host:
         commit.commit(record, host, backend, driver.korora_manager_api())
+        driver.korora_undefine_source(instance)
 
 
 def _quarantine(driver, instance, record, host, failure):

@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 import threading
+import uuid
 
 import fixtures
 
@@ -165,4 +166,29 @@ class InProcessBusFixture(fixtures.Fixture):
 
         messaging = self.useFixture(conffixture.ConfFixture(self.conf))
         messaging.transport_url = 'fake:/'
+        self.addCleanup(rpc.cleanup)
+
+
+class RabbitMQBusFixture(fixtures.Fixture):
+    """The test process's rabbitmq-server node (tests.rabbitmq) as
+    [DEFAULT] transport_url, with a control exchange of this fixture's
+    own: servers and replies of earlier tests on the same node never
+    meet this one's."""
+
+    def __init__(self, conf):
+        super().__init__()
+        self.conf = conf
+
+    def _setUp(self):
+        from oslo_messaging import conffixture
+
+        from korora_nova import rpc
+        from korora_nova.tests import rabbitmq
+
+        self.broker = rabbitmq.shared_broker()
+        messaging = self.useFixture(conffixture.ConfFixture(self.conf))
+        messaging.transport_url = self.broker.url
+        self.conf.set_override('control_exchange',
+                               'korora-test-' + uuid.uuid4().hex)
+        self.addCleanup(self.conf.clear_override, 'control_exchange')
         self.addCleanup(rpc.cleanup)

@@ -2,58 +2,38 @@
 
 Two libvirt hosts on this machine (two libvirtd daemons, each in a mount
 namespace of its own), KVM where /dev/kvm works and TCG otherwise; each
-host has its own swtpm as platform TPM and its own vTPM manager on the
-in-process bus; the verifier's database is SQLite; korora-libvirt-hook is
-installed in each host's qemu.d.
+host has its own swtpm as platform TPM and its own vTPM manager, serving
+on a real RabbitMQ broker; the verifier's database is SQLite;
+korora-libvirt-hook is installed in each host's qemu.d
+(korora_nova.tests.real_migration).
 
-Nova's libvirt driver cannot be driven here, so the live migration is
-libvirt's own call (virDomainMigrateToURI3, with the flags Kororā gives
-Nova's) and the Kororā steps around it are the functions the hooked
-driver calls, in the driver's order.
+The live migration is libvirt's own call (virDomainMigrateToURI3, with
+the flags Kororā gives Nova's) and the Kororā steps around it are the
+functions the hooked driver calls, in the driver's order; where Nova's
+libvirt driver itself acts on the source's copy (its clean-up), the
+hooked LibvirtDriver is driven against the real host.
 """
 
 import os
-import sys
 
 import libvirt
 from nova import exception as nova_exception
+from nova import objects
+from nova.virt.libvirt import driver as libvirt_driver
 
-from korora_nova.db import api as db
-from korora_nova.hooks import arrival
-from korora_nova.hooks import commit
-from korora_nova.hooks import handover
+from korora_nova.hooks import driver as hooks_driver
 from korora_nova.hooks import manifest
-from korora_nova.hooks import precheck
-from korora_nova.hypervisors import libvirt_backend
 from korora_nova.hypervisors import libvirt_migration
 from korora_nova.migration import audit
 from korora_nova.migration import records
 from korora_nova.migration import states
 from korora_nova.tests import base
-from korora_nova.tests import fixtures
 from korora_nova.tests import libvirt_hosts
-from korora_nova.verifier import attestation
-from korora_nova.verifier import enrollment
-from korora_nova.vtpm_manager import local_channel
-from korora_nova.vtpm_manager import rpcapi
+from korora_nova.tests import real_migration
 
 SOURCE, DEST = 'kvm-a', 'kvm-b'
-POLICY = 'kvm-2026-11'
 PASSPHRASE = 'vtpm-passphrase-7d1e'
-NOVA_FLAGS = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER |
-              libvirt.VIR_MIGRATE_UNDEFINE_SOURCE |
-              libvirt.VIR_MIGRATE_PERSIST_DEST)
-
-HOOK = '''#!/bin/sh
-exec %(python)s -m korora_nova.cmd.libvirt_hook --config-file %(conf)s "$@"
-'''
-
-
-class Instance:
-    """What the pre-check functions read of Nova's instance."""
-
-    def __init__(self, uuid):
-        self.uuid = uuid
+INSTANCE_ID = 7
 
 
 class RealHypervisorTestCase(base.TestCase):
@@ -63,107 +43,25 @@ class RealHypervisorTestCase(base.TestCase):
         reason = libvirt_hosts.availability()
         if reason:
             self.skipTest('no guest can run here: %s' % reason)
-        self.useFixture(fixtures.InProcessBusFixture(self.config.conf))
-        self.database = self.useFixture(fixtures.VerifierDatabaseFixture())
-        folder = self.useFixture(fixtures.fixtures.TempDir()).path
-        self.flags(local_channel_key=folder + '/local-channel.key',
-                   pcr_watch_interval=0.05, attestation_timeout=2.0)
-        self.api = rpcapi.VTPMManagerAPI()
-        self.managers, hooks = {}, {}
-        for name in (SOURCE, DEST):
-            tpm = self.useFixture(fixtures.SoftwareTPMFixture())
-            self.managers[name] = self.useFixture(
-                fixtures.VTPMManagerFixture(name, tpm))
-            conf = '%s/%s.conf' % (folder, name)
-            with open(conf, 'w') as stream:
-                stream.write('[DEFAULT]\nhost = %s\n[korora_database]\n'
-                             'connection = sqlite:///%s\n'
-                             % (name, self.database.path))
-            hooks[name] = {'korora': HOOK % {'python': sys.executable,
-                                             'conf': conf}}
-        # Both hosts use migration TLS certificates of one test CA.
-        pair = self.useFixture(libvirt_hosts.LibvirtHostPairFixture(
-            hooks_a=hooks[SOURCE], hooks_b=hooks[DEST], tls=True))
-        self.hosts = {SOURCE: pair.a, DEST: pair.b}
-        self.flags(ek_ca_bundle=tpm.ca_bundle)
-        for name in (SOURCE, DEST):
-            enrollment.enroll(self.api, name)
-        attestation.record_policy(self.api, SOURCE, POLICY, 1)
-        for name in (SOURCE, DEST):
-            db.host_set_policy(name, POLICY)
-        self.channel_key = local_channel.load_key(
-            self.config.conf.korora.local_channel_key)
-        self.guest = self.hosts[SOURCE].start_guest(secret_value=PASSPHRASE)
+        self.bed = self.useFixture(real_migration.KororaLibvirtPairFixture())
+        self.hosts = self.bed.hosts
+        self.managers = self.bed.managers
+        # Named as Nova names instance INSTANCE_ID (instance-%08x).
+        self.guest = self.bed.start_guest(
+            SOURCE, name='instance-%08x' % INSTANCE_ID,
+            secret_value=PASSPHRASE)
         self.domain = self.hosts[SOURCE].domain(self.guest)
-        self.instance = Instance(self.guest.uuid)
-
-    def backend(self, host):
-        return libvirt_backend.LibvirtStateBackend(
-            self.hosts[host].uri, swtpm_root=self.hosts[host].swtpm_root)
-
-    # The hooked driver's steps, in its order.
 
     def prepare(self):
-        """Pre-checks and hand-over; returns the record (TRANSFERRING)."""
-        record = precheck.request(
-            self.instance, SOURCE, DEST,
-            precheck.attest_peer(self.instance, 'source', SOURCE))
-        try:
-            verdict = precheck.attest_peer(self.instance, 'destination',
-                                           DEST)
-        except precheck.Refused as error:
-            commit.abort(record.uuid, SOURCE, error.korora_reason)
-            raise
-        records.transition(record.uuid, SOURCE, states.PEERS_ATTESTED,
-                           details={'source_nonce':
-                                    verdict.attestation.extra_data.hex()})
-        nonce = os.urandom(handover.NONCE_SIZE)
-        key = handover.certify_destination_key(
-            self.api, DEST, db.host_get(DEST).ak_public, nonce)
-        envelope = handover.seal_secret(key, PASSPHRASE,
-                                        handover.binding(record))
-        records.transition(record.uuid, SOURCE, states.KEY_CERTIFIED)
-        secret = handover.open_secret(self.api, DEST, self.channel_key,
-                                      envelope, handover.binding(record))
-        # As the base driver does in pre_live_migration.
-        self.hosts[DEST].define_secret(self.guest.secret_uuid, secret)
-        return records.transition(record.uuid, DEST, states.TRANSFERRING)
+        return self.bed.prepare(self.guest, SOURCE, DEST)
 
     def migrate(self, verify_before_resume=False):
-        """libvirt's migration with Nova's flags as Kororā sets them
-        (source kept defined; paused on arrival with verify_before_resume)
-        and migration TLS on."""
-        flags = libvirt_migration.migration_flags(
-            NOVA_FLAGS | libvirt.VIR_MIGRATE_TLS, verify_before_resume)
-        self.assertIsNone(libvirt_migration.stream_refusal(flags, False))
-        error = self.hosts[SOURCE].migrate(
-            self.guest, self.hosts[DEST], p2p=True, copy_secret=False,
-            flags=flags)
-        self.assertIsNone(error)
-        return self.hosts[DEST].domain(self.guest)
+        return self.bed.migrate(self.guest, SOURCE, DEST,
+                                verify_before_resume=verify_before_resume)
 
     def finish(self, record, arrived, tamper=None, resume=False):
-        manifest.measure_and_sign(records.get(record.uuid),
-                                  self.backend(SOURCE), self.api,
-                                  PASSPHRASE)
-        if tamper:
-            tamper()
-        try:
-            checked = arrival.verify(records.get(record.uuid),
-                                     self.backend(DEST), PASSPHRASE)
-        except arrival.IntegrityFailure as failure:
-            arrived.suspend()
-            records.transition(record.uuid, DEST, states.QUARANTINED,
-                               reason='%s: %s' % (failure.item,
-                                                  failure.reason))
-            return records.get(record.uuid)
-        records.transition(record.uuid, DEST, states.VERIFIED,
-                           details={'items': dict(checked.items)})
-        if resume:
-            arrived.resume()
-        commit.commit(records.get(record.uuid), SOURCE,
-                      self.backend(SOURCE), self.api)
-        return records.get(record.uuid)
+        return self.bed.finish(record, self.guest, arrived, tamper=tamper,
+                               resume=resume)
 
 
 class TestRealLiveMigration(RealHypervisorTestCase):
@@ -174,7 +72,7 @@ class TestRealLiveMigration(RealHypervisorTestCase):
         self.assertEqual(libvirt.VIR_DOMAIN_RUNNING, arrived.state()[0])
         # The source's copy is still there to be measured.
         self.assertTrue(os.path.exists(
-            self.hosts[SOURCE].state_path(self.instance.uuid)))
+            self.hosts[SOURCE].state_path(self.guest.uuid)))
         record = self.finish(record, arrived)
         self.assertEqual(states.COMMITTED, record.state)
         signed, _quote = manifest.load(record.manifest)
@@ -182,17 +80,29 @@ class TestRealLiveMigration(RealHypervisorTestCase):
                          list(signed.items))
         self.assertEqual(
             dict(signed.items),
-            dict(self.backend(DEST).measure(self.instance.uuid,
-                                            vtpm_secret=PASSPHRASE)))
-        # Committed: the source's vTPM state is gone, the guest runs on
-        # the destination with its own.
+            dict(self.bed.backend(DEST).measure(self.guest.uuid,
+                                                vtpm_secret=PASSPHRASE)))
+        # Committed: the source's vTPM state and domain are gone, the
+        # guest runs on the destination with its own.
         self.assertFalse(os.path.exists(
-            self.hosts[SOURCE].state_path(self.instance.uuid)))
+            self.hosts[SOURCE].state_path(self.guest.uuid)))
+        self.assertNotIn(self.guest.name, self.hosts[SOURCE].domains())
         self.assertTrue(os.path.exists(
-            self.hosts[DEST].state_path(self.instance.uuid)))
+            self.hosts[DEST].state_path(self.guest.uuid)))
         self.assertEqual(libvirt.VIR_DOMAIN_RUNNING, arrived.state()[0])
         report = audit.verify()
         self.assertTrue(report.ok, report.summary())
+
+    def test_migrates_back_and_forth(self):
+        guest_host = SOURCE
+        for _ in range(2):
+            migrated, _times = self.bed.live_migrate(self.guest, guest_host)
+            guest_host = self.bed.other(guest_host)
+            self.assertEqual(states.COMMITTED, migrated.record.state)
+            self.assertTrue(self.hosts[guest_host].is_running(self.guest))
+        self.assertEqual(SOURCE, guest_host)
+        self.assertEqual([states.COMMITTED] * 2,
+                         [record.state for record in records.list()])
 
     def test_verify_before_resume(self):
         record = self.prepare()
@@ -206,7 +116,7 @@ class TestRealLiveMigration(RealHypervisorTestCase):
     def test_vtpm_state_altered_on_the_destination_is_quarantined(self):
         record = self.prepare()
         arrived = self.migrate()
-        path = self.hosts[DEST].state_path(self.instance.uuid)
+        path = self.hosts[DEST].state_path(self.guest.uuid)
 
         def tamper():
             with open(path, 'r+b') as state:
@@ -219,6 +129,68 @@ class TestRealLiveMigration(RealHypervisorTestCase):
         self.assertEqual(states.QUARANTINED, record.state)
         self.assertIn('vtpm-state', record.reason)
         self.assertEqual(libvirt.VIR_DOMAIN_PAUSED, arrived.state()[0])
+        # The source's copy stays, defined and with its vTPM state.
+        self.assertTrue(os.path.exists(
+            self.hosts[SOURCE].state_path(self.guest.uuid)))
+        self.assertIn(self.guest.name, self.hosts[SOURCE].domains())
+
+
+class TestNovaCleanupKeepsTheSourceCopy(RealHypervisorTestCase):
+    """Nova's libvirt driver cleans up the source (driver.cleanup, which
+    undefines the domain without VIR_DOMAIN_UNDEFINE_KEEP_TPM when the
+    instance's storage is not shared) before it asks the destination to
+    finish, and so before Kororā's check there. The hooked LibvirtDriver,
+    connected to the real source host, keeps the domain, its vTPM state
+    and NVRAM until the commit."""
+
+    def setUp(self):
+        super().setUp()
+        objects.register_all()
+        self.config.config(group='libvirt',
+                           connection_uri=self.hosts[SOURCE].uri)
+        self.driver = hooks_driver.hooked(libvirt_driver.LibvirtDriver)(
+            None, read_only=False)
+        self.driver.korora_host = SOURCE
+        self.instance = objects.Instance(
+            id=INSTANCE_ID, uuid=self.guest.uuid, system_metadata={},
+            image_ref='',
+            flavor=objects.Flavor(extra_specs={
+                'hw:tpm_version': '2.0', 'hw:tpm_model': 'tpm-crb',
+                'hw:tpm_secret_security': 'host'}))
+        self.assertEqual(self.guest.name, self.instance.name)
+
+    def undefine_as_nova_cleanup_does(self):
+        # LibvirtDriver._cleanup(..., cleanup_instance_disks=True) ends
+        # with this call (driver.cleanup with destroy_disks=True).
+        self.driver._undefine_domain(self.instance, keep_vtpm=False,
+                                     keep_nvram=False)
+
+    def test_source_copy_kept_until_the_commit(self):
+        record = self.prepare()
+        arrived = self.migrate()
+        self.undefine_as_nova_cleanup_does()
+        self.assertIn(self.guest.name, self.hosts[SOURCE].domains())
+        self.assertTrue(os.path.exists(
+            self.hosts[SOURCE].state_path(self.guest.uuid)))
+        record = self.finish(record, arrived)
+        self.assertEqual(states.COMMITTED, record.state)
+        # What the hooked driver does after the commit.
+        self.driver.korora_undefine_source(self.instance)
+        self.assertNotIn(self.guest.name, self.hosts[SOURCE].domains())
+        self.assertFalse(os.path.exists(
+            self.hosts[SOURCE].state_path(self.guest.uuid)))
+
+    def test_without_a_korora_migration_nova_removes_it(self):
+        # The guest runs; stop it as a finished migration leaves it.
+        self.domain.destroy()
+        self.undefine_as_nova_cleanup_does()
+        self.assertNotIn(self.guest.name, self.hosts[SOURCE].domains())
+        self.assertFalse(os.path.exists(
+            self.hosts[SOURCE].state_path(self.guest.uuid)))
+
+    def test_a_running_guest_is_never_undefined_at_commit(self):
+        self.driver.korora_undefine_source(self.instance)
+        self.assertTrue(self.hosts[SOURCE].is_running(self.guest))
 
 
 class TestRefusedOnARealHypervisor(RealHypervisorTestCase):
@@ -241,7 +213,8 @@ class TestRefusedOnARealHypervisor(RealHypervisorTestCase):
         self.assertEqual(libvirt.VIR_DOMAIN_RUNNING, self.domain.state()[0])
 
     def test_unencrypted_stream_is_refused(self):
-        flags = libvirt_migration.migration_flags(NOVA_FLAGS, False)
+        flags = libvirt_migration.migration_flags(
+            real_migration.NOVA_FLAGS & ~libvirt.VIR_MIGRATE_TLS, False)
         self.assertEqual(libvirt_migration.UNENCRYPTED_STREAM,
                          libvirt_migration.stream_refusal(flags, False))
         self.assertIsNone(libvirt_migration.stream_refusal(

@@ -1,0 +1,258 @@
+"""Kororā around a real libvirt live migration: the test bed shared by
+the real-hypervisor tests and benchmarks/real_migration.py.
+
+Two private libvirt hosts (korora_nova.tests.libvirt_hosts) with
+migration TLS from one test CA; each host with its own swtpm as platform
+TPM and its own vTPM manager serving on the bus ([DEFAULT] transport_url:
+the test process's rabbitmq-server node, or oslo.messaging's in-process
+driver); both enrolled and judged by one policy; the verifier's database
+in SQLite; korora-libvirt-hook installed in each host's qemu.d.
+
+The Kororā steps are the functions the hooked Nova driver calls, in the
+driver's order (korora_nova.hooks.driver); the migration itself is
+libvirt's virDomainMigrateToURI3 with the flags Kororā gives Nova's.
+"""
+
+import os
+import sys
+import time
+
+import fixtures
+import libvirt
+from oslo_config import fixture as config_fixture
+
+from korora_nova import conf
+from korora_nova.db import api as db
+from korora_nova.hooks import arrival
+from korora_nova.hooks import commit
+from korora_nova.hooks import handover
+from korora_nova.hooks import manifest
+from korora_nova.hooks import precheck
+from korora_nova.hypervisors import libvirt_backend
+from korora_nova.hypervisors import libvirt_migration
+from korora_nova.migration import records
+from korora_nova.migration import states
+from korora_nova.tests import fixtures as korora_fixtures
+from korora_nova.tests import libvirt_hosts
+from korora_nova.verifier import attestation
+from korora_nova.verifier import enrollment
+from korora_nova.vtpm_manager import local_channel
+from korora_nova.vtpm_manager import rpcapi
+
+POLICY = 'kvm-2026-11'
+# What Nova's libvirt driver asks for (its default live_migration flags)
+# with [libvirt] live_migration_with_native_tls = true.
+NOVA_FLAGS = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER |
+              libvirt.VIR_MIGRATE_UNDEFINE_SOURCE |
+              libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_TLS)
+
+HOOK = '''#!/bin/sh
+exec %(python)s -m korora_nova.cmd.libvirt_hook --config-file %(conf)s "$@"
+'''
+
+
+class Instance:
+    """What the pre-check functions read of Nova's instance."""
+
+    def __init__(self, uuid):
+        self.uuid = uuid
+
+
+class Migrated:
+    """One migration's outcome: the domain on the destination, the
+    record (None with Kororā off) and libvirt's job statistics."""
+
+    def __init__(self, domain, record, stats):
+        self.domain = domain
+        self.record = record
+        self.stats = stats
+
+
+class KororaLibvirtPairFixture(fixtures.Fixture):
+    """Two libvirt hosts, 'kvm-a' and 'kvm-b', ready for Kororā.
+
+    bus: 'rabbitmq' (the test process's broker) or 'in-process'.
+    Attributes after setUp: hosts {name: LibvirtHostFixture}, managers
+    {name: VTPMManagerFixture}, api (VTPMManagerAPI), database,
+    channel_key, names (a, b).
+    """
+
+    def __init__(self, bus='rabbitmq'):
+        super().__init__()
+        self.bus = bus
+        self.names = ('kvm-a', 'kvm-b')
+        self.resumed_at = None
+
+    def _setUp(self):
+        self.config = self.useFixture(config_fixture.Config(conf.CONF))
+        if self.bus == 'rabbitmq':
+            self.useFixture(korora_fixtures.RabbitMQBusFixture(conf.CONF))
+        else:
+            self.useFixture(korora_fixtures.InProcessBusFixture(conf.CONF))
+        self.database = self.useFixture(
+            korora_fixtures.VerifierDatabaseFixture())
+        folder = self.useFixture(fixtures.TempDir()).path
+        self.config.config(group='korora',
+                           local_channel_key=folder + '/local-channel.key',
+                           pcr_watch_interval=0.05, attestation_timeout=5.0)
+        self.api = rpcapi.VTPMManagerAPI()
+        self.managers, hooks = {}, {}
+        for name in self.names:
+            tpm = self.useFixture(korora_fixtures.SoftwareTPMFixture())
+            self.managers[name] = self.useFixture(
+                korora_fixtures.VTPMManagerFixture(name, tpm))
+            path = '%s/%s.conf' % (folder, name)
+            with open(path, 'w') as stream:
+                stream.write('[DEFAULT]\nhost = %s\n[korora_database]\n'
+                             'connection = sqlite:///%s\n'
+                             % (name, self.database.path))
+            hooks[name] = {'korora': HOOK % {'python': sys.executable,
+                                             'conf': path}}
+        a, b = self.names
+        pair = self.useFixture(libvirt_hosts.LibvirtHostPairFixture(
+            hooks_a=hooks[a], hooks_b=hooks[b], tls=True))
+        self.hosts = {a: pair.a, b: pair.b}
+        self.config.config(group='korora', ek_ca_bundle=tpm.ca_bundle)
+        for name in self.names:
+            enrollment.enroll(self.api, name)
+        attestation.record_policy(self.api, a, POLICY, 1)
+        for name in self.names:
+            db.host_set_policy(name, POLICY)
+        self.channel_key = local_channel.load_key(
+            conf.CONF.korora.local_channel_key)
+
+    def other(self, name):
+        a, b = self.names
+        return b if name == a else a
+
+    def backend(self, name):
+        return libvirt_backend.LibvirtStateBackend(
+            self.hosts[name].uri, swtpm_root=self.hosts[name].swtpm_root)
+
+    def start_guest(self, host, **kwargs):
+        """A guest with an encrypted vTPM on host (a Guest)."""
+        return self.hosts[host].start_guest(**kwargs)
+
+    # The hooked driver's steps, in its order.
+
+    def prepare(self, guest, source, dest):
+        """Pre-checks and hand-over; returns the record (TRANSFERRING).
+        Raises precheck.Refused (a MigrationPreCheckError) when Kororā
+        refuses."""
+        instance = Instance(guest.uuid)
+        record = precheck.request(
+            instance, source, dest,
+            precheck.attest_peer(instance, 'source', source))
+        try:
+            verdict = precheck.attest_peer(instance, 'destination', dest)
+        except precheck.Refused as error:
+            commit.abort(record.uuid, source, error.korora_reason)
+            raise
+        records.transition(record.uuid, source, states.PEERS_ATTESTED,
+                           details={'source_nonce':
+                                    verdict.attestation.extra_data.hex()})
+        nonce = os.urandom(handover.NONCE_SIZE)
+        key = handover.certify_destination_key(
+            self.api, dest, db.host_get(dest).ak_public, nonce)
+        envelope = handover.seal_secret(key, guest.secret_value.decode(),
+                                        handover.binding(record))
+        records.transition(record.uuid, source, states.KEY_CERTIFIED)
+        secret = handover.open_secret(self.api, dest, self.channel_key,
+                                      envelope, handover.binding(record))
+        # As Nova's libvirt driver does in pre_live_migration.
+        if not self.hosts[dest].has_secret(guest.secret_uuid):
+            self.hosts[dest].define_secret(guest.secret_uuid, secret)
+        return records.transition(record.uuid, dest, states.TRANSFERRING)
+
+    def migrate(self, guest, source, dest, korora=True,
+                verify_before_resume=False):
+        """libvirt's migration with Nova's flags (as Kororā changes them
+        when korora is True), migration TLS on. Returns the domain on
+        the destination; raises AssertionError with libvirt's error."""
+        flags = NOVA_FLAGS
+        if korora:
+            flags = libvirt_migration.migration_flags(flags,
+                                                      verify_before_resume)
+            refusal = libvirt_migration.stream_refusal(flags, False)
+            if refusal:
+                raise AssertionError(refusal)
+        else:
+            # Nova defines the secret on the destination itself.
+            self.hosts[source].copy_secret_to(self.hosts[dest],
+                                              guest.secret_uuid)
+        error = self.hosts[source].migrate(
+            guest, self.hosts[dest], p2p=True, copy_secret=False,
+            flags=flags)
+        if error is not None:
+            raise AssertionError('migration %s -> %s failed: %s'
+                                 % (source, dest, error))
+        return self.hosts[dest].domain(guest)
+
+    def finish(self, record, guest, arrived, tamper=None, resume=False):
+        """Measure and sign on the source, verify on the destination
+        (quarantine: pause, QUARANTINED), commit, and undefine the
+        source's domain as the hooked driver does. Returns the record.
+        """
+        source, dest = record.source_host, record.dest_host
+        secret = guest.secret_value.decode()
+        manifest.measure_and_sign(records.get(record.uuid),
+                                  self.backend(source), self.api, secret)
+        if tamper:
+            tamper()
+        try:
+            checked = arrival.verify(records.get(record.uuid),
+                                     self.backend(dest), secret)
+        except arrival.IntegrityFailure as failure:
+            arrived.suspend()
+            records.transition(record.uuid, dest, states.QUARANTINED,
+                               reason='%s: %s' % (failure.item,
+                                                  failure.reason))
+            return records.get(record.uuid)
+        records.transition(record.uuid, dest, states.VERIFIED,
+                           details={'items': dict(checked.items)})
+        if resume:
+            arrived.resume()
+            self.resumed_at = time.perf_counter()
+        committed = commit.commit(records.get(record.uuid), source,
+                                  self.backend(source), self.api)
+        self.undefine_inactive(source, guest)
+        return committed
+
+    def undefine_inactive(self, name, guest):
+        """What LibvirtLiveMigrationHooks.korora_undefine_source does."""
+        try:
+            domain = self.hosts[name].domain(guest)
+        except libvirt.libvirtError:
+            return
+        if not domain.isActive():
+            domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+
+    def live_migrate(self, guest, source, korora=True,
+                     verify_before_resume=False):
+        """One whole live migration to the other host. Returns
+        (Migrated, {phase: seconds}): with Kororā, 'before' (pre-checks,
+        hand-over), 'transfer' (libvirt's call), 'paused' (arrival to
+        resume, verify_before_resume only) and 'after' (manifest,
+        verification, commit); without, 'transfer' only."""
+        dest = self.other(source)
+        times = {}
+        started = time.perf_counter()
+        record = self.prepare(guest, source, dest) if korora else None
+        times['before'] = time.perf_counter() - started
+        mark = time.perf_counter()
+        arrived = self.migrate(guest, source, dest, korora,
+                               verify_before_resume)
+        times['transfer'] = time.perf_counter() - mark
+        stats = arrived.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+        if korora:
+            mark = time.perf_counter()
+            record = self.finish(record, guest, arrived,
+                                 resume=verify_before_resume)
+            times['after'] = time.perf_counter() - mark
+            if verify_before_resume:
+                times['paused'] = self.resumed_at - mark
+            if record.state != states.COMMITTED:
+                raise AssertionError('migration %s ended %s: %s' % (
+                    record.uuid, record.state, record.reason))
+        times['total'] = time.perf_counter() - started
+        return Migrated(arrived, record, stats), times
