@@ -100,6 +100,29 @@ host_trust_opts = [
              'effective configuration when it starts (once per boot of the '
              'TPM). The reference policy must allow the resulting value.'),
     cfg.StrOpt(
+        'xen_vtpmmgr_image',
+        help='Xen hosts: the kernel image of Xen\'s vTPM manager domain '
+             '(vtpmmgr), for example '
+             '/usr/lib/xen/boot/vtpmmgr-stubdom.gz. The vTPM manager adds '
+             'its SHA-256 to its self-measurement (self_measurement_pcr) '
+             'and hashes it again before every quote, measuring any '
+             'change first, so the host\'s quote covers vtpmmgr and its '
+             'policy judges it. It must be a regular file, not a '
+             'symbolic link, of at most 64 MiB; if it cannot be read, '
+             'the vTPM manager neither starts nor quotes. Leave unset on '
+             'KVM hosts.'),
+    cfg.StrOpt(
+        'xen_vtpmmgr_libvirt_uri',
+        help='Xen hosts with xen_vtpmmgr_image: a libvirt URI '
+             '(xen:///system) at which the vTPM manager checks, when it '
+             'starts and before every quote, that the running vtpmmgr '
+             'domain boots xen_vtpmmgr_image. A vtpmmgr domain booted '
+             'from another kernel is measured as a mismatch, so the host '
+             'fails its policy until the TPM restarts; no running '
+             'vtpmmgr domain, or libvirt out of reach, stops the vTPM '
+             'manager from starting or quoting. libvirt lists only the '
+             'domains it started: leave unset when xl starts vtpmmgr.'),
+    cfg.StrOpt(
         'state_path',
         default='/var/lib/korora',
         help='Folder where korora services keep their local state.'),

@@ -33,7 +33,8 @@ its bytes would never match.
 
 Xen: XenStateBackend opens ``xen:///system`` (libvirt's libxl driver)
 and adds the xl configuration folder; see domain_xml for how a Xen
-stub-domain vTPM is recognised and refused.
+stub-domain vTPM is recognised and refused. xen_vtpmmgr_domains() lists
+the running vTPM manager domain for the vTPM manager's self-measurement.
 """
 
 import hashlib
@@ -330,3 +331,51 @@ class XenStateBackend(LibvirtStateBackend):
                          secret_provider=secret_provider,
                          xl_config_dir=xl_config_dir,
                          max_disk_bytes=max_disk_bytes)
+
+
+def xen_vtpmmgr_domains(uri, image=None):
+    """DomainFacts of the running domains that libvirt at uri lists as
+    Xen's vTPM manager: booted from a vtpmmgr-stubdom* kernel or from
+    image, or named vtpmmgr (xen-vtpmmgr(7)'s example), so that one
+    booted from an unexpected kernel is still found.
+
+    libvirt's libxl driver lists only Domain-0 and the domains libvirt
+    started; a vtpmmgr started with xl is not among them.
+    """
+    libvirt = _libvirt()
+    wanted = os.path.normpath(image) if image else None
+    try:
+        connection = libvirt.openReadOnly(uri)
+    except libvirt.libvirtError as error:
+        raise base.InstanceStateError(
+            'cannot reach libvirt at %s: %s' % (uri, error))
+    found = []
+    try:
+        domains = connection.listAllDomains(
+            libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+        for domain in domains:
+            try:
+                xml = domain.XMLDesc(0)
+            except libvirt.libvirtError as error:
+                if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    continue        # gone since it was listed
+                raise
+            facts = domain_xml.facts_from_xml(xml)
+            if facts.domain_type != 'xen':
+                continue
+            role = any(sign.role == domain_xml.XEN_STUBDOM_KERNELS[
+                'vtpmmgr-stubdom'] for sign in facts.xen_stubdom)
+            if role or facts.name == 'vtpmmgr' or (
+                    wanted and facts.kernel and
+                    os.path.normpath(facts.kernel) == wanted):
+                found.append(facts)
+    except libvirt.libvirtError as error:
+        raise base.InstanceStateError(
+            'libvirt at %s cannot list its running domains: %s'
+            % (uri, error))
+    finally:
+        try:
+            connection.close()
+        except libvirt.libvirtError:
+            pass
+    return found

@@ -62,13 +62,18 @@ class VTPMManager:
         # unique of each certified key not yet used -> when it was made.
         self._migration_keys = {}
         self._keys_lock = threading.Lock()
+        # Xen: the vtpmmgr statement last measured (self_measurement).
+        self._vtpmmgr = None
+        self._vtpmmgr_lock = threading.Lock()
 
     # Life cycle
 
     def start(self):
+        self._vtpmmgr = self_measurement.vtpmmgr_statement(self.conf)
         self_measurement.measure_once_per_boot(
             self.connection, self.ak, self.conf,
-            os.path.join(self.state_path, 'self-measurement'))
+            os.path.join(self.state_path, 'self-measurement'),
+            vtpmmgr=self._vtpmmgr)
         self._channel_key = local_channel.create_key(
             self.conf.korora.local_channel_key)
         self._last_values = quote.read_pcrs(self.connection, self.selection)
@@ -121,8 +126,27 @@ class VTPMManager:
             rpc.decode(encrypted_secret, 'encrypted secret', 1024))
         return {'secret': rpc.encode(secret)}
 
+    def _measure_vtpmmgr(self):
+        """Xen: vtpmmgr can be replaced after we start; measure a change
+        before the quote, or refuse to quote when it cannot be told."""
+        if not self.conf.korora.xen_vtpmmgr_image:
+            return
+        with self._vtpmmgr_lock:
+            try:
+                now = self_measurement.vtpmmgr_statement(self.conf)
+            except self_measurement.XenVTPMMgrError:
+                # oslo.log appends the exception's message.
+                LOG.error('%s: refusing to quote', self.host)
+                raise
+            if now != self._vtpmmgr:
+                self_measurement.measure_vtpmmgr_change(
+                    self.connection, self.conf, now)
+                self._vtpmmgr = now
+
+    @messaging.expected_exceptions(self_measurement.XenVTPMMgrError)
     def attest(self, ctxt, nonce):
         nonce = rpc.decode(nonce, 'nonce', evidence.MAX_NONCE_SIZE)
+        self._measure_vtpmmgr()
         made = quote.quote(self.connection, self.ak, self.selection, nonce)
         return {'message': rpc.encode(made.message),
                 'signature': rpc.encode(made.signature),

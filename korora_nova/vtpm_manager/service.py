@@ -5,6 +5,7 @@ from oslo_service import service
 
 from korora_nova import rpc
 from korora_nova.vtpm_manager import manager as manager_module
+from korora_nova.vtpm_manager import self_measurement
 
 LOG = logging.getLogger(__name__)
 
@@ -12,6 +13,8 @@ LOG = logging.getLogger(__name__)
 def preflight(conf):
     """Check the TPM and the options before serving; raises KororaError.
     """
+    # Xen: the vtpmmgr image must be readable, its domain running.
+    self_measurement.vtpmmgr_statement(conf)
     check = manager_module.VTPMManager(conf)
     try:
         check.ak.public      # opens the TPM, creates the AK on first run

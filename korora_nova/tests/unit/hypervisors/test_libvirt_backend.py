@@ -406,6 +406,20 @@ class TestXen(LibvirtTestCase):
         self.assertIn('xen-xl-guest-vtpm', error.reason)
         self.assertIn('does not yet support migration', error.reason)
 
+    def test_running_vtpmmgr_domain_is_listed(self):
+        # Not vtpm-stubdom, not the guests: only the vTPM manager domain,
+        # which the vTPM manager's self-measurement checks.
+        found = libvirt_backend.xen_vtpmmgr_domains(self.uri)
+        self.assertEqual(
+            [('vtpmmgr', XEN_VTPMMGR,
+              '/usr/lib/xen/boot/vtpmmgr-stubdom.gz')],
+            [(facts.name, facts.uuid, facts.kernel) for facts in found])
+        error = self.assertRaises(
+            base.InstanceStateError, libvirt_backend.xen_vtpmmgr_domains,
+            'test:///nonexistent/node.xml')
+        self.assertIn('cannot reach libvirt at test:///nonexistent/node.xml',
+                      str(error))
+
     def test_xen_backend_defaults(self):
         xen = libvirt_backend.XenStateBackend()
         self.assertEqual(('xen:///system', '/var/lib/libvirt/swtpm'),
