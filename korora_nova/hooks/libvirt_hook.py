@@ -72,9 +72,9 @@ import threading
 import time
 import uuid as uuidlib
 
-from oslo_config import cfg
-
-from korora_nova.conf import korora as korora_options
+# Nothing heavier than the standard library at import: libvirt runs the
+# hook for every operation on every domain (prepare, start, started,
+# stopped, release...), and all but "migrate" leave at once.
 
 PROG = 'korora-libvirt-hook'
 PREFIX = 'Korora: '
@@ -87,8 +87,6 @@ MAX_LINE = 1000
 MAX_NAME = 64
 
 EXIT_PASS, EXIT_REFUSE = 0, 1
-# The limit until the configuration is read.
-DEFAULT_TIMEOUT = korora_options.LIBVIRT_HOOK_TIMEOUT
 # Seconds after the configured limit when SIGALRM (default action:
 # terminate) ends a process whose timer could not run.
 ALARM_BACKSTOP = 3
@@ -292,6 +290,7 @@ def read_stdin(limit=MAX_XML_BYTES, fd=0):
 def load_config(conf, args):
     """Parse options args and the configuration files; returns (host,
     require_for_all, timeout)."""
+    from oslo_config import cfg
     from oslo_log import log as oslo_logging
 
     from korora_nova import conf as korora_conf
@@ -404,9 +403,12 @@ def run(argv, started=None, conf=None):
     started = process_started() if started is None else started
     if len(argv) >= 4 and (argv[-3], argv[-2]) != ('migrate', 'begin'):
         return EXIT_PASS
+    from korora_nova.conf import korora as korora_options
+
     err_fd = silence_standard_streams()
     deadline = Deadline(err_fd, started)
-    deadline.arm(DEFAULT_TIMEOUT)
+    # The limit until the configuration is read.
+    deadline.arm(korora_options.LIBVIRT_HOOK_TIMEOUT)
     if len(argv) < 4:
         return deadline.finish(EXIT_REFUSE, PREFIX + one_line(
             'usage: %s [oslo.config options] DOMAIN OPERATION '
@@ -417,6 +419,8 @@ def run(argv, started=None, conf=None):
     reason = None
     try:
         if conf is None:
+            from oslo_config import cfg
+
             conf = cfg.CONF
         host, require_for_all, timeout = load_config(conf, options)
         deadline.arm(timeout)

@@ -1128,3 +1128,25 @@ class LibvirtHostPairFixture(fixtures.Fixture):
         for host in self.hosts:
             host.wait_until_ready()
         self.started_in = time.monotonic() - started
+
+
+# Guests as Nova's libvirt driver makes them
+
+
+def start_nova_guest(host, name, uuid, secret_value=None,
+                     memory_mib=GUEST_MEMORY_MIB):
+    """Define and start on host (a LibvirtHostFixture) a guest as Nova's
+    libvirt driver would for an instance: the domain named as the
+    instance (its instance_name_template name) with the instance's
+    UUID, and its vTPM secret defined as Nova's Host.create_secret('vtpm',
+    instance uuid) does (usage name = the instance's UUID), so the
+    driver's _host.get_guest(instance) and _host.find_secret('vtpm',
+    instance.uuid) find them. Returns a Guest."""
+    secret_uuid = str(uuid_module.uuid4())
+    secret_value = secret_value or secrets.token_urlsafe(32)
+    host.define_secret(secret_uuid, secret_value, usage_name=uuid)
+    xml = guest_xml(name, uuid, secret_uuid=secret_uuid,
+                    memory_mib=memory_mib)
+    host.connection.defineXML(xml).create()
+    return Guest(name, uuid, xml, secret_uuid,
+                 host.secrets[secret_uuid])

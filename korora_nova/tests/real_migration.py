@@ -46,7 +46,11 @@ NOVA_FLAGS = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER |
               libvirt.VIR_MIGRATE_UNDEFINE_SOURCE |
               libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_TLS)
 
+# The hook runs only while the switch file exists (hook_enabled), so that
+# a benchmark can migrate without Kororā on the same hosts.
 HOOK = '''#!/bin/sh
+[ -e %(switch)s ] || exit 0
+[ "$2" = migrate ] || exit 0
 exec %(python)s -m korora_nova.cmd.libvirt_hook --config-file %(conf)s "$@"
 '''
 
@@ -92,6 +96,8 @@ class KororaLibvirtPairFixture(fixtures.Fixture):
         self.database = self.useFixture(
             korora_fixtures.VerifierDatabaseFixture())
         folder = self.useFixture(fixtures.TempDir()).path
+        self.hook_switch = os.path.join(folder, 'libvirt-hook-enabled')
+        self.hook_enabled(True)
         self.config.config(group='korora',
                            local_channel_key=folder + '/local-channel.key',
                            pcr_watch_interval=0.05, attestation_timeout=5.0)
@@ -107,7 +113,8 @@ class KororaLibvirtPairFixture(fixtures.Fixture):
                              'connection = sqlite:///%s\n'
                              % (name, self.database.path))
             hooks[name] = {'korora': HOOK % {'python': sys.executable,
-                                             'conf': path}}
+                                             'conf': path,
+                                             'switch': self.hook_switch}}
         a, b = self.names
         pair = self.useFixture(libvirt_hosts.LibvirtHostPairFixture(
             hooks_a=hooks[a], hooks_b=hooks[b], tls=True))
@@ -120,6 +127,13 @@ class KororaLibvirtPairFixture(fixtures.Fixture):
             db.host_set_policy(name, POLICY)
         self.channel_key = local_channel.load_key(
             conf.CONF.korora.local_channel_key)
+
+    def hook_enabled(self, enabled):
+        """Switch korora-libvirt-hook on or off on both hosts."""
+        if enabled:
+            open(self.hook_switch, 'w').close()
+        elif os.path.exists(self.hook_switch):
+            os.unlink(self.hook_switch)
 
     def other(self, name):
         a, b = self.names
@@ -188,7 +202,7 @@ class KororaLibvirtPairFixture(fixtures.Fixture):
                                  % (source, dest, error))
         return self.hosts[dest].domain(guest)
 
-    def finish(self, record, guest, arrived, tamper=None, resume=False):
+    def finish(self, record, guest, arrived, resume=False):
         """Measure and sign on the source, verify on the destination
         (quarantine: pause, QUARANTINED), commit, and undefine the
         source's domain as the hooked driver does. Returns the record.
@@ -197,8 +211,6 @@ class KororaLibvirtPairFixture(fixtures.Fixture):
         secret = guest.secret_value.decode()
         manifest.measure_and_sign(records.get(record.uuid),
                                   self.backend(source), self.api, secret)
-        if tamper:
-            tamper()
         try:
             checked = arrival.verify(records.get(record.uuid),
                                      self.backend(dest), secret)
