@@ -23,6 +23,7 @@ from korora_nova.attestation import policy as policy_module
 from korora_nova.attestation import verdict as verdict_module
 from korora_nova import conf
 from korora_nova import exception
+from korora_nova.hooks import hook_install
 
 CONF = conf.CONF
 LOG = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ class UsageError(exception.KororaError):
 USAGE_ERRORS = (UsageError, exception.PolicyError,
                 exception.ConfigurationError, exception.HostNotFound,
                 exception.PolicyNotFound, exception.HostExists,
-                exception.PolicyExists)
+                exception.PolicyExists, hook_install.HookInstallError)
 
 
 def read_file(path, what, limit=MAX_INPUT_FILE):
@@ -406,6 +407,43 @@ def _print_manifest(row):
         print('  %-16s sha256:%s' % (name, digest))
 
 
+# libvirt-hook
+
+def _print_outcomes(outcomes):
+    for outcome in outcomes:
+        print('%s: %s' % (outcome.path, outcome.state))
+    if any(outcome.changed for outcome in outcomes):
+        print(hook_install.RESTART_NOTE)
+
+
+def libvirt_hook_install(args):
+    outcomes = hook_install.install(args.hooks_dir, args.hypervisor,
+                                    args.hook_config_files or (),
+                                    force=args.force)
+    if not any(outcome.changed for outcome in outcomes):
+        print('nothing to do: the hook is installed and current')
+    _print_outcomes(outcomes)
+    return EXIT_OK
+
+
+def libvirt_hook_remove(args):
+    outcomes = hook_install.remove(args.hooks_dir, args.hypervisor)
+    if not any(outcome.changed for outcome in outcomes):
+        print('nothing to do: no hook of korora-nova is installed')
+    _print_outcomes(outcomes)
+    return EXIT_OK
+
+
+def libvirt_hook_status(args):
+    outcomes = hook_install.status(args.hooks_dir, args.hypervisor,
+                                   args.hook_config_files or ())
+    for outcome in outcomes:
+        print('%s: %s' % (outcome.path, outcome.state))
+    current = all(outcome.state == hook_install.CURRENT
+                  for outcome in outcomes)
+    return EXIT_OK if current else EXIT_NEGATIVE
+
+
 def _add(actions, name, function, help_text, *arguments):
     parser = actions.add_parser(name, help=help_text)
     for argument in arguments:
@@ -428,6 +466,21 @@ POLICY_NAME = (('policy_name',), {'metavar': 'NAME', 'help': 'Policy name.'})
 HOST = (('host_name',),
         {'metavar': 'HOST',
          'help': 'Nova compute host name ([DEFAULT] host).'})
+
+HOOKS_DIR = (('--hooks-dir',),
+             {'default': hook_install.DEFAULT_HOOKS_DIR, 'metavar': 'DIR',
+              'help': 'libvirt\'s hooks folder (default %s).'
+                      % hook_install.DEFAULT_HOOKS_DIR})
+HYPERVISOR = (('--hypervisor',),
+              {'choices': hook_install.HYPERVISORS, 'default': 'all',
+               'help': 'qemu (qemu.d), libxl (libxl.d) or all (default).'})
+# Not --config-file: korora-manage reads its own with that option.
+HOOK_CONFIG_FILE = (('--hook-config-file',),
+                    {'action': 'append', 'dest': 'hook_config_files',
+                     'metavar': 'PATH',
+                     'help': 'A configuration file the hook reads '
+                             '(repeatable; default: the hook looks for '
+                             '/etc/korora/korora.conf itself).'})
 
 
 def add_command_parsers(subparsers):
@@ -497,6 +550,23 @@ def add_command_parsers(subparsers):
          'Show a migration: its states, checks and audit entries.',
          (('migration_uuid',), {'metavar': 'UUID',
                                 'help': 'Migration UUID.'}))
+
+    actions = _category(subparsers, 'libvirt-hook',
+                        'korora-libvirt-hook in libvirt\'s hooks folders '
+                        '(qemu.d/korora, libxl.d/korora).')
+    _add(actions, 'install', libvirt_hook_install,
+         'Install or update the hook; a current one is left alone.',
+         HOOKS_DIR, HYPERVISOR, HOOK_CONFIG_FILE,
+         (('--force',),
+          {'action': 'store_true',
+           'help': 'Replace a "korora" file korora-nova did not write.'}))
+    _add(actions, 'remove', libvirt_hook_remove,
+         'Remove the hook korora-nova installed; other files stay.',
+         HOOKS_DIR, HYPERVISOR)
+    _add(actions, 'status', libvirt_hook_status,
+         'Say, for each folder, whether the hook is installed and current '
+         '(as install with the same options would write it); exit 1 if '
+         'not.', HOOKS_DIR, HYPERVISOR, HOOK_CONFIG_FILE)
 
     evidence_parser = subparsers.add_parser(
         'evidence', help='Judge attestation evidence offline.')

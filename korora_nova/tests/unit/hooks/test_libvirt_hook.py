@@ -486,7 +486,7 @@ class TestDecision(base.TestCase):
         korora_options.register_opts(conf)
         conf([])
         self.assertFalse(conf.korora.libvirt_hook_require_approval_for_all)
-        self.assertEqual(libvirt_hook.DEFAULT_TIMEOUT,
+        self.assertEqual(korora_options.LIBVIRT_HOOK_TIMEOUT,
                          conf.korora.libvirt_hook_timeout)
 
 
