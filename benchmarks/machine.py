@@ -6,6 +6,7 @@ import importlib.metadata
 import os
 import platform
 import signal
+import tempfile
 import time
 
 
@@ -62,3 +63,18 @@ def repeat(one_pass, seconds, min_passes=1):
         now = time.perf_counter()
         if now >= deadline and passes >= min_passes:
             return passes, now - start, time.process_time() - cpu_start
+
+
+def services_log(path, name):
+    """Send the services' logs to path, or to a new kept file in /tmp
+    named after the benchmark; returns the path."""
+    from korora_nova.demo import runner
+
+    if path:
+        path = os.path.abspath(path)
+    else:
+        handle, path = tempfile.mkstemp(prefix='korora-bench-%s-' % name,
+                                        suffix='.log')
+        os.close(handle)
+    runner.log_to_file(path)
+    return path

@@ -65,10 +65,8 @@ logs go to a file whose path is printed.
 """
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 
 import machine  # benchmarks/machine.py, beside this script
@@ -419,13 +417,7 @@ def run(args, log_path, cases):
 def main(argv=None):
     args = _arguments(argv)
     machine.stop_on_signals()
-    if args.log:
-        log_path = os.path.abspath(args.log)
-    else:
-        handle, log_path = tempfile.mkstemp(
-            prefix='korora-bench-migration-', suffix='.log')
-        os.close(handle)
-    runner.log_to_file(log_path)
+    log_path = machine.services_log(args.log, 'migration')
     cases = make_cases(args)
     quicken_fake_bus(args.bus_poll)
     if args.watch is None:

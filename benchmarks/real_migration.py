@@ -48,10 +48,8 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 
 import machine  # benchmarks/machine.py, beside this script
-from korora_nova.demo import runner
 
 MODES = ('off', 'on', 'on+vbr')
 
@@ -180,13 +178,7 @@ def run(args):
 def main(argv=None):
     args = _arguments(argv)
     machine.stop_on_signals()
-    if args.log:
-        log_path = os.path.abspath(args.log)
-    else:
-        handle, log_path = tempfile.mkstemp(
-            prefix='korora-bench-real-migration-', suffix='.log')
-        os.close(handle)
-    runner.log_to_file(log_path)
+    log_path = machine.services_log(args.log, 'real-migration')
     print('korora-nova: a real live migration, Kororā off, on, and on with '
           'verify_before_resume')
     for name, value in (machine.python(), machine.cpu(),
