@@ -130,10 +130,12 @@ class TestHookScript(HooksFolderTestCase):
         sock = os.path.join(self.top, "my 'korora'.sock")
         script = os.path.join(self.top, 'korora')
         write(script, hook_install.hook_script(sock, 2.5, stand_in))
-        # Other operations never start it.
+        # Other operations never start it. (No stdin: the script ends
+        # without reading it, and writing into a pipe nobody reads would
+        # race with its exit.)
         for operation in ('prepare', 'start', 'started', 'release'):
             result = hook_process.run(
-                [script, 'dom 1', operation, 'begin', '-'], b'<domain/>',
+                [script, 'dom 1', operation, 'begin', '-'], b'',
                 env={'PATH': '/usr/bin:/bin'}, cwd='/')
             self.assertEqual(0, result.status, result)
             self.assertFalse(os.path.exists(record))
