@@ -171,6 +171,10 @@ function configure_korora {
     iniset "$KORORA_CONF" DEFAULT debug "${ENABLE_DEBUG_LOG_LEVEL:-True}"
     iniset "$KORORA_CONF" korora state_path "$KORORA_STATE_DIR"
     iniset "$KORORA_CONF" korora_database connection "$(korora_database_url)"
+    # korora-vtpm-manager answers the libvirt hook there, from the
+    # migration records of [korora_database]; korora-manage libvirt-hook
+    # install writes the same path into the hook.
+    iniset "$KORORA_CONF" korora libvirt_hook_socket "$KORORA_LIBVIRT_HOOK_SOCKET"
     if is_service_enabled korora-vtpm-manager; then
         iniset "$KORORA_CONF" korora tcti "$(korora_tcti)"
         if [[ -n $KORORA_EK_CA_BUNDLE ]]; then
@@ -197,8 +201,7 @@ function configure_korora {
     if korora_installs_libvirt_hook; then
         sudo "$(korora_bin korora-manage)" --config-file "$KORORA_CONF" \
             libvirt-hook install --hooks-dir "$KORORA_LIBVIRT_HOOKS_DIR" \
-            --hypervisor "$KORORA_LIBVIRT_HOOK_HYPERVISOR" \
-            --hook-config-file "$KORORA_CONF" ||
+            --hypervisor "$KORORA_LIBVIRT_HOOK_HYPERVISOR" ||
             die $LINENO "korora-manage libvirt-hook install failed"
         korora_restart_libvirt
     fi
@@ -349,8 +352,7 @@ function check_korora {
     if korora_installs_libvirt_hook; then
         sudo "$(korora_bin korora-manage)" --config-file "$KORORA_CONF" \
             libvirt-hook status --hooks-dir "$KORORA_LIBVIRT_HOOKS_DIR" \
-            --hypervisor "$KORORA_LIBVIRT_HOOK_HYPERVISOR" \
-            --hook-config-file "$KORORA_CONF" ||
+            --hypervisor "$KORORA_LIBVIRT_HOOK_HYPERVISOR" ||
             die $LINENO "the libvirt hook is not installed as configured"
     fi
 }

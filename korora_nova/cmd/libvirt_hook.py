@@ -1,14 +1,14 @@
 """korora-libvirt-hook: the libvirt hook of a destination host.
 
-Install it (a symbolic link or a copy of the console script, executable,
-present when libvirtd starts) as /etc/libvirt/hooks/qemu.d/korora and,
-for Xen, /etc/libvirt/hooks/libxl.d/korora. libvirt runs it with
-``DOMAIN OPERATION SUB_OPERATION EXTRA`` and the domain XML on stdin;
-oslo.config options (--config-file ...) may come before those four.
+``korora-manage libvirt-hook install`` installs it, as a small script
+in /etc/libvirt/hooks/qemu.d/korora and libxl.d/korora that passes
+--socket and --timeout. libvirt runs it with ``DOMAIN OPERATION
+SUB_OPERATION EXTRA`` and the domain XML on stdin; for ``migrate begin``
+it asks korora-vtpm-manager on the socket.
 
 Exit status 0 lets libvirt go on; 1 refuses the incoming live migration,
 with one line starting "Korora: " on stderr. Nothing is ever written on
-stdout. See korora_nova.hooks.libvirt_hook.
+stdout. The standard library only, see korora_nova.hooks.libvirt_hook.
 """
 
 import sys

@@ -417,8 +417,9 @@ def _print_outcomes(outcomes):
 
 
 def libvirt_hook_install(args):
-    outcomes = hook_install.install(args.hooks_dir, args.hypervisor,
-                                    args.hook_config_files or (),
+    outcomes = hook_install.install(CONF.korora.libvirt_hook_socket,
+                                    CONF.korora.libvirt_hook_timeout,
+                                    args.hooks_dir, args.hypervisor,
                                     force=args.force)
     if not any(outcome.changed for outcome in outcomes):
         print('nothing to do: the hook is installed and current')
@@ -435,8 +436,9 @@ def libvirt_hook_remove(args):
 
 
 def libvirt_hook_status(args):
-    outcomes = hook_install.status(args.hooks_dir, args.hypervisor,
-                                   args.hook_config_files or ())
+    outcomes = hook_install.status(CONF.korora.libvirt_hook_socket,
+                                   CONF.korora.libvirt_hook_timeout,
+                                   args.hooks_dir, args.hypervisor)
     for outcome in outcomes:
         print('%s: %s' % (outcome.path, outcome.state))
     current = all(outcome.state == hook_install.CURRENT
@@ -474,13 +476,6 @@ HOOKS_DIR = (('--hooks-dir',),
 HYPERVISOR = (('--hypervisor',),
               {'choices': hook_install.HYPERVISORS, 'default': 'all',
                'help': 'qemu (qemu.d), libxl (libxl.d) or all (default).'})
-# Not --config-file: korora-manage reads its own with that option.
-HOOK_CONFIG_FILE = (('--hook-config-file',),
-                    {'action': 'append', 'dest': 'hook_config_files',
-                     'metavar': 'PATH',
-                     'help': 'A configuration file the hook reads '
-                             '(repeatable; default: the hook looks for '
-                             '/etc/korora/korora.conf itself).'})
 
 
 def add_command_parsers(subparsers):
@@ -555,8 +550,10 @@ def add_command_parsers(subparsers):
                         'korora-libvirt-hook in libvirt\'s hooks folders '
                         '(qemu.d/korora, libxl.d/korora).')
     _add(actions, 'install', libvirt_hook_install,
-         'Install or update the hook; a current one is left alone.',
-         HOOKS_DIR, HYPERVISOR, HOOK_CONFIG_FILE,
+         'Install or update the hook (it asks korora-vtpm-manager on '
+         '[korora] libvirt_hook_socket, waiting [korora] '
+         'libvirt_hook_timeout); a current one is left alone.',
+         HOOKS_DIR, HYPERVISOR,
          (('--force',),
           {'action': 'store_true',
            'help': 'Replace a "korora" file korora-nova did not write.'}))
@@ -566,7 +563,7 @@ def add_command_parsers(subparsers):
     _add(actions, 'status', libvirt_hook_status,
          'Say, for each folder, whether the hook is installed and current '
          '(as install with the same options would write it); exit 1 if '
-         'not.', HOOKS_DIR, HYPERVISOR, HOOK_CONFIG_FILE)
+         'not.', HOOKS_DIR, HYPERVISOR)
 
     evidence_parser = subparsers.add_parser(
         'evidence', help='Judge attestation evidence offline.')

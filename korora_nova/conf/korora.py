@@ -4,6 +4,8 @@ import socket
 
 from oslo_config import cfg
 
+from korora_nova.hooks import libvirt_hook
+
 GROUP = cfg.OptGroup(
     'korora',
     title='Kororā secure live migration',
@@ -209,10 +211,20 @@ migration_opts = [
              'answer aborts the migration.'),
 ]
 
-# The libvirt hook arms its deadline before it reads the configuration.
-LIBVIRT_HOOK_TIMEOUT = 10.0
-
 libvirt_hook_opts = [
+    cfg.StrOpt(
+        'libvirt_hook_socket',
+        default=libvirt_hook.DEFAULT_SOCKET,
+        help='UNIX socket on which korora-vtpm-manager answers the libvirt '
+             'hook (korora-libvirt-hook, installed in /etc/libvirt/hooks/'
+             'qemu.d/ and libxl.d/) when a live migration comes in. The '
+             'manager creates it (mode 0600: root, which runs libvirt\'s '
+             'hooks, and the manager\'s user may connect), and its folder '
+             'if missing; it then needs the [korora_database] section to '
+             'read the migration records. korora-manage libvirt-hook '
+             'install writes this path into the hook. Empty: not served, '
+             'and an installed hook refuses every incoming live '
+             'migration.'),
     cfg.BoolOpt(
         'libvirt_hook_require_approval_for_all',
         default=False,
@@ -222,21 +234,26 @@ libvirt_hook_opts = [
              'migration in flight, not only of domains with a vTPM.'),
     cfg.FloatOpt(
         'libvirt_hook_timeout',
-        default=LIBVIRT_HOOK_TIMEOUT,
+        default=libvirt_hook.DEFAULT_TIMEOUT,
         min=0.5,
+        max=3599,
         help='Seconds the libvirt hook may take to decide on an incoming '
              'live migration, counted from its start; libvirt itself waits '
              'for a hook without a limit. When they have passed, the hook '
-             'refuses the migration.'),
+             'refuses the migration. korora-manage libvirt-hook install '
+             'writes this value into the hook; korora-vtpm-manager bounds '
+             'each request, and its database driver\'s timeouts, by it.'),
 ]
 
 
 DATABASE_GROUP = cfg.OptGroup(
     'korora_database',
     title='Verifier database',
-    help='The verifier\'s database: hosts, policies, verdicts. The '
-         'scheduler filter reads verdicts from it, so nova-scheduler needs '
-         'this section too.')
+    help='The verifier\'s database: hosts, policies, verdicts, '
+         'migrations. The scheduler filter reads verdicts from it, so '
+         'nova-scheduler needs this section too, and so does '
+         'korora-vtpm-manager on a host where the libvirt hook is '
+         'installed: it reads the migration records to answer the hook.')
 
 
 def register_opts(conf):

@@ -37,10 +37,11 @@ class _Context:
     """What enginefacade needs to hang a transaction on."""
 
 
-def context_manager():
-    """The process's transaction factory for [korora_database]."""
+def context_manager(url=None):
+    """The process's transaction factory for [korora_database] (or for
+    the database at url)."""
     with _lock:
-        url = CONF.korora_database.connection
+        url = url or CONF.korora_database.connection
         factory = _facade.get(url)
         if factory is None:
             factory = enginefacade.transaction_context()
@@ -69,7 +70,7 @@ def safe_url(url):
 
 
 @contextlib.contextmanager
-def _translated(transaction):
+def _translated(transaction, url=None):
     """Run a transaction; errors oslo.db does not wrap become ours.
 
     oslo.db re-raises some driver errors as plain SQLAlchemy ones (a
@@ -81,12 +82,15 @@ def _translated(transaction):
             yield session
     except sa.exc.SQLAlchemyError as error:
         raise DatabaseError('database %s: %s' % (
-            safe_url(CONF.korora_database.connection),
+            safe_url(url or CONF.korora_database.connection),
             str(error).splitlines()[0]))
 
 
-def reader():
-    return _translated(context_manager().reader.using(_Context()))
+def reader(url=None):
+    """A read transaction on [korora_database] (or the database at url).
+    """
+    return _translated(context_manager(url).reader.using(_Context()),
+                       url)
 
 
 def writer():

@@ -6,10 +6,14 @@ installs exactly the same thing.
 
 libvirt >= 6.5 runs every executable in ``<hooks>/qemu.d/`` (QEMU/KVM)
 and ``<hooks>/libxl.d/`` (Xen) in turn, so the hook is a file of its own,
-``korora``, beside an operator's hooks: a small shell script that execs
-the installed ``korora-libvirt-hook`` (by absolute path: libvirt gives
-hooks a minimal environment) with the configuration files to read. It
-writes nothing on stdout, which libvirt would take as the domain XML.
+``korora``, beside an operator's hooks: a small shell script that ends
+at once for every operation but ``migrate`` (libvirt runs hooks for every
+start, stop and release of every domain) and otherwise execs the
+installed ``korora-libvirt-hook`` (by absolute path: libvirt gives hooks
+a minimal environment) with the socket of korora-vtpm-manager and the
+time limit ([korora] libvirt_hook_socket and libvirt_hook_timeout of the
+installer's configuration). It writes nothing on stdout, which libvirt
+would take as the domain XML.
 
 Only a file carrying MARKER is ours: install replaces it atomically
 (temporary file and rename in the same folder), remove deletes only it,
@@ -72,21 +76,27 @@ def default_command():
     return [os.path.abspath(sys.executable), '-m', HOOK_MODULE]
 
 
-def hook_script(config_files=(), executable=None):
+def hook_script(socket_path, timeout, executable=None):
     """The text of <folder>/korora.
 
-    config_files: oslo.config files the hook reads (made absolute: libvirt
-    runs hooks from /); executable: the hook's path, or an argv prefix
-    (default: default_command()).
+    socket_path, timeout: where korora-vtpm-manager answers the hook and
+    how long the hook waits ([korora] libvirt_hook_socket,
+    libvirt_hook_timeout); executable: the hook's path, or an argv
+    prefix (default: default_command()).
     """
+    if not socket_path or not os.path.isabs(socket_path):
+        raise HookInstallError(
+            'the socket %r is not an absolute path: set [korora] '
+            'libvirt_hook_socket as korora-vtpm-manager has it (an '
+            'installed hook would refuse every incoming migration)'
+            % (socket_path,))
     if executable is None:
         command = default_command()
     elif isinstance(executable, str):
         command = [executable]
     else:
         command = list(executable)
-    for path in config_files:
-        command += ['--config-file', os.path.abspath(path)]
+    command += ['--socket', socket_path, '--timeout', '%g' % timeout]
     for word in command:
         if '\n' in word or '\0' in word:
             raise HookInstallError('%r cannot be written into a hook '
@@ -95,7 +105,9 @@ def hook_script(config_files=(), executable=None):
         '#!/bin/sh',
         MARKER,
         '# libvirt runs it with DOMAIN OPERATION SUB_OPERATION EXTRA and',
-        '# the domain XML on stdin; stdout must stay empty.',
+        '# the domain XML on stdin; stdout must stay empty. Only migrate',
+        '# is checked: other operations do not start Python at all.',
+        '[ "$2" = migrate ] || exit 0',
         'exec %s "$@"' % ' '.join(shlex.quote(word) for word in command),
         ''])
 
@@ -267,19 +279,14 @@ def _folders(hooks_dir, hypervisor, create):
     return opened
 
 
-def install(hooks_dir=DEFAULT_HOOKS_DIR, hypervisor='all', config_files=(),
-            executable=None, force=False):
+def install(socket_path, timeout, hooks_dir=DEFAULT_HOOKS_DIR,
+            hypervisor='all', executable=None, force=False):
     """Install the hook into each folder; returns Outcomes.
 
     A current hook is left as it is. A ``korora`` file that is not ours
     is replaced only with force; without it nothing is written at all.
     """
-    for path in config_files:
-        if not os.path.isfile(path):
-            raise HookInstallError('configuration file %s does not exist: '
-                                   'the hook would refuse every incoming '
-                                   'migration' % path)
-    text = hook_script(config_files, executable)
+    text = hook_script(socket_path, timeout, executable)
     folders = _folders(hooks_dir, hypervisor, create=True)
     try:
         states = [folder.state(text)[0] for folder in folders]
@@ -324,11 +331,11 @@ def remove(hooks_dir=DEFAULT_HOOKS_DIR, hypervisor='all'):
             folder.close()
 
 
-def status(hooks_dir=DEFAULT_HOOKS_DIR, hypervisor='all', config_files=(),
-           executable=None):
+def status(socket_path, timeout, hooks_dir=DEFAULT_HOOKS_DIR,
+           hypervisor='all', executable=None):
     """Each folder's state against what install would write with the
     same arguments."""
-    text = hook_script(config_files, executable)
+    text = hook_script(socket_path, timeout, executable)
     folders = _folders(hooks_dir, hypervisor, create=False)
     try:
         return [Outcome(folder.file, folder.state(text)[0], False)

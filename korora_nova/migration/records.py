@@ -199,9 +199,10 @@ def in_flight():
             models.Migration.created_at, models.Migration.uuid).all()
 
 
-def in_flight_for_instance(instance_uuid):
-    """The instance's migrations not in a final state, oldest first."""
-    with db.reader() as session:
+def in_flight_for_instance(instance_uuid, connection=None):
+    """The instance's migrations not in a final state, oldest first
+    (from the database at connection, default [korora_database])."""
+    with db.reader(connection) as session:
         return session.query(models.Migration).filter(
             models.Migration.instance_uuid == instance_uuid,
             models.Migration.state.notin_(sorted(states.FINAL))).order_by(

@@ -92,10 +92,55 @@ class VerifierDatabaseFixture(fixtures.Fixture):
         migration.db_sync()
 
 
+class HookServerFixture(fixtures.Fixture):
+    """korora-vtpm-manager's answers to korora-libvirt-hook
+    (hook_server.HookServer) for host, on a socket in a new folder
+    (attribute path) unless path is given.
+
+    conf: the options it reads ([korora] libvirt_hook_*,
+    [korora_database]); by default options of its own, with connection
+    ([korora_database]) and korora ([korora] options) set.
+    """
+
+    def __init__(self, host, conf=None, path=None, connection=None,
+                 **korora):
+        super().__init__()
+        self.host = host
+        self.conf = conf
+        self.path = path
+        self.connection = connection
+        self.korora = korora
+
+    def _setUp(self):
+        from oslo_config import cfg
+
+        from korora_nova import conf as korora_conf
+        from korora_nova.vtpm_manager import hook_server
+
+        if self.conf is None:
+            self.conf = cfg.ConfigOpts()
+            korora_conf.korora.register_opts(self.conf)
+            korora_conf.register_host_opt(self.conf)
+            self.conf([])
+            if self.connection:
+                self.conf.set_override('connection', self.connection,
+                                       group='korora_database')
+            for name, value in self.korora.items():
+                self.conf.set_override(name, value, group='korora')
+        if self.path is None:
+            folder = self.useFixture(fixtures.TempDir()).path
+            self.path = os.path.join(folder, 'run', 'libvirt-hook.sock')
+        self.server = hook_server.HookServer(self.conf, self.host,
+                                             self.path)
+        self.server.start()
+        self.addCleanup(self.server.stop)
+
+
 class VTPMManagerFixture(fixtures.Fixture):
     """A running vTPM manager for one simulated compute host: its own
     swtpm, its own state folder, an RPC server on [DEFAULT]
-    transport_url."""
+    transport_url, and its answers to korora-libvirt-hook on a socket of
+    its own (attribute hook_socket)."""
 
     def __init__(self, host, tpm=None, verifier_api=None, state_path=None):
         super().__init__()
@@ -131,6 +176,9 @@ class VTPMManagerFixture(fixtures.Fixture):
         self.server = rpc.get_server(conf.CONF.korora.manager_topic,
                                      self.host, [self.manager])
         self.server.start()
+        self.hook_server = self.useFixture(
+            HookServerFixture(self.host, conf.CONF))
+        self.hook_socket = self.hook_server.path
         self.running = True
         self.addCleanup(self.stop)
 
@@ -138,6 +186,7 @@ class VTPMManagerFixture(fixtures.Fixture):
         """Stop the manager (a host whose agent died); idempotent."""
         if self.running:
             self.running = False
+            self.hook_server.server.stop()
             self.server.stop()
             self.server.wait()
             self.manager.stop()

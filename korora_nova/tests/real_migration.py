@@ -6,7 +6,9 @@ migration TLS from one test CA; each host with its own swtpm as platform
 TPM and its own vTPM manager serving on the bus ([DEFAULT] transport_url:
 the test process's rabbitmq-server node, or oslo.messaging's in-process
 driver); both enrolled and judged by one policy; the verifier's database
-in SQLite; korora-libvirt-hook installed in each host's qemu.d.
+in SQLite; korora-libvirt-hook installed in each host's qemu.d (as
+korora-manage libvirt-hook install writes it), asking its own host's
+vTPM manager.
 
 The Kororā steps are the functions the hooked Nova driver calls, in the
 driver's order (korora_nova.hooks.driver); the migration itself is
@@ -14,7 +16,7 @@ libvirt's virDomainMigrateToURI3 with the flags Kororā gives Nova's.
 """
 
 import os
-import sys
+import shlex
 import time
 
 import fixtures
@@ -26,6 +28,7 @@ from korora_nova.db import api as db
 from korora_nova.hooks import arrival
 from korora_nova.hooks import commit
 from korora_nova.hooks import handover
+from korora_nova.hooks import hook_install
 from korora_nova.hooks import manifest
 from korora_nova.hooks import precheck
 from korora_nova.hypervisors import libvirt_backend
@@ -46,13 +49,17 @@ NOVA_FLAGS = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER |
               libvirt.VIR_MIGRATE_UNDEFINE_SOURCE |
               libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_TLS)
 
-# The hook runs only while the switch file exists (hook_enabled), so that
-# a benchmark can migrate without Kororā on the same hosts.
-HOOK = '''#!/bin/sh
-[ -e %(switch)s ] || exit 0
-[ "$2" = migrate ] || exit 0
-exec %(python)s -m korora_nova.cmd.libvirt_hook --config-file %(conf)s "$@"
-'''
+
+def hook_text(socket_path, switch):
+    """The hook as korora-manage libvirt-hook install writes it, asking
+    the host's vTPM manager on socket_path, with one line more: it runs
+    only while the switch file exists (hook_enabled), so that a
+    benchmark can migrate without Kororā on the same hosts."""
+    text = hook_install.hook_script(socket_path,
+                                    conf.CONF.korora.libvirt_hook_timeout)
+    marker = hook_install.MARKER + '\n'
+    return text.replace(marker, marker + '[ -e %s ] || exit 0\n'
+                        % shlex.quote(switch), 1)
 
 
 class Instance:
@@ -105,16 +112,11 @@ class KororaLibvirtPairFixture(fixtures.Fixture):
         self.managers, hooks = {}, {}
         for name in self.names:
             tpm = self.useFixture(korora_fixtures.SoftwareTPMFixture())
+            # Each manager answers its host's hook, for its host name.
             self.managers[name] = self.useFixture(
                 korora_fixtures.VTPMManagerFixture(name, tpm))
-            path = '%s/%s.conf' % (folder, name)
-            with open(path, 'w') as stream:
-                stream.write('[DEFAULT]\nhost = %s\n[korora_database]\n'
-                             'connection = sqlite:///%s\n'
-                             % (name, self.database.path))
-            hooks[name] = {'korora': HOOK % {'python': sys.executable,
-                                             'conf': path,
-                                             'switch': self.hook_switch}}
+            hooks[name] = {'korora': hook_text(
+                self.managers[name].hook_socket, self.hook_switch)}
         a, b = self.names
         pair = self.useFixture(libvirt_hosts.LibvirtHostPairFixture(
             hooks_a=hooks[a], hooks_b=hooks[b], tls=True))

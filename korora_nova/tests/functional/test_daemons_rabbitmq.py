@@ -53,6 +53,7 @@ from korora_nova.db import api as db
 from korora_nova import rpc
 from korora_nova.tests import base
 from korora_nova.tests import fixtures as korora_fixtures
+from korora_nova.tests import hook_process
 from korora_nova.tests import rabbitmq
 from korora_nova.tpm import quote as tpm_quote
 
@@ -263,9 +264,15 @@ class DaemonsOverRabbitMQTest(base.TestCase):
             'self_measurement_pcr': MEASURED_PCR,
             'pcr_watch_interval': PCR_WATCH_INTERVAL,
             'state_path': os.path.join(self.workdir, host),
+            'libvirt_hook_socket': self.hook_socket(host),
         }
+        # The manager answers the libvirt hook from the migration records.
+        sections['korora_database'] = {'connection': self.database}
         return write_config(os.path.join(self.workdir, '%s.conf' % host),
                             sections)
+
+    def hook_socket(self, host):
+        return os.path.join(self.workdir, host, 'run', 'libvirt-hook.sock')
 
     # Processes
 
@@ -277,6 +284,12 @@ class DaemonsOverRabbitMQTest(base.TestCase):
         self.daemons[name] = self.useFixture(daemon)
         self.step('started %s (pid %d)' % (name, daemon.process.pid))
         return daemon
+
+    def run_libvirt_hook(self, path):
+        return hook_process.run(
+            hook_process.hook_command() + [
+                '--socket', path, hook_process.DOMAIN, 'migrate', 'begin',
+                '-'], hook_process.xml())
 
     def step(self, text):
         """Note a phase of the test, with its time (shown on failure)."""
@@ -589,7 +602,16 @@ class DaemonsOverRabbitMQTest(base.TestCase):
         self.assertIs(False, self.trusted('compute-2'))
 
     def test_stopped_manager_and_forged_replies_are_untrusted(self):
+        # Its libvirt hook is answered while it runs, and not after.
+        path = self.hook_socket('compute-1')
+        refused = self.run_libvirt_hook(path)
+        self.assertEqual(1, refused.status, refused)
+        self.assertIn('no Korora-approved migration of instance %s to '
+                      'compute-1' % hook_process.INSTANCE, refused.stderr)
         self.stop_daemon('manager-compute-1')
+        self.assertFalse(os.path.lexists(path))
+        self.assertIn('korora-vtpm-manager does not answer on %s' % path,
+                      self.run_libvirt_hook(path).stderr)
         stopped = time.monotonic()
         self.wait_for('compute-1 untrusted at a scheduled round after its '
                       'vTPM manager stopped',

@@ -253,6 +253,9 @@ class TestStackUnstackClean(PluginTestCase):
         self.assertEqual('swtpm:host=127.0.0.1,port=%s'
                          % self.env['KORORA_SWTPM_PORT'], korora['tcti'])
         self.assertEqual(self.state, korora['state_path'])
+        # The manager answers the libvirt hook there, from [korora_database].
+        self.assertEqual(os.path.join(self.state, 'libvirt-hook.sock'),
+                         korora['libvirt_hook_socket'])
         bundle = os.path.join(self.state, 'swtpm-ca', 'ek-ca-bundle.pem')
         self.assertEqual(bundle, korora['ek_ca_bundle'])
         with open(bundle) as stream:
@@ -324,7 +327,12 @@ class TestStackUnstackClean(PluginTestCase):
                 os.kill(int(stream.read()), 0)      # still running
 
     def check_hook(self):
-        wanted = hook_install.hook_script([self.korora_conf])
+        # The hook asks the manager the plugin started, on the socket
+        # the plugin configured for both.
+        socket_path = os.path.join(self.state, 'libvirt-hook.sock')
+        self.assertTrue(stat.S_ISSOCK(os.lstat(socket_path).st_mode))
+        self.assertEqual(0o600, stat.S_IMODE(os.lstat(socket_path).st_mode))
+        wanted = hook_install.hook_script(socket_path, 10)
         for folder in ('qemu.d', 'libxl.d'):
             path = os.path.join(self.hooks, folder, 'korora')
             with open(path) as stream:

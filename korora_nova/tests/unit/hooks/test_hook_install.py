@@ -13,6 +13,7 @@ import fixtures
 
 from korora_nova.hooks import hook_install
 from korora_nova.tests import base
+from korora_nova.tests import fixtures as korora_fixtures
 from korora_nova.tests import hook_process
 
 KORORA_MANAGE = os.path.join(os.path.dirname(sys.executable),
@@ -43,14 +44,25 @@ class HooksFolderTestCase(base.TestCase):
         self.top = self.useFixture(fixtures.TempDir()).path
         self.hooks = os.path.join(self.top, 'hooks')
         os.mkdir(self.hooks)
+        self.socket = os.path.join(self.top, 'run', 'libvirt-hook.sock')
         self.config = os.path.join(self.top, 'korora.conf')
-        write(self.config, '[DEFAULT]\nhost = compute-2\n', 0o644)
+        write(self.config, '[DEFAULT]\nhost = compute-2\n[korora]\n'
+                           'libvirt_hook_socket = %s\n'
+                           'libvirt_hook_timeout = 7.5\n' % self.socket,
+              0o644)
         self.qemu = os.path.join(self.hooks, 'qemu.d', 'korora')
         self.libxl = os.path.join(self.hooks, 'libxl.d', 'korora')
 
     def install(self, **kwargs):
-        kwargs.setdefault('config_files', [self.config])
-        return hook_install.install(self.hooks, **kwargs)
+        kwargs.setdefault('socket_path', self.socket)
+        kwargs.setdefault('timeout', 7.5)
+        return hook_install.install(hooks_dir=self.hooks, **kwargs)
+
+    def script(self, **kwargs):
+        """What install() writes."""
+        return hook_install.hook_script(kwargs.get('socket_path',
+                                                   self.socket),
+                                        kwargs.get('timeout', 7.5))
 
     def listing(self):
         """Every name below the hooks folder, with its mode and content."""
@@ -68,14 +80,18 @@ class HooksFolderTestCase(base.TestCase):
 
 class TestHookScript(HooksFolderTestCase):
 
-    def test_the_script_execs_the_hook_with_the_config_files(self):
-        text = hook_install.hook_script(['/etc/korora/korora.conf'],
+    def test_the_script_execs_the_hook_with_the_socket_and_timeout(self):
+        text = hook_install.hook_script('/run/korora/libvirt-hook.sock', 10,
                                         '/usr/bin/korora-libvirt-hook')
         lines = text.splitlines()
         self.assertEqual('#!/bin/sh', lines[0])
         self.assertIn(hook_install.MARKER, lines)
-        self.assertEqual('exec /usr/bin/korora-libvirt-hook --config-file '
-                         '/etc/korora/korora.conf "$@"', lines[-1])
+        # Only migrate starts Python; the marker stays ahead of it.
+        self.assertEqual('[ "$2" = migrate ] || exit 0', lines[-2])
+        self.assertLess(lines.index(hook_install.MARKER), len(lines) - 2)
+        self.assertEqual('exec /usr/bin/korora-libvirt-hook --socket '
+                         '/run/korora/libvirt-hook.sock --timeout 10 "$@"',
+                         lines[-1])
         self.assertTrue(text.endswith('\n'))
 
     def test_default_command_is_the_console_script_or_the_module(self):
@@ -88,16 +104,20 @@ class TestHookScript(HooksFolderTestCase):
         else:
             self.assertEqual(['-m', 'korora_nova.cmd.libvirt_hook'],
                              command[1:])
-        self.assertIn(command[0], hook_install.hook_script())
+        self.assertIn(command[0], hook_install.hook_script(self.socket, 10))
 
-    def test_config_files_are_made_absolute(self):
-        self.useFixture(fixtures.MonkeyPatch('os.getcwd', lambda: '/srv'))
-        text = hook_install.hook_script(['korora.conf'], '/bin/hook')
-        self.assertIn('--config-file /srv/korora.conf "$@"', text)
+    def test_a_relative_or_empty_socket_is_refused(self):
+        for path in ('', 'run/libvirt-hook.sock', None):
+            error = self.assertRaises(hook_install.HookInstallError,
+                                      hook_install.hook_script, path, 10,
+                                      '/bin/hook')
+            self.assertIn('libvirt_hook_socket', str(error))
 
     def test_a_newline_in_a_path_is_refused(self):
         self.assertRaises(hook_install.HookInstallError,
-                          hook_install.hook_script, ['/a\nb'], '/bin/hook')
+                          hook_install.hook_script, '/a\nb', 10, '/bin/hook')
+        self.assertRaises(hook_install.HookInstallError,
+                          hook_install.hook_script, '/s', 10, '/bin/a\nb')
 
     def test_arguments_stdin_and_quoting_reach_the_hook_unchanged(self):
         # A stand-in hook that records what it got; the paths have a
@@ -107,9 +127,18 @@ class TestHookScript(HooksFolderTestCase):
         write(stand_in, '#!%s\nimport json, sys\n'
                         'json.dump([sys.argv[1:], sys.stdin.read()], '
                         'open(%r, "w"))\n' % (sys.executable, record))
-        config = os.path.join(self.top, "my 'korora'.conf")
+        sock = os.path.join(self.top, "my 'korora'.sock")
         script = os.path.join(self.top, 'korora')
-        write(script, hook_install.hook_script([config], stand_in))
+        write(script, hook_install.hook_script(sock, 2.5, stand_in))
+        # Other operations never start it. (No stdin: the script ends
+        # without reading it, and writing into a pipe nobody reads would
+        # race with its exit.)
+        for operation in ('prepare', 'start', 'started', 'release'):
+            result = hook_process.run(
+                [script, 'dom 1', operation, 'begin', '-'], b'',
+                env={'PATH': '/usr/bin:/bin'}, cwd='/')
+            self.assertEqual(0, result.status, result)
+            self.assertFalse(os.path.exists(record))
         result = hook_process.run([script, 'dom 1', 'migrate', 'begin', '-'],
                                   b'<domain/>', env={'PATH': '/usr/bin:/bin'},
                                   cwd='/')
@@ -117,8 +146,8 @@ class TestHookScript(HooksFolderTestCase):
         self.assertEqual(b'', result.stdout)
         with open(record) as stream:
             self.assertEqual(
-                [['--config-file', config, 'dom 1', 'migrate', 'begin', '-'],
-                 '<domain/>'], json.load(stream))
+                [['--socket', sock, '--timeout', '2.5', 'dom 1', 'migrate',
+                  'begin', '-'], '<domain/>'], json.load(stream))
 
 
 class TestInstall(HooksFolderTestCase):
@@ -128,7 +157,7 @@ class TestInstall(HooksFolderTestCase):
         self.assertEqual([(self.qemu, 'installed', True),
                           (self.libxl, 'installed', True)],
                          [tuple(outcome) for outcome in outcomes])
-        wanted = hook_install.hook_script([self.config])
+        wanted = self.script()
         for path in (self.qemu, self.libxl):
             self.assertEqual(wanted, read(path))
             self.assertEqual(0o755, mode(path))
@@ -176,7 +205,7 @@ class TestInstall(HooksFolderTestCase):
         write(os.path.join(self.hooks, 'qemu'), OPERATORS_HOOK)
         before = self.listing()
         self.install()
-        self.install(config_files=[])
+        self.install(timeout=3)
         hook_install.remove(self.hooks)
         after = self.listing()
         for name in ('qemu.d/operator', 'qemu'):
@@ -187,11 +216,11 @@ class TestInstall(HooksFolderTestCase):
                          set(after))
 
     def test_an_outdated_hook_is_replaced(self):
-        self.install(config_files=[])
+        self.install(timeout=3)
         outcomes = self.install()
         self.assertEqual(['installed', 'installed'],
                          [outcome.state for outcome in outcomes])
-        self.assertIn('--config-file', read(self.qemu))
+        self.assertIn('--timeout 7.5 "$@"', read(self.qemu))
 
     def test_a_hook_that_lost_its_mode_is_rewritten(self):
         self.install()
@@ -214,8 +243,7 @@ class TestInstall(HooksFolderTestCase):
         os.mkdir(os.path.join(self.hooks, 'qemu.d'))
         write(self.qemu, OPERATORS_HOOK)
         self.install(force=True)
-        self.assertEqual(hook_install.hook_script([self.config]),
-                         read(self.qemu))
+        self.assertEqual(self.script(), read(self.qemu))
 
     def test_a_symlink_named_korora_is_never_followed(self):
         victim = os.path.join(self.top, 'victim')
@@ -230,7 +258,7 @@ class TestInstall(HooksFolderTestCase):
 
     def test_a_symlink_to_our_own_script_is_not_ours(self):
         elsewhere = os.path.join(self.top, 'elsewhere')
-        write(elsewhere, hook_install.hook_script([self.config]))
+        write(elsewhere, self.script())
         os.mkdir(os.path.join(self.hooks, 'qemu.d'))
         os.symlink(elsewhere, self.qemu)
         self.assertRaises(hook_install.HookInstallError, self.install)
@@ -274,11 +302,10 @@ class TestInstall(HooksFolderTestCase):
                                   self.install)
         self.assertIn('is libvirt installed?', str(error))
 
-    def test_a_missing_config_file_is_refused(self):
-        error = self.assertRaises(
-            hook_install.HookInstallError, self.install,
-            config_files=[os.path.join(self.top, 'missing.conf')])
-        self.assertIn('does not exist', str(error))
+    def test_an_empty_socket_is_refused_before_anything_is_written(self):
+        error = self.assertRaises(hook_install.HookInstallError,
+                                  self.install, socket_path='')
+        self.assertIn('libvirt_hook_socket', str(error))
         self.assertEqual({}, self.listing())
 
     def test_no_permission(self):
@@ -289,7 +316,7 @@ class TestInstall(HooksFolderTestCase):
         self.assertIn('qemu.d: Permission denied', str(error))
 
     def test_a_failed_rename_keeps_the_old_hook_and_no_temporary(self):
-        self.install(config_files=[])
+        self.install(timeout=3)
         old = read(self.qemu)
         with mock.patch('os.rename', side_effect=OSError(28, 'No space')):
             error = self.assertRaises(hook_install.HookInstallError,
@@ -303,9 +330,10 @@ class TestInstall(HooksFolderTestCase):
 class TestRemoveAndStatus(HooksFolderTestCase):
 
     def states(self, **kwargs):
-        kwargs.setdefault('config_files', [self.config])
-        return [outcome.state
-                for outcome in hook_install.status(self.hooks, **kwargs)]
+        kwargs.setdefault('socket_path', self.socket)
+        kwargs.setdefault('timeout', 7.5)
+        return [outcome.state for outcome
+                in hook_install.status(hooks_dir=self.hooks, **kwargs)]
 
     def test_status(self):
         self.assertEqual([hook_install.NO_FOLDER] * 2, self.states())
@@ -313,7 +341,10 @@ class TestRemoveAndStatus(HooksFolderTestCase):
         self.assertEqual([hook_install.CURRENT, hook_install.NO_FOLDER],
                          self.states())
         self.assertEqual([hook_install.OUTDATED],
-                         self.states(config_files=[], hypervisor='qemu'))
+                         self.states(timeout=3, hypervisor='qemu'))
+        self.assertEqual([hook_install.OUTDATED],
+                         self.states(socket_path='/run/other.sock',
+                                     hypervisor='qemu'))
         os.chmod(self.qemu, 0o644)
         self.assertEqual(['installed but not executable (mode 0644)'],
                          self.states(hypervisor='qemu'))
@@ -381,8 +412,7 @@ class TestCommand(HooksFolderTestCase, hook_process.HookAssertions):
 
     def test_install_status_remove(self):
         installed = self.manage('libvirt-hook', 'install', '--hooks-dir',
-                                self.hooks, '--hook-config-file',
-                                self.config)
+                                self.hooks, config=self.config)
         self.assertEqual(0, installed.returncode, installed)
         self.assertIn('%s: installed' % self.qemu, installed.stdout)
         self.assertIn('%s: installed' % self.libxl, installed.stdout)
@@ -391,13 +421,13 @@ class TestCommand(HooksFolderTestCase, hook_process.HookAssertions):
         self.assertEqual('', installed.stderr)
 
         again = self.manage('libvirt-hook', 'install', '--hooks-dir',
-                            self.hooks, '--hook-config-file', self.config)
+                            self.hooks, config=self.config)
         self.assertEqual(0, again.returncode, again)
         self.assertIn('nothing to do', again.stdout)
         self.assertNotIn('restart', again.stdout)
 
         status = self.manage('libvirt-hook', 'status', '--hooks-dir',
-                             self.hooks, '--hook-config-file', self.config)
+                             self.hooks, config=self.config)
         self.assertEqual(0, status.returncode, status)
         self.assertEqual(['%s: %s' % (path, hook_install.CURRENT)
                           for path in (self.qemu, self.libxl)],
@@ -409,7 +439,7 @@ class TestCommand(HooksFolderTestCase, hook_process.HookAssertions):
         self.assertIn('%s: removed' % self.libxl, removed.stdout)
         self.assertIn('restart libvirtd', removed.stdout)
         status = self.manage('libvirt-hook', 'status', '--hooks-dir',
-                             self.hooks, '--hook-config-file', self.config)
+                             self.hooks, config=self.config)
         self.assertEqual(1, status.returncode, status)
         self.assertIn('%s: %s' % (self.libxl, hook_install.ABSENT),
                       status.stdout)
@@ -426,27 +456,50 @@ class TestCommand(HooksFolderTestCase, hook_process.HookAssertions):
                         self.hooks),
             'not written by korora-nova', '--force')
         self.assertEqual(OPERATORS_HOOK, read(self.qemu))
+        write(self.config, '[korora]\nlibvirt_hook_socket =\n', 0o644)
         self.assertOneLineError(
             self.manage('libvirt-hook', 'install', '--hooks-dir',
-                        self.hooks, '--hook-config-file',
-                        os.path.join(self.top, 'missing.conf')),
-            'does not exist')
+                        self.hooks, '--hypervisor', 'libxl',
+                        config=self.config),
+            'libvirt_hook_socket')
+        self.assertFalse(os.path.exists(self.libxl))
+
+    def test_status_says_outdated_when_the_options_changed(self):
+        installed = self.manage('libvirt-hook', 'install', '--hooks-dir',
+                                self.hooks, config=self.config)
+        self.assertEqual(0, installed.returncode, installed)
+        with open(self.config, 'a') as stream:
+            stream.write('libvirt_hook_timeout = 4\n')
+        status = self.manage('libvirt-hook', 'status', '--hooks-dir',
+                             self.hooks, config=self.config)
+        self.assertEqual(1, status.returncode, status)
+        self.assertEqual(['%s: %s' % (path, hook_install.OUTDATED)
+                          for path in (self.qemu, self.libxl)],
+                         status.stdout.splitlines())
+        again = self.manage('libvirt-hook', 'install', '--hooks-dir',
+                            self.hooks, config=self.config)
+        self.assertIn('--timeout 4 "$@"', read(self.qemu))
+        self.assertIn('restart libvirtd', again.stdout)
 
     def test_the_installed_hook_refuses_as_libvirt_runs_it(self):
         """The operator's steps, then libvirt's call: an empty verifier
         database (no migration approved) refuses an incoming vTPM guest.
         """
         database = os.path.join(self.top, 'korora.sqlite')
-        write(self.config, '[DEFAULT]\nhost = compute-2\n\n'
-                           '[korora_database]\nconnection = sqlite:///%s\n'
-                           % database, 0o644)
+        with open(self.config, 'a') as stream:
+            stream.write('\n[korora_database]\nconnection = sqlite:///%s\n'
+                         % database)
         synced = self.manage('db', 'sync', config=self.config)
         self.assertEqual(0, synced.returncode, synced)
         self.assertIn('database at revision', synced.stdout)
         installed = self.manage('libvirt-hook', 'install', '--hooks-dir',
                                 self.hooks, '--hypervisor', 'qemu',
-                                '--hook-config-file', self.config)
+                                config=self.config)
         self.assertEqual(0, installed.returncode, installed)
+        # korora-vtpm-manager's side, with the same options.
+        self.useFixture(korora_fixtures.HookServerFixture(
+            'compute-2', path=self.socket,
+            connection='sqlite:///' + database))
 
         # libvirt: the script by its path, a minimal environment, cwd /.
         result = hook_process.run(

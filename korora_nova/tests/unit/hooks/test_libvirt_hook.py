@@ -1,14 +1,20 @@
 """korora-libvirt-hook: the destination's libvirt migrate hook, run as
-libvirt runs it (a process, arguments, the domain XML on stdin) against
-a real SQLite verifier database."""
+libvirt runs it (a process, arguments, the domain XML on stdin), asking
+korora-vtpm-manager's hook server (korora_nova.vtpm_manager.hook_server)
+that decides from a real SQLite verifier database."""
 
+import json
+import logging
 import os
 import socket
+import stat
 import subprocess
+import sys
 import threading
 
 import fixtures
 
+from korora_nova.hooks import admission
 from korora_nova.hooks import libvirt_hook
 from korora_nova.migration import records
 from korora_nova.migration import states
@@ -21,6 +27,7 @@ from korora_nova.tests.hook_process import HookResult
 from korora_nova.tests.hook_process import INSTANCE
 from korora_nova.tests.hook_process import RUN_LIMIT
 from korora_nova.tests.hook_process import xml
+from korora_nova.vtpm_manager import hook_server
 
 OTHER_INSTANCE = '1a2b3c4d-5e6f-4a8b-9c0d-1e2f3a4b5c6d'
 MIGRATION = '9e8d7c6b-5a49-4382-a716-f5e4d3c2b1a0'
@@ -56,26 +63,23 @@ class HookTestCase(hook_process.HookAssertions, base.TestCase):
             korora_fixtures.VerifierDatabaseFixture())
         self.folder = self.useFixture(fixtures.TempDir()).path
         self.connection = 'sqlite:///' + self.database.path
+        self.log = self.useFixture(fixtures.FakeLogger(
+            name=hook_server.__name__, level=logging.DEBUG))
 
-    def write_config(self, connection=None, host=DEST, default=(),
-                     **korora):
-        lines = ['[DEFAULT]', 'host = %s' % host]
-        lines += ['%s = %s' % item for item in default]
-        lines += ['', '[korora_database]',
-                  'connection = %s' % (connection or self.connection), '',
-                  '[korora]']
-        lines += ['%s = %s' % item for item in sorted(korora.items())]
-        path = os.path.join(self.folder, 'korora.conf')
-        with open(path, 'w') as stream:
-            stream.write('\n'.join(lines) + '\n')
-        return path
+    def serve(self, host=DEST, connection=None, **korora):
+        """A hook server for host on the verifier database (or the one at
+        connection), with [korora] options korora; its socket path."""
+        return self.useFixture(korora_fixtures.HookServerFixture(
+            host, connection=connection or self.connection, **korora)).path
 
     def run_hook(self, stdin=None, args=('migrate', 'begin', '-'),
-                 config=None, name=DOMAIN, **config_options):
-        if config is None:
-            config = self.write_config(**config_options)
-        command = hook_command() + ['--config-file', config, name] + list(
-            args)
+                 name=DOMAIN, socket_path=None, options=(), **server):
+        """The hook as libvirt runs it, asking a new server (options of
+        serve()) unless socket_path is given."""
+        if socket_path is None:
+            socket_path = self.serve(**server)
+        command = hook_command() + ['--socket', socket_path] + list(
+            options) + [name] + list(args)
         return hook_process.run(command, xml() if stdin is None else stdin,
                                 cwd=self.folder)
 
@@ -173,29 +177,24 @@ class TestApproval(HookTestCase):
 
 
 class TestLogging(HookTestCase):
+    """The manager's log says what happened; the hook only the reason."""
 
-    def test_details_go_to_the_log_file_only(self):
-        log_file = os.path.join(self.folder, 'hook.log')
+    def test_a_refusal_and_its_traceback_go_to_the_managers_log(self):
         missing = os.path.join(self.folder, 'missing', 'korora.sqlite')
-        result = self.run_hook(
-            connection='sqlite:///' + missing,
-            default=[('log_file', log_file), ('use_stderr', 'true'),
-                     ('debug', 'true')])
+        result = self.run_hook(connection='sqlite:///' + missing)
         self.assertRefuses(result, 'cannot read the Korora migration '
                                    'records')
-        with open(log_file) as stream:
-            logged = stream.read()
-        self.assertIn('refused: cannot read the Korora migration records',
-                      logged)
+        logged = self.log.output
+        self.assertIn('incoming live migration of domain %s refused: cannot '
+                      'read the Korora migration records' % DOMAIN, logged)
         self.assertIn('Traceback', logged)
 
     def test_an_admission_is_logged(self):
         self.record(states.TRANSFERRING)
-        log_file = os.path.join(self.folder, 'hook.log')
-        self.assertPasses(self.run_hook(default=[('log_file', log_file)]))
-        with open(log_file) as stream:
-            self.assertIn('admitted: instance %s: Korora migration %s'
-                          % (INSTANCE, MIGRATION), stream.read())
+        self.assertPasses(self.run_hook())
+        self.assertIn('incoming live migration of domain %s admitted: '
+                      'instance %s: Korora migration %s'
+                      % (DOMAIN, INSTANCE, MIGRATION), self.log.output)
 
 
 class TestDomainsWithoutVTPM(HookTestCase):
@@ -204,17 +203,18 @@ class TestDomainsWithoutVTPM(HookTestCase):
         missing = os.path.join(self.folder, 'missing', 'korora.sqlite')
         self.assertPasses(self.run_hook(xml(PLAIN_XML),
                                         connection='sqlite:///' + missing))
+        self.assertIn('no TPM: no approval needed', self.log.output)
         self.assertFalse(os.path.exists(os.path.dirname(missing)))
 
     def test_need_approval_when_required_for_all(self):
         result = self.run_hook(
-            xml(PLAIN_XML), libvirt_hook_require_approval_for_all='true')
+            xml(PLAIN_XML), libvirt_hook_require_approval_for_all=True)
         self.assertRefuses(result, 'no Korora-approved migration')
 
     def test_pass_when_required_for_all_and_approved(self):
         self.record(states.TRANSFERRING)
         self.assertPasses(self.run_hook(
-            xml(PLAIN_XML), libvirt_hook_require_approval_for_all='true'))
+            xml(PLAIN_XML), libvirt_hook_require_approval_for_all=True))
 
     def test_a_passthrough_tpm_is_refused_even_when_approved(self):
         self.record(states.TRANSFERRING)
@@ -267,45 +267,43 @@ class TestBadInput(HookTestCase):
         process = subprocess.run(hook_command() + ['migrate'], input=xml(),
                                  capture_output=True, timeout=RUN_LIMIT,
                                  cwd=self.folder)
-        self.assertRefuses(HookResult(process, 0), 'usage')
+        self.assertRefuses(HookResult(process, 0), 'bad arguments', 'usage')
 
-    def test_missing_config_file(self):
-        result = self.run_hook(
-            config=os.path.join(self.folder, 'missing.conf'))
-        self.assertRefuses(result, 'cannot load the configuration')
-
-    def test_invalid_option_value(self):
-        result = self.run_hook(libvirt_hook_timeout='soon')
-        self.assertRefuses(result, 'cannot load the configuration')
-
-    def test_unknown_option_on_the_command_line(self):
-        result = self.run_hook(args=('--no-such-option', DOMAIN, 'migrate',
-                                     'begin', '-'))
-        self.assertRefuses(result, 'cannot load the configuration')
+    def test_bad_options(self):
+        path = self.serve()
+        for options, phrase in (
+                (['--no-such-option'], 'unknown option'),
+                (['--timeout', 'soon'], 'is not a number of seconds'),
+                (['--timeout=0'], 'is not a number of seconds'),
+                (['--socket='], '--socket is empty'),
+                (['--timeout'], 'needs a value')):
+            self.assertRefuses(self.run_hook(socket_path=path,
+                                             options=options),
+                               'bad arguments', phrase, 'usage')
 
 
 class TestOtherOperations(HookTestCase):
 
-    def test_pass_without_configuration_or_database(self):
-        missing = os.path.join(self.folder, 'missing')
+    def test_pass_without_a_manager(self):
+        missing = os.path.join(self.folder, 'missing', 'hook.sock')
         for args in (('prepare', 'begin', '-'), ('start', 'begin', '-'),
                      ('started', 'begin', '-'), ('release', 'end', '-'),
                      ('stopped', 'end', '-'), ('migrate', 'end', '-'),
                      ('restore', 'begin', '-')):
             self.assertPasses(self.run_hook(
-                b'<garbage', args=args,
-                config=os.path.join(missing, 'korora.conf')))
-        self.assertFalse(os.path.exists(missing))
+                b'<garbage', args=args, socket_path=missing,
+                options=['--timeout', 'not even read']))
 
 
 class TestDatabaseTrouble(HookTestCase):
+    """The manager's database fails: the hook says so, in one line."""
 
     def test_sqlite_in_a_missing_folder(self):
         missing = os.path.join(self.folder, 'missing', 'korora.sqlite')
         result = self.run_hook(connection='sqlite:///' + missing)
         self.assertRefuses(result, 'cannot read the Korora migration '
                                    'records')
-        self.assertLess(result.elapsed, RUN_LIMIT)
+        self.assertFalse(os.path.exists(os.path.dirname(missing)))
 
     def test_a_database_without_the_schema(self):
         empty = os.path.join(self.folder, 'empty.sqlite')
@@ -348,16 +346,122 @@ class TestDatabaseTrouble(HookTestCase):
         except ImportError:
             self.skipTest('pymysql is not installed')
         server = self.useFixture(SilentServerFixture())
-        # The deadline counts from the hook's start, imports included: on
-        # a busy machine 2 s could pass before it even connects.
-        limit = 6.0
+        limit = 3.0
         result = self.run_hook(
             connection='mysql+pymysql://u:p@127.0.0.1:%d/db' % server.port,
-            libvirt_hook_timeout=str(limit))
-        self.assertRefuses(result, 'timed out')
+            libvirt_hook_timeout=limit, options=['--timeout', str(limit)])
+        self.assertRefuses(result, 'timed out after 3.0 s waiting for '
+                                   'korora-vtpm-manager on')
         self.assertGreater(server.accepted, 0)
         # Not a timing test: it ended by itself, long before RUN_LIMIT.
-        self.assertLess(result.elapsed, limit + 30)
+        self.assertLess(result.elapsed, limit + 10)
+
+
+class TestManagerTrouble(HookTestCase):
+    """No manager, or one that does not follow the protocol: the hook
+    refuses with a line an operator can act on."""
+
+    def test_no_manager(self):
+        path = os.path.join(self.folder, 'run', 'libvirt-hook.sock')
+        result = self.run_hook(socket_path=path)
+        self.assertRefuses(result, 'korora-vtpm-manager does not answer on '
+                           '%s (is it running, with [korora] '
+                           'libvirt_hook_socket = %s?)' % (path, path))
+
+    def test_a_socket_nobody_listens_on(self):
+        path = os.path.join(self.folder, 'stale.sock')
+        with socket.socket(socket.AF_UNIX) as stale:
+            stale.bind(path)
+        result = self.run_hook(socket_path=path)
+        self.assertRefuses(result, 'korora-vtpm-manager does not answer on '
+                           '%s' % path)
+
+    def test_a_manager_that_never_answers(self):
+        server = self.useFixture(UnixAnswerFixture(self.folder, None))
+        result = self.run_hook(socket_path=server.path,
+                               options=['--timeout', '2'])
+        self.assertRefuses(result, 'timed out after 2.0 s waiting for '
+                           'korora-vtpm-manager on %s' % server.path)
+        self.assertLess(result.elapsed, 2 + 10)
+        self.assertEqual(1, len(server.requests))
+
+    def test_answers_that_are_not_the_protocol(self):
+        for answer, phrase in (
+                (b'', 'closed the connection without an answer'),
+                (b'HELLO\n', 'sent a garbled answer'),
+                (b'PASS', 'sent a garbled answer'),
+                (b'PASS ok\nPASS ok\n', 'sent a garbled answer'),
+                (b'pass ok\n', 'sent a garbled answer'),
+                (b'PASS ' + b'x' * libvirt_hook.MAX_ANSWER + b'\n',
+                 'sent an oversized answer')):
+            server = self.useFixture(UnixAnswerFixture(self.folder, answer))
+            self.assertRefuses(self.run_hook(socket_path=server.path),
+                               'korora-vtpm-manager on %s' % server.path,
+                               phrase)
+
+    def test_the_request_and_the_answers(self):
+        passing = self.useFixture(UnixAnswerFixture(self.folder,
+                                                    b'PASS fine\n'))
+        self.assertPasses(self.run_hook(socket_path=passing.path,
+                                        name='dom\n1'))
+        self.assertEqual([b'korora-libvirt-hook 1 dom 1\n' + xml()],
+                         passing.requests)
+        refusing = self.useFixture(UnixAnswerFixture(
+            self.folder, b'REFUSE not \xc3\xa9 today\n'))
+        self.assertRefuses(self.run_hook(socket_path=refusing.path),
+                           'domain %s refused: not \xe9 today' % DOMAIN)
+
+
+class UnixAnswerFixture(fixtures.Fixture):
+    """A stand-in manager on a UNIX socket in folder: it reads each
+    request to its end and sends answer (bytes), or, with None, never
+    says a word. Attributes: path, requests."""
+
+    def __init__(self, folder, answer):
+        super().__init__()
+        self.folder = folder
+        self.answer = answer
+
+    def _setUp(self):
+        self.path = os.path.join(self.folder, 'a%s.sock' % os.urandom(4).hex())
+        self.listener = socket.socket(socket.AF_UNIX)
+        self.listener.bind(self.path)
+        self.listener.listen(8)
+        self.listener.settimeout(0.1)
+        self.requests = []
+        self.connections = []
+        self.stopping = False
+        thread = threading.Thread(target=self._serve, daemon=True)
+        thread.start()
+        self.addCleanup(self._stop, thread)
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                connection, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.connections.append(connection)
+            connection.settimeout(RUN_LIMIT)
+            request = b''
+            while True:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    break
+                request += chunk
+            self.requests.append(request)
+            if self.answer is not None:
+                connection.sendall(self.answer)
+                connection.close()
+
+    def _stop(self, thread):
+        self.stopping = True
+        thread.join(5)
+        self.listener.close()
+        for connection in self.connections:
+            connection.close()
 
 
 class SilentServerFixture(fixtures.Fixture):
@@ -403,7 +507,7 @@ class TestDecision(base.TestCase):
 
     def test_check_records(self):
         record = self.record()
-        self.assertIs(record, libvirt_hook.check_records(
+        self.assertIs(record, admission.check_records(
             [record], INSTANCE, DEST))
 
     def test_check_records_refusals(self):
@@ -417,7 +521,7 @@ class TestDecision(base.TestCase):
         ]
         for found, phrase in cases:
             error = self.assertRaises(
-                libvirt_hook.Refused, libvirt_hook.check_records,
+                libvirt_hook.Refused, admission.check_records,
                 found, INSTANCE, DEST)
             self.assertIn(phrase, str(error))
             self.assertIn('no Korora-approved migration', str(error))
@@ -429,18 +533,18 @@ class TestDecision(base.TestCase):
             asked.append(instance_uuid)
             return [self.record()]
 
-        self.assertIn('no TPM', libvirt_hook.decide(xml(PLAIN_XML), DEST,
-                                                    False, load))
+        self.assertIn('no TPM', admission.decide(xml(PLAIN_XML), DEST,
+                                                 False, load))
         self.assertEqual([], asked)
-        self.assertIn('TRANSFERRING', libvirt_hook.decide(
+        self.assertIn('TRANSFERRING', admission.decide(
             xml(PLAIN_XML), DEST, True, load))
-        self.assertIn('TRANSFERRING', libvirt_hook.decide(xml(), DEST,
-                                                          False, load))
+        self.assertIn('TRANSFERRING', admission.decide(xml(), DEST,
+                                                       False, load))
         self.assertEqual([INSTANCE, INSTANCE], asked)
 
     def test_one_line(self):
-        self.assertEqual('a b c', libvirt_hook.one_line('a\nb\r\n\tc\x00'))
-        self.assertEqual(20, len(libvirt_hook.one_line('x' * 100, 20)))
+        self.assertEqual('a b c', admission.one_line('a\nb\r\n\tc\x00'))
+        self.assertEqual(20, len(admission.one_line('x' * 100, 20)))
 
     def test_read_stdin_is_bounded(self):
         read_fd, write_fd = os.pipe()
@@ -465,19 +569,19 @@ class TestDecision(base.TestCase):
             os.close(fd)
 
     def test_bounded_url(self):
-        url = libvirt_hook.bounded_url(
+        url = admission.bounded_url(
             'mysql+pymysql://u:p@db.example/korora?charset=utf8', 4.2)
         for part in ('connect_timeout=6', 'read_timeout=6',
                      'write_timeout=6', 'charset=utf8', 'u:p@'):
             self.assertIn(part, url)
-        self.assertIn('connect_timeout=30', libvirt_hook.bounded_url(
+        self.assertIn('connect_timeout=30', admission.bounded_url(
             'postgresql://u:p@db/korora?connect_timeout=30', 4))
-        self.assertIn('timeout=2.5', libvirt_hook.bounded_url(
+        self.assertIn('timeout=2.5', admission.bounded_url(
             'sqlite:////var/lib/korora/korora.sqlite', 2.5))
-        self.assertRaises(libvirt_hook.Refused, libvirt_hook.bounded_url,
+        self.assertRaises(admission.Refused, admission.bounded_url,
                           'not a url', 1)
 
-    def test_options(self):
+    def test_options_take_their_defaults_from_the_hook(self):
         from oslo_config import cfg
 
         from korora_nova.conf import korora as korora_options
@@ -486,8 +590,202 @@ class TestDecision(base.TestCase):
         korora_options.register_opts(conf)
         conf([])
         self.assertFalse(conf.korora.libvirt_hook_require_approval_for_all)
-        self.assertEqual(korora_options.LIBVIRT_HOOK_TIMEOUT,
+        self.assertEqual(libvirt_hook.DEFAULT_TIMEOUT,
                          conf.korora.libvirt_hook_timeout)
+        self.assertEqual(libvirt_hook.DEFAULT_SOCKET,
+                         conf.korora.libvirt_hook_socket)
+
+    def test_request_header_is_one_bounded_ascii_line(self):
+        header = libvirt_hook.request_header('\u00e9vil\nname' * 50)
+        self.assertLessEqual(len(header), libvirt_hook.MAX_HEADER)
+        self.assertTrue(header.startswith(libvirt_hook.PROTOCOL + b' '))
+        self.assertEqual(1, header.count(b'\n'))
+        self.assertTrue(header.endswith(b'\n'))
+        header.decode('ascii')
+
+
+class TestHookServer(base.TestCase):
+    """The manager's socket: where, with which mode, what it replaces,
+    and requests that are not the hook's."""
+
+    def setUp(self):
+        super().setUp()
+        self.folder = self.useFixture(fixtures.TempDir()).path
+        self.path = os.path.join(self.folder, 'run', 'libvirt-hook.sock')
+        self.log = self.useFixture(fixtures.FakeLogger(
+            name=hook_server.__name__, level=logging.DEBUG))
+
+    def serve(self, **korora):
+        missing = os.path.join(self.folder, 'missing', 'korora.sqlite')
+        return self.useFixture(korora_fixtures.HookServerFixture(
+            DEST, path=self.path, connection='sqlite:///' + missing,
+            **korora))
+
+    def ask(self, data, shut=True):
+        """Send data as a request; the answer (bytes)."""
+        with socket.socket(socket.AF_UNIX) as client:
+            client.settimeout(RUN_LIMIT)
+            client.connect(self.path)
+            client.sendall(data)
+            if shut:
+                client.shutdown(socket.SHUT_WR)
+            answer = b''
+            while True:
+                chunk = client.recv(65536)
+                if not chunk:
+                    return answer
+                answer += chunk
+
+    def test_socket_0600_in_a_0755_folder_whatever_the_umask(self):
+        old = os.umask(0o077)
+        try:
+            server = self.serve()
+        finally:
+            os.umask(old)
+        info = os.lstat(self.path)
+        self.assertTrue(stat.S_ISSOCK(info.st_mode))
+        self.assertEqual(0o600, stat.S_IMODE(info.st_mode))
+        self.assertEqual(os.getuid(), info.st_uid)
+        self.assertEqual(0o755, stat.S_IMODE(os.stat(
+            os.path.dirname(self.path)).st_mode))
+        # Nothing left beside it (the private folder it was bound in).
+        self.assertEqual(['libvirt-hook.sock'],
+                         os.listdir(os.path.dirname(self.path)))
+        server.server.stop()
+        self.assertFalse(os.path.lexists(self.path))
+
+    def test_a_stale_socket_is_replaced(self):
+        os.mkdir(os.path.dirname(self.path))
+        with socket.socket(socket.AF_UNIX) as stale:
+            stale.bind(self.path)
+        before = os.lstat(self.path).st_ino
+        self.serve()
+        self.assertNotEqual(before, os.lstat(self.path).st_ino)
+        self.assertTrue(self.ask(libvirt_hook.request_header('d') +
+                                 xml(PLAIN_XML)).startswith(b'PASS '))
+
+    def test_a_regular_file_is_not_replaced(self):
+        os.mkdir(os.path.dirname(self.path))
+        with open(self.path, 'w') as stream:
+            stream.write('precious\n')
+        server = hook_server.HookServer(None, DEST, self.path)
+        error = self.assertRaises(hook_server.HookSocketError, server.start)
+        self.assertIn('%s exists and is a regular file: not replaced'
+                      % self.path, str(error))
+        with open(self.path) as stream:
+            self.assertEqual('precious\n', stream.read())
+        self.assertEqual(['libvirt-hook.sock'],
+                         os.listdir(os.path.dirname(self.path)))
+
+    def test_a_symbolic_link_is_not_followed(self):
+        os.mkdir(os.path.dirname(self.path))
+        victim = os.path.join(self.folder, 'victim.sock')
+        with socket.socket(socket.AF_UNIX) as stale:
+            stale.bind(victim)
+        os.symlink(victim, self.path)
+        server = hook_server.HookServer(None, DEST, self.path)
+        error = self.assertRaises(hook_server.HookSocketError, server.start)
+        self.assertIn('is a symbolic link', str(error))
+        self.assertTrue(os.path.islink(self.path))
+        self.assertTrue(stat.S_ISSOCK(os.lstat(victim).st_mode))
+
+    def test_a_second_manager_on_a_live_socket_is_refused(self):
+        self.serve()
+        second = hook_server.HookServer(None, DEST, self.path)
+        error = self.assertRaises(hook_server.HookSocketError, second.start)
+        self.assertIn('another process answers there already', str(error))
+        self.assertTrue(self.ask(libvirt_hook.request_header('d') +
+                                 xml(PLAIN_XML)).startswith(b'PASS '))
+
+    def test_relative_and_overlong_paths_are_refused(self):
+        for path, phrase in (('run/hook.sock', 'not an absolute path'),
+                             ('/' + 'x' * 200, 'longer than')):
+            self.assertRaises(hook_server.HookSocketError,
+                              hook_server.check_path, path)
+            error = self.assertRaises(hook_server.HookSocketError,
+                                      hook_server.check_path, path)
+            self.assertIn(phrase, str(error))
+
+    def test_requests_that_are_not_the_hooks(self):
+        self.serve()
+        header = libvirt_hook.request_header('d')
+        for request, phrase in (
+                (b'GET / HTTP/1.0\r\n\r\n', b'REFUSE unsupported request'),
+                (b'x' * 200, b'REFUSE not a korora-libvirt-hook request'),
+                (b'korora-libvirt-hook 2 d\n<domain/>',
+                 b'REFUSE unsupported request'),
+                (header, b'REFUSE no domain XML'),
+                (header + b' ' * (libvirt_hook.MAX_XML_BYTES + 1),
+                 b'REFUSE the incoming domain XML is larger than')):
+            answer = self.ask(request)
+            self.assertTrue(answer.startswith(phrase), answer[:200])
+            self.assertTrue(answer.endswith(b'\n'))
+            self.assertEqual(1, answer.count(b'\n'))
+        # A connection that says nothing gets nothing, and no warning.
+        self.assertEqual(b'', self.ask(b''))
+
+    def test_a_request_that_never_ends_is_bounded(self):
+        self.serve(libvirt_hook_timeout=0.5)
+        answer = self.ask(libvirt_hook.request_header('d') + b'<dom',
+                          shut=False)
+        self.assertEqual(b'REFUSE the request was not complete within '
+                         b'0.5 s ([korora] libvirt_hook_timeout)\n', answer)
+
+    def test_an_unexpected_error_refuses_with_the_traceback_in_the_log(self):
+        self.serve()
+        self.useFixture(fixtures.MockPatch(
+            'korora_nova.hooks.admission.decide',
+            side_effect=RuntimeError('a detail\nfor the log only')))
+        answer = self.ask(libvirt_hook.request_header('d') + xml())
+        self.assertEqual(b'REFUSE unexpected error in korora-vtpm-manager '
+                         b'(RuntimeError): see its log\n', answer)
+        self.assertIn('Traceback', self.log.output)
+        self.assertIn('for the log only', self.log.output)
+
+
+class TestStandardLibraryOnly(HookTestCase):
+    """The hook process imports nothing but the standard library and
+    korora's stdlib-only modules: no oslo.*, no SQLAlchemy."""
+
+    HEAVY = ('oslo_config', 'oslo_log', 'oslo_db', 'oslo_utils',
+             'oslo_messaging', 'sqlalchemy', 'eventlet', 'nova',
+             'korora_nova.db', 'korora_nova.conf', 'korora_nova.migration')
+
+    def heavy(self, names):
+        return sorted(name for name in names
+                      if name.startswith(self.HEAVY))
+
+    def test_sys_modules_after_a_whole_run(self):
+        self.record(states.TRANSFERRING)
+        path = self.serve()
+        found = os.path.join(self.folder, 'modules.json')
+        code = ('import json, sys\n'
+                'from korora_nova.cmd import libvirt_hook\n'
+                'status = libvirt_hook.main(sys.argv[2:])\n'
+                'json.dump([status, sorted(sys.modules)], '
+                'open(sys.argv[1], "w"))\n')
+        result = hook_process.run(
+            [sys.executable, '-c', code, found, '--socket', path, DOMAIN,
+             'migrate', 'begin', '-'], xml(), cwd=self.folder)
+        self.assertEqual(0, result.status, result)
+        with open(found) as stream:
+            status, modules = json.load(stream)
+        self.assertEqual(0, status)
+        self.assertIn('korora_nova.hooks.libvirt_hook', modules)
+        self.assertEqual([], self.heavy(modules))
+
+    def test_importtime(self):
+        result = hook_process.run(
+            [sys.executable, '-X', 'importtime', '-m',
+             'korora_nova.cmd.libvirt_hook', '--socket', self.serve(),
+             DOMAIN, 'migrate', 'begin', '-'], xml(PLAIN_XML),
+            cwd=self.folder)
+        self.assertEqual(0, result.status, result)
+        imported = [line.split('|')[-1].strip()
+                    for line in result.stderr.splitlines()
+                    if line.startswith('import time:')]
+        self.assertIn('korora_nova.hooks.libvirt_hook', imported)
+        self.assertEqual([], self.heavy(imported))
 
 
 def records_row(state, dest):

@@ -1,0 +1,186 @@
+"""Which incoming domains libvirt may accept on a destination host.
+
+The decision korora-vtpm-manager takes for korora-libvirt-hook
+(korora_nova.vtpm_manager.hook_server) when libvirt starts an incoming
+live migration (``DOMAIN migrate begin -``).
+
+The incoming domain passes when the verifier's database holds exactly
+one Kororā migration in flight for the instance (the ``<uuid>`` of a
+Nova domain is the instance's UUID) whose destination is this host
+([DEFAULT] host, the name Nova's compute and the Kororā hooks use) and
+whose state is TRANSFERRING: the source and the destination attested
+each other with their TPMs, the destination's key was certified, and the
+destination opened the sealed vTPM secret (its pre_live_migration,
+korora_nova.hooks.driver). Anything else refuses it: no record, a record
+for another host, one at another step, more than one.
+
+The record in the database is the authoritative state of the attested
+protocol: every step moves it in a conditional, audited transaction. An
+answer on the message bus could be forged by whoever can publish there,
+so the decision reads the record itself, never a peer's word.
+
+A domain without any TPM passes without a look at the database, unless
+[korora] libvirt_hook_require_approval_for_all is set. A domain whose
+TPM Kororā cannot migrate at all (passthrough, external, Xen stub
+domain, several TPMs) is refused whatever the records say.
+
+Only the standard library at import: korora-libvirt-hook imports
+one_line from here.
+"""
+
+import math
+import uuid as uuidlib
+
+# One line of a refusal, at most this many characters.
+MAX_LINE = 1000
+
+
+class Refused(Exception):
+    """The incoming domain is refused; the message says why (one line,
+    without the prefix)."""
+
+
+def one_line(text, limit=MAX_LINE):
+    """text as one printable line of at most limit characters."""
+    text = ''.join(c if c.isprintable() else ' ' for c in str(text))
+    text = ' '.join(text.split())
+    if len(text) > limit:
+        text = text[:limit - 3] + '...'
+    return text
+
+
+# What each state before TRANSFERRING still lacks, and why later ones
+# are not admitted.
+_NOT_YET = {
+    'REQUESTED': 'the hosts have not attested each other yet',
+    'PEERS_ATTESTED': "the destination's key is not certified yet",
+    'KEY_CERTIFIED': 'the destination has not opened the sealed vTPM '
+                     'secret yet',
+    'MEASURED': 'its transfer has ended already',
+    'VERIFIED': 'its transfer has ended already',
+}
+
+
+def instance_uuid_of(facts):
+    """The instance UUID of a Nova domain (its <uuid>), canonical."""
+    if not facts.uuid:
+        raise Refused('the incoming domain XML has no <uuid>')
+    try:
+        return str(uuidlib.UUID(facts.uuid))
+    except ValueError:
+        raise Refused('the incoming domain\'s <uuid> %r is not a UUID'
+                      % facts.uuid[:64])
+
+
+def needs_approval(facts, require_for_all):
+    """Whether the domain may come in only with an approved migration.
+
+    Raises Refused for a TPM Kororā cannot migrate at all.
+    """
+    refusal = facts.refusal
+    if refusal:
+        raise Refused(refusal)
+    has_tpm = bool(facts.tpms or facts.xen_stubdom)
+    return has_tpm or require_for_all
+
+
+def check_records(found, instance_uuid, host):
+    """Refused unless found (the instance's in-flight migration records)
+    is one migration to host, TRANSFERRING. Returns that record."""
+    from korora_nova.migration import states
+
+    what = 'no Korora-approved migration of instance %s to %s' % (
+        instance_uuid, host)
+    if not found:
+        raise Refused('%s: no Korora migration of it is in flight' % what)
+    if len(found) > 1:
+        raise Refused('%s: %d Korora migrations of it are in flight (%s)'
+                      % (what, len(found),
+                         ', '.join(record.uuid for record in found)))
+    record = found[0]
+    if record.dest_host != host:
+        raise Refused('%s: Korora migration %s of it goes from %s to %s'
+                      % (what, record.uuid, record.source_host,
+                         record.dest_host))
+    if record.state != states.TRANSFERRING:
+        why = _NOT_YET.get(record.state)
+        if why is None and record.state not in states.ALL:
+            why = '%r is not a migration state' % record.state
+        raise Refused('%s: Korora migration %s from %s is %s (%s)'
+                      % (what, record.uuid, record.source_host,
+                         record.state, why or 'not TRANSFERRING'))
+    return record
+
+
+def decide(xml, host, require_for_all, load_records):
+    """Pass (return a one-line summary) or raise Refused.
+
+    xml: the incoming domain XML (bytes); load_records(instance_uuid):
+    the instance's in-flight migration records, called only when the
+    domain needs an approval.
+    """
+    from korora_nova.hypervisors import domain_xml
+
+    try:
+        facts = domain_xml.facts_from_xml(xml)
+    except domain_xml.DomainXMLError as error:
+        raise Refused('the incoming domain XML is refused: %s' % error)
+    instance_uuid = instance_uuid_of(facts)
+    if not needs_approval(facts, require_for_all):
+        return 'instance %s has no TPM: no approval needed' % instance_uuid
+    record = check_records(load_records(instance_uuid), instance_uuid, host)
+    return ('instance %s: Korora migration %s from %s to %s is %s'
+            % (instance_uuid, record.uuid, record.source_host,
+               record.dest_host, record.state))
+
+
+def bounded_url(url, seconds):
+    """url with driver timeouts a little beyond seconds, so that an
+    unreachable database cannot hold a decision for long: connect and
+    I/O for MySQL, connect for PostgreSQL, the lock wait for SQLite. An
+    operator's own values stay."""
+    import sqlalchemy as sa
+
+    try:
+        parsed = sa.engine.make_url(url)
+    except (sa.exc.ArgumentError, TypeError, ValueError) as error:
+        raise Refused('the [korora_database] connection is not a '
+                      'database URL: %s' % one_line(error, 200))
+    whole = int(math.ceil(seconds)) + 1
+    backend = parsed.get_backend_name()
+    if backend in ('mysql', 'mariadb'):
+        wanted = {'connect_timeout': whole, 'read_timeout': whole,
+                  'write_timeout': whole}
+    elif backend == 'postgresql':
+        wanted = {'connect_timeout': max(2, whole)}
+    elif backend == 'sqlite':
+        wanted = {'timeout': max(0.1, seconds)}
+    else:
+        return url
+    query = dict(parsed.query)
+    for key, value in wanted.items():
+        query.setdefault(key, str(value))
+    return parsed.set(query=query).render_as_string(hide_password=False)
+
+
+def records_loader(url, seconds):
+    """load_records for decide(): records.in_flight_for_instance from
+    the database at url, with driver timeouts bounded by seconds; any
+    failure refuses (the details stay in the caller's log)."""
+    bounded = bounded_url(url, seconds)
+
+    def load(instance_uuid):
+        from korora_nova.db import api as db
+        from korora_nova.migration import records
+
+        try:
+            return records.in_flight_for_instance(instance_uuid,
+                                                  connection=bounded)
+        except Exception as error:
+            detail = str(error).strip().splitlines()
+            reason = ('cannot read the Korora migration records from the '
+                      'verifier database %s: %s: %s' % (
+                          db.safe_url(url), type(error).__name__,
+                          one_line(detail[0] if detail else '', 300)))
+            raise Refused(reason) from error
+    return load
