@@ -60,3 +60,12 @@ class PolicyExists(KororaError):
 
 class DatabaseError(KororaError):
     """The verifier database cannot be reached or used."""
+
+
+class SignedResultError(EvidenceError):
+    """A verifier answer is unsigned, forged, expired or not for this
+    request: it is not believed."""
+
+
+class NotAuthorized(KororaError):
+    """A vTPM manager call without the verifier's authorization for it."""

@@ -7,6 +7,7 @@ and every decoded field is bounded before it is used.
 import base64
 import binascii
 
+from oslo_context import context as oslo_context
 import oslo_messaging as messaging
 
 from korora_nova import conf
@@ -46,6 +47,22 @@ def get_server(topic, server, endpoints):
     target = messaging.Target(topic=topic, server=server)
     return messaging.get_rpc_server(get_transport(), target, endpoints,
                                     executor='threading')
+
+
+def get_client(topic, base_version, upgrade_level, aliases):
+    """An RPC client of topic capped, as Nova caps its own, by the
+    [upgrade_levels] option value upgrade_level: a version, a release
+    name in aliases, or empty for no cap (every node upgraded)."""
+    target = messaging.Target(topic=topic, version=base_version)
+    version_cap = aliases.get(upgrade_level, upgrade_level) or None
+    return messaging.get_rpc_client(get_transport(), target,
+                                    version_cap=version_cap)
+
+
+def request_context():
+    """A fresh request context, so that one request id follows a call
+    into the logs of the service that answers it."""
+    return oslo_context.RequestContext(overwrite=False).to_dict()
 
 
 def encode(data):

@@ -211,6 +211,65 @@ migration_opts = [
              'answer aborts the migration.'),
 ]
 
+trust_boundary_opts = [
+    cfg.StrOpt(
+        'verifier_signing_key',
+        default='/etc/korora/verifier-signing-key.pem',
+        help='korora-verifier (and korora-manage on the control plane): '
+             'the EC P-256 private key (PEM, mode 0600, readable by the '
+             'verifier alone) that signs the verifier\'s answers: '
+             'attestation results for the live-migration hooks, challenges '
+             'and per-migration authorizations for the vTPM managers. No '
+             'compute host holds it. Create it with "korora-manage '
+             'signing-key create".'),
+    cfg.ListOpt(
+        'verifier_public_keys',
+        default=['/etc/korora/verifier-public-key.pem'],
+        help='Every host: the verifier public keys (PEM files) whose '
+             'signatures this host believes. An answer of the verifier '
+             'signed by any other key, expired, or bound to another nonce '
+             'or migration is refused. To rotate the signing key, pin the '
+             'new public key beside the old one everywhere, switch the '
+             'verifier to the new key, then remove the old one.'),
+    cfg.IntOpt(
+        'result_lifetime',
+        default=60,
+        min=5,
+        max=3600,
+        help='Seconds an attestation result or challenge signed by the '
+             'verifier stays valid.'),
+    cfg.IntOpt(
+        'authorization_lifetime',
+        default=300,
+        min=5,
+        max=86400,
+        help='Seconds a verifier-signed authorization of one per-migration '
+             'call to a vTPM manager (certify a key, open the sealed '
+             'secret, measure, advance the counter) stays valid. The hooks '
+             'ask for each just before the call.'),
+    cfg.StrOpt(
+        'instance_state_backend',
+        default='libvirt',
+        choices=[('libvirt', 'the instances of this host\'s libvirtd '
+                  '([korora] libvirt_uri)'),
+                 ('files', 'instance files below [korora] '
+                  'instance_state_root (tests and the demo)')],
+        help='korora-vtpm-manager: where it measures an instance\'s vTPM '
+             'state, NVRAM and domain itself before it signs a manifest '
+             'or an arrival measurement (nobody hands it a digest to '
+             'sign).'),
+    cfg.StrOpt(
+        'libvirt_uri',
+        default='qemu:///system',
+        help='korora-vtpm-manager: the libvirt connection of this host\'s '
+             'hypervisor (xen:///system on a Xen host).'),
+    cfg.StrOpt(
+        'instance_state_root',
+        default='$state_path/instances',
+        help='korora-vtpm-manager with instance_state_backend = files: the '
+             'folder of the per-host instance files.'),
+]
+
 libvirt_hook_opts = [
     cfg.StrOpt(
         'libvirt_hook_socket',
@@ -246,6 +305,27 @@ libvirt_hook_opts = [
 ]
 
 
+UPGRADE_LEVELS_GROUP = cfg.OptGroup(
+    'upgrade_levels',
+    title='RPC version caps during a rolling upgrade',
+    help='Cap the RPC API versions korora services send while some nodes '
+         'still run an older release, as Nova\'s own [upgrade_levels] '
+         'does: a version ("2.0") or a release name. Empty: no cap.')
+
+upgrade_levels_opts = [
+    cfg.StrOpt(
+        'korora_verifier',
+        default='',
+        help='Version cap of the verifier\'s RPC API (korora_nova.'
+             'verifier.rpcapi).'),
+    cfg.StrOpt(
+        'korora_vtpm_manager',
+        default='',
+        help='Version cap of the vTPM manager\'s RPC API (korora_nova.'
+             'vtpm_manager.rpcapi).'),
+]
+
+
 DATABASE_GROUP = cfg.OptGroup(
     'korora_database',
     title='Verifier database',
@@ -261,7 +341,10 @@ def register_opts(conf):
 
     conf.register_group(GROUP)
     conf.register_opts(tpm_opts + attestation_opts + host_trust_opts +
-                       migration_opts + libvirt_hook_opts, group=GROUP)
+                       migration_opts + trust_boundary_opts +
+                       libvirt_hook_opts, group=GROUP)
+    conf.register_group(UPGRADE_LEVELS_GROUP)
+    conf.register_opts(upgrade_levels_opts, group=UPGRADE_LEVELS_GROUP)
     conf.register_group(DATABASE_GROUP)
     conf.register_opts(db_options.database_opts, group=DATABASE_GROUP)
     conf.set_default('connection', 'sqlite:////var/lib/korora/korora.sqlite',
@@ -277,5 +360,7 @@ def list_opts():
 
     return {'DEFAULT': [host_opt],
             GROUP: (tpm_opts + attestation_opts + host_trust_opts +
-                    migration_opts + libvirt_hook_opts),
+                    migration_opts + trust_boundary_opts +
+                    libvirt_hook_opts),
+            UPGRADE_LEVELS_GROUP: upgrade_levels_opts,
             DATABASE_GROUP: db_options.database_opts}

@@ -1,37 +1,30 @@
-"""Step 6: commit, or roll back.
+"""Step 6 on the compute hosts: what each removes.
 
-Commit (on the source, once the destination verified the arrival): the
-source's copy of the vTPM state goes and the source's counter advances,
-so an old copy can neither be replayed nor cloned. Abort (any failure
-before that): the instance stays on its source with its vTPM intact and
-whatever the destination received is removed.
+Commit (on the source, once the verifier recorded the arrival as
+verified): the source's copy of the vTPM state goes, then the source's
+counter advances (korora_nova.hooks.protocol.commit), so an old copy
+can neither be replayed nor cloned. Rollback: the destination removes
+whatever the transfer brought; the instance stays on its source.
 """
 
 from oslo_log import log as logging
 
 from korora_nova import exception
-from korora_nova.migration import records
-from korora_nova.migration import states
 
 LOG = logging.getLogger(__name__)
 
 
-def commit(record, host, backend, manager_api):
+def commit(protocol, record, backend):
     """VERIFIED -> COMMITTED, run by the source."""
     backend.remove_instance(record.instance_uuid)
-    counter = manager_api.advance_counter(host)
-    return records.transition(record.uuid, host, states.COMMITTED,
-                              details={'counter': counter},
-                              expected=states.VERIFIED)
+    return protocol.commit(record)
 
 
-def abort(record_uuid, host, reason):
-    """Move the migration to ABORTED unless it is final already."""
+def abort(protocol, record_uuid, reason):
+    """Have the verifier move the migration to ABORTED unless it is
+    final already; never raises (an abort runs on failure paths)."""
     try:
-        return records.transition(record_uuid, host, states.ABORTED,
-                                  reason=reason)
-    except states.IllegalTransition as error:
-        LOG.info('Korora: migration %s not aborted: %s', record_uuid, error)
+        return protocol.abort(record_uuid, reason)
     except exception.KororaError as error:
         LOG.error('Korora: migration %s could not be recorded as aborted: '
                   '%s', record_uuid, error)

@@ -21,32 +21,46 @@ Which host runs which hook, in Nova's order::
 Every other method is the base driver's.
 """
 
-import os
-
 from nova import context as nova_context
 from nova import exception as nova_exception
 from nova import objects
 from oslo_log import log as logging
+from oslo_utils import excutils
 from oslo_utils import importutils
 
+from korora_nova.attestation import results
 from korora_nova import conf
-from korora_nova.db import api as db
 from korora_nova import exception
 from korora_nova.hooks import arrival
 from korora_nova.hooks import commit
 from korora_nova.hooks import handover
-from korora_nova.hooks import manifest
 from korora_nova.hooks import precheck
+from korora_nova.hooks import protocol as protocol_module
 from korora_nova.hooks import recovery
 from korora_nova.hypervisors import libvirt_backend
 from korora_nova.hypervisors import libvirt_migration
-from korora_nova.migration import records
 from korora_nova.migration import states
-from korora_nova.vtpm_manager import local_channel
-from korora_nova.vtpm_manager import rpcapi
+from korora_nova.verifier import rpcapi as verifier_rpcapi
+from korora_nova.vtpm_manager import local_client
 
 CONF = conf.CONF
 LOG = logging.getLogger(__name__)
+
+SECRET_FIELD = 'vtpm_secret_value'
+
+
+def take_secret(*objects_to_scrub):
+    """The clear vTPM secret Nova's driver put into migrate data, taken
+    out of every object given (Nova may serialize any of them into an
+    RPC message or an error notification); None if there was none."""
+    secret = None
+    for data in objects_to_scrub:
+        if data is not None and data.obj_attr_is_set(SECRET_FIELD):
+            value = getattr(data, SECRET_FIELD)
+            if value and not handover.is_sealed(value):
+                secret = value
+            delattr(data, SECRET_FIELD)
+    return secret
 
 
 class LiveMigrationHooks:
@@ -61,22 +75,32 @@ class LiveMigrationHooks:
         # instance uuid -> vTPM secret, while a migration needs it to
         # measure the (encrypted) vTPM state.
         self._korora_secrets = {}
+        self._korora_keys = None
 
     # What the hooks stand on; a test driver may replace them.
 
     def korora_state_backend(self):
-        """This host's instance-state backend (korora_nova.hypervisors).
-        Without one nothing can be measured, so every arrival fails its
-        check: fail closed."""
+        """This host's instance-state backend (korora_nova.hypervisors),
+        for what nova-compute removes itself. Without one nothing can be
+        removed: fail closed."""
         raise exception.ConfigurationError(
             'Korora has no instance-state backend for the compute driver '
             '%s' % type(self).__name__)
 
-    def korora_manager_api(self):
-        return rpcapi.VTPMManagerAPI()
+    def korora_local_manager(self):
+        """This host's vTPM manager, on its root-only UNIX socket."""
+        return local_client.LocalManager(CONF.korora.libvirt_hook_socket,
+                                         CONF.korora.migration_step_timeout)
 
-    def korora_channel_key(self):
-        return local_channel.load_key(CONF.korora.local_channel_key)
+    def korora_protocol(self):
+        """The steps of a migration as this host runs them (the pinned
+        verifier keys are read once)."""
+        if self._korora_keys is None:
+            self._korora_keys = results.TrustedKeys.load(
+                CONF.korora.verifier_public_keys)
+        return protocol_module.MigrationProtocol(
+            self.korora_host, verifier_rpcapi.VerifierAPI(),
+            self._korora_keys, self.korora_local_manager())
 
     def korora_context(self):
         return nova_context.get_admin_context()
@@ -91,7 +115,7 @@ class LiveMigrationHooks:
         # A restarted compute finishes or rolls back what it left.
         recovery.resume_all(self, host)
 
-    # 1. Mutual attestation; the destination opens the record.
+    # 1. The verifier attests the source; the destination opens the record.
 
     def check_can_live_migrate_destination(self, context, instance,
                                            src_compute_info,
@@ -101,25 +125,36 @@ class LiveMigrationHooks:
         applies = precheck.applies(instance)
         source = (src_compute_info or {}).get('host')
         destination = (dst_compute_info or {}).get('host') or self.korora_host
+        record = None
         if applies:
-            verdict = precheck.attest_peer(instance, 'source', source)
-        dest_check_data = super().check_can_live_migrate_destination(
-            context, instance, src_compute_info, dst_compute_info,
-            block_migration, disk_over_commit)
-        if applies:
+            if not source:
+                raise precheck.refuse(instance, 'the source host of the '
+                                      'migration is unknown')
             try:
-                record = precheck.request(instance, source, destination,
-                                          verdict)
-            except nova_exception.MigrationPreCheckError:
-                raise
-            except Exception as error:
-                precheck.refuse(instance, 'the migration could not be '
-                                'recorded: %s' % error)
+                record = self.korora_protocol().request(instance.uuid,
+                                                        source)
+            except exception.KororaError as error:
+                raise precheck.refuse(instance, str(error))
+            LOG.info('Korora: source host %s of the live migration of %s '
+                     'attested; migration %s', source, instance.uuid,
+                     record.uuid)
+        try:
+            dest_check_data = super().check_can_live_migrate_destination(
+                context, instance, src_compute_info, dst_compute_info,
+                block_migration, disk_over_commit)
+        except Exception as error:
+            with excutils.save_and_reraise_exception():
+                if record is not None:
+                    commit.abort(self.korora_protocol(), record.uuid,
+                                 'the destination\'s checks failed: %s'
+                                 % error)
+        if applies:
             precheck.claim_destination(dest_check_data, instance,
                                        destination, record)
         return dest_check_data
 
-    # 1-3. The source attests the destination, checks its key, seals.
+    # 2. The verifier attests the destination and certifies its key; the
+    # source seals the vTPM secret to it.
 
     def check_can_live_migrate_source(self, context, instance,
                                       dest_check_data,
@@ -127,53 +162,45 @@ class LiveMigrationHooks:
         if not precheck.applies(instance):
             return super().check_can_live_migrate_source(
                 context, instance, dest_check_data, block_device_info)
+        protocol = self.korora_protocol()
         # A named host below microversion 2.30 (Horizon) never met the
         # scheduler: this is the check that refuses it.
         record = precheck.claimed_record(context, instance, dest_check_data,
-                                         self.korora_host)
+                                         protocol)
         try:
             return self._korora_source_checks(
                 context, instance, dest_check_data, block_device_info,
                 record)
         except precheck.Refused as error:
-            commit.abort(record.uuid, self.korora_host, error.korora_reason)
-            raise
+            with excutils.save_and_reraise_exception():
+                take_secret(dest_check_data)
+                commit.abort(protocol, record.uuid, error.korora_reason)
         except nova_exception.MigrationPreCheckError as error:
-            commit.abort(record.uuid, self.korora_host, str(error))
-            raise
+            with excutils.save_and_reraise_exception():
+                take_secret(dest_check_data)
+                commit.abort(protocol, record.uuid, str(error))
         except Exception as error:
+            take_secret(dest_check_data)
             reason = 'the pre-checks failed: %s' % error
-            commit.abort(record.uuid, self.korora_host, reason)
-            precheck.refuse(instance, reason)
+            commit.abort(protocol, record.uuid, reason)
+            raise precheck.refuse(instance, reason)
 
     def _korora_source_checks(self, context, instance, dest_check_data,
                               block_device_info, record):
-        destination = record.dest_host
-        verdict = precheck.attest_peer(instance, 'destination', destination)
-        records.transition(
-            record.uuid, self.korora_host, states.PEERS_ATTESTED,
-            details={'source_nonce': verdict.attestation.extra_data.hex(),
-                     'dest_verdict': verdict.summary()},
-            expected=states.REQUESTED)
+        protocol = self.korora_protocol()
+        try:
+            record, key = protocol.attest_destination(record)
+        except protocol_module.StepRefused as error:
+            raise precheck.refuse(instance, str(error))
         data = super().check_can_live_migrate_source(
             context, instance, dest_check_data, block_device_info)
+        # Out of Nova's objects at once, before anything can raise: Nova
+        # publishes a failed call's arguments in an error notification.
+        secret = take_secret(data, dest_check_data)
         self._korora_check_stream(instance, data)
-        nonce = os.urandom(handover.NONCE_SIZE)
-        key = handover.certify_destination_key(
-            self.korora_manager_api(), destination,
-            db.host_get(destination).ak_public, nonce)
-        secret = (data.vtpm_secret_value
-                  if data.obj_attr_is_set('vtpm_secret_value') else None)
         if secret:
-            data.vtpm_secret_value = handover.seal_secret(
-                key, secret, handover.binding(record))
+            data.vtpm_secret_value = protocol.seal(record, key, secret)
             self._korora_secrets[instance.uuid] = secret
-        records.transition(
-            record.uuid, self.korora_host, states.KEY_CERTIFIED,
-            details={'key_certification': key.attestation,
-                     'certify_nonce': nonce.hex(),
-                     'secret_sealed': bool(secret)},
-            expected=states.PEERS_ATTESTED)
         return data
 
     def _korora_check_stream(self, instance, data):
@@ -188,37 +215,34 @@ class LiveMigrationHooks:
             return super().pre_live_migration(
                 context, instance, block_device_info, network_info,
                 disk_info, migrate_data)
-        record = envelope = None
+        protocol = self.korora_protocol()
+        envelope = (migrate_data.vtpm_secret_value
+                    if migrate_data.obj_attr_is_set(SECRET_FIELD) else None)
+        record = None
         try:
             record = self._korora_record(instance, states.KEY_CERTIFIED)
-            if (migrate_data.obj_attr_is_set('vtpm_secret_value') and
-                    migrate_data.vtpm_secret_value):
-                envelope = migrate_data.vtpm_secret_value
-                secret = handover.open_secret(
-                    self.korora_manager_api(), self.korora_host,
-                    self.korora_channel_key(), envelope,
-                    handover.binding(record))
-                migrate_data.vtpm_secret_value = secret
-                self._korora_secrets[instance.uuid] = secret
-            records.transition(
-                record.uuid, self.korora_host, states.TRANSFERRING,
-                details={'secret_opened': envelope is not None},
-                expected=states.KEY_CERTIFIED)
+            record, secret = protocol.open_transfer(record, envelope or None)
         except Exception as error:
+            if envelope is not None:
+                migrate_data.vtpm_secret_value = envelope
             if record is not None:
-                commit.abort(record.uuid, self.korora_host,
+                commit.abort(protocol, record.uuid,
                              'the destination could not open the sealed '
                              'vTPM secret: %s' % error)
             raise handover.SecretNotOpened(reason=error)
+        if secret is not None:
+            migrate_data.vtpm_secret_value = secret
+            self._korora_secrets[instance.uuid] = secret
         try:
             result = super().pre_live_migration(
                 context, instance, block_device_info, network_info,
                 disk_info, migrate_data)
         finally:
             # The answer crosses the bus again: never with the secret.
-            migrate_data.vtpm_secret_value = envelope
+            if envelope is not None:
+                migrate_data.vtpm_secret_value = envelope
         if result is not None and result is not migrate_data and (
-                result.obj_attr_is_set('vtpm_secret_value')):
+                result.obj_attr_is_set(SECRET_FIELD)):
             result.vtpm_secret_value = envelope
         return result
 
@@ -247,10 +271,8 @@ class LiveMigrationHooks:
         then finds no manifest and quarantines it."""
         try:
             record = self._korora_record(instance, states.TRANSFERRING)
-            manifest.measure_and_sign(
-                record, self.korora_state_backend(),
-                self.korora_manager_api(),
-                self._korora_secrets.get(instance.uuid),
+            self.korora_protocol().measure(
+                record, self._korora_secrets.get(instance.uuid),
                 bool(block_migration))
         except Exception as error:
             LOG.error('Korora: no integrity manifest for instance %s: %s',
@@ -261,9 +283,8 @@ class LiveMigrationHooks:
         self._korora_secrets.pop(instance.uuid, None)
         try:
             record = self._korora_record(instance, states.VERIFIED)
-            committed = commit.commit(record, self.korora_host,
-                                      self.korora_state_backend(),
-                                      self.korora_manager_api())
+            committed = commit.commit(self.korora_protocol(), record,
+                                      self.korora_state_backend())
         except Exception as error:
             # Stays VERIFIED: the next start of this compute commits it.
             LOG.error('Korora: migration of instance %s not committed yet: '
@@ -279,10 +300,10 @@ class LiveMigrationHooks:
     def korora_outgoing(self, instance_uuid):
         """True while a Kororā migration of the instance leaves this host
         (the source must keep its copy until the commit); also True when
-        the records cannot be read: keeping a copy is the safe side."""
+        the verifier cannot tell: keeping a copy is the safe side."""
         try:
             return any(record.source_host == self.korora_host
-                       for record in records.in_flight_for_instance(
+                       for record in self.korora_protocol().in_flight(
                            instance_uuid))
         except Exception as error:
             LOG.error('Korora: cannot tell whether instance %s is leaving '
@@ -309,28 +330,35 @@ class LiveMigrationHooks:
         """The guest checked out: let it run (see the libvirt hooks)."""
 
     def _korora_verify(self, instance):
-        records_found = records.in_flight_for_instance(instance.uuid)
+        protocol = self.korora_protocol()
         secret = self._korora_secrets.pop(instance.uuid, None)
-        record = records_found[-1] if records_found else None
-        if record is None or record.dest_host != self.korora_host:
-            arrival.quarantine(self, instance, None, self.korora_host,
-                               arrival.IntegrityFailure(
-                                   arrival.MANIFEST_ITEM,
-                                   'no Korora migration of this instance '
-                                   'to %s is in flight' % self.korora_host))
         try:
-            checked = arrival.verify(record, self.korora_state_backend(),
-                                     secret)
-        except arrival.IntegrityFailure as failure:
-            arrival.quarantine(self, instance, record, self.korora_host,
-                               failure)
+            found = [record for record in protocol.in_flight(instance.uuid)
+                     if record.dest_host == self.korora_host]
         except exception.KororaError as error:
-            arrival.quarantine(self, instance, record, self.korora_host,
-                               arrival.IntegrityFailure(
-                                   arrival.MEASUREMENT_ITEM, str(error)))
-        records.transition(record.uuid, self.korora_host, states.VERIFIED,
-                           details={'items': dict(checked.items)},
-                           expected=states.MEASURED)
+            raise arrival.quarantine(
+                self, instance, None, self.korora_host,
+                arrival.IntegrityFailure(
+                    arrival.MANIFEST_ITEM, 'the verifier\'s record of the '
+                    'migration cannot be read: %s' % error))
+        if not found:
+            raise arrival.quarantine(
+                self, instance, None, self.korora_host,
+                arrival.IntegrityFailure(
+                    arrival.MANIFEST_ITEM, 'no Korora migration of this '
+                    'instance to %s is in flight' % self.korora_host))
+        record = found[-1]
+        try:
+            protocol.verify_arrival(record, secret)
+        except protocol_module.Quarantined as failure:
+            raise arrival.quarantine(
+                self, instance, failure.record, self.korora_host,
+                arrival.IntegrityFailure(failure.item, failure.reason))
+        except exception.KororaError as error:
+            raise arrival.quarantine(
+                self, instance, record, self.korora_host,
+                arrival.IntegrityFailure(arrival.MEASUREMENT_ITEM,
+                                         str(error)), protocol)
 
     # Rollback: the instance stays on its source.
 
@@ -338,8 +366,9 @@ class LiveMigrationHooks:
                                           migrate_data):
         if precheck.applies(instance):
             self._korora_secrets.pop(instance.uuid, None)
-            for record in records.in_flight_for_instance(instance.uuid):
-                commit.abort(record.uuid, self.korora_host,
+            take_secret(migrate_data)
+            for record in self._korora_in_flight(instance):
+                commit.abort(self.korora_protocol(), record.uuid,
                              'Nova rolled the live migration back')
         return super().rollback_live_migration_at_source(
             context, instance, migrate_data)
@@ -351,19 +380,29 @@ class LiveMigrationHooks:
                                                migrate_data=None):
         if precheck.applies(instance):
             self._korora_secrets.pop(instance.uuid, None)
-            for record in records.in_flight_for_instance(instance.uuid):
+            for record in self._korora_in_flight(instance):
                 if record.dest_host == self.korora_host:
                     commit.remove_arrived_copy(self.korora_state_backend(),
                                                record, self.korora_host)
-                    commit.abort(record.uuid, self.korora_host,
+                    commit.abort(self.korora_protocol(), record.uuid,
                                  'Nova rolled the live migration back')
         return super().rollback_live_migration_at_destination(
             context, instance, network_info, block_device_info,
             destroy_disks, migrate_data)
 
+    def _korora_in_flight(self, instance):
+        """The instance's migrations this host takes part in; none when
+        the verifier cannot be asked (logged)."""
+        try:
+            return self.korora_protocol().in_flight(instance.uuid)
+        except exception.KororaError as error:
+            LOG.error('Korora: the migrations of instance %s cannot be read '
+                      'from the verifier: %s', instance.uuid, error)
+            return []
+
     def _korora_record(self, instance, state):
         """The instance's in-flight migration, which must be in state."""
-        found = records.in_flight_for_instance(instance.uuid)
+        found = self.korora_protocol().in_flight(instance.uuid)
         if not found:
             raise exception.KororaError(
                 'no Korora migration of instance %s is in flight'
@@ -398,7 +437,7 @@ class LibvirtLiveMigrationHooks(LiveMigrationHooks):
         refusal = libvirt_migration.stream_refusal(
             flags, CONF.korora.allow_unencrypted_migration_stream)
         if refusal:
-            precheck.refuse(instance, refusal)
+            raise precheck.refuse(instance, refusal)
 
     def _korora_release(self, instance):
         if CONF.korora.verify_before_resume:

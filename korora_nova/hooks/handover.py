@@ -6,9 +6,10 @@ Nova's libvirt driver puts the vTPM secret into migrate_data
 With Kororā the field carries only an envelope: the secret encrypted
 (AES-256-GCM) under a fresh data key, and the data key duplicated to a
 key the attested destination's TPM created for this migration and
-certified with its AK. Only that TPM can import it; the destination's
-vTPM manager hands the data key to nova-compute encrypted under the
-host's local channel key, so nothing on the bus opens the envelope.
+certified with its AK (the verifier checked the certification). Only
+that TPM can import it; the destination's vTPM manager hands the data
+key to nova-compute over the host's own root-only socket, so nothing on
+the bus opens the envelope.
 """
 
 import base64
@@ -21,11 +22,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from nova import exception as nova_exception
 
-from korora_nova.attestation import appraisal
 from korora_nova import exception
 from korora_nova.migration import audit
+from korora_nova import rpc
 from korora_nova.tpm import duplication
-from korora_nova.vtpm_manager import local_channel
 
 PREFIX = 'korora-sealed-v1:'
 MAX_ENVELOPE = 8 * 1024
@@ -56,24 +56,6 @@ def binding(record):
         'dest_host': record.dest_host}).encode('ascii')).digest()
 
 
-def certify_destination_key(manager_api, destination, ak_public, nonce):
-    """The destination's per-migration key, once checked: certified by
-    the AK we attested, over our nonce, and fixed to its TPM."""
-    key = manager_api.certify_migration_key(destination, nonce)
-    verdict = appraisal.appraise_certification(
-        key.attestation, key.signature, appraisal.load_public_key(ak_public),
-        nonce, key.public, host=destination)
-    if not verdict.evidence_valid:
-        raise HandoverError('the destination\'s migration key is not '
-                            'certified by its attestation key: %s'
-                            % verdict.summary())
-    try:
-        duplication.check_receiver_key(key.public, 'the migration key')
-    except exception.EvidenceError as error:
-        raise HandoverError('%s: %s' % (destination, error))
-    return key
-
-
 def seal_secret(key, secret, bound_to):
     """The envelope (a str for vtpm_secret_value) holding secret."""
     plaintext = secret.encode('utf-8')
@@ -97,16 +79,16 @@ def is_sealed(value):
     return isinstance(value, str) and value.startswith(PREFIX)
 
 
-def open_secret(manager_api, host, channel_key, envelope, bound_to):
-    """The secret, opened with this host's TPM (through its vTPM
-    manager) and local channel key."""
-    fields = _parse(envelope)
-    duplicated = duplication.Duplicate(fields['public'],
-                                       fields['duplicate'], fields['seed'])
-    sealed = manager_api.open_duplicate(host, fields['unique'], duplicated,
-                                        bound_to)
-    data_key = local_channel.open_sealed(channel_key, sealed, bound_to)
-    if len(data_key) != DATA_KEY_SIZE:
+def duplicate_fields(fields):
+    """What the destination's vTPM manager needs to import the data key
+    (base64 text, for its local socket)."""
+    return {name: rpc.encode(fields[name])
+            for name in ('unique', 'public', 'duplicate', 'seed')}
+
+
+def open_with(data_key, fields, bound_to):
+    """The secret of a parsed envelope, with its imported data key."""
+    if not isinstance(data_key, bytes) or len(data_key) != DATA_KEY_SIZE:
         raise HandoverError('the unsealed data key has a wrong size')
     try:
         plaintext = AESGCM(data_key).decrypt(fields['nonce'],
@@ -120,7 +102,8 @@ def open_secret(manager_api, host, channel_key, envelope, bound_to):
         raise HandoverError('the sealed vTPM secret is not text')
 
 
-def _parse(envelope):
+def parse(envelope):
+    """The fields of an envelope; bounded, strict."""
     if not is_sealed(envelope):
         raise HandoverError('the vTPM secret is not sealed by Korora')
     if len(envelope) > MAX_ENVELOPE:

@@ -17,7 +17,7 @@ operation ends at once with status 0.
 The hook asks the local vTPM manager: it sends the domain XML to
 korora-vtpm-manager on a UNIX socket ([korora] libvirt_hook_socket, only
 root and the manager's user may connect) and exits as the manager
-answers. The manager decides (korora_nova.hooks.admission, served by
+answers. The manager decides (korora_nova.vtpm_manager.admission, served by
 korora_nova.vtpm_manager.hook_server) from the verifier's database and
 logs every admission and refusal. libvirt runs the hook inside its
 migration job: a process that imported oslo.config and SQLAlchemy would
@@ -56,7 +56,7 @@ import sys
 import threading
 import time
 
-from korora_nova.hooks import admission
+from korora_nova.vtpm_manager import admission
 
 PROG = 'korora-libvirt-hook'
 PREFIX = 'Korora: '

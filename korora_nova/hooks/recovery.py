@@ -3,9 +3,10 @@
 Nova's own record decides where the instance lives: if Nova still has it
 on the source, the migration is aborted and the destination removes what
 it received; if Nova has it on the destination, the protocol is carried
-forward (the source measures what crossed, the destination verifies, the
-source commits). Either way the vTPM state ends up on exactly one host,
-the one Nova runs the instance on.
+forward with the same steps the live path runs (korora_nova.hooks.
+protocol): the source measures what crossed, the destination verifies,
+the source commits. Either way the vTPM state ends up on exactly one
+host, the one Nova runs the instance on.
 """
 
 from nova.compute import utils as compute_utils
@@ -14,8 +15,7 @@ from oslo_log import log as logging
 
 from korora_nova.hooks import arrival
 from korora_nova.hooks import commit
-from korora_nova.hooks import manifest
-from korora_nova.migration import records
+from korora_nova.hooks import protocol as protocol_module
 from korora_nova.migration import states
 
 LOG = logging.getLogger(__name__)
@@ -23,16 +23,14 @@ LOG = logging.getLogger(__name__)
 
 def resume_all(driver, host):
     """Finish or roll back every in-flight migration host takes part in.
-    Never raises: a compute must start even if the database is down."""
+    Never raises: a compute must start even if the verifier is down."""
     try:
-        found = records.in_flight()
+        found = driver.korora_protocol().in_flight()
     except Exception as error:      # a compute starts even then
         LOG.error('Korora: in-flight migrations not checked at start: %s',
                   error)
         return
     for record in found:
-        if host not in (record.source_host, record.dest_host):
-            continue
         try:
             resume(driver, record, host)
         except Exception as error:
@@ -41,6 +39,7 @@ def resume_all(driver, host):
 
 
 def resume(driver, record, host):
+    protocol = driver.korora_protocol()
     instance = driver.korora_instance(record.instance_uuid)
     LOG.info('Korora: migration %s of instance %s found %s after a '
              'restart of %s; Nova has the instance on %s', record.uuid,
@@ -49,32 +48,28 @@ def resume(driver, record, host):
     if instance.host != record.dest_host:
         if host == record.dest_host:
             commit.remove_arrived_copy(backend, record, host)
-        commit.abort(record.uuid, host, 'found %s after a restart of %s '
+        commit.abort(protocol, record.uuid, 'found %s after a restart of %s '
                      'with the instance on %s' % (record.state, host,
                                                   instance.host))
         return
     action = states.RESUME[record.state]
     if action == states.FINISH and host == record.source_host:
-        manifest.measure_and_sign(record, backend, driver.korora_manager_api())
+        protocol.measure(record, None, False)
     elif action == states.VERIFY and host == record.dest_host:
         try:
-            checked = arrival.verify(record, backend)
-        except arrival.IntegrityFailure as failure:
-            _quarantine(driver, instance, record, host, failure)
-            return
-        records.transition(record.uuid, host, states.VERIFIED,
-                           details={'items': dict(checked.items)},
-                           expected=states.MEASURED)
+            protocol.verify_arrival(record, None)
+        except protocol_module.Quarantined as failure:
+            _quarantine(driver, instance, failure.record, host,
+                        arrival.IntegrityFailure(failure.item,
+                                                 failure.reason))
     elif action == states.COMMIT and host == record.source_host:
-        commit.commit(record, host, backend, driver.korora_manager_api())
+        commit.commit(protocol, record, backend)
         driver.korora_undefine_source(instance)
 
 
 def _quarantine(driver, instance, record, host, failure):
-    try:
-        arrival.quarantine(driver, instance, record, host, failure)
-    except arrival.IntegrityCheckFailed as error:
-        instance.vm_state = vm_states.ERROR
-        instance.save()
-        compute_utils.add_instance_fault_from_exc(
-            driver.korora_context(), instance, error)
+    error = arrival.quarantine(driver, instance, record, host, failure)
+    instance.vm_state = vm_states.ERROR
+    instance.save()
+    compute_utils.add_instance_fault_from_exc(driver.korora_context(),
+                                              instance, error)

@@ -92,6 +92,76 @@ class VerifierDatabaseFixture(fixtures.Fixture):
         migration.db_sync()
 
 
+class VerifierKeysFixture(fixtures.Fixture):
+    """A verifier signing key of the test's own (mode 0600) and its
+    public key, set as [korora] verifier_signing_key and
+    verifier_public_keys until cleanup. Attributes: signer (SigningKey),
+    private_path, public_path. Reused when the test set one already."""
+
+    def _setUp(self):
+        from korora_nova.attestation import results
+        from korora_nova import conf
+
+        folder = self.useFixture(fixtures.TempDir()).path
+        self.private_path = os.path.join(folder, 'verifier-signing-key.pem')
+        self.public_path = os.path.join(folder, 'verifier-public-key.pem')
+        self.signer = results.generate_signing_key(self.private_path)
+        results.write_public_key(self.signer, self.public_path)
+        for name, value in (('verifier_signing_key', self.private_path),
+                            ('verifier_public_keys', [self.public_path])):
+            conf.CONF.set_override(name, value, group='korora')
+            self.addCleanup(conf.CONF.clear_override, name, group='korora')
+
+
+def verifier_keys(test):
+    """The test's verifier keys: the ones set already, else new ones."""
+    keys = getattr(test, 'verifier_keys', None)
+    if keys is None:
+        keys = test.useFixture(VerifierKeysFixture())
+        test.verifier_keys = keys
+    return keys
+
+
+class VerifierFixture(fixtures.Fixture):
+    """korora-verifier's endpoint on [DEFAULT] transport_url, signing
+    with signer (its schedule off: tests decide when rounds run).
+    Attributes: verifier, attestor, manager_api."""
+
+    def __init__(self, signer, notifier=None, server='verifier-1'):
+        super().__init__()
+        self.signer = signer
+        self.notifier = notifier
+        self.server_name = server
+
+    def _setUp(self):
+        from korora_nova import conf
+        from korora_nova import rpc
+        from korora_nova.verifier import attestation
+        from korora_nova.verifier import manager
+        from korora_nova.verifier import migrations
+        from korora_nova.vtpm_manager import rpcapi
+
+        self.manager_api = rpcapi.VTPMManagerAPI(self.signer)
+        self.attestor = attestation.Attestor(self.manager_api, self.notifier)
+        self.verifier = manager.Verifier(
+            conf.CONF, self.attestor,
+            migrations.MigrationSteps(conf.CONF, self.attestor,
+                                      self.manager_api, self.signer))
+        self.server = rpc.get_server(conf.CONF.korora.verifier_topic,
+                                     self.server_name, [self.verifier])
+        self.server.start()
+        self.running = True
+        self.addCleanup(self.stop)
+
+    def stop(self):
+        """Stop answering (a verifier that went away); idempotent."""
+        if self.running:
+            self.running = False
+            self.server.stop()
+            self.server.wait()
+            self.verifier.stop()
+
+
 class HookServerFixture(fixtures.Fixture):
     """korora-vtpm-manager's answers to korora-libvirt-hook
     (hook_server.HookServer) for host, on a socket in a new folder
@@ -103,12 +173,13 @@ class HookServerFixture(fixtures.Fixture):
     """
 
     def __init__(self, host, conf=None, path=None, connection=None,
-                 **korora):
+                 manager=None, **korora):
         super().__init__()
         self.host = host
         self.conf = conf
         self.path = path
         self.connection = connection
+        self.manager = manager
         self.korora = korora
 
     def _setUp(self):
@@ -131,7 +202,7 @@ class HookServerFixture(fixtures.Fixture):
             folder = self.useFixture(fixtures.TempDir()).path
             self.path = os.path.join(folder, 'run', 'libvirt-hook.sock')
         self.server = hook_server.HookServer(self.conf, self.host,
-                                             self.path)
+                                             self.path, self.manager)
         self.server.start()
         self.addCleanup(self.server.stop)
 
@@ -139,18 +210,26 @@ class HookServerFixture(fixtures.Fixture):
 class VTPMManagerFixture(fixtures.Fixture):
     """A running vTPM manager for one simulated compute host: its own
     swtpm, its own state folder, an RPC server on [DEFAULT]
-    transport_url, and its answers to korora-libvirt-hook on a socket of
-    its own (attribute hook_socket)."""
+    transport_url, and its UNIX socket for the libvirt hook and
+    nova-compute (attribute hook_socket).
 
-    def __init__(self, host, tpm=None, verifier_api=None, state_path=None):
+    It pins the verifier keys of [korora] verifier_public_keys (set them
+    first, with VerifierKeysFixture) and measures instances with
+    state_backend (default: a FileStateBackend of its own).
+    """
+
+    def __init__(self, host, tpm=None, verifier_api=None, state_path=None,
+                 state_backend=None):
         super().__init__()
         self.host = host
         self.tpm_fixture = tpm
         self.verifier_api = verifier_api
         self.state_path = state_path
+        self.state_backend = state_backend
 
     def _setUp(self):
         from korora_nova import conf
+        from korora_nova.hypervisors import file_backend
         from korora_nova import rpc
         from korora_nova.vtpm_manager import manager
 
@@ -160,24 +239,19 @@ class VTPMManagerFixture(fixtures.Fixture):
         self.tpm_fixture.connection.close()
         self.state_path = (self.state_path or
                            self.useFixture(fixtures.TempDir()).path)
-        if conf.CONF.korora.local_channel_key.startswith(
-                conf.CONF.korora.state_path):
-            # The default lies below /var/lib/korora: use the test's.
-            conf.CONF.set_override(
-                'local_channel_key',
-                os.path.join(self.state_path, 'local-channel.key'),
-                group='korora')
-            self.addCleanup(conf.CONF.clear_override, 'local_channel_key',
-                            group='korora')
+        if self.state_backend is None:
+            self.state_backend = file_backend.FileStateBackend(
+                os.path.join(self.state_path, 'instances'), self.host)
         self.manager = manager.VTPMManager(
             conf.CONF, host=self.host, tcti=self.tpm_fixture.tpm.tcti,
-            state_path=self.state_path, verifier_api=self.verifier_api)
+            state_path=self.state_path, verifier_api=self.verifier_api,
+            state_backend=self.state_backend)
         self.manager.start()
         self.server = rpc.get_server(conf.CONF.korora.manager_topic,
                                      self.host, [self.manager])
         self.server.start()
         self.hook_server = self.useFixture(
-            HookServerFixture(self.host, conf.CONF))
+            HookServerFixture(self.host, conf.CONF, manager=self.manager))
         self.hook_socket = self.hook_server.path
         self.running = True
         self.addCleanup(self.stop)

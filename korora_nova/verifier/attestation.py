@@ -12,6 +12,7 @@ from oslo_log import log as logging
 from korora_nova.attestation import appraisal
 from korora_nova.attestation import evidence
 from korora_nova.attestation import policy as policy_module
+from korora_nova.attestation import purpose
 from korora_nova.attestation import verdict as verdict_module
 from korora_nova import conf
 from korora_nova.db import api as db
@@ -46,8 +47,11 @@ def previous_clock(host):
                               restart_count=0, safe=True)
 
 
-def appraise_host(host, quote, nonce, policies):
+def appraise_host(host, quote, qualifying_data, policies):
     """Trusted if any active version of the host's policy accepts it.
+
+    qualifying_data: what the quote must have signed (the nonce under the
+    attestation purpose, korora_nova.attestation.purpose).
 
     During a fleet upgrade several versions are active at once; the
     newest one's reasons are reported when none accepts.
@@ -56,7 +60,8 @@ def appraise_host(host, quote, nonce, policies):
     clock = previous_clock(host)
     first = None
     for reference in policies:
-        verdict = appraisal.appraise_quote(quote, ak_key, nonce, reference,
+        verdict = appraisal.appraise_quote(quote, ak_key, qualifying_data,
+                                           reference,
                                            clock, host=host.name)
         if verdict.trusted:
             return verdict
@@ -74,7 +79,8 @@ def record_policy(manager_api, host_name, name, version):
     nonce = os.urandom(NONCE_SIZE)
     quote = manager_api.attest(host_name, nonce)
     verdict = appraisal.appraise_quote(
-        quote, appraisal.load_public_key(host.ak_public), nonce, None,
+        quote, appraisal.load_public_key(host.ak_public),
+        purpose.qualifying_data(purpose.ATTEST, nonce), None,
         previous_clock(host), host=host_name)
     if not verdict.evidence_valid:
         raise exception.EvidenceError(
@@ -113,7 +119,9 @@ class Attestor:
                                      'no valid quote: %s' % error,
                                      policies[0].label)
             else:
-                verdict = appraise_host(host, quote, nonce, policies)
+                verdict = appraise_host(
+                    host, quote,
+                    purpose.qualifying_data(purpose.ATTEST, nonce), policies)
         clock = verdict.attestation.clock_info if (
             verdict.trusted and verdict.attestation) else None
         row, previous = db.record_verdict(host_name, verdict, nonce, quote,

@@ -1,5 +1,7 @@
 """The verifier's RPC endpoint and its attestation schedule."""
 
+import base64
+import binascii
 import concurrent.futures
 import threading
 
@@ -17,11 +19,14 @@ ROUND_WORKERS = 8
 class Verifier:
     """Endpoint of topic [korora] verifier_topic, shared by all workers."""
 
-    target = messaging.Target(version='1.0')
+    target = messaging.Target(version='1.1')
 
-    def __init__(self, conf, attestor):
+    def __init__(self, conf, attestor, steps=None):
+        """steps: the migration steps (verifier.migrations.MigrationSteps);
+        without them the 1.1 calls are refused."""
         self.conf = conf
         self.attestor = attestor
+        self.steps = steps
         self._stop = threading.Event()
         self._scheduler = None
         self._pool = concurrent.futures.ThreadPoolExecutor(
@@ -42,6 +47,56 @@ class Verifier:
 
     def attest_host(self, ctxt, host):
         return self.attestor.attest(host).to_json()
+
+    # RPC API 1.1: the steps of a live migration. Each answers a token
+    # signed by the verifier (korora_nova.attestation.results).
+
+    def migration_request(self, ctxt, instance_uuid, source, dest, nonce):
+        return self._steps().request(instance_uuid, source, dest,
+                                     _nonce(nonce))
+
+    def migration_attest_destination(self, ctxt, migration_uuid, source,
+                                     nonce):
+        return self._steps().attest_destination(migration_uuid, source,
+                                                _nonce(nonce))
+
+    def migration_authorize(self, ctxt, migration_uuid, host, action, nonce):
+        return self._steps().authorize(migration_uuid, host, action,
+                                       _nonce(nonce))
+
+    def migration_measured(self, ctxt, migration_uuid, source,
+                           signed_manifest, nonce):
+        return self._steps().measured(migration_uuid, source,
+                                      signed_manifest, _nonce(nonce))
+
+    def migration_arrived(self, ctxt, migration_uuid, dest, signed_arrival,
+                          nonce):
+        return self._steps().arrived(migration_uuid, dest, signed_arrival,
+                                     _nonce(nonce))
+
+    def migration_committed(self, ctxt, migration_uuid, source, counter,
+                            nonce):
+        return self._steps().committed(migration_uuid, source, counter,
+                                       _nonce(nonce))
+
+    def migration_abort(self, ctxt, migration_uuid, host, reason, nonce):
+        return self._steps().abort(migration_uuid, host, reason,
+                                   _nonce(nonce))
+
+    def migration_quarantine(self, ctxt, migration_uuid, host, item, reason,
+                             nonce):
+        return self._steps().quarantine(migration_uuid, host, item, reason,
+                                        _nonce(nonce))
+
+    def migrations_in_flight(self, ctxt, host, instance_uuid, nonce):
+        return self._steps().in_flight(host, instance_uuid, _nonce(nonce))
+
+    def _steps(self):
+        if self.steps is None:
+            raise exception.ConfigurationError(
+                'this verifier worker has no signing key: it takes no part '
+                'in live migrations')
+        return self.steps
 
     # Schedule
 
@@ -83,3 +138,14 @@ class Verifier:
                 # Keep the schedule alive whatever one round met (a
                 # database outage, say); the error is logged in full.
                 LOG.exception('scheduled attestation round failed')
+
+
+def _nonce(text):
+    """The hook's nonce (base64 on the bus), bounded."""
+    try:
+        nonce = base64.b64decode(text, validate=True)
+    except (binascii.Error, TypeError, ValueError):
+        raise exception.EvidenceError('the nonce is not base64')
+    if not 16 <= len(nonce) <= 64:
+        raise exception.EvidenceError('a nonce is 16 to 64 bytes')
+    return nonce

@@ -3,25 +3,36 @@
 API version history:
 
 * 1.0 - pcrs_changed (cast), attest_host (call)
+* 1.1 - the steps of a live migration (migration_*, migrations_in_flight):
+  the hooks on compute hosts record nothing themselves
 """
+
+import os
 
 import oslo_messaging as messaging
 
 from korora_nova import conf
+from korora_nova import exception
 from korora_nova import rpc
 
 CONF = conf.CONF
-VERSION_CAP = '1.0'
+
+# Release names an operator may give as [upgrade_levels] korora_verifier.
+VERSION_ALIASES = {
+    '2026.1': '1.0',
+    '2026.2': '1.1',
+}
+BASE_VERSION = '1.0'
+MIGRATION_VERSION = '1.1'
+NONCE_SIZE = 32
 
 
 class VerifierAPI:
 
-    def __init__(self, transport=None):
-        target = messaging.Target(topic=CONF.korora.verifier_topic,
-                                  version='1.0')
-        self.client = messaging.get_rpc_client(
-            transport or rpc.get_transport(), target,
-            version_cap=VERSION_CAP)
+    def __init__(self):
+        self.client = rpc.get_client(
+            CONF.korora.verifier_topic, BASE_VERSION,
+            CONF.upgrade_levels.korora_verifier, VERSION_ALIASES)
 
     def pcrs_changed(self, host):
         """A vTPM manager saw its PCRs change: attest it now (cast).
@@ -30,11 +41,40 @@ class VerifierAPI:
         the quote the verifier asks for, so a forged message gains
         nothing.
         """
-        self.client.prepare(version='1.0').cast({}, 'pcrs_changed',
-                                                host=host)
+        self.client.prepare(version='1.0').cast(rpc.request_context(),
+                                                'pcrs_changed', host=host)
 
     def attest_host(self, host, timeout=None):
         cctxt = self.client.prepare(
             version='1.0', timeout=timeout or CONF.korora.attestation_timeout
             * 2)
-        return cctxt.call({}, 'attest_host', host=host)
+        return cctxt.call(rpc.request_context(), 'attest_host', host=host)
+
+    # 1.1: the live-migration steps. Each returns (nonce, token): the
+    # caller checks the token against its nonce and the verifier's keys.
+
+    def migration_step(self, method, **arguments):
+        """Call the verifier's method with a fresh nonce; (nonce, the
+        signed answer)."""
+        if not self.client.can_send_version(MIGRATION_VERSION):
+            raise exception.ConfigurationError(
+                'Korora live migrations need verifier RPC API %s, above '
+                '[upgrade_levels] korora_verifier' % MIGRATION_VERSION)
+        nonce = os.urandom(NONCE_SIZE)
+        cctxt = self.client.prepare(
+            version=MIGRATION_VERSION,
+            timeout=CONF.korora.migration_step_timeout)
+        try:
+            token = cctxt.call(rpc.request_context(), method,
+                               nonce=rpc.encode(nonce), **arguments)
+        except messaging.MessagingTimeout:
+            raise exception.TPMConnectionError(
+                'the verifier did not answer %s within %s s'
+                % (method, CONF.korora.migration_step_timeout))
+        except messaging.RemoteError as error:
+            raise exception.KororaError('the verifier failed %s: %s'
+                                        % (method, error.value))
+        except messaging.MessagingException as error:
+            raise exception.TPMConnectionError(
+                'the verifier cannot be reached: %s' % error)
+        return nonce, token

@@ -5,9 +5,11 @@ import os
 from oslo_log import log as logging
 from oslo_service import service
 
+from korora_nova.attestation import results
 from korora_nova import rpc
 from korora_nova.verifier import attestation
 from korora_nova.verifier import manager as manager_module
+from korora_nova.verifier import migrations
 from korora_nova.verifier import placement
 from korora_nova.vtpm_manager import rpcapi as manager_rpcapi
 
@@ -19,6 +21,7 @@ def preflight(conf):
     from korora_nova.db import migration
     from korora_nova import exception
 
+    results.SigningKey.load(conf.korora.verifier_signing_key)
     current = migration.db_version()
     head = migration.head_version()
     if current != head:
@@ -33,12 +36,19 @@ def launch(conf):
                           restart_method='mutate')
 
 
-def make_attestor(conf):
+def make_verifier(conf, signer=None):
+    """The verifier endpoint, signing with signer (default: [korora]
+    verifier_signing_key)."""
+    signer = signer or results.SigningKey.load(
+        conf.korora.verifier_signing_key)
+    manager_api = manager_rpcapi.VTPMManagerAPI(signer)
     notifier = rpc.get_notifier('korora-verifier.%s' % conf.host)
     traits = (placement.PlacementTraits(conf)
               if conf.korora.update_placement_traits else None)
-    return attestation.Attestor(manager_rpcapi.VTPMManagerAPI(), notifier,
-                                traits)
+    attestor = attestation.Attestor(manager_api, notifier, traits)
+    return manager_module.Verifier(
+        conf, attestor,
+        migrations.MigrationSteps(conf, attestor, manager_api, signer))
 
 
 class VerifierService(service.Service):
@@ -51,8 +61,7 @@ class VerifierService(service.Service):
 
     def start(self):
         super().start()
-        self.verifier = manager_module.Verifier(self.conf,
-                                                make_attestor(self.conf))
+        self.verifier = make_verifier(self.conf)
         # Workers share the topic; each has a server name of its own.
         self.server = rpc.get_server(
             self.conf.korora.verifier_topic,

@@ -3,7 +3,7 @@
 libvirt runs the hook inside its migration job for every incoming live
 migration; a hook that started Python with oslo.config and SQLAlchemy
 would cost half a second each time. So the decision
-(korora_nova.hooks.admission) runs here, in the long-lived manager of
+(korora_nova.vtpm_manager.admission) runs here, in the long-lived manager of
 the destination host, and the hook (korora_nova.hooks.libvirt_hook, the
 standard library only) just asks over a UNIX socket, [korora]
 libvirt_hook_socket.
@@ -23,10 +23,21 @@ by [korora] libvirt_hook_timeout; then one answer line, ``PASS
 (INFO) and refusal (WARNING), with any traceback; the hook only shows
 the reason.
 
-The records come from the verifier's database: the manager needs the
-[korora_database] section where the hook is installed.
+The same socket carries nova-compute's calls to its own vTPM manager
+(korora_nova.vtpm_manager.local_client): host-local calls stay on the
+host, off the message bus. A request is a header line ``korora-local 1
+METHOD``, a JSON object of arguments, and the client's shut-down; the
+answer one JSON line, ``{"result": ...}`` or ``{"error": "..."}``. Each
+such call carries the verifier's authorization, which the manager
+checks (korora_nova.vtpm_manager.authorization).
+
+The decision on an incoming domain reads the manager's own approvals:
+the migrations whose transfer the verifier authorized for this host. No
+database is read.
 """
 
+import base64
+import json
 import os
 import socket
 import stat
@@ -37,7 +48,7 @@ import time
 from oslo_log import log as logging
 
 from korora_nova import exception
-from korora_nova.hooks import admission
+from korora_nova.vtpm_manager import admission
 from korora_nova.hooks import libvirt_hook as protocol
 
 LOG = logging.getLogger(__name__)
@@ -53,6 +64,8 @@ BACKLOG = 16
 ACCEPT_POLL = 0.2
 # How long start() waits for an answer from a socket already at the path.
 LIVE_CHECK_TIMEOUT = 0.5
+# nova-compute's calls (local_client).
+LOCAL_PROTOCOL = b'korora-local 1'
 
 
 class HookSocketError(exception.ConfigurationError):
@@ -132,10 +145,14 @@ class HookServer:
     """Answers korora-libvirt-hook for host (default [DEFAULT] host) on
     path (default [korora] libvirt_hook_socket)."""
 
-    def __init__(self, conf, host=None, path=None):
+    def __init__(self, conf, host=None, path=None, manager=None):
+        """manager: the VTPMManager whose approvals decide and that
+        serves nova-compute's local calls (none: every incoming domain
+        that needs an approval is refused)."""
         self.conf = conf
         self.host = host or conf.host
         self.path = path or conf.korora.libvirt_hook_socket
+        self.manager = manager
         self._listener = None
         self._thread = None
         self._identity = None
@@ -239,12 +256,13 @@ class HookServer:
             if request is None:
                 LOG.debug('korora-libvirt-hook socket: empty connection')
                 return
-            name, xml = request
-            load = admission.records_loader(
-                self.conf.korora_database.connection, timeout)
+            kind, name, body = request
+            if kind == LOCAL_PROTOCOL:
+                return self._answer_local(connection, name, body, until)
             summary = admission.decide(
-                xml, self.host,
-                self.conf.korora.libvirt_hook_require_approval_for_all, load)
+                body, self.host,
+                self.conf.korora.libvirt_hook_require_approval_for_all,
+                self._approvals)
         except admission.Refused as refused:
             reason = admission.one_line(refused)
             LOG.warning('incoming live migration of domain %s refused: %s',
@@ -260,18 +278,71 @@ class HookServer:
                      name, summary)
             reply = '%s %s' % (protocol.PASS, summary)
         data = (admission.one_line(reply) + '\n').encode('utf-8')
+        self._send(connection, data[:protocol.MAX_ANSWER], until, name)
+
+    def _approvals(self, instance_uuid):
+        if self.manager is None:
+            raise admission.Refused('this vTPM manager approves no incoming '
+                                    'migration')
+        return self.manager.incoming(instance_uuid)
+
+    def _send(self, connection, data, until, name):
         try:
             connection.settimeout(max(0.1, until - time.monotonic()))
-            connection.sendall(data[:protocol.MAX_ANSWER])
+            connection.sendall(data)
         except OSError as error:
-            LOG.warning('incoming live migration of domain %s: the answer '
-                        'could not be sent (%s): the hook gave up waiting',
-                        name, error)
+            LOG.warning('request %s: the answer could not be sent (%s): the '
+                        'caller gave up waiting', name, error)
+
+    def _answer_local(self, connection, method, body, until):
+        """One call of nova-compute (LOCAL_METHODS), answered as JSON."""
+        try:
+            if self.manager is None or method not in LOCAL_METHODS:
+                raise exception.NotAuthorized('no local call %r here'
+                                              % method)
+            try:
+                arguments = json.loads(body)
+            except (ValueError, RecursionError):
+                raise exception.EvidenceError('the local call is not JSON')
+            if not isinstance(arguments, dict):
+                raise exception.EvidenceError('the local call\'s arguments '
+                                              'are not an object')
+            result = LOCAL_METHODS[method](self.manager, arguments)
+            reply = {'result': result}
+        except exception.KororaError as error:
+            LOG.warning('local call %s refused: %s', method, error)
+            reply = {'error': admission.one_line(error)}
+        except Exception as error:
+            LOG.exception('local call %s: unexpected error', method)
+            reply = {'error': 'unexpected error in korora-vtpm-manager (%s): '
+                              'see its log' % type(error).__name__}
+        self._send(connection, json.dumps(reply).encode('ascii') + b'\n',
+                   until, method)
+
+
+def _open_transfer(manager, arguments):
+    data_key = manager.open_transfer(arguments.get('authorization'),
+                                     arguments.get('envelope'))
+    return None if data_key is None else base64.b64encode(data_key).decode(
+        'ascii')
+
+
+LOCAL_METHODS = {
+    'open_transfer': _open_transfer,
+    'sign_manifest': lambda manager, arguments: manager.sign_manifest(
+        arguments.get('authorization'), arguments.get('vtpm_secret'),
+        bool(arguments.get('block_migration'))),
+    'measure_arrival': lambda manager, arguments: manager.measure_arrival(
+        arguments.get('authorization'), arguments.get('vtpm_secret')),
+    'advance_counter': lambda manager, arguments: manager.advance_counter(
+        arguments.get('authorization')),
+}
 
 
 def read_request(connection, until, timeout):
-    """(domain name, XML) of a request, None for an empty connection;
-    Refused for anything else that is not a bounded request."""
+    """(protocol, domain name or method, body) of a request, None for an
+    empty connection; Refused for anything else that is not a bounded
+    request."""
     data = bytearray()
     header = None
     while True:
@@ -298,7 +369,8 @@ def read_request(connection, until, timeout):
             header = bytes(data[:end])
             del data[:end + 1]
             words = header.split(b' ', 2)
-            if b' '.join(words[:2]) != protocol.PROTOCOL:
+            kind = b' '.join(words[:2])
+            if kind not in (protocol.PROTOCOL, LOCAL_PROTOCOL):
                 raise admission.Refused(
                     'unsupported request %r (korora-libvirt-hook and '
                     'korora-vtpm-manager of different versions?)'
@@ -311,4 +383,4 @@ def read_request(connection, until, timeout):
     if not data.strip():
         raise admission.Refused('no domain XML in the request')
     name = words[2].decode('ascii', 'replace') if len(words) > 2 else '?'
-    return admission.one_line(name, protocol.MAX_NAME), bytes(data)
+    return kind, admission.one_line(name, protocol.MAX_NAME), bytes(data)

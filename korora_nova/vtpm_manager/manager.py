@@ -1,9 +1,25 @@
-"""The vTPM manager's RPC endpoint and PCR watch.
+"""The vTPM manager: the host TPM's only user.
 
-It owns the host TPM: every TPM command of the host's korora services goes
-through its one TPMConnection.
+Every TPM command of the host's korora services goes through its one
+TPMConnection. It answers two kinds of callers:
+
+- on the message bus (RPC API 2.0), the verifier: identity, credential
+  activation and quotes, each only for a challenge the verifier signed,
+  and the certification of a per-migration key, only with the
+  verifier's authorization (korora_nova.vtpm_manager.authorization);
+- on the host's root-only UNIX socket (korora_nova.vtpm_manager.
+  hook_server), nova-compute and the libvirt hook of this host: open
+  the sealed vTPM secret, measure and sign the instance's state, advance
+  the counter, each only with the verifier's authorization, and admit
+  an incoming domain that an authorization approved.
+
+It signs only what it measured itself, under the purpose label of the
+call (korora_nova.attestation.purpose): no caller hands it a value to
+sign as is.
 """
 
+import base64
+import collections
 import os
 import threading
 import time
@@ -13,7 +29,11 @@ from oslo_log import log as logging
 
 from korora_nova.attestation import evidence
 from korora_nova.attestation import pcr_values
+from korora_nova.attestation import purpose
 from korora_nova import exception
+from korora_nova.hypervisors import file_backend
+from korora_nova.hypervisors import libvirt_backend
+from korora_nova.migration import manifest as manifest_module
 from korora_nova import rpc
 from korora_nova.tpm import attestation_key
 from korora_nova.tpm import certify
@@ -23,26 +43,42 @@ from korora_nova.tpm import endorsement
 from korora_nova.tpm import nv_counter
 from korora_nova.tpm import quote
 from korora_nova.verifier import rpcapi as verifier_rpcapi
-from korora_nova.vtpm_manager import local_channel
+from korora_nova.vtpm_manager import authorization
 from korora_nova.vtpm_manager import self_measurement
 
 LOG = logging.getLogger(__name__)
 
 # Per-migration keys not yet used: at most this many, for this long.
+# Only the verifier's authorizations make them, one per migration.
 MAX_MIGRATION_KEYS = 256
 MIGRATION_KEY_LIFETIME = 3600.0
-MAX_BINDING = 64
+MAX_SECRET = 1024
+MAX_DISKS = 64
+
+# An incoming migration an authorization approved (for the libvirt hook).
+Approval = collections.namedtuple(
+    'Approval', 'uuid instance_uuid source_host dest_host state until')
+
+
+def state_backend_from_conf(conf, host):
+    """The instance-state backend this host's manager measures with."""
+    if conf.korora.instance_state_backend == 'files':
+        return file_backend.FileStateBackend(conf.korora.instance_state_root,
+                                             host)
+    return libvirt_backend.LibvirtStateBackend(conf.korora.libvirt_uri)
 
 
 class VTPMManager:
     """Endpoint of topic [korora] manager_topic, server [DEFAULT] host."""
 
-    target = messaging.Target(version='1.1')
+    target = messaging.Target(version='2.0')
 
     def __init__(self, conf, host=None, tcti=None, state_path=None,
-                 verifier_api=None):
+                 verifier_api=None, state_backend=None, gate=None):
         """host, tcti and state_path default to [DEFAULT] host, [korora]
-        tcti and [korora] state_path."""
+        tcti and [korora] state_path; state_backend to [korora]
+        instance_state_backend; gate to the verifier keys of [korora]
+        verifier_public_keys."""
         self.conf = conf
         self.host = host or conf.host
         self.state_path = state_path or conf.korora.state_path
@@ -58,10 +94,14 @@ class VTPMManager:
         self._stop = threading.Event()
         self._watcher = None
         self._last_values = None
-        self._channel_key = None
-        # unique of each certified key not yet used -> when it was made.
+        self.gate = gate or authorization.Gate.from_conf(conf, self.host)
+        self.state_backend = state_backend or state_backend_from_conf(
+            conf, self.host)
+        # migration uuid -> (key unique, when it was made), not yet used.
         self._migration_keys = {}
         self._keys_lock = threading.Lock()
+        # instance uuid -> Approval of its incoming migration.
+        self._approvals = {}
         # Xen: the vtpmmgr statement last measured (self_measurement).
         self._vtpmmgr = None
         self._vtpmmgr_lock = threading.Lock()
@@ -74,8 +114,6 @@ class VTPMManager:
             self.connection, self.ak, self.conf,
             os.path.join(self.state_path, 'self-measurement'),
             vtpmmgr=self._vtpmmgr)
-        self._channel_key = local_channel.create_key(
-            self.conf.korora.local_channel_key)
         self._last_values = quote.read_pcrs(self.connection, self.selection)
         self._stop.clear()
         self._watcher = threading.Thread(target=self._watch_pcrs,
@@ -109,9 +147,10 @@ class VTPMManager:
                 self._last_values = values
                 self.verifier_api.pcrs_changed(self.host)
 
-    # RPC API 1.0
+    # RPC API 2.0 (the message bus): the verifier's calls
 
     def get_identity(self, ctxt):
+        """Public facts: the EK, its certificate and the AK public key."""
         ek = endorsement.read_endorsement(self.connection,
                                           self.conf.korora.ek_types)
         return {'ek_type': ek.ek_type,
@@ -119,7 +158,10 @@ class VTPMManager:
                 'ek_public': rpc.encode(ek.public),
                 'ak_public': rpc.encode(self.ak.public)}
 
-    def activate_credential(self, ctxt, credential_blob, encrypted_secret):
+    @messaging.expected_exceptions(exception.NotAuthorized)
+    def activate_credential(self, ctxt, challenge, credential_blob,
+                            encrypted_secret):
+        self.gate.enrollment(challenge)
         secret = self.ak.activate_credential(
             self.conf.korora.ek_types,
             rpc.decode(credential_blob, 'credential blob', 1024),
@@ -143,61 +185,159 @@ class VTPMManager:
                     self.connection, self.conf, now)
                 self._vtpmmgr = now
 
-    @messaging.expected_exceptions(self_measurement.XenVTPMMgrError)
-    def attest(self, ctxt, nonce):
-        nonce = rpc.decode(nonce, 'nonce', evidence.MAX_NONCE_SIZE)
+    def _quote(self, label, payload):
         self._measure_vtpmmgr()
-        made = quote.quote(self.connection, self.ak, self.selection, nonce)
+        return quote.quote(self.connection, self.ak, self.selection,
+                           purpose.qualifying_data(label, payload))
+
+    @messaging.expected_exceptions(self_measurement.XenVTPMMgrError,
+                                   exception.NotAuthorized)
+    def attest(self, ctxt, challenge):
+        """A quote over the verifier's nonce, for the purpose its signed
+        challenge names."""
+        nonce, label = self.gate.challenge(challenge, 'attest')
+        made = self._quote(label, nonce)
         return {'message': rpc.encode(made.message),
                 'signature': rpc.encode(made.signature),
                 'pcr_values': pcr_values.to_json(made.pcr_values)}
 
-    # RPC API 1.1: the live-migration protocol
-
-    def certify_migration_key(self, ctxt, nonce):
+    @messaging.expected_exceptions(exception.NotAuthorized)
+    def certify_migration_key(self, ctxt, authorization_token):
         """A fresh storage key for one migration, certified by the AK over
-        the source's nonce. It opens one sealed secret, then is gone."""
-        nonce = rpc.decode(nonce, 'nonce', evidence.MAX_NONCE_SIZE)
-        key = certify.create_certified_storage_key(self.connection, self.ak,
-                                                   nonce)
+        the verifier's nonce. It opens one sealed secret, then is gone."""
+        claims = self.gate.authorize(authorization_token,
+                                     authorization.CERTIFY_KEY)
+        migration_uuid = claims['korora.migration']['uuid']
+        nonce = self.gate.nonce_of(claims, authorization.CERTIFY_KEY)
         with self._keys_lock:
-            now = time.monotonic()
-            for unique, made in list(self._migration_keys.items()):
-                if now - made > MIGRATION_KEY_LIFETIME:
-                    del self._migration_keys[unique]
+            self._expire_keys()
+            if migration_uuid in self._migration_keys:
+                raise exception.NotAuthorized(
+                    '%s: a key for migration %s was certified already'
+                    % (self.host, migration_uuid))
             if len(self._migration_keys) >= MAX_MIGRATION_KEYS:
                 raise exception.TPMError(
                     '%s: %d migration keys are waiting to be used; refusing '
                     'another' % (self.host, MAX_MIGRATION_KEYS))
-            self._migration_keys[key.unique] = now
+            key = certify.create_certified_storage_key(
+                self.connection, self.ak,
+                purpose.qualifying_data(purpose.CERTIFY, nonce))
+            self._migration_keys[migration_uuid] = (key.unique,
+                                                    time.monotonic())
         return {'public': rpc.encode(key.public),
                 'attestation': rpc.encode(key.attestation),
                 'signature': rpc.encode(key.signature),
                 'unique': rpc.encode(key.unique)}
 
-    def open_duplicate(self, ctxt, unique, public, duplicate, seed, binding):
-        """Import a secret duplicated to one of our migration keys; return
-        it encrypted under the host's local channel key, bound to binding.
-        """
-        unique = rpc.decode(unique, 'key unique', certify.UNIQUE_SIZE)
-        binding = rpc.decode(binding, 'binding', MAX_BINDING)
+    def _expire_keys(self):
+        now = time.monotonic()
+        for migration_uuid, (_, made) in list(self._migration_keys.items()):
+            if now - made > MIGRATION_KEY_LIFETIME:
+                del self._migration_keys[migration_uuid]
+
+    # The host's UNIX socket: nova-compute of this host
+
+    def open_transfer(self, authorization_token, envelope=None):
+        """Approve the incoming domain of the authorized migration and,
+        if its vTPM secret was sealed, import the data key with the
+        migration key and return it (bytes; it never leaves the host)."""
+        claims = self.gate.authorize(authorization_token,
+                                     authorization.TRANSFER)
+        migration = claims['korora.migration']
+        data_key = None
+        if envelope is not None:
+            data_key = self._open_envelope(migration['uuid'], claims,
+                                           envelope)
+        self._approvals[migration['instance_uuid']] = Approval(
+            migration['uuid'], migration['instance_uuid'],
+            migration['source_host'], migration['dest_host'],
+            'TRANSFERRING', float(claims['exp']))
+        return data_key
+
+    def _open_envelope(self, migration_uuid, claims, envelope):
+        unique = rpc.decode(envelope.get('unique'), 'key unique',
+                            certify.UNIQUE_SIZE)
+        if base64.b64encode(unique).decode('ascii') != claims.get(
+                'korora.key_unique'):
+            raise exception.NotAuthorized(
+                '%s: the secret is sealed to another key than the one the '
+                'verifier certified for migration %s' % (self.host,
+                                                         migration_uuid))
         duplicated = duplication.Duplicate(
-            rpc.decode(public, 'duplicated object', evidence.MAX_PUBLIC_SIZE),
-            rpc.decode(duplicate, 'duplicate',
+            rpc.decode(envelope.get('public'), 'duplicated object',
+                       evidence.MAX_PUBLIC_SIZE),
+            rpc.decode(envelope.get('duplicate'), 'duplicate',
                        duplication.MAX_DUPLICATE_SIZE),
-            rpc.decode(seed, 'encrypted seed', duplication.MAX_SEED_SIZE))
+            rpc.decode(envelope.get('seed'), 'encrypted seed',
+                       duplication.MAX_SEED_SIZE))
         with self._keys_lock:
-            made = self._migration_keys.pop(unique, None)
-        if made is None or time.monotonic() - made > MIGRATION_KEY_LIFETIME:
+            made = self._migration_keys.pop(migration_uuid, None)
+        if made is None or made[0] != unique or (
+                time.monotonic() - made[1] > MIGRATION_KEY_LIFETIME):
             raise exception.EvidenceError(
                 '%s: the secret is sealed to a key this vTPM manager did not '
-                'certify, used already or let expire' % self.host)
-        secret = duplication.unwrap(self.connection, unique, duplicated)
-        return {'sealed': rpc.encode(local_channel.seal(
-            self._channel_key, secret, binding))}
+                'certify for migration %s, used already or let expire'
+                % (self.host, migration_uuid))
+        return duplication.unwrap(self.connection, unique, duplicated)
 
-    def read_counter(self, ctxt):
-        return {'value': self.counter.read()}
+    def incoming(self, instance_uuid):
+        """The approved incoming migrations of the instance (for the
+        libvirt hook's admission), unexpired."""
+        approval = self._approvals.get(instance_uuid)
+        if approval is None:
+            return []
+        if approval.until < time.time():
+            self._approvals.pop(instance_uuid, None)
+            return []
+        return [approval]
 
-    def advance_counter(self, ctxt):
-        return {'value': self.counter.increment()}
+    def sign_manifest(self, authorization_token, vtpm_secret=None,
+                      block_migration=False):
+        """The source's manifest: measured here, signed here."""
+        claims = self.gate.authorize(authorization_token,
+                                     authorization.MEASURE)
+        migration = claims['korora.migration']
+        items = self.state_backend.measure(
+            migration['instance_uuid'], block_migration=bool(block_migration),
+            vtpm_secret=_secret(vtpm_secret))
+        counter = self.counter.read()
+        document = manifest_module.for_migration(
+            migration, counter, items, manifest_module.DEPARTURE)
+        return manifest_module.signed_text(
+            document, self._quote(purpose.MANIFEST, document.digest()))
+
+    def measure_arrival(self, authorization_token, vtpm_secret=None):
+        """The destination's measurement of what arrived, signed here,
+        bound to the manifest's counter and disks the verifier names."""
+        claims = self.gate.authorize(authorization_token,
+                                     authorization.VERIFY)
+        migration = claims['korora.migration']
+        disks = claims.get('korora.disks') or []
+        counter = claims.get('korora.counter')
+        if not isinstance(disks, list) or len(disks) > MAX_DISKS or not all(
+                isinstance(disk, str) for disk in disks):
+            raise exception.EvidenceError('%s: the authorization names '
+                                          'malformed disks' % self.host)
+        items = self.state_backend.measure(
+            migration['instance_uuid'], block_migration=bool(disks),
+            disk_targets=disks or None, vtpm_secret=_secret(vtpm_secret))
+        document = manifest_module.for_migration(
+            migration, counter, items, manifest_module.ARRIVAL)
+        self._approvals.pop(migration['instance_uuid'], None)
+        return manifest_module.signed_text(
+            document, self._quote(purpose.ARRIVAL, document.digest()))
+
+    def advance_counter(self, authorization_token):
+        """Commit: advance the source's counter (old copies and manifests
+        can no longer be replayed)."""
+        self.gate.authorize(authorization_token, authorization.COMMIT)
+        return self.counter.increment()
+
+
+def _secret(value):
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_SECRET:
+        raise exception.EvidenceError('a vTPM secret is 1 to %d characters'
+                                      % MAX_SECRET)
+    return value

@@ -1,47 +1,69 @@
-"""Client side of the vTPM manager's RPC API.
+"""Client side of the vTPM manager's RPC API (the verifier's calls).
 
 API version history:
 
 * 1.0 - get_identity, activate_credential, attest
 * 1.1 - certify_migration_key, open_duplicate, read_counter,
   advance_counter (the live-migration protocol)
+* 2.0 - every call but get_identity carries a verifier-signed challenge
+  or authorization; open_duplicate, read_counter and advance_counter
+  left the bus for the host's own UNIX socket (local_client). A 1.x
+  manager would answer anyone, so 2.0 clients do not fall back to 1.x:
+  upgrade the managers first, then the verifier.
 """
 
 import oslo_messaging as messaging
 
 from korora_nova.attestation import evidence
 from korora_nova.attestation import pcr_values
+from korora_nova.attestation import purpose
+from korora_nova.attestation import results
 from korora_nova import conf
 from korora_nova import exception
 from korora_nova import rpc
 from korora_nova.tpm import certify
-from korora_nova.vtpm_manager import local_channel
 
 CONF = conf.CONF
-VERSION_CAP = '1.1'
 MAX_CERTIFICATE = 16 * 1024
+
+# Release names an operator may give as [upgrade_levels]
+# korora_vtpm_manager, and the newest version each release understands.
+VERSION_ALIASES = {
+    '2026.1': '1.1',
+    '2026.2': '2.0',
+}
+BASE_VERSION = '2.0'
 
 
 class VTPMManagerAPI:
-    """Talks to the vTPM manager of one compute host (server = host)."""
+    """Talks to the vTPM manager of one compute host (server = host).
 
-    def __init__(self, transport=None):
-        target = messaging.Target(topic=CONF.korora.manager_topic,
-                                  version='1.0')
-        self.client = messaging.get_rpc_client(
-            transport or rpc.get_transport(), target,
-            version_cap=VERSION_CAP)
+    signer: the verifier's SigningKey; without one, only get_identity can
+    be asked (every other call needs a signed challenge).
+    """
 
-    def _call(self, host, method, timeout=None, version='1.0', **kwargs):
-        cctxt = self.client.prepare(
-            server=host, version=version,
-            timeout=timeout or CONF.korora.attestation_timeout)
+    def __init__(self, signer=None):
+        self.signer = signer
+        self.client = rpc.get_client(
+            CONF.korora.manager_topic, BASE_VERSION,
+            CONF.upgrade_levels.korora_vtpm_manager, VERSION_ALIASES)
+
+    def _call(self, host, method, timeout=None, version=BASE_VERSION,
+              **kwargs):
+        if not self.client.can_send_version(version):
+            raise exception.ConfigurationError(
+                '%s needs vTPM manager RPC API %s, above [upgrade_levels] '
+                'korora_vtpm_manager: upgrade the managers, then lift the '
+                'cap' % (method, version))
+        timeout = timeout or CONF.korora.attestation_timeout
+        cctxt = self.client.prepare(server=host, version=version,
+                                    timeout=timeout)
         try:
-            return cctxt.call({}, method, **kwargs)
+            return cctxt.call(rpc.request_context(), method, **kwargs)
         except messaging.MessagingTimeout:
             raise exception.TPMConnectionError(
                 '%s: the vTPM manager did not answer within %s s'
-                % (host, timeout or CONF.korora.attestation_timeout))
+                % (host, timeout))
         except messaging.RemoteError as error:
             raise exception.TPMError(
                 '%s: the vTPM manager failed: %s' % (host, error.value))
@@ -49,6 +71,15 @@ class VTPMManagerAPI:
             raise exception.TPMConnectionError(
                 '%s: the vTPM manager cannot be reached: %s'
                 % (host, error))
+
+    def _challenge(self, host, claims):
+        if self.signer is None:
+            raise exception.ConfigurationError(
+                'this process holds no verifier signing key ([korora] '
+                'verifier_signing_key): a vTPM manager answers only the '
+                'verifier\'s signed challenges')
+        return self.signer.sign(results.CHALLENGE, host,
+                                CONF.korora.result_lifetime, claims)
 
     def get_identity(self, host):
         """The host's (evidence.Endorsement, AK public key bytes)."""
@@ -64,16 +95,21 @@ class VTPMManagerAPI:
         return endorsement, ak_public
 
     def activate_credential(self, host, credential_blob, encrypted_secret):
+        challenge = self._challenge(
+            host, {'korora.purpose': results.ENROLL})
         reply = _dict(host, self._call(
-            host, 'activate_credential',
+            host, 'activate_credential', challenge=challenge,
             credential_blob=rpc.encode(credential_blob),
             encrypted_secret=rpc.encode(encrypted_secret)))
         return rpc.decode(reply.get('secret'), 'activated secret', 64)
 
-    def attest(self, host, nonce):
-        """A QuoteEvidence over the verifier's nonce."""
-        reply = _dict(host, self._call(host, 'attest',
-                                       nonce=rpc.encode(nonce)))
+    def attest(self, host, nonce, purpose_label=purpose.ATTEST):
+        """A QuoteEvidence whose qualifying data is
+        purpose.qualifying_data(purpose_label, nonce)."""
+        challenge = self._challenge(host, {
+            'eat_nonce': results.nonce_claim(nonce),
+            'korora.purpose': purpose.name(purpose_label)})
+        reply = _dict(host, self._call(host, 'attest', challenge=challenge))
         return evidence.QuoteEvidence(
             rpc.decode(reply.get('message'), 'quote message',
                        evidence.MAX_ATTEST_SIZE),
@@ -81,15 +117,15 @@ class VTPMManagerAPI:
                        evidence.MAX_SIGNATURE_SIZE),
             pcr_values.from_json(reply.get('pcr_values')))
 
-    # 1.1: the live-migration protocol
+    # The live-migration protocol
 
-    def certify_migration_key(self, host, nonce):
+    def certify_migration_key(self, host, authorization_token):
         """The host's certify.CertifiedKey for one migration (unchecked:
         the caller appraises it against the host's AK)."""
         reply = _dict(host, self._call(
-            host, 'certify_migration_key', version='1.1',
+            host, 'certify_migration_key',
             timeout=CONF.korora.migration_step_timeout,
-            nonce=rpc.encode(nonce)))
+            authorization_token=authorization_token))
         return certify.CertifiedKey(
             rpc.decode(reply.get('public'), 'certified key',
                        evidence.MAX_PUBLIC_SIZE),
@@ -98,38 +134,6 @@ class VTPMManagerAPI:
             rpc.decode(reply.get('signature'), 'certification signature',
                        evidence.MAX_SIGNATURE_SIZE),
             rpc.decode(reply.get('unique'), 'key unique', 64))
-
-    def open_duplicate(self, host, unique, duplicated, binding):
-        """The duplicated secret, as local_channel.seal() of host."""
-        reply = _dict(host, self._call(
-            host, 'open_duplicate', version='1.1',
-            timeout=CONF.korora.migration_step_timeout,
-            unique=rpc.encode(unique),
-            public=rpc.encode(duplicated.public),
-            duplicate=rpc.encode(duplicated.duplicate),
-            seed=rpc.encode(duplicated.seed),
-            binding=rpc.encode(binding)))
-        return rpc.decode(reply.get('sealed'), 'sealed secret',
-                          local_channel.MAX_PLAINTEXT + 64)
-
-    def read_counter(self, host):
-        return _counter(host, self._call(
-            host, 'read_counter', version='1.1',
-            timeout=CONF.korora.migration_step_timeout))
-
-    def advance_counter(self, host):
-        return _counter(host, self._call(
-            host, 'advance_counter', version='1.1',
-            timeout=CONF.korora.migration_step_timeout))
-
-
-def _counter(host, reply):
-    value = _dict(host, reply).get('value')
-    if not isinstance(value, int) or isinstance(value, bool) or not (
-            0 <= value < 2 ** 64):
-        raise exception.EvidenceError(
-            '%s: the vTPM manager sent a malformed counter value' % host)
-    return value
 
 
 def _dict(host, reply):

@@ -292,13 +292,23 @@ class KororaVTPMFakeDriver(fake.MediumFakeDriver):
 
 
 class KororaHookedFakeDriver(hooks_driver.hooked(KororaVTPMFakeDriver)):
-    """KororaVTPMFakeDriver with Korora's live-migration hooks, measuring
-    the fake hosts' instance files."""
+    """KororaVTPMFakeDriver with Korora's live-migration hooks, on the
+    fake hosts' instance files; each host reaches its own vTPM manager on
+    the socket local_sockets names for it (set per test)."""
 
     keep_source_copy = True
+    #: host -> the UNIX socket of its vTPM manager.
+    local_sockets = {}
 
     def korora_state_backend(self):
         return self.state_backend()
+
+    def korora_local_manager(self):
+        from korora_nova.vtpm_manager import local_client
+
+        path = self.local_sockets.get(self.korora_host, '/nonexistent')
+        return local_client.LocalManager(
+            path, nova.conf.CONF.korora.migration_step_timeout)
 
 
 class NovaVTPMTestBase(integrated_helpers._IntegratedTestBase):

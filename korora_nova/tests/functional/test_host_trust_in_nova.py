@@ -6,7 +6,6 @@ own korora vTPM manager; the verifier attests them over the same
 in-process bus and keeps verdicts in a real SQLite database.
 """
 
-import os
 import time
 
 import fixtures as fixtures_lib
@@ -16,14 +15,13 @@ from keystoneauth1 import session as ks_session
 import oslo_messaging as messaging
 
 from korora_nova.db import api as db
+from korora_nova.hypervisors import file_backend
 from korora_nova import rpc
 from korora_nova.tests.functional import nova_base
 from korora_nova.tests import fixtures
 from korora_nova.verifier import attestation
 from korora_nova.verifier import enrollment
-from korora_nova.verifier import manager as verifier_manager
 from korora_nova.verifier import placement
-from korora_nova.vtpm_manager import rpcapi
 
 POLICY = 'compute-2026-11'
 WAIT = 15.0
@@ -36,22 +34,22 @@ class HostTrustInNovaTestBase(nova_base.NovaVTPMTestBase):
     def setUp(self):
         super().setUp()
         self.addCleanup(rpc.cleanup)
-        self.flags(pcr_watch_interval=0.05, attestation_timeout=2.0,
-                   migration_step_timeout=5.0,
-                   local_channel_key=os.path.join(
-                       self.useFixture(fixtures_lib.TempDir()).path,
-                       'local-channel.key'),
-                   group='korora')
-        self.notifications = []
-        self.verifier = self.start_verifier()
         self.tpms, self.managers = {}, {}
+        sockets = {}
+        self.useFixture(fixtures_lib.MonkeyPatch(
+            'korora_nova.tests.functional.nova_base.KororaHookedFakeDriver.'
+            'local_sockets', sockets))
         for host in self.COMPUTE_HOSTS:
             self.tpms[host] = self.useFixture(fixtures.SoftwareTPMFixture())
             self.managers[host] = self.useFixture(
-                fixtures.VTPMManagerFixture(host, self.tpms[host]))
+                fixtures.VTPMManagerFixture(
+                    host, self.tpms[host],
+                    state_backend=file_backend.FileStateBackend(
+                        self.state_root, host)))
+            sockets[host] = self.managers[host].hook_socket
         self.flags(ek_ca_bundle=self.tpms['compute-1'].ca_bundle,
                    group='korora')
-        self.manager_api = rpcapi.VTPMManagerAPI()
+        self.manager_api = self.verifier_fixture.manager_api
         for host in self.COMPUTE_HOSTS:
             enrollment.enroll(self.manager_api, host)
         attestation.record_policy(self.manager_api, 'compute-1', POLICY, 1)
@@ -61,9 +59,13 @@ class HostTrustInNovaTestBase(nova_base.NovaVTPMTestBase):
         self.vtpm_flavor = self.create_vtpm_flavor()
 
     def configure_nova(self):
-        # Before the computes start: their Korora start-up recovery reads
-        # the verifier's database.
+        # Before the computes start: their Korora start-up recovery asks
+        # the verifier, whose answers they check with its key.
+        self.flags(pcr_watch_interval=0.05, attestation_timeout=2.0,
+                   migration_step_timeout=5.0, group='korora')
         self.database = self.useFixture(fixtures.VerifierDatabaseFixture())
+        self.notifications = []
+        self.verifier = self.start_verifier()
 
     def start_verifier(self):
         """The verifier's endpoint on the bus, as korora-verifier runs it
@@ -74,22 +76,13 @@ class HostTrustInNovaTestBase(nova_base.NovaVTPMTestBase):
             def info(self, ctxt, event_type, payload):
                 test.notifications.append((event_type, payload))
 
-        self.attestor = attestation.Attestor(rpcapi.VTPMManagerAPI(),
-                                             Notifier())
-        verifier = verifier_manager.Verifier(self.flags_conf(),
-                                             self.attestor)
-        server = rpc.get_server('korora-verifier', 'verifier-1', [verifier])
-        server.start()
-        self.verifier_server = server
-        self.addCleanup(self.stop_verifier)
-        return verifier
+        self.verifier_fixture = self.useFixture(fixtures.VerifierFixture(
+            fixtures.verifier_keys(self).signer, Notifier()))
+        self.attestor = self.verifier_fixture.attestor
+        return self.verifier_fixture.verifier
 
     def stop_verifier(self):
-        if self.verifier_server is not None:
-            self.verifier_server.stop()
-            self.verifier_server.wait()
-            self.verifier_server = None
-            self.verifier.stop()
+        self.verifier_fixture.stop()
 
     @staticmethod
     def flags_conf():

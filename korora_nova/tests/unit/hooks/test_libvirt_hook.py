@@ -14,7 +14,7 @@ import threading
 
 import fixtures
 
-from korora_nova.hooks import admission
+from korora_nova.vtpm_manager import admission
 from korora_nova.hooks import libvirt_hook
 from korora_nova.migration import records
 from korora_nova.migration import states
@@ -734,7 +734,7 @@ class TestHookServer(base.TestCase):
     def test_an_unexpected_error_refuses_with_the_traceback_in_the_log(self):
         self.serve()
         self.useFixture(fixtures.MockPatch(
-            'korora_nova.hooks.admission.decide',
+            'korora_nova.vtpm_manager.admission.decide',
             side_effect=RuntimeError('a detail\nfor the log only')))
         answer = self.ask(libvirt_hook.request_header('d') + xml())
         self.assertEqual(b'REFUSE unexpected error in korora-vtpm-manager '

@@ -1,11 +1,17 @@
-"""Step 4: the integrity manifest, signed by the source's TPM.
+"""The integrity manifest of one migration, and the destination's
+measurement on arrival: what each host's TPM signed about the instance.
 
-The manifest lists the digests of the instance's constrained data items
-as they were when the transfer ended, bound to this one migration
-(instance, migration, both hosts, both attestation nonces, the source's
-monotonic counter). The source signs it by quoting with the manifest's
-SHA-256 as the nonce: the TPM signs it with the AK the destination has
-already checked, and the quote shows the source's PCRs at that moment.
+The source's vTPM manager measures the instance's constrained data items
+itself when the transfer has ended (the vTPM state, NVRAM, the domain's
+security facts, disks) and signs the manifest with its AK; the
+destination's manager measures what arrived and signs that the same
+way. Each document is bound to this one migration (instance, migration,
+both hosts, both attestation nonces the verifier used, the source's
+monotonic counter) and says which of the two it is. Its signature is a
+TPM quote whose qualifying data is the document's digest under the
+purpose label of its kind (korora_nova.attestation.purpose): a quote for
+any other purpose never stands for it. The verifier checks both before
+it moves the record.
 """
 
 import dataclasses
@@ -15,14 +21,16 @@ import json
 from korora_nova.attestation import appraisal
 from korora_nova.attestation import evidence
 from korora_nova.attestation import pcr_values
+from korora_nova.attestation import purpose
 from korora_nova import exception
 from korora_nova.hypervisors import base
 from korora_nova.migration import audit
-from korora_nova.migration import records
-from korora_nova.migration import states
 from korora_nova import rpc
 
-VERSION = 1
+VERSION = 2
+DEPARTURE = 'departure'     # the source's, when the transfer ended
+ARRIVAL = 'arrival'         # the destination's, on arrival
+LABELS = {DEPARTURE: purpose.MANIFEST, ARRIVAL: purpose.ARRIVAL}
 MAX_DOCUMENT = 64 * 1024
 _NONCE_HEX = 2 * evidence.MAX_NONCE_SIZE
 
@@ -42,9 +50,11 @@ class Manifest:
     dest_nonce: str         # hex: the destination's nonce for the source
     counter: int            # the source's monotonic counter
     items: base.Measurement
+    kind: str = DEPARTURE
 
     def document(self):
         return {'version': VERSION,
+                'kind': self.kind,
                 'migration_uuid': self.migration_uuid,
                 'instance_uuid': self.instance_uuid,
                 'source_host': self.source_host,
@@ -55,47 +65,34 @@ class Manifest:
                 'items': self.items.to_primitive()}
 
     def digest(self):
-        """What the source's TPM signs (the quote's qualifying data)."""
+        """The SHA-256 of the canonical document."""
         return hashlib.sha256(
             audit.canonical(self.document()).encode('ascii')).digest()
 
+    def qualifying_data(self):
+        """What the host's TPM signs: the digest under its kind's label."""
+        return purpose.qualifying_data(LABELS[self.kind], self.digest())
 
-def protocol_nonces(migration_uuid):
-    """(source_nonce, dest_nonce), hex, as the audit log recorded them."""
-    found = {}
-    for entry in records.history(migration_uuid):
-        details = json.loads(entry.details)
-        for name in ('source_nonce', 'dest_nonce'):
-            if name in details:
-                found[name] = details[name]
-    return found.get('source_nonce'), found.get('dest_nonce')
-
-
-def measure_and_sign(record, backend, manager_api, vtpm_secret=None,
-                     block_migration=False):
-    """On the source, once the transfer ended: TRANSFERRING -> MEASURED
-    with the signed manifest of the source's copy."""
-    items = backend.measure(record.instance_uuid,
-                            block_migration=block_migration,
-                            vtpm_secret=vtpm_secret)
-    counter = manager_api.read_counter(record.source_host)
-    source_nonce, dest_nonce = protocol_nonces(record.uuid)
-    manifest = Manifest(record.uuid, record.instance_uuid,
-                        record.source_host, record.dest_host, source_nonce,
-                        dest_nonce, counter, items)
-    signed = sign(manager_api, manifest)
-    return records.transition(
-        record.uuid, record.source_host, states.MEASURED,
-        details={'manifest_sha256': manifest.digest().hex(),
-                 'items': dict(items), 'counter': counter},
-        manifest=signed, source_counter=counter,
-        expected=states.TRANSFERRING)
+    def binding(self):
+        """The fields that tie the document to one migration."""
+        return (self.migration_uuid, self.instance_uuid, self.source_host,
+                self.dest_host, self.source_nonce, self.dest_nonce,
+                self.counter)
 
 
-def sign(manager_api, manifest):
-    """The manifest with the source TPM's quote over its digest, as the
-    JSON text kept on the migration record."""
-    quote = manager_api.attest(manifest.source_host, manifest.digest())
+def for_migration(migration, counter, items, kind):
+    """The document for migration (the claims the verifier's
+    authorization names: uuid, instance_uuid, source_host, dest_host,
+    source_nonce, dest_nonce)."""
+    return Manifest(migration['uuid'], migration['instance_uuid'],
+                    migration['source_host'], migration['dest_host'],
+                    migration['source_nonce'], migration['dest_nonce'],
+                    counter, items, kind)
+
+
+def signed_text(manifest, quote):
+    """The document with its TPM quote, as the JSON text that travels to
+    the verifier and is kept on the migration record."""
     return json.dumps({
         'manifest': manifest.document(),
         'quote': {'message': rpc.encode(quote.message),
@@ -119,6 +116,10 @@ def load(text):
         if type(version) is not int or version != VERSION:
             raise ManifestError('integrity manifest version %r is not %d'
                                 % (version, VERSION))
+        kind = document.get('kind')
+        if kind not in LABELS:
+            raise ManifestError('integrity manifest kind %r is not %s'
+                                % (kind, ' or '.join(sorted(LABELS))))
         manifest = Manifest(
             _text(document, 'migration_uuid', 36),
             _text(document, 'instance_uuid', 36),
@@ -127,7 +128,7 @@ def load(text):
             _text(document, 'source_nonce', _NONCE_HEX),
             _text(document, 'dest_nonce', _NONCE_HEX),
             _counter(document.get('counter')),
-            base.Measurement.from_primitive(document['items']))
+            base.Measurement.from_primitive(document['items']), kind)
         quote = evidence.QuoteEvidence(
             rpc.decode(quoted['message'], 'manifest quote',
                        evidence.MAX_ATTEST_SIZE),
@@ -143,15 +144,16 @@ def load(text):
     return manifest, quote
 
 
-def check_signature(manifest, quote, source_ak_public):
-    """Raise ManifestError unless the source's AK signed this manifest."""
+def check_signature(manifest, quote, ak_public, host):
+    """Raise ManifestError unless host's AK signed this document for its
+    kind's purpose."""
     verdict = appraisal.appraise_quote(
-        quote, appraisal.load_public_key(source_ak_public),
-        manifest.digest(), None, None, host=manifest.source_host)
+        quote, appraisal.load_public_key(ak_public),
+        manifest.qualifying_data(), None, None, host=host)
     if not verdict.evidence_valid:
-        raise ManifestError('the integrity manifest is not signed by %s\'s '
-                            'attestation key: %s'
-                            % (manifest.source_host, verdict.summary()))
+        raise ManifestError('the %s measurement is not signed by %s\'s '
+                            'attestation key for that purpose: %s'
+                            % (manifest.kind, host, verdict.summary()))
     return verdict
 
 

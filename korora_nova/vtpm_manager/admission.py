@@ -4,8 +4,8 @@ The decision korora-vtpm-manager takes for korora-libvirt-hook
 (korora_nova.vtpm_manager.hook_server) when libvirt starts an incoming
 live migration (``DOMAIN migrate begin -``).
 
-The incoming domain passes when the verifier's database holds exactly
-one Kororā migration in flight for the instance (the ``<uuid>`` of a
+The incoming domain passes when the manager holds exactly one approved
+Kororā migration in flight for the instance (the ``<uuid>`` of a
 Nova domain is the instance's UUID) whose destination is this host
 ([DEFAULT] host, the name Nova's compute and the Kororā hooks use) and
 whose state is TRANSFERRING: the source and the destination attested
@@ -14,21 +14,23 @@ destination opened the sealed vTPM secret (its pre_live_migration,
 korora_nova.hooks.driver). Anything else refuses it: no record, a record
 for another host, one at another step, more than one.
 
-The record in the database is the authoritative state of the attested
-protocol: every step moves it in a conditional, audited transaction. An
-answer on the message bus could be forged by whoever can publish there,
-so the decision reads the record itself, never a peer's word.
+An approval is what the verifier authorized: the manager records it
+when nova-compute of this host presents the verifier-signed
+authorization of the transfer (korora_nova.vtpm_manager.manager,
+open_transfer), which the verifier issues only for a migration whose
+hosts attested each other and whose key it certified. An answer on the
+message bus could be forged by whoever can publish there; a signature of
+the verifier cannot.
 
 A domain without any TPM passes without a look at the database, unless
 [korora] libvirt_hook_require_approval_for_all is set. A domain whose
 TPM Kororā cannot migrate at all (passthrough, external, Xen stub
-domain, several TPMs) is refused whatever the records say.
+domain, several TPMs) is refused whatever was approved.
 
 Only the standard library at import: korora-libvirt-hook imports
 one_line from here.
 """
 
-import math
 import uuid as uuidlib
 
 # One line of a refusal, at most this many characters.
@@ -132,55 +134,3 @@ def decide(xml, host, require_for_all, load_records):
     return ('instance %s: Korora migration %s from %s to %s is %s'
             % (instance_uuid, record.uuid, record.source_host,
                record.dest_host, record.state))
-
-
-def bounded_url(url, seconds):
-    """url with driver timeouts a little beyond seconds, so that an
-    unreachable database cannot hold a decision for long: connect and
-    I/O for MySQL, connect for PostgreSQL, the lock wait for SQLite. An
-    operator's own values stay."""
-    import sqlalchemy as sa
-
-    try:
-        parsed = sa.engine.make_url(url)
-    except (sa.exc.ArgumentError, TypeError, ValueError) as error:
-        raise Refused('the [korora_database] connection is not a '
-                      'database URL: %s' % one_line(error, 200))
-    whole = int(math.ceil(seconds)) + 1
-    backend = parsed.get_backend_name()
-    if backend in ('mysql', 'mariadb'):
-        wanted = {'connect_timeout': whole, 'read_timeout': whole,
-                  'write_timeout': whole}
-    elif backend == 'postgresql':
-        wanted = {'connect_timeout': max(2, whole)}
-    elif backend == 'sqlite':
-        wanted = {'timeout': max(0.1, seconds)}
-    else:
-        return url
-    query = dict(parsed.query)
-    for key, value in wanted.items():
-        query.setdefault(key, str(value))
-    return parsed.set(query=query).render_as_string(hide_password=False)
-
-
-def records_loader(url, seconds):
-    """load_records for decide(): records.in_flight_for_instance from
-    the database at url, with driver timeouts bounded by seconds; any
-    failure refuses (the details stay in the caller's log)."""
-    bounded = bounded_url(url, seconds)
-
-    def load(instance_uuid):
-        from korora_nova.db import api as db
-        from korora_nova.migration import records
-
-        try:
-            return records.in_flight_for_instance(instance_uuid,
-                                                  connection=bounded)
-        except Exception as error:
-            detail = str(error).strip().splitlines()
-            reason = ('cannot read the Korora migration records from the '
-                      'verifier database %s: %s: %s' % (
-                          db.safe_url(url), type(error).__name__,
-                          one_line(detail[0] if detail else '', 300)))
-            raise Refused(reason) from error
-    return load

@@ -1,0 +1,318 @@
+"""Signed attestation results: the only verifier answers anyone believes.
+
+Whatever crosses the message bus can be forged or replayed by any of
+its clients. So the verifier signs what it tells relying parties (the
+live-migration hooks, the vTPM managers) as a JWS (ES256, compact form)
+and each relying party checks it with the verifier's public keys, pinned
+in its configuration ([korora] verifier_public_keys; several at once,
+for key rotation). Every token is short-lived, names its subject host,
+and is bound to the relying party's nonce or to one migration.
+
+The claims follow the IETF RATS "EAT Attestation Result" draft
+(draft-ietf-rats-ear): ``eat_profile``, ``iat``, ``exp``,
+``ear.verifier-id``, ``eat_nonce`` and per-host ``submods`` with
+``ear.status``, ``ear.trustworthiness-vector`` (AR4SI) and
+``ear.appraisal-policy-id``. What is Kororā's own is under ``korora.``:
+the kind of token (an attestation result, a challenge to a vTPM
+manager, an authorization of one per-migration call), the migration it
+is about, the reasons for a refusal.
+
+One JOSE library does the signing and checking (PyJWT, from OpenStack's
+constraints); this module only fixes what a korora token must contain.
+"""
+
+import base64
+import hashlib
+import json
+import os
+import stat
+import time
+import uuid
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
+import jwt
+
+from korora_nova import exception
+
+EAR_PROFILE = 'tag:github.com,2023:veraison/ear'
+ISSUER = 'korora-verifier'
+ALGORITHM = 'ES256'
+# A token is a few hundred bytes; nothing larger is parsed.
+MAX_TOKEN = 16 * 1024
+MAX_KEY_FILE = 16 * 1024
+# Clocks of hosts differ a little.
+LEEWAY = 5
+
+# korora.kind
+RESULT = 'attestation-result'
+CHALLENGE = 'challenge'
+AUTHORIZATION = 'authorization'
+KINDS = (RESULT, CHALLENGE, AUTHORIZATION)
+
+# korora.action: the vTPM manager calls an authorization may be for, and
+# the role the authorized host plays in the migration.
+CERTIFY_KEY = 'certify-key'
+TRANSFER = 'transfer'
+MEASURE = 'measure'
+VERIFY = 'verify'
+COMMIT = 'commit'
+ROLES = {CERTIFY_KEY: 'destination', TRANSFER: 'destination',
+         MEASURE: 'source', VERIFY: 'destination', COMMIT: 'source'}
+# korora.purpose of a challenge that is not for a quote.
+ENROLL = 'enroll'
+
+# ear.status (draft-ietf-rats-ear, the AR4SI tiers)
+AFFIRMING = 'affirming'
+WARNING = 'warning'
+CONTRAINDICATED = 'contraindicated'
+NONE = 'none'
+
+# AR4SI trustworthiness claims: what a verdict says of a host.
+_VECTOR_TRUSTED = {'instance-identity': 2, 'hardware': 2, 'executables': 2}
+_VECTOR_UNRECOGNIZED = {'instance-identity': 2, 'hardware': 2,
+                        'executables': 96}
+_VECTOR_UNPROVEN = {'instance-identity': 96}
+
+
+def nonce_claim(nonce):
+    """eat_nonce: the nonce as unpadded base64url, as the draft writes it.
+    """
+    return base64.urlsafe_b64encode(nonce).rstrip(b'=').decode('ascii')
+
+
+def nonce_bytes(claim):
+    """The nonce an eat_nonce claim carries; SignedResultError if none."""
+    if not isinstance(claim, str) or not 0 < len(claim) <= 128:
+        raise exception.SignedResultError('the token carries no nonce')
+    try:
+        return base64.urlsafe_b64decode(claim + '=' * (-len(claim) % 4))
+    except (ValueError, TypeError):
+        raise exception.SignedResultError('the token\'s nonce is not '
+                                          'base64url')
+
+
+def _thumbprint(public_key):
+    """The key id: the RFC 7638 JWK thumbprint of an EC P-256 key."""
+    numbers = public_key.public_numbers()
+
+    def coordinate(value):
+        return nonce_claim(value.to_bytes(32, 'big'))
+
+    jwk = json.dumps({'crv': 'P-256', 'kty': 'EC',
+                      'x': coordinate(numbers.x), 'y': coordinate(numbers.y)},
+                     separators=(',', ':'), sort_keys=True)
+    return nonce_claim(hashlib.sha256(jwk.encode('ascii')).digest())
+
+
+def _read_key_file(path, what, private):
+    """The bytes of a key file; a private key must be readable by its
+    owner alone."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as error:
+        raise exception.ConfigurationError(
+            'cannot read the %s %s: %s' % (what, path, error.strerror))
+    with os.fdopen(fd, 'rb') as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise exception.ConfigurationError('the %s %s is not a file'
+                                               % (what, path))
+        if private and info.st_mode & 0o077:
+            raise exception.ConfigurationError(
+                'the %s %s is readable by others (mode %o): make it 0600'
+                % (what, path, stat.S_IMODE(info.st_mode)))
+        data = handle.read(MAX_KEY_FILE + 1)
+    if len(data) > MAX_KEY_FILE:
+        raise exception.ConfigurationError('the %s %s is larger than %d '
+                                           'bytes' % (what, path,
+                                                      MAX_KEY_FILE))
+    return data
+
+
+def _check_p256(key, what, path):
+    if not isinstance(key, (ec.EllipticCurvePrivateKey,
+                            ec.EllipticCurvePublicKey)) or not isinstance(
+            key.curve, ec.SECP256R1):
+        raise exception.ConfigurationError(
+            'the %s %s is not an EC P-256 key (ES256)' % (what, path))
+    return key
+
+
+def generate_signing_key(path):
+    """Write a new EC P-256 private key to path (mode 0600, refusing to
+    overwrite a file) and return it as a SigningKey."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(serialization.Encoding.PEM,
+                            serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL |
+                     os.O_NOFOLLOW, 0o600)
+    except OSError as error:
+        raise exception.ConfigurationError('cannot create the signing key '
+                                           '%s: %s' % (path, error.strerror))
+    with os.fdopen(fd, 'wb') as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(pem)
+    return SigningKey(key)
+
+
+def write_public_key(signing_key, path):
+    """Write the public half of signing_key to path (PEM), for pinning."""
+    with open(path, 'wb') as handle:
+        handle.write(signing_key.public_pem())
+
+
+class SigningKey:
+    """The verifier's signing key ([korora] verifier_signing_key)."""
+
+    def __init__(self, private_key):
+        self._key = private_key
+        self.kid = _thumbprint(private_key.public_key())
+
+    @classmethod
+    def load(cls, path):
+        data = _read_key_file(path, 'verifier signing key', private=True)
+        try:
+            key = serialization.load_pem_private_key(data, password=None)
+        except (ValueError, TypeError) as error:
+            raise exception.ConfigurationError(
+                'the verifier signing key %s is not a PEM private key: %s'
+                % (path, error))
+        return cls(_check_p256(key, 'verifier signing key', path))
+
+    def public_pem(self):
+        return self._key.public_key().public_bytes(
+            serialization.Encoding.PEM,
+            serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    def sign(self, kind, subject, lifetime, claims=None):
+        """A token of kind about subject (a host name), valid lifetime
+        seconds from now, with claims added."""
+        if kind not in KINDS:
+            raise ValueError('unknown token kind %r' % (kind,))
+        now = int(time.time())
+        body = {'eat_profile': EAR_PROFILE, 'iss': ISSUER, 'iat': now,
+                'exp': now + max(1, int(lifetime)), 'sub': subject,
+                'jti': str(uuid.uuid4()), 'korora.kind': kind,
+                'ear.verifier-id': {'developer': 'korora-nova',
+                                    'build': 'korora-verifier'}}
+        body.update(claims or {})
+        return jwt.encode(body, self._key, algorithm=ALGORITHM,
+                          headers={'kid': self.kid})
+
+
+class TrustedKeys:
+    """The verifier public keys a relying party pins, by key id."""
+
+    def __init__(self, public_keys):
+        self._keys = {_thumbprint(key): key for key in public_keys}
+
+    @classmethod
+    def load(cls, paths):
+        if not paths:
+            raise exception.ConfigurationError(
+                '[korora] verifier_public_keys is empty: no answer of the '
+                'verifier can be checked, so none would be believed')
+        keys = []
+        for path in paths:
+            data = _read_key_file(path, 'verifier public key', private=False)
+            try:
+                key = serialization.load_pem_public_key(data)
+            except (ValueError, TypeError) as error:
+                raise exception.ConfigurationError(
+                    'the verifier public key %s is not a PEM public key: %s'
+                    % (path, error))
+            keys.append(_check_p256(key, 'verifier public key', path))
+        return cls(keys)
+
+    @classmethod
+    def of(cls, signing_key):
+        """The public half of signing_key (the verifier checks its own)."""
+        return cls([signing_key._key.public_key()])
+
+    def verify(self, token, kind, subject=None, nonce=None, expected=None):
+        """The claims of token, if the verifier signed it, it has not
+        expired, and it is of kind, about subject, bound to nonce and has
+        every (claim, value) of expected; SignedResultError otherwise."""
+        claims = self._decode(token)
+        if claims.get('korora.kind') != kind:
+            raise exception.SignedResultError(
+                'a %s was sent where a %s was expected'
+                % (claims.get('korora.kind'), kind))
+        if subject is not None and claims.get('sub') != subject:
+            raise exception.SignedResultError(
+                'the verifier\'s %s is about %s, not %s'
+                % (kind, claims.get('sub'), subject))
+        if nonce is not None and claims.get('eat_nonce') != nonce_claim(
+                nonce):
+            raise exception.SignedResultError(
+                'the verifier\'s %s is not bound to this nonce (replayed?)'
+                % kind)
+        for name, value in (expected or {}).items():
+            if claims.get(name) != value:
+                raise exception.SignedResultError(
+                    'the verifier\'s %s is not for this %s (%s)'
+                    % (kind, name.replace('korora.', ''), claims.get(name)))
+        return claims
+
+    def _decode(self, token):
+        if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN:
+            raise exception.SignedResultError(
+                'the verifier\'s answer is missing or larger than %d bytes'
+                % MAX_TOKEN)
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as error:
+            raise exception.SignedResultError(
+                'the verifier\'s answer is not a signed token: %s' % error)
+        key = self._keys.get(header.get('kid'))
+        if key is None or header.get('alg') != ALGORITHM:
+            raise exception.SignedResultError(
+                'the answer is not signed by a pinned verifier key ([korora] '
+                'verifier_public_keys)')
+        try:
+            return jwt.decode(token, key, algorithms=[ALGORITHM],
+                              issuer=ISSUER, leeway=LEEWAY,
+                              options={'require': ['exp', 'iat', 'iss',
+                                                   'sub']})
+        except jwt.ExpiredSignatureError:
+            raise exception.SignedResultError('the verifier\'s answer has '
+                                              'expired')
+        except jwt.InvalidSignatureError:
+            raise exception.SignedResultError(
+                'the verifier\'s answer has a bad signature (forged or '
+                'altered)')
+        except jwt.PyJWTError as error:
+            raise exception.SignedResultError(
+                'the verifier\'s answer is not valid: %s' % error)
+
+
+def verdict_claims(verdict, nonce=None):
+    """EAR claims for a verdict (attestation.verdict.Verdict) of a host."""
+    if verdict.trusted:
+        status, vector = AFFIRMING, _VECTOR_TRUSTED
+    elif verdict.evidence_valid:
+        status, vector = CONTRAINDICATED, _VECTOR_UNRECOGNIZED
+    else:
+        status, vector = CONTRAINDICATED, _VECTOR_UNPROVEN
+    claims = {'submods': {verdict.host: {
+        'ear.status': status,
+        'ear.trustworthiness-vector': dict(vector),
+        'ear.appraisal-policy-id': verdict.policy or 'none',
+        'korora.reasons': [str(reason) for reason in verdict.reasons]}}}
+    if nonce is not None:
+        claims['eat_nonce'] = nonce_claim(nonce)
+    return claims
+
+
+def host_status(claims, host):
+    """(affirming?, reasons) of host in a result's claims."""
+    submod = (claims.get('submods') or {}).get(host)
+    if not isinstance(submod, dict):
+        return False, ['the verifier\'s result says nothing of %s' % host]
+    reasons = submod.get('korora.reasons') or []
+    if not isinstance(reasons, list):
+        reasons = [str(reasons)]
+    return submod.get('ear.status') == AFFIRMING, [str(r) for r in reasons]

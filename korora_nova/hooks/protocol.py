@@ -1,0 +1,248 @@
+"""One Kororā live migration, step by step, as a compute host runs it.
+
+The hooks in Nova's live-migration path (korora_nova.hooks.driver) and
+a restarted compute's recovery (korora_nova.hooks.recovery) both drive
+this object; no step is written twice. It reads in the order a
+migration runs::
+
+    destination  request            the verifier attests the source and
+                                    opens the record
+    source       attest_destination the verifier attests the destination
+                                    and certifies its key for this
+                                    migration
+    source       seal               the vTPM secret, sealed to that key
+    destination  open_transfer      the verifier authorizes the transfer;
+                                    the local vTPM manager opens the secret
+                                    and approves the incoming domain
+    source       measure            the local vTPM manager measures and
+                                    signs the manifest; the verifier checks
+                                    it
+    destination  verify_arrival     the local vTPM manager measures and
+                                    signs the arrival; the verifier compares
+                                    (verified, or quarantined)
+    source       commit             the local vTPM manager advances the
+                                    counter; the verifier records the commit
+
+This host holds no database credentials and believes only answers the
+verifier signed (its keys pinned in [korora] verifier_public_keys),
+bound to the nonce of the call that asked and to the migration; the
+local vTPM manager is reached over the host's root-only socket, never
+the bus.
+"""
+
+import base64
+import binascii
+import dataclasses
+
+from korora_nova.attestation import results
+from korora_nova import exception
+from korora_nova.hooks import handover
+
+
+class StepRefused(exception.KororaError):
+    """The verifier refused a step (its signed reasons), or its answer
+    was not believed."""
+
+
+class Quarantined(exception.KororaError):
+    """The verifier found the arrival different from the manifest."""
+
+    def __init__(self, item, reason, record):
+        super().__init__(reason)
+        self.item = item
+        self.reason = reason
+        self.record = record
+
+
+@dataclasses.dataclass(frozen=True)
+class MigrationRecord:
+    """A migration as the verifier's signed answer describes it."""
+    uuid: str
+    instance_uuid: str
+    source_host: str
+    dest_host: str
+    state: str
+    source_nonce: str = None
+    dest_nonce: str = None
+
+    @classmethod
+    def from_claims(cls, claims):
+        if not isinstance(claims, dict):
+            raise StepRefused('the verifier\'s answer names no migration')
+        try:
+            return cls(**{field.name: claims.get(field.name)
+                          for field in dataclasses.fields(cls)})
+        except TypeError as error:
+            raise StepRefused('the verifier\'s answer describes the '
+                              'migration badly: %s' % error)
+
+
+@dataclasses.dataclass(frozen=True)
+class CertifiedKey:
+    """The destination's key for one migration, as the verifier checked
+    it (handover.seal_secret seals to it)."""
+    public: bytes
+    unique: bytes
+
+
+class MigrationProtocol:
+    """The steps of host; see the module docstring for their order."""
+
+    def __init__(self, host, verifier_api, trusted_keys, local_manager):
+        self.host = host
+        self.verifier_api = verifier_api
+        self.trusted_keys = trusted_keys
+        self.local_manager = local_manager
+
+    # 1. destination
+
+    def request(self, instance_uuid, source):
+        """The new record, once the verifier found source trusted."""
+        claims = self._affirmed(source, 'migration_request',
+                                instance_uuid=instance_uuid, source=source,
+                                dest=self.host)
+        return self._record(claims, instance_uuid)
+
+    # 2. source
+
+    def attest_destination(self, record):
+        """(record, CertifiedKey) once the verifier found the
+        destination trusted and certified its key."""
+        claims = self._affirmed(record.dest_host,
+                                'migration_attest_destination',
+                                migration_uuid=record.uuid, source=self.host)
+        key = claims.get('korora.key') or {}
+        try:
+            certified = CertifiedKey(
+                base64.b64decode(key.get('public', ''), validate=True),
+                base64.b64decode(key.get('unique', ''), validate=True))
+        except (binascii.Error, TypeError, ValueError, AttributeError):
+            raise StepRefused('the verifier\'s answer carries no usable '
+                              'certified key')
+        return self._record(claims, record.instance_uuid), certified
+
+    def seal(self, record, key, secret):
+        return handover.seal_secret(key, secret, handover.binding(record))
+
+    # 3. destination
+
+    def open_transfer(self, record, envelope):
+        """The vTPM secret in envelope (None without one), opened by this
+        host's TPM; the incoming domain is approved from now on."""
+        claims, token = self._authorization(record, results.TRANSFER)
+        fields = handover.parse(envelope) if envelope else None
+        data_key = self.local_manager.open_transfer(
+            token, handover.duplicate_fields(fields) if fields else None)
+        moved = self._record(claims, record.instance_uuid)
+        if fields is None:
+            return moved, None
+        return moved, handover.open_with(data_key, fields,
+                                         handover.binding(moved))
+
+    # 4. source
+
+    def measure(self, record, secret, block_migration):
+        """MEASURED: this host's vTPM manager measured and signed."""
+        _, token = self._authorization(record, results.MEASURE)
+        signed = self.local_manager.sign_manifest(token, secret,
+                                                  block_migration)
+        claims = self._affirmed(self.host, 'migration_measured',
+                                migration_uuid=record.uuid,
+                                source=self.host, signed_manifest=signed)
+        return self._record(claims, record.instance_uuid)
+
+    # 5. destination
+
+    def verify_arrival(self, record, secret):
+        """VERIFIED, or Quarantined with what differs."""
+        if record.state == 'TRANSFERRING':
+            signed = ''     # no manifest: the verifier quarantines
+        else:
+            _, token = self._authorization(record, results.VERIFY)
+            signed = self.local_manager.measure_arrival(token, secret)
+        claims = self._signed(self.host, 'migration_arrived',
+                              migration_uuid=record.uuid, dest=self.host,
+                              signed_arrival=signed)
+        moved = self._record(claims, record.instance_uuid)
+        affirmed, reasons = results.host_status(claims, self.host)
+        if moved.state == 'QUARANTINED':
+            raise Quarantined(str(claims.get('korora.item') or 'manifest'),
+                              '; '.join(reasons), moved)
+        if not affirmed or moved.state != 'VERIFIED':
+            raise StepRefused('; '.join(reasons) or 'migration %s is %s'
+                              % (moved.uuid, moved.state))
+        return moved
+
+    # 6. source
+
+    def commit(self, record):
+        """COMMITTED: the counter advanced, the verifier recorded it."""
+        _, token = self._authorization(record, results.COMMIT)
+        counter = self.local_manager.advance_counter(token)
+        claims = self._affirmed(self.host, 'migration_committed',
+                                migration_uuid=record.uuid,
+                                source=self.host, counter=counter)
+        return self._record(claims, record.instance_uuid)
+
+    # Either host
+
+    def abort(self, migration_uuid, reason):
+        """The record after the abort (final states stay as they are)."""
+        claims = self._signed(self.host, 'migration_abort',
+                              migration_uuid=migration_uuid, host=self.host,
+                              reason=str(reason))
+        return MigrationRecord.from_claims(claims.get('korora.migration'))
+
+    def quarantine(self, migration_uuid, item, reason):
+        claims = self._signed(self.host, 'migration_quarantine',
+                              migration_uuid=migration_uuid, host=self.host,
+                              item=item, reason=str(reason))
+        return MigrationRecord.from_claims(claims.get('korora.migration'))
+
+    def in_flight(self, instance_uuid=None):
+        """This host's migrations not final, oldest first."""
+        claims = self._affirmed(self.host, 'migrations_in_flight',
+                                host=self.host, instance_uuid=instance_uuid)
+        found = claims.get('korora.migrations')
+        if not isinstance(found, list):
+            raise StepRefused('the verifier\'s answer lists no migrations')
+        return [MigrationRecord.from_claims(item) for item in found]
+
+    # What every step stands on
+
+    def _signed(self, subject, method, **arguments):
+        """The claims of the verifier's answer to method, checked: signed
+        by a pinned key, unexpired, about subject, bound to our nonce."""
+        nonce, token = self.verifier_api.migration_step(method, **arguments)
+        try:
+            return self.trusted_keys.verify(token, results.RESULT,
+                                            subject=subject, nonce=nonce)
+        except exception.SignedResultError as error:
+            raise StepRefused('the answer to %s is not believed: %s'
+                              % (method, error))
+
+    def _affirmed(self, subject, method, **arguments):
+        claims = self._signed(subject, method, **arguments)
+        affirmed, reasons = results.host_status(claims, subject)
+        if not affirmed:
+            raise StepRefused('; '.join(reasons) or 'refused by the verifier')
+        return claims
+
+    def _authorization(self, record, action):
+        """(claims, the authorization token for this host's manager)."""
+        claims = self._affirmed(self.host, 'migration_authorize',
+                                migration_uuid=record.uuid, host=self.host,
+                                action=action)
+        token = claims.get('korora.authorization')
+        if not isinstance(token, str):
+            raise StepRefused('the verifier sent no authorization for %s'
+                              % action)
+        return claims, token
+
+    def _record(self, claims, instance_uuid):
+        record = MigrationRecord.from_claims(claims.get('korora.migration'))
+        if record.instance_uuid != instance_uuid:
+            raise StepRefused('the verifier\'s answer is about instance %s, '
+                              'not %s' % (record.instance_uuid,
+                                          instance_uuid))
+        return record

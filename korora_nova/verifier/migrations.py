@@ -1,0 +1,473 @@
+"""The verifier's half of a Kororā live migration: the only writer of its
+record.
+
+The live-migration hooks on the compute hosts hold no database
+credentials. Each step they run is a call to the verifier, which checks
+that step's TPM-signed evidence itself before it moves the record, and
+answers with a signed attestation result (korora_nova.attestation.
+results) bound to the hook's nonce and to the migration:
+
+=================  ==========  ==============================================
+call               caller      what the verifier checks, then records
+=================  ==========  ==============================================
+request            destination a fresh quote of the source (its own nonce,
+                               the enrolled AK, the active policy):
+                               REQUESTED
+attest_destination source      a fresh quote of the destination:
+                               PEERS_ATTESTED; the destination's key for
+                               this migration certified by its AK over the
+                               verifier's nonce: KEY_CERTIFIED
+authorize          either      the record's state and the caller's role;
+                               answers with the authorization of one vTPM
+                               manager call (transfer: TRANSFERRING)
+measured           source      the manifest, signed by the source's AK for
+                               the manifest purpose, bound to this
+                               migration, its counter never committed:
+                               MEASURED
+arrived            destination the arrival measurement, signed by the
+                               destination's AK for the arrival purpose,
+                               equal to the manifest: VERIFIED, or
+                               QUARANTINED naming what differs
+committed          source      the counter advanced past the manifest's:
+                               COMMITTED
+abort, quarantine  a party     ABORTED / QUARANTINED (never out of a final
+                               state)
+in_flight          either      the host's migrations not final
+=================  ==========  ==============================================
+
+A refusal is a signed result too (ear.status contraindicated, with the
+reasons), so a hook can tell the verifier's "no" from a forged one.
+"""
+
+import base64
+import json
+import os
+
+from oslo_log import log as logging
+
+from korora_nova.attestation import appraisal
+from korora_nova.attestation import purpose
+from korora_nova.attestation import results
+from korora_nova.db import api as db
+from korora_nova import exception
+from korora_nova.hypervisors import base
+from korora_nova.migration import manifest as manifest_module
+from korora_nova.migration import records
+from korora_nova.migration import states
+from korora_nova.tpm import duplication
+
+LOG = logging.getLogger(__name__)
+
+NONCE_SIZE = 32
+MAX_REASON = 1000
+MANIFEST_ITEM = 'manifest'
+
+# Records in these states may be replaced by a new request: nothing has
+# left the source yet.
+SUPERSEDABLE = (states.REQUESTED, states.PEERS_ATTESTED,
+                states.KEY_CERTIFIED)
+
+# action -> (the caller's role, the state the record must be in).
+AUTHORIZED = {
+    results.TRANSFER: ('destination', states.KEY_CERTIFIED),
+    results.MEASURE: ('source', states.TRANSFERRING),
+    results.VERIFY: ('destination', states.MEASURED),
+    results.COMMIT: ('source', states.VERIFIED),
+}
+
+
+class Refusal(exception.KororaError):
+    """A step the evidence does not prove; the reason goes to the hook."""
+
+
+def nonces(record):
+    """(source_nonce, dest_nonce), hex, as the audit log recorded them:
+    what the TPMs quoted when the verifier attested each host."""
+    found = {}
+    for entry in records.history(record.uuid):
+        details = json.loads(entry.details)
+        for name in ('source_nonce', 'dest_nonce', 'key_unique'):
+            if name in details:
+                found[name] = details[name]
+    return found
+
+
+def migration_claims(record):
+    """What a token says of the migration record."""
+    found = nonces(record)
+    return {'uuid': record.uuid, 'instance_uuid': record.instance_uuid,
+            'source_host': record.source_host, 'dest_host': record.dest_host,
+            'state': record.state,
+            'source_nonce': found.get('source_nonce'),
+            'dest_nonce': found.get('dest_nonce')}
+
+
+class MigrationSteps:
+    """The steps, for the verifier's RPC endpoint."""
+
+    def __init__(self, conf, attestor, manager_api, signer):
+        self.conf = conf
+        self.attestor = attestor
+        self.manager_api = manager_api
+        self.signer = signer
+
+    # Answers
+
+    def _answer(self, subject, nonce, record=None, verdict=None,
+                reasons=None, claims=None):
+        """A signed result about subject bound to the hook's nonce."""
+        body = {'eat_nonce': results.nonce_claim(nonce)}
+        if verdict is not None:
+            body.update(results.verdict_claims(verdict))
+        else:
+            body['submods'] = {subject: {
+                'ear.status': (results.CONTRAINDICATED if reasons else
+                               results.AFFIRMING),
+                'korora.reasons': [str(r)[:MAX_REASON]
+                                   for r in reasons or ()]}}
+        if record is not None:
+            body['korora.migration'] = migration_claims(record)
+        body.update(claims or {})
+        return self.signer.sign(results.RESULT, subject,
+                                self.conf.korora.result_lifetime, body)
+
+    def _refused(self, subject, nonce, reason, record=None):
+        LOG.warning('migration %s refused for %s: %s',
+                    record.uuid if record is not None else '(new)', subject,
+                    reason)
+        return self._answer(subject, nonce, record, reasons=[reason])
+
+    def _run(self, subject, nonce, step, record=None, abort=True):
+        """Run step(); a Refusal or any KororaError becomes a signed
+        refusal, and aborts record first when abort."""
+        try:
+            return step()
+        except (Refusal, exception.KororaError) as error:
+            if record is not None and abort:
+                self._abort(record.uuid, subject, str(error))
+                record = records.get(record.uuid)
+            return self._refused(subject, nonce, str(error), record)
+
+    def _abort(self, migration_uuid, host, reason):
+        try:
+            records.transition(migration_uuid, host, states.ABORTED,
+                               reason=reason[:MAX_REASON])
+        except states.IllegalTransition as error:
+            LOG.info('migration %s not aborted: %s', migration_uuid, error)
+
+    def _record(self, migration_uuid, host, role, state):
+        """The record, if host plays role in it and it is in state."""
+        try:
+            record = records.get(migration_uuid)
+        except states.MigrationNotFound:
+            raise Refusal('no migration %s is recorded' % migration_uuid)
+        party = record.dest_host if role == 'destination' else (
+            record.source_host)
+        if party != host:
+            raise Refusal('%s is not the %s of migration %s'
+                          % (host, role, migration_uuid))
+        if record.state != state:
+            raise Refusal('migration %s is %s, not %s'
+                          % (migration_uuid, record.state, state))
+        return record
+
+    def _attest(self, role, host):
+        """A fresh verdict of host, trusted, or Refusal."""
+        try:
+            verdict = self.attestor.attest(host)
+        except exception.HostNotFound:
+            raise Refusal('%s host %s is not enrolled with korora-verifier'
+                          % (role, host))
+        if not verdict.trusted:
+            reasons = '; '.join(str(r) for r in verdict.reasons)
+            raise Refusal('the %s host is not trusted: %s' % (role, reasons))
+        return verdict
+
+    # 1. The destination asks; the source is attested.
+
+    def request(self, instance_uuid, source, dest, nonce):
+        def step():
+            if not source or not dest or source == dest:
+                raise Refusal('a migration needs a source and another '
+                              'destination host (%s -> %s)' % (source, dest))
+            verdict = self._attest('source', source)
+            self._supersede(instance_uuid, dest)
+            record = records.create(
+                None, instance_uuid, source, dest, host=dest,
+                details={'dest_nonce': verdict.attestation.extra_data.hex(),
+                         'source_verdict': verdict.summary()})
+            return self._answer(source, nonce, record, verdict)
+        return self._run(source, nonce, step)
+
+    def _supersede(self, instance_uuid, host):
+        for stale in records.in_flight_for_instance(instance_uuid):
+            if stale.state not in SUPERSEDABLE:
+                raise Refusal('migration %s of this instance is %s; it must '
+                              'be finished first (korora-manage migration '
+                              'show %s)' % (stale.uuid, stale.state,
+                                            stale.uuid))
+            try:
+                records.transition(stale.uuid, host, states.ABORTED,
+                                   reason='superseded by a new live '
+                                   'migration request', expected=stale.state)
+            except states.IllegalTransition:
+                pass    # finished meanwhile
+
+    # 2. The source asks; the destination is attested, its key certified.
+
+    def attest_destination(self, migration_uuid, source, nonce):
+        try:
+            record = self._record(migration_uuid, source, 'source',
+                                  states.REQUESTED)
+        except Refusal as error:
+            return self._refused(source, nonce, str(error))
+
+        def step():
+            dest = record.dest_host
+            verdict = self._attest('destination', dest)
+            records.transition(
+                record.uuid, source, states.PEERS_ATTESTED,
+                details={'source_nonce':
+                         verdict.attestation.extra_data.hex(),
+                         'dest_verdict': verdict.summary()},
+                expected=states.REQUESTED)
+            key = self._certify_key(records.get(record.uuid))
+            unique = base64.b64encode(key.unique).decode('ascii')
+            moved = records.transition(
+                record.uuid, source, states.KEY_CERTIFIED,
+                details={'key_certification': key.attestation,
+                         'key_unique': unique},
+                expected=states.PEERS_ATTESTED)
+            return self._answer(dest, nonce, moved, verdict, claims={
+                'korora.key': {
+                    'public': base64.b64encode(key.public).decode('ascii'),
+                    'unique': unique}})
+        return self._run(record.dest_host, nonce, step, record)
+
+    def _certify_key(self, record):
+        dest = record.dest_host
+        certify_nonce = os.urandom(NONCE_SIZE)
+        token = self._authorization(record, dest, results.CERTIFY_KEY,
+                                    certify_nonce)
+        key = self.manager_api.certify_migration_key(dest, token)
+        verdict = appraisal.appraise_certification(
+            key.attestation, key.signature,
+            appraisal.load_public_key(db.host_get(dest).ak_public),
+            purpose.qualifying_data(purpose.CERTIFY, certify_nonce),
+            key.public, host=dest)
+        if not verdict.evidence_valid:
+            raise Refusal('the destination\'s migration key is not certified '
+                          'by its attestation key: %s' % verdict.summary())
+        try:
+            duplication.check_receiver_key(key.public, 'the migration key')
+        except exception.EvidenceError as error:
+            raise Refusal('%s: %s' % (dest, error))
+        return key
+
+    def _authorization(self, record, host, action, nonce, claims=None):
+        body = {'korora.action': action,
+                'korora.role': results.ROLES[action],
+                'korora.migration': migration_claims(record),
+                'eat_nonce': results.nonce_claim(nonce)}
+        body.update(claims or {})
+        return self.signer.sign(results.AUTHORIZATION, host,
+                                self.conf.korora.authorization_lifetime, body)
+
+    # 3-6. Authorizations of the managers' calls.
+
+    def authorize(self, migration_uuid, host, action, nonce):
+        if action not in AUTHORIZED:
+            return self._refused(host, nonce, 'no such step %r' % action)
+        role, state = AUTHORIZED[action]
+        try:
+            record = self._record(migration_uuid, host, role, state)
+        except Refusal as error:
+            return self._refused(host, nonce, str(error))
+
+        def step():
+            claims = {}
+            if action == results.TRANSFER:
+                claims['korora.key_unique'] = nonces(record).get(
+                    'key_unique')
+                moved = records.transition(record.uuid, host,
+                                           states.TRANSFERRING,
+                                           expected=states.KEY_CERTIFIED)
+            else:
+                moved = record
+            if action == results.VERIFY:
+                document, _ = manifest_module.load(record.manifest)
+                claims['korora.counter'] = document.counter
+                claims['korora.disks'] = [
+                    name[len(base.DISK_PREFIX):] for name in document.items
+                    if name.startswith(base.DISK_PREFIX)]
+            token = self._authorization(moved, host, action, nonce, claims)
+            return self._answer(host, nonce, moved, claims={
+                'korora.authorization': token})
+        return self._run(host, nonce, step, record,
+                         abort=action == results.TRANSFER)
+
+    # 4. The source's manifest.
+
+    def measured(self, migration_uuid, source, signed_manifest, nonce):
+        try:
+            record = self._record(migration_uuid, source, 'source',
+                                  states.TRANSFERRING)
+            document = self._check_document(
+                record, signed_manifest, manifest_module.DEPARTURE, source)
+            highest = records.highest_committed_counter(
+                record.source_host, record.instance_uuid)
+            if highest is not None and document.counter <= highest:
+                raise Refusal('the integrity manifest is bound to counter '
+                              'value %d of %s, which a committed migration '
+                              'of this instance used already (replay)'
+                              % (document.counter, source))
+            moved = records.transition(
+                record.uuid, source, states.MEASURED,
+                details={'manifest_sha256': document.digest().hex(),
+                         'items': dict(document.items),
+                         'counter': document.counter},
+                manifest=signed_manifest, source_counter=document.counter,
+                expected=states.TRANSFERRING)
+        except (Refusal, exception.KororaError) as error:
+            # The record stays TRANSFERRING: the destination's check then
+            # finds no manifest.
+            return self._refused(source, nonce, str(error))
+        return self._answer(source, nonce, moved)
+
+    def _check_document(self, record, text, kind, host):
+        """The document in text: of kind, bound to record, signed by
+        host's AK for kind's purpose."""
+        try:
+            document, quote = manifest_module.load(text)
+        except manifest_module.ManifestError as error:
+            raise Refusal(str(error))
+        if document.kind != kind:
+            raise Refusal('a %s measurement was sent where the %s was '
+                          'expected' % (document.kind, kind))
+        found = nonces(record)
+        expected = (record.uuid, record.instance_uuid, record.source_host,
+                    record.dest_host, found.get('source_nonce'),
+                    found.get('dest_nonce'))
+        if document.binding()[:6] != expected:
+            raise Refusal('the %s measurement is not bound to this '
+                          'migration' % kind)
+        try:
+            manifest_module.check_signature(
+                document, quote, db.host_get(host).ak_public, host)
+        except manifest_module.ManifestError as error:
+            raise Refusal(str(error))
+        return document
+
+    # 5. The destination's arrival.
+
+    def arrived(self, migration_uuid, dest, signed_arrival, nonce):
+        """VERIFIED, or QUARANTINED naming the first item that differs."""
+        try:
+            record = records.get(migration_uuid)
+        except states.MigrationNotFound:
+            return self._refused(dest, nonce, 'no migration %s is recorded'
+                                 % migration_uuid)
+        if record.dest_host != dest or record.state not in (
+                states.TRANSFERRING, states.MEASURED):
+            return self._refused(dest, nonce, 'migration %s (%s to %s) is '
+                                 'not waiting for its arrival at %s'
+                                 % (record.uuid, record.state,
+                                    record.dest_host, dest), record)
+        try:
+            item, reason = self._compare(record, signed_arrival, dest)
+        except exception.KororaError as error:
+            item, reason = MANIFEST_ITEM, str(error)
+        if item is None:
+            moved = records.transition(record.uuid, dest, states.VERIFIED,
+                                       details={'items': reason},
+                                       expected=states.MEASURED)
+            return self._answer(dest, nonce, moved)
+        moved = records.transition(record.uuid, dest, states.QUARANTINED,
+                                   details={'item': item},
+                                   reason=('%s: %s' % (item, reason))[
+                                       :MAX_REASON])
+        return self._answer(dest, nonce, moved, reasons=[reason],
+                            claims={'korora.item': item})
+
+    def _compare(self, record, signed_arrival, dest):
+        """(None, items) when the arrival equals the manifest, else
+        (item, reason)."""
+        if record.state != states.MEASURED:
+            return MANIFEST_ITEM, ('the source signed no integrity manifest '
+                                   'of this migration')
+        departed, _ = manifest_module.load(record.manifest)
+        try:
+            arrived = self._check_document(record, signed_arrival,
+                                           manifest_module.ARRIVAL, dest)
+        except Refusal as error:
+            return base.VTPM_STATE, str(error)
+        if arrived.counter != departed.counter:
+            return MANIFEST_ITEM, ('the arrival is bound to counter %s, the '
+                                   'manifest to %s' % (arrived.counter,
+                                                       departed.counter))
+        differing = base.compare(departed.items, arrived.items)
+        if differing:
+            others = ('; so do %s' % ', '.join(differing[1:])
+                      if len(differing) > 1 else '')
+            return differing[0], ('differs from what %s measured when the '
+                                  'transfer ended%s'
+                                  % (record.source_host, others))
+        return None, dict(arrived.items)
+
+    # 6. Commit, abort, quarantine.
+
+    def committed(self, migration_uuid, source, counter, nonce):
+        try:
+            record = self._record(migration_uuid, source, 'source',
+                                  states.VERIFIED)
+            if not isinstance(counter, int) or counter <= (
+                    record.source_counter or 0):
+                raise Refusal('the counter of %s did not advance past the '
+                              'manifest\'s %s' % (source,
+                                                  record.source_counter))
+            moved = records.transition(record.uuid, source,
+                                       states.COMMITTED,
+                                       details={'counter': counter},
+                                       expected=states.VERIFIED)
+        except (Refusal, exception.KororaError) as error:
+            return self._refused(source, nonce, str(error))
+        return self._answer(source, nonce, moved)
+
+    def abort(self, migration_uuid, host, reason, nonce):
+        try:
+            record = records.get(migration_uuid)
+        except states.MigrationNotFound:
+            return self._refused(host, nonce, 'no migration %s is recorded'
+                                 % migration_uuid)
+        if host not in (record.source_host, record.dest_host):
+            return self._refused(host, nonce, '%s takes no part in migration '
+                                 '%s' % (host, migration_uuid), record)
+        if not states.is_final(record.state):
+            self._abort(record.uuid, host, str(reason))
+        return self._answer(host, nonce, records.get(record.uuid))
+
+    def quarantine(self, migration_uuid, host, item, reason, nonce):
+        """The destination holds an instance it could not check."""
+        try:
+            record = records.get(migration_uuid)
+            if record.dest_host != host:
+                raise Refusal('%s is not the destination of migration %s'
+                              % (host, migration_uuid))
+            if not states.is_final(record.state):
+                records.transition(record.uuid, host, states.QUARANTINED,
+                                   details={'item': str(item)[:64]},
+                                   reason=('%s: %s' % (item, reason))[
+                                       :MAX_REASON])
+        except (Refusal, exception.KororaError) as error:
+            return self._refused(host, nonce, str(error))
+        return self._answer(host, nonce, records.get(record.uuid))
+
+    def in_flight(self, host, instance_uuid, nonce):
+        """The migrations host takes part in that are not final (of one
+        instance, if given), oldest first."""
+        found = (records.in_flight_for_instance(instance_uuid)
+                 if instance_uuid else records.in_flight())
+        mine = [migration_claims(record) for record in found
+                if host in (record.source_host, record.dest_host)]
+        return self._answer(host, nonce,
+                            claims={'korora.migrations': mine})
