@@ -387,7 +387,7 @@ def _print_manifest(row):
     """The source's integrity manifest and whether its signature holds."""
     from korora_nova.db import api as db
     from korora_nova import exception
-    from korora_nova.hooks import manifest as manifest_module
+    from korora_nova.migration import manifest as manifest_module
 
     print('integrity manifest:')
     if not row.manifest:
@@ -396,7 +396,8 @@ def _print_manifest(row):
     try:
         manifest, quote = manifest_module.load(row.manifest)
         manifest_module.check_signature(
-            manifest, quote, db.host_get(row.source_host).ak_public)
+            manifest, quote, db.host_get(row.source_host).ak_public,
+            row.source_host)
         check = 'signature valid'
     except (manifest_module.ManifestError, exception.KororaError) as error:
         print('  INVALID: %s' % error)

@@ -37,6 +37,7 @@ import dataclasses
 from korora_nova.attestation import results
 from korora_nova import exception
 from korora_nova.hooks import handover
+from korora_nova.vtpm_manager import local_client
 
 
 class StepRefused(exception.KororaError):
@@ -159,7 +160,13 @@ class MigrationProtocol:
             signed = ''     # no manifest: the verifier quarantines
         else:
             _, token = self._authorization(record, results.VERIFY)
-            signed = self.local_manager.measure_arrival(token, secret)
+            try:
+                signed = self.local_manager.measure_arrival(token, secret)
+            except local_client.MeasurementFailed as failure:
+                # What arrived cannot be measured: that is a finding.
+                moved = self.quarantine(record.uuid, failure.item,
+                                        str(failure))
+                raise Quarantined(failure.item, str(failure), moved)
         claims = self._signed(self.host, 'migration_arrived',
                               migration_uuid=record.uuid, dest=self.host,
                               signed_arrival=signed)

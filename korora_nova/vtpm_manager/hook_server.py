@@ -312,6 +312,9 @@ class HookServer:
         except exception.KororaError as error:
             LOG.warning('local call %s refused: %s', method, error)
             reply = {'error': admission.one_line(error)}
+            # What could not be measured, for the quarantine to name.
+            if isinstance(getattr(error, 'item', None), str):
+                reply['item'] = admission.one_line(error.item, 64)
         except Exception as error:
             LOG.exception('local call %s: unexpected error', method)
             reply = {'error': 'unexpected error in korora-vtpm-manager (%s): '

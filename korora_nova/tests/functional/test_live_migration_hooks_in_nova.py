@@ -18,6 +18,8 @@ import oslo_messaging as messaging
 from oslo_messaging._drivers import impl_fake
 from oslo_messaging.notify import _impl_test as test_notifier
 
+from korora_nova.attestation import purpose
+from korora_nova.attestation import results
 from korora_nova import conf
 from korora_nova.hooks import commit
 from korora_nova.hooks import handover
@@ -30,6 +32,7 @@ from korora_nova import rpc
 from korora_nova.tests.functional import nova_base
 from korora_nova.tests.functional import test_host_trust_in_nova
 from korora_nova.tests.unit.migration import test_manage
+from korora_nova.tpm import certify
 
 CONF = conf.CONF
 SOURCE = 'compute-1'
@@ -301,7 +304,7 @@ class RogueManager:
     """A vTPM manager endpoint that lies: every method is the honest
     manager's except those given as keyword arguments."""
 
-    target = messaging.Target(version='1.1')
+    target = messaging.Target(version='2.0')
 
     def __init__(self, honest, **lies):
         self._honest = honest
@@ -352,18 +355,38 @@ class TestRefusals(KororaMigrationTestBase):
         return record
 
     def test_key_certified_by_another_tpm_is_refused(self):
+        honest = self.managers[DEST].manager
         other = self.managers['compute-3'].manager
+
+        def certify_with_another_tpm(ctxt, authorization_token):
+            # Root on compute-2 reads the verifier's nonce and has the TPM
+            # of compute-3 certify a key over it.
+            claims = honest.gate.trusted_keys.verify(
+                authorization_token, results.AUTHORIZATION, subject=DEST)
+            key = certify.create_certified_storage_key(
+                other.connection, other.ak, purpose.qualifying_data(
+                    purpose.CERTIFY, results.nonce_bytes(
+                        claims['eat_nonce'])))
+            return {'public': rpc.encode(key.public),
+                    'attestation': rpc.encode(key.attestation),
+                    'signature': rpc.encode(key.signature),
+                    'unique': rpc.encode(key.unique)}
+
         self.replace_manager(
-            DEST, certify_migration_key=other.certify_migration_key)
+            DEST, certify_migration_key=certify_with_another_tpm)
         record = self.assert_refused_before_anything_moved(
-            'Korora: the pre-checks failed: the destination\'s migration '
-            'key is not certified by its attestation key')
+            'Korora: the destination\'s migration key is not certified by '
+            'its attestation key')
         self.assertIn('not certified', record.reason)
 
     def test_replayed_quote_is_refused(self):
         honest = self.managers[DEST].manager
-        old = honest.attest({}, rpc.encode(b'\x01' * 32))
-        self.replace_manager(DEST, attest=lambda ctxt, nonce: old)
+        # A quote the verifier once asked for, kept by root on compute-2.
+        old = honest.attest({}, self.verifier_keys.signer.sign(
+            results.CHALLENGE, DEST, 60,
+            {'eat_nonce': results.nonce_claim(b'\x01' * 32),
+             'korora.purpose': 'attest'}))
+        self.replace_manager(DEST, attest=lambda ctxt, challenge: old)
         record = self.assert_refused_before_anything_moved(
             'Korora: the destination host is not trusted',
             'compute-2: nonce mismatch: stale or replayed evidence')
@@ -373,7 +396,7 @@ class TestRefusals(KororaMigrationTestBase):
         forged = {'trusted': True, 'verdict': 'trusted', 'host': DEST,
                   'summary': 'compute-2: trusted under policy %s'
                   % test_host_trust_in_nova.POLICY}
-        self.replace_manager(DEST, attest=lambda ctxt, nonce: forged)
+        self.replace_manager(DEST, attest=lambda ctxt, challenge: forged)
         self.assert_refused_before_anything_moved(
             'Korora: the destination host is not trusted',
             'no valid quote')
