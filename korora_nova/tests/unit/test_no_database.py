@@ -1,0 +1,148 @@
+"""A compute host's processes hold no verifier database credentials.
+
+korora-vtpm-manager and nova-compute (compute_driver =
+korora.KororaDriver) refuse to start with a [korora_database]
+connection and switch database access off for the rest of the process
+(korora_nova.db.api.disable_db_access), as Nova's nova-compute does
+with DISABLE_DB_ACCESS. The daemons run here as real processes, as an
+operator starts them; whatever would switch the database off runs in a
+process of its own, so this test process keeps its database.
+korora-libvirt-hook, which reads no configuration, makes the database
+layer unimportable instead.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import fixtures
+
+from korora_nova.db import api as db
+from korora_nova.db import migration
+from korora_nova import exception
+from korora_nova.tests import base
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
+# Far above a start-up's few seconds: only there so that a broken
+# process fails the test instead of hanging it.
+RUN_LIMIT = 120
+ENV_CONNECTION = 'OS_KORORA_DATABASE__CONNECTION'
+
+
+def credentials_refused(service):
+    return ('%s must not hold database credentials: remove '
+            '[korora_database] connection from its configuration' % service)
+
+
+def access_refused(service):
+    return ('%s has no database access: only korora-verifier and '
+            'korora-manage on the control plane use [korora_database]'
+            % service)
+
+
+def environment(**extra):
+    """This tree first on the path, no database from the environment."""
+    env = dict(os.environ)
+    env.pop(ENV_CONNECTION, None)
+    env['PYTHONPATH'] = os.pathsep.join(
+        [ROOT] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep)
+                  if p])
+    env.update(extra)
+    return env
+
+
+def run(args, **env):
+    return subprocess.run([sys.executable] + args, capture_output=True,
+                          text=True, timeout=RUN_LIMIT, cwd=ROOT,
+                          env=environment(**env))
+
+
+class NoDatabaseTestCase(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.folder = self.useFixture(fixtures.TempDir()).path
+        self.database_path = os.path.join(self.folder, 'korora.sqlite')
+        self.url = 'sqlite:///' + self.database_path
+
+    def write_config(self, text):
+        path = os.path.join(self.folder, 'korora.conf')
+        with open(path, 'w') as stream:
+            stream.write(text)
+        return path
+
+    def assertStartRefused(self, process, service, reason):
+        """Exit status 1, the daemon's one-line reason on stderr, no
+        traceback."""
+        self.assertEqual(1, process.returncode, process.stderr)
+        self.assertIn('%s: cannot start: %s\n' % (service, reason),
+                      process.stderr)
+        self.assertNotIn('Traceback', process.stderr)
+        self.assertNotIn('Traceback', process.stdout)
+
+
+class TestDisableDBAccess(NoDatabaseTestCase):
+    """db.disable_db_access in a process of its own."""
+
+    def run_disabled(self, call):
+        """Print the number of hosts, switch the database off, then print
+        what call (a statement) raises."""
+        code = textwrap.dedent('''\
+            import sys
+            from korora_nova import conf
+            from korora_nova.db import api as db
+            from korora_nova.db import migration
+            conf.CONF([], project='korora')
+            conf.CONF.set_override('connection', sys.argv[1],
+                                   group='korora_database')
+            migration.db_sync()
+            print(len(db.host_list()))
+            db.disable_db_access('korora-vtpm-manager')
+            try:
+                %s
+            except db.DatabaseError as error:
+                print(error)
+            else:
+                print('answered')
+            ''') % call
+        return run(['-c', code, self.url])
+
+    def assertRefused(self, call):
+        process = self.run_disabled(call)
+        self.assertEqual(0, process.returncode, process.stderr)
+        self.assertEqual(
+            ['0', access_refused('korora-vtpm-manager')],
+            process.stdout.splitlines())
+
+    def test_host_list(self):
+        self.assertRefused('db.host_list()')
+
+    def test_a_writer(self):
+        self.assertRefused('db.writer().__enter__()')
+
+    def test_the_context_manager_of_another_url(self):
+        self.assertRefused('db.context_manager("sqlite://")')
+
+    def test_the_test_process_keeps_its_database(self):
+        self.config.config(connection=self.url, group='korora_database')
+        self.addCleanup(db.dispose)
+        migration.db_sync()
+        self.assertEqual([], db.host_list())
+
+
+class TestRefuseConfiguredConnection(base.TestCase):
+
+    def test_the_default_is_not_a_configured_connection(self):
+        self.assertIsNone(db.refuse_configured_connection(
+            db.CONF, 'korora-vtpm-manager'))
+
+    def test_an_override_is(self):
+        self.config.config(connection='sqlite://', group='korora_database')
+        error = self.assertRaises(
+            exception.ConfigurationError, db.refuse_configured_connection,
+            db.CONF, 'korora-vtpm-manager')
+        self.assertEqual(credentials_refused('korora-vtpm-manager'),
+                         str(error))
+        self.assertEqual(1, len(str(error).splitlines()))
