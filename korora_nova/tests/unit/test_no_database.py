@@ -21,7 +21,9 @@ import fixtures
 from korora_nova.db import api as db
 from korora_nova.db import migration
 from korora_nova import exception
+from korora_nova.hooks import libvirt_hook
 from korora_nova.tests import base
+from korora_nova.tests import hook_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
@@ -146,3 +148,55 @@ class TestRefuseConfiguredConnection(base.TestCase):
         self.assertEqual(credentials_refused('korora-vtpm-manager'),
                          str(error))
         self.assertEqual(1, len(str(error).splitlines()))
+
+
+class TestLibvirtHook(NoDatabaseTestCase):
+    """korora-libvirt-hook reads no configuration and cannot load the
+    database layer (it stays standard-library only)."""
+
+    SERVICE = 'korora-libvirt-hook'
+
+    def test_a_config_file_is_refused_as_a_bad_argument(self):
+        # An operator who hands it a configuration (with credentials)
+        # sees every incoming migration refused, never the file read.
+        config = self.write_config('[korora_database]\nconnection = %s\n'
+                                   % self.url)
+        process = subprocess.run(
+            [sys.executable, '-m', 'korora_nova.cmd.libvirt_hook',
+             '--config-file', config, hook_process.DOMAIN, 'migrate',
+             'begin', '-'], input=hook_process.xml(), capture_output=True,
+            timeout=RUN_LIMIT, cwd=ROOT, env=environment())
+        self.assertEqual(1, process.returncode)
+        self.assertEqual(b'', process.stdout)
+        self.assertEqual(
+            "Korora: incoming live migration of domain %s refused: bad "
+            "arguments: unknown option '--config-file'; %s\n"
+            % (hook_process.DOMAIN, libvirt_hook.USAGE),
+            process.stderr.decode())
+        self.assertFalse(os.path.exists(self.database_path))
+
+    def test_the_database_layer_cannot_be_imported_after_main(self):
+        code = textwrap.dedent('''\
+            from korora_nova.cmd import libvirt_hook
+            # Not a migration: the hook passes at once.
+            print(libvirt_hook.main(['dom', 'started', 'begin', '-']))
+            for name in ('korora_nova.db.api', 'sqlalchemy', 'oslo_db'):
+                try:
+                    __import__(name)
+                except ImportError as error:
+                    print(error)
+                else:
+                    print('imported', name)
+            # The standard library still imports.
+            import xml.dom.minidom
+            print(xml.dom.minidom.parseString('<a/>').documentElement.tagName)
+            ''')
+        process = run(['-c', code])
+        self.assertEqual(0, process.returncode, process.stderr)
+        refused = ('%s has no database access: only korora-verifier and '
+                   'korora-manage on the control plane use '
+                   '[korora_database] (import of %%s refused)'
+                   % self.SERVICE)
+        self.assertEqual(
+            ['0', refused % 'korora_nova.db', refused % 'sqlalchemy',
+             refused % 'oslo_db', 'a'], process.stdout.splitlines())
