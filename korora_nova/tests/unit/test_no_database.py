@@ -85,6 +85,45 @@ class NoDatabaseTestCase(base.TestCase):
         self.assertNotIn('Traceback', process.stdout)
 
 
+class TestVTPMManager(NoDatabaseTestCase):
+    """korora-vtpm-manager --config-file F, as an operator starts it."""
+
+    SERVICE = 'korora-vtpm-manager'
+
+    def manager_config(self, database=''):
+        # A TPM that does not answer: a manager that got past the
+        # database check stops at its TPM instead.
+        return self.write_config(
+            '[DEFAULT]\nhost = compute-1\n'
+            '[korora]\ntcti = swtpm:host=127.0.0.1,port=9\n'
+            'libvirt_hook_socket =\nstate_path = %s\n%s\n'
+            % (self.folder, database))
+
+    def start(self, config, **env):
+        return run(['-m', 'korora_nova.cmd.vtpm_manager', '--config-file',
+                    config], **env)
+
+    def test_a_configured_connection_stops_it(self):
+        process = self.start(self.manager_config(
+            '[korora_database]\nconnection = %s' % self.url))
+        self.assertStartRefused(process, self.SERVICE,
+                                credentials_refused(self.SERVICE))
+        self.assertFalse(os.path.exists(self.database_path))
+
+    def test_a_connection_from_the_environment_stops_it(self):
+        process = self.start(self.manager_config(),
+                             **{ENV_CONNECTION: self.url})
+        self.assertStartRefused(process, self.SERVICE,
+                                credentials_refused(self.SERVICE))
+
+    def test_without_a_connection_it_goes_on_to_its_tpm(self):
+        process = self.start(self.manager_config())
+        self.assertEqual(1, process.returncode, process.stderr)
+        self.assertIn('%s: cannot start: ' % self.SERVICE, process.stderr)
+        self.assertNotIn('database', process.stderr)
+        self.assertNotIn('Traceback', process.stderr)
+
+
 class TestDisableDBAccess(NoDatabaseTestCase):
     """db.disable_db_access in a process of its own."""
 
