@@ -124,6 +124,52 @@ class TestVTPMManager(NoDatabaseTestCase):
         self.assertNotIn('Traceback', process.stderr)
 
 
+class TestKororaDriver(NoDatabaseTestCase):
+    """compute_driver = korora.KororaDriver in nova-compute."""
+
+    def test_a_configured_connection_fails_novas_driver_load(self):
+        from nova.virt import driver as nova_driver
+
+        self.config.config(connection=self.url, group='korora_database')
+        self.flags(base_compute_driver='fake.FakeDriver')
+        error = self.assertRaises(
+            exception.ConfigurationError, nova_driver.load_compute_driver,
+            None, 'korora.KororaDriver')
+        self.assertEqual(credentials_refused('nova-compute'), str(error))
+        # Refused before anything was switched off: this process (a test)
+        # still has its database.
+        self.addCleanup(db.dispose)
+        migration.db_sync()
+        self.assertEqual([], db.host_list())
+
+    def test_the_database_is_off_once_the_driver_is_loaded(self):
+        code = textwrap.dedent('''\
+            import sys
+            from nova.virt import driver as nova_driver
+            from nova.virt import fake
+            from korora_nova import conf
+            from korora_nova.db import api as db
+            from korora_nova.hooks import driver as hooks_driver
+            conf.CONF([], project='korora')
+            conf.CONF.set_override('base_compute_driver', 'fake.FakeDriver',
+                                   group='korora')
+            loaded = nova_driver.load_compute_driver(None,
+                                                     'korora.KororaDriver')
+            assert isinstance(loaded, hooks_driver.LiveMigrationHooks)
+            assert isinstance(loaded, fake.FakeDriver)
+            try:
+                db.host_list()
+            except db.DatabaseError as error:
+                print(error)
+            else:
+                print('host_list() answered')
+            ''')
+        process = run(['-c', code])
+        self.assertEqual(0, process.returncode, process.stderr)
+        self.assertEqual(access_refused('nova-compute') + '\n',
+                         process.stdout)
+
+
 class TestDisableDBAccess(NoDatabaseTestCase):
     """db.disable_db_access in a process of its own."""
 
