@@ -27,18 +27,19 @@ from korora_nova.tests.unit.filters import test_trusted_vtpm as base
 
 load_tests = testscenarios.load_tests_apply_scenarios
 
-# The manual's statements for nova-scheduler's account (names filled in).
-POSTGRESQL_GRANTS = (
-    "CREATE ROLE {role} LOGIN PASSWORD '{password}'",
-    'GRANT CONNECT ON DATABASE {database} TO {role}',
-    'GRANT USAGE ON SCHEMA public TO {role}',
-    'GRANT SELECT ON TABLE host_trust TO {role}',
-)
-MYSQL_GRANTS = (
-    "CREATE USER '{role}'@'127.0.0.1' IDENTIFIED BY '{password}'",
-    "GRANT SELECT ON {database}.host_trust TO '{role}'@'127.0.0.1'",
-)
-
+# The manual's statements for nova-scheduler's account.
+SCHEDULER_GRANTS = {
+    databases.POSTGRESQL: (
+        "CREATE ROLE {role} LOGIN PASSWORD '{password}'",
+        'GRANT CONNECT ON DATABASE {database} TO {role}',
+        'GRANT USAGE ON SCHEMA public TO {role}',
+        'GRANT SELECT ON TABLE host_trust TO {role}',
+    ),
+    databases.MYSQL: (
+        "CREATE USER '{role}'@'127.0.0.1' IDENTIFIED BY '{password}'",
+        "GRANT SELECT ON {database}.host_trust TO '{role}'@'127.0.0.1'",
+    ),
+}
 # What each backend answers an INSERT through that account.
 WRITE_REFUSED = {
     databases.SQLITE: 'attempt to write a readonly database',
@@ -52,50 +53,46 @@ def sqlite_read_only(url):
     return 'sqlite:///file:%s?mode=ro&uri=true' % url[len('sqlite:///'):]
 
 
-class ReadOnlyAccount:
-    """A role that may only read host_trust, on a backend's server."""
+class Account:
+    """A login role on a database of the shared PostgreSQL or MariaDB
+    server, with the privileges the statements (by backend) grant it."""
 
-    def __init__(self, fixture):
+    def __init__(self, fixture, prefix, statements):
         self.fixture = fixture
-        self.role = 'scheduler_%s' % fixture.name
+        self.role = '%s_%s' % (prefix, fixture.name)
         self.password = secrets.token_hex(12)
+        self.statements = statements[fixture.backend]
 
     def create(self, test):
+        """Create the role; its URL. Dropped at the test's cleanup."""
         server = self.fixture.server
         names = {'role': self.role, 'password': self.password,
                  'database': self.fixture.name}
+        statements = [s.format(**names) for s in self.statements]
         if self.fixture.backend == databases.POSTGRESQL:
-            self._postgresql(server, names)
-            test.addCleanup(self._drop_postgresql_role, server)
+            # Table grants are made in the database itself.
+            self._in_database(statements)
+            test.addCleanup(self._in_database, [
+                'DROP OWNED BY %s' % self.role,
+                'REVOKE CONNECT ON DATABASE %s FROM %s'
+                % (self.fixture.name, self.role),
+                'DROP ROLE %s' % self.role])
             return 'postgresql+psycopg2://%s:%s@127.0.0.1:%d/%s' % (
                 self.role, self.password, server.port, self.fixture.name)
-        server.admin(*[s.format(**names) for s in MYSQL_GRANTS])
+        server.admin(*statements)
         test.addCleanup(server.admin,
                         "DROP USER '%s'@'127.0.0.1'" % self.role)
         return 'mysql+pymysql://%s:%s@127.0.0.1:%d/%s?charset=%s' % (
             self.role, self.password, server.port, self.fixture.name,
             server.charset)
 
-    def _postgresql(self, server, names):
-        # Table grants are made in the database itself.
-        connection = server._connect_admin(self.fixture.name)
+    def _in_database(self, statements):
+        connection = self.fixture.server._connect_admin(self.fixture.name)
         try:
             connection.autocommit = True
             with connection.cursor() as cursor:
-                for statement in POSTGRESQL_GRANTS:
-                    cursor.execute(statement.format(**names))
-        finally:
-            connection.close()
-
-    def _drop_postgresql_role(self, server):
-        connection = server._connect_admin(self.fixture.name)
-        try:
-            connection.autocommit = True
-            with connection.cursor() as cursor:
-                cursor.execute('DROP OWNED BY %s' % self.role)
-                cursor.execute('REVOKE CONNECT ON DATABASE %s FROM %s'
-                               % (self.fixture.name, self.role))
-                cursor.execute('DROP ROLE %s' % self.role)
+                for statement in statements:
+                    cursor.execute(statement)
         finally:
             connection.close()
 
@@ -117,7 +114,8 @@ class TestReadOnlyAccount(base.TrustedVTPMFilterTestCase):
         if self.backend == databases.SQLITE:
             self.read_only = sqlite_read_only(self.read_write)
         else:
-            self.read_only = ReadOnlyAccount(database).create(self)
+            self.read_only = Account(database, 'scheduler',
+                                     SCHEDULER_GRANTS).create(self)
 
     def use(self, url):
         db.dispose()
