@@ -12,9 +12,11 @@ layer unimportable instead.
 """
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import fixtures
 
@@ -23,6 +25,7 @@ from korora_nova.db import migration
 from korora_nova import exception
 from korora_nova.hooks import libvirt_hook
 from korora_nova.tests import base
+from korora_nova.tests import fixtures as korora_fixtures
 from korora_nova.tests import hook_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
@@ -285,3 +288,71 @@ class TestLibvirtHook(NoDatabaseTestCase):
         self.assertEqual(
             ['0', refused % 'korora_nova.db', refused % 'sqlalchemy',
              refused % 'oslo_db', 'a'], process.stdout.splitlines())
+
+
+class TestManagerAnswersWithoutDatabase(NoDatabaseTestCase):
+    """A running korora-vtpm-manager (real swtpm, no database) answers
+    korora-libvirt-hook: a vTPM guest's incoming migration is refused,
+    never admitted, with the reason on the hook's stderr."""
+
+    def start_manager(self, socket_path):
+        tpm = self.useFixture(korora_fixtures.SoftwareTPMFixture())
+        # The manager owns the TPM (swtpm serves one client at a time).
+        tpm.connection.close()
+        config = self.write_config(
+            '[DEFAULT]\nhost = compute-2\ntransport_url = fake://\n'
+            '[korora]\ntcti = %s\nek_ca_bundle = %s\nstate_path = %s\n'
+            'libvirt_hook_socket = %s\n' % (
+                tpm.tpm.tcti, tpm.ca_bundle, self.folder, socket_path))
+        log_path = os.path.join(self.folder, 'manager.log')
+        with open(log_path, 'ab') as log:
+            process = subprocess.Popen(
+                [sys.executable, '-m', 'korora_nova.cmd.vtpm_manager',
+                 '--config-file', config], stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                env=environment(), start_new_session=True)
+        self.addCleanup(self.stop, process)
+        deadline = time.monotonic() + RUN_LIMIT
+        while not os.path.exists(socket_path):
+            with open(log_path) as log:
+                self.assertIsNone(process.poll(), log.read())
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.1)
+        return log_path
+
+    @staticmethod
+    def stop(process):
+        """SIGTERM to the manager's own process group, then SIGKILL."""
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
+
+    def test_a_vtpm_guest_is_refused(self):
+        socket_path = os.path.join(self.folder, 'run', 'hook.sock')
+        log_path = self.start_manager(socket_path)
+
+        result = hook_process.run(
+            [sys.executable, '-m', 'korora_nova.cmd.libvirt_hook',
+             '--socket', socket_path, hook_process.DOMAIN, 'migrate',
+             'begin', '-'], hook_process.xml(), env=environment(), cwd=ROOT)
+
+        self.assertEqual(1, result.status, result)
+        self.assertEqual(b'', result.stdout)
+        self.assertEqual(1, result.stderr.count('\n'), result)
+        self.assertTrue(result.stderr.startswith(
+            'Korora: incoming live migration of domain %s refused: cannot '
+            'read the Korora migration records' % hook_process.DOMAIN),
+            result)
+        self.assertIn('DatabaseError: korora-vtpm-manager has no database '
+                      'access', result.stderr)
+        with open(log_path) as log:
+            self.assertIn('incoming live migration of domain %s refused'
+                          % hook_process.DOMAIN, log.read())
