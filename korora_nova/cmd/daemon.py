@@ -37,12 +37,27 @@ def fail(name, error):
     return 1
 
 
-def serve(name, service_module, argv=None):
+def no_database(name, conf):
+    """Hold a compute host's daemon to the trust boundary: it must not be
+    given [korora_database] credentials (ConfigurationError), and nothing
+    in it may use the database afterwards."""
+    from korora_nova.db import api as db
+
+    db.refuse_configured_connection(conf, name)
+    db.disable_db_access(name)
+
+
+def serve(name, service_module, argv=None, database=True):
     """Run a daemon: options, preflight in this process (a broken set-up
     ends it with the reason instead of a restart loop after the fork),
-    then the service until it stops. Returns the exit status."""
+    then the service until it stops. Returns the exit status.
+
+    database=False: a compute host's daemon, see no_database().
+    """
     conf = prepare(name, argv)
     try:
+        if not database:
+            no_database(name, conf)
         service_module.preflight(conf)
     except exception.KororaError as error:
         return fail(name, error)

@@ -1,4 +1,8 @@
-"""korora-vtpm-manager: run on every compute host."""
+"""korora-vtpm-manager: run on every compute host.
+
+It holds the host's TPM and no database credentials: a configured
+[korora_database] connection stops it at start-up.
+"""
 
 import sys
 
@@ -7,7 +11,8 @@ from korora_nova.vtpm_manager import service
 
 
 def main(argv=None):
-    return daemon.serve('korora-vtpm-manager', service, argv)
+    return daemon.serve('korora-vtpm-manager', service, argv,
+                        database=False)
 
 
 if __name__ == '__main__':

@@ -10,6 +10,7 @@ import datetime
 import json
 import threading
 
+from oslo_config import cfg
 from oslo_db import exception as db_exception
 from oslo_db.sqlalchemy import enginefacade
 import sqlalchemy as sa
@@ -31,6 +32,54 @@ PolicyNotFound = exception.PolicyNotFound
 PolicyExists = exception.PolicyExists
 DatabaseError = exception.DatabaseError
 
+# The service that disable_db_access() switched database access off for.
+_disabled_for = None
+
+
+def disable_db_access(service):
+    """Refuse every later use of [korora_database] in this process.
+
+    The processes of a compute host (nova-compute, korora-vtpm-manager,
+    korora-libvirt-hook) hold no database credentials: root there must
+    not reach a trust decision. Like Nova's DISABLE_DB_ACCESS for
+    nova-compute, a stray call then fails loudly instead of opening a
+    local default database.
+    """
+    global _disabled_for
+    with _lock:
+        _disabled_for = service
+    # Engines opened before (a preflight, a test) go too.
+    dispose()
+
+
+def refuse_configured_connection(conf, service):
+    """ConfigurationError if [korora_database] connection is set for this
+    process (a configuration file, the command line, an override): a
+    compute host's service must not even hold the credentials."""
+    if _connection_configured(conf):
+        raise exception.ConfigurationError(
+            '%s must not hold database credentials: remove '
+            '[korora_database] connection from its configuration'
+            % service)
+
+
+def _connection_configured(conf):
+    """Set by the operator (a file, the command line, the environment)
+    or by the process itself (set_override), not korora's default."""
+    location = conf.get_location('connection', 'korora_database')
+    if location is None or not conf.korora_database.connection:
+        return False
+    return (location.location.is_user_controlled or
+            location.location == cfg.Locations.set_override)
+
+
+def _check_access():
+    if _disabled_for is not None:
+        raise DatabaseError(
+            '%s has no database access: only korora-verifier and '
+            'korora-manage on the control plane use [korora_database]'
+            % _disabled_for)
+
 
 @enginefacade.transaction_context_provider
 class _Context:
@@ -41,6 +90,7 @@ def context_manager(url=None):
     """The process's transaction factory for [korora_database] (or for
     the database at url)."""
     with _lock:
+        _check_access()
         url = url or CONF.korora_database.connection
         factory = _facade.get(url)
         if factory is None:

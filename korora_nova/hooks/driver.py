@@ -491,7 +491,19 @@ def hooked(base_class):
 
 def KororaDriver(virtapi, read_only=False):
     """What Nova loads for compute_driver = korora.KororaDriver: the
-    driver named by [korora] base_compute_driver, hooked."""
+    driver named by [korora] base_compute_driver, hooked.
+
+    nova-compute holds no [korora_database] credentials (a compute
+    host's root must not reach a trust decision): a configured
+    connection fails the driver's load, and the database stays off for
+    the rest of the process, as Nova's own is.
+    """
+    try:
+        db.refuse_configured_connection(CONF, 'nova-compute')
+    except exception.ConfigurationError as error:
+        LOG.error('Korora: cannot load the compute driver: %s', error)
+        raise
+    db.disable_db_access('nova-compute')
     base_class = importutils.import_class(
         'nova.virt.' + CONF.korora.base_compute_driver)
     return hooked(base_class)(virtapi, read_only)
