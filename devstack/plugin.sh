@@ -29,9 +29,10 @@ function korora_bin {
     echo "$(get_python_exec_prefix)/$1"
 }
 
-# korora_manage ARGS - korora-manage with this node's korora.conf
+# korora_manage ARGS - korora-manage as the control plane runs it: with
+# the verifier's file (its database and signing key)
 function korora_manage {
-    "$(korora_bin korora-manage)" --config-file "$KORORA_CONF" "$@"
+    "$(korora_bin korora-manage)" --config-file "$KORORA_VERIFIER_CONF" "$@"
 }
 
 # korora_host - this compute host's name, as nova-compute knows it
@@ -147,8 +148,16 @@ function install_korora {
     fi
 }
 
-# configure_korora - korora.conf, the database, nova.conf, the software
-# TPM and the libvirt hook (post-config: before Nova's services start)
+# configure_korora - the configuration files, the signing key, the
+# database, nova.conf, the software TPM and the libvirt hook
+# (post-config: before Nova's services start)
+#
+# The trust boundary decides what goes where: only the verifier's file
+# ($KORORA_VERIFIER_CONF, for korora-verifier and korora-manage) and
+# nova-scheduler's ($KORORA_SCHEDULER_CONF) hold [korora_database]
+# credentials; the vTPM manager's korora.conf and nova-compute's
+# nova-cpu.conf hold none (both refuse to start with one) and pin the
+# verifier's public keys instead.
 function configure_korora {
     sudo install -d -o "$STACK_USER" -m 0755 "$KORORA_CONF_DIR"
     mkdir -p "$KORORA_STATE_DIR"
@@ -158,39 +167,23 @@ function configure_korora {
         korora_make_software_tpm
         KORORA_EK_CA_BUNDLE=${KORORA_EK_CA_BUNDLE:-$(korora_swtpm_ca_dir)/ek-ca-bundle.pem}
     fi
-    if is_service_enabled korora-vtpm-manager && [[ -z $KORORA_EK_CA_BUNDLE && $KORORA_TRUST_ON_FIRST_USE != True ]]; then
-        die $LINENO "Set KORORA_EK_CA_BUNDLE (the CAs of your TPM's EK certificate) or KORORA_TRUST_ON_FIRST_USE=True"
-    fi
-
-    # A new file each stack, as devstack does with nova.conf.
-    rm -f "$KORORA_CONF"
-    touch "$KORORA_CONF"
-    chmod 0640 "$KORORA_CONF"
-    iniset "$KORORA_CONF" DEFAULT host "$(korora_host)"
-    iniset "$KORORA_CONF" DEFAULT transport_url "$(korora_transport_url)"
-    iniset "$KORORA_CONF" DEFAULT debug "${ENABLE_DEBUG_LOG_LEVEL:-True}"
-    iniset "$KORORA_CONF" korora state_path "$KORORA_STATE_DIR"
-    iniset "$KORORA_CONF" korora_database connection "$(korora_database_url)"
-    # korora-vtpm-manager answers the libvirt hook there, from the
-    # migration records of [korora_database]; korora-manage libvirt-hook
-    # install writes the same path into the hook.
-    iniset "$KORORA_CONF" korora libvirt_hook_socket "$KORORA_LIBVIRT_HOOK_SOCKET"
-    if is_service_enabled korora-vtpm-manager; then
-        iniset "$KORORA_CONF" korora tcti "$(korora_tcti)"
-        if [[ -n $KORORA_EK_CA_BUNDLE ]]; then
-            iniset "$KORORA_CONF" korora ek_ca_bundle "$KORORA_EK_CA_BUNDLE"
-        fi
-        if [[ -n $KORORA_PCR_SELECTION ]]; then
-            iniset "$KORORA_CONF" korora pcr_selection "$KORORA_PCR_SELECTION"
-        fi
+    # The verifier checks the EK certificates when it enrolls a host.
+    if is_service_enabled korora-verifier && [[ -z $KORORA_EK_CA_BUNDLE && $KORORA_TRUST_ON_FIRST_USE != True ]]; then
+        die $LINENO "Set KORORA_EK_CA_BUNDLE (the CAs of your TPMs' EK certificates) or KORORA_TRUST_ON_FIRST_USE=True"
     fi
 
     if is_service_enabled korora-verifier; then
+        korora_make_signing_key
+        configure_korora_verifier
         # shellcheck disable=SC2086 # a list of service names
         if is_service_enabled $DATABASE_BACKENDS; then
             recreate_database "$KORORA_DATABASE_NAME"
         fi
         korora_manage db sync || die $LINENO "korora-manage db sync failed"
+    fi
+    korora_check_public_keys
+    if is_service_enabled korora-vtpm-manager; then
+        configure_korora_manager
     fi
     if is_service_enabled n-sch; then
         configure_korora_scheduler
@@ -205,6 +198,88 @@ function configure_korora {
             die $LINENO "korora-manage libvirt-hook install failed"
         korora_restart_libvirt
     fi
+}
+
+# korora_public_keys - [korora] verifier_public_keys, one path a word
+function korora_public_keys {
+    local IFS=,
+    # shellcheck disable=SC2086 # split on the commas
+    echo $KORORA_VERIFIER_PUBLIC_KEYS
+}
+
+# korora_check_public_keys - every pinned public key is there: on a
+# compute node without the verifier, copied from the verifier's node
+function korora_check_public_keys {
+    local key
+    for key in $(korora_public_keys); do
+        if [[ ! -f $key ]]; then
+            die $LINENO "the verifier's public key $key is missing: copy $KORORA_VERIFIER_PUBLIC_KEY from the node of korora-verifier (or set KORORA_VERIFIER_PUBLIC_KEYS)"
+        fi
+    done
+}
+
+# korora_make_signing_key - the verifier's EC P-256 key and its public
+# half, made at the first stack and kept afterwards: every host pins the
+# public key, so a new key would break them all
+function korora_make_signing_key {
+    local private=$KORORA_VERIFIER_SIGNING_KEY public=$KORORA_VERIFIER_PUBLIC_KEY
+    if [[ ! -f $private ]]; then
+        rm -f "$public"
+        # Refuses to overwrite a file; writes the key with mode 0600.
+        "$(korora_bin korora-manage)" signing-key create --path "$private" \
+            --public "$public" ||
+            die $LINENO "korora-manage signing-key create failed"
+    elif [[ ! -f $public ]]; then
+        openssl pkey -in "$private" -pubout -out "$public" ||
+            die $LINENO "cannot write the public key $public of $private"
+    fi
+    chmod 0600 "$private"
+    chmod 0644 "$public"
+}
+
+# korora_write_common FILE - what every korora process reads
+function korora_write_common {
+    local conf=$1
+    iniset "$conf" DEFAULT host "$(korora_host)"
+    iniset "$conf" DEFAULT transport_url "$(korora_transport_url)"
+    iniset "$conf" DEFAULT debug "${ENABLE_DEBUG_LOG_LEVEL:-True}"
+    iniset "$conf" korora state_path "$KORORA_STATE_DIR"
+    iniset "$conf" korora verifier_public_keys "$KORORA_VERIFIER_PUBLIC_KEYS"
+    if [[ -n $KORORA_PCR_SELECTION ]]; then
+        iniset "$conf" korora pcr_selection "$KORORA_PCR_SELECTION"
+    fi
+}
+
+# korora_new_file FILE MODE - an empty file each stack, as devstack does
+# with nova.conf
+function korora_new_file {
+    rm -f "$1"
+    touch "$1"
+    chmod "$2" "$1"
+}
+
+# configure_korora_verifier - the control plane's file: the database,
+# the signing key, the EK CAs (korora-verifier, korora-manage)
+function configure_korora_verifier {
+    korora_new_file "$KORORA_VERIFIER_CONF" 0600
+    korora_write_common "$KORORA_VERIFIER_CONF"
+    iniset "$KORORA_VERIFIER_CONF" korora verifier_signing_key "$KORORA_VERIFIER_SIGNING_KEY"
+    if [[ -n $KORORA_EK_CA_BUNDLE ]]; then
+        iniset "$KORORA_VERIFIER_CONF" korora ek_ca_bundle "$KORORA_EK_CA_BUNDLE"
+    fi
+    iniset "$KORORA_VERIFIER_CONF" korora_database connection "$(korora_database_url)"
+}
+
+# configure_korora_manager - the compute host's korora.conf: no database,
+# the pinned public keys, the TPM, the socket nova-compute and the hook
+# call, and the libvirt the manager measures instances in
+function configure_korora_manager {
+    korora_new_file "$KORORA_CONF" 0640
+    korora_write_common "$KORORA_CONF"
+    iniset "$KORORA_CONF" korora tcti "$(korora_tcti)"
+    iniset "$KORORA_CONF" korora libvirt_hook_socket "$KORORA_LIBVIRT_HOOK_SOCKET"
+    iniset "$KORORA_CONF" korora instance_state_backend "$KORORA_INSTANCE_STATE_BACKEND"
+    iniset "$KORORA_CONF" korora libvirt_uri "$KORORA_LIBVIRT_URI"
 }
 
 # korora_make_software_tpm - a TPM with EK certificates from a CA of its
@@ -236,7 +311,8 @@ EOF
 
 # configure_korora_scheduler - TrustedVTPMFilter beside the filters
 # devstack enabled (lib/nova sets NOVA_FILTERS itself, so the filter is
-# added here, to nova.conf)
+# added here, to nova.conf), and the filter's read of the verifier's
+# database in a file nova-scheduler alone reads
 function configure_korora_scheduler {
     local enabled available values
     enabled=$(iniget "$NOVA_CONF" filter_scheduler enabled_filters)
@@ -250,22 +326,39 @@ function configure_korora_scheduler {
         iniset_multiline "$NOVA_CONF" filter_scheduler available_filters \
             "${values[@]}" "$KORORA_FILTER_PATH"
     fi
-    iniset "$NOVA_CONF" korora_database connection "$(korora_database_url)"
+    # Not in nova.conf: devstack makes nova-cpu.conf from nova.conf, and
+    # nova-compute refuses to start with [korora_database] credentials.
+    # oslo.config reads /etc/nova/nova-scheduler.conf.d/*.conf after
+    # nova-scheduler's --config-file, and no other Nova service does.
+    inidelete "$NOVA_CONF" korora_database connection
+    sudo install -d -o "$STACK_USER" -m 0755 "$(dirname "$KORORA_SCHEDULER_CONF")"
+    korora_new_file "$KORORA_SCHEDULER_CONF" 0600
+    iniset "$KORORA_SCHEDULER_CONF" korora_database connection "$(korora_scheduler_database_url)"
+}
+
+# korora_scheduler_database_url - the filter's account (see "Database
+# accounts per host role" in doc/source/install/manual.rst): read-only
+# on host_trust when KORORA_SCHEDULER_DATABASE_URL names one
+function korora_scheduler_database_url {
+    echo "${KORORA_SCHEDULER_DATABASE_URL:-$(korora_database_url)}"
 }
 
 # configure_korora_compute - nova-compute runs Korora's driver. Written
 # to nova.conf (which devstack copies to nova-cpu.conf when it starts
-# nova-compute) and to nova-cpu.conf where it exists already.
+# nova-compute) and to nova-cpu.conf where it exists already. No
+# [korora_database]: nova-compute talks to its own vTPM manager on the
+# manager's socket and believes the verifier's signed answers only.
 function configure_korora_compute {
-    local conf url
-    url=$(korora_database_url)
+    local conf
     for conf in "$NOVA_CONF" "${NOVA_CPU_CONF:-}"; do
         [[ -n $conf && -f $conf ]] || continue
         iniset "$conf" DEFAULT compute_driver korora.KororaDriver
         iniset "$conf" korora base_compute_driver "$KORORA_BASE_COMPUTE_DRIVER"
         iniset "$conf" korora state_path "$KORORA_STATE_DIR"
-        iniset "$conf" korora local_channel_key "$KORORA_STATE_DIR/local-channel.key"
-        iniset "$conf" korora_database connection "$url"
+        iniset "$conf" korora verifier_public_keys "$KORORA_VERIFIER_PUBLIC_KEYS"
+        iniset "$conf" korora libvirt_hook_socket "$KORORA_LIBVIRT_HOOK_SOCKET"
+        inidelete "$conf" korora local_channel_key
+        inidelete "$conf" korora_database connection
         if [[ $KORORA_LIVE_MIGRATION_NATIVE_TLS == True ]]; then
             iniset "$conf" libvirt live_migration_with_native_tls True
         fi
@@ -292,15 +385,31 @@ function start_korora {
             group=$(stat -c %G "$KORORA_TPM_DEVICE")
         fi
         run_process korora-vtpm-manager "$(korora_bin korora-vtpm-manager) --config-file $KORORA_CONF" "$group"
-        korora_enroll_host
+        if is_service_enabled korora-verifier; then
+            korora_enroll_host
+        else
+            # No credentials here: the control plane enrolls this host.
+            warn $LINENO "$(korora_host) is not enrolled yet: on the node of korora-verifier run $(korora_enroll_commands)"
+        fi
     fi
     if is_service_enabled korora-verifier; then
-        run_process korora-verifier "$(korora_bin korora-verifier) --config-file $KORORA_CONF"
+        run_process korora-verifier "$(korora_bin korora-verifier) --config-file $KORORA_VERIFIER_CONF"
     fi
 }
 
+# korora_enroll_commands - what the verifier's node runs to enroll this
+# host, for a compute node stacked after it
+function korora_enroll_commands {
+    local host policy manage
+    host=$(korora_host)
+    policy=$(korora_policy_name)
+    manage="korora-manage --config-file $KORORA_VERIFIER_CONF"
+    echo "$manage host enroll $host; $manage policy record $host $policy; $manage host set-policy $host $policy; $manage host attest $host"
+}
+
 # korora_enroll_host - enroll this host, record its reference policy and
-# attest it once, in the order doc/source/admin/host-trust.rst gives
+# attest it once, in the order doc/source/admin/host-trust.rst gives,
+# with korora-manage on the verifier's file (its database, its key)
 function korora_enroll_host {
     local host policy deadline
     local args=()
@@ -330,24 +439,46 @@ function korora_enroll_host {
 }
 
 # korora_check_compute_driver - nova-compute's own file names Korora's
-# driver (devstack makes nova-cpu.conf when it starts nova-compute)
+# driver, holds no [korora_database] credentials (nova-compute would
+# refuse to load the driver) and calls the manager's socket (devstack
+# makes nova-cpu.conf when it starts nova-compute)
 function korora_check_compute_driver {
-    local driver
+    local driver socket
     if [[ -n ${NOVA_CPU_CONF:-} && -f $NOVA_CPU_CONF ]]; then
         driver=$(iniget "$NOVA_CPU_CONF" DEFAULT compute_driver)
         if [[ $driver != korora.KororaDriver ]]; then
             die $LINENO "nova-compute runs ${driver:-its default driver}, not korora.KororaDriver ($NOVA_CPU_CONF)"
         fi
+        if [[ -n $(iniget "$NOVA_CPU_CONF" korora_database connection) ]]; then
+            die $LINENO "$NOVA_CPU_CONF holds [korora_database] connection: nova-compute must not hold the verifier's database credentials (remove it from local.conf's post-config)"
+        fi
+        socket=$(iniget "$NOVA_CPU_CONF" korora libvirt_hook_socket)
+        if [[ $socket != "$KORORA_LIBVIRT_HOOK_SOCKET" ]]; then
+            die $LINENO "nova-compute calls the vTPM manager on ${socket:-the default socket}, the manager answers on $KORORA_LIBVIRT_HOOK_SOCKET ($NOVA_CPU_CONF [korora] libvirt_hook_socket)"
+        fi
+    fi
+}
+
+# korora_check_scheduler - nova-scheduler runs TrustedVTPMFilter (a
+# local.conf enabled_filters list replaces the plugin's)
+function korora_check_scheduler {
+    local enabled
+    enabled=$(iniget "$NOVA_CONF" filter_scheduler enabled_filters)
+    if [[ ",${enabled:-$KORORA_NOVA_DEFAULT_FILTERS}," != *",$KORORA_FILTER,"* ]]; then
+        die $LINENO "nova-scheduler does not run $KORORA_FILTER: add it to [filter_scheduler] enabled_filters ($NOVA_CONF, or local.conf's post-config)"
     fi
 }
 
 # check_korora - what the cloud now relies on (test-config)
 function check_korora {
-    if is_service_enabled korora-vtpm-manager; then
+    if is_service_enabled korora-verifier && is_service_enabled korora-vtpm-manager; then
         korora_manage host show "$(korora_host)"
-        if is_service_enabled n-cpu; then
-            korora_check_compute_driver
-        fi
+    fi
+    if is_service_enabled korora-vtpm-manager && is_service_enabled n-cpu; then
+        korora_check_compute_driver
+    fi
+    if is_service_enabled n-sch; then
+        korora_check_scheduler
     fi
     if korora_installs_libvirt_hook; then
         sudo "$(korora_bin korora-manage)" --config-file "$KORORA_CONF" \
@@ -380,21 +511,25 @@ function cleanup_korora {
         korora_drop_database
     fi
     sudo rm -rf "$KORORA_STATE_DIR" "$KORORA_CONF_DIR"
+    sudo rm -f "$KORORA_SCHEDULER_CONF"
 }
 
 function korora_drop_database {
+    # clean.sh does not initialize the database backends: devstack's
+    # defaults. devstack's warn returns the status before it: "|| true".
+    local host=${DATABASE_HOST:-localhost} user=${DATABASE_USER:-root}
     case ${DATABASE_TYPE:-} in
         mysql)
-            mysql -u"$DATABASE_USER" -p"$DATABASE_PASSWORD" -h"$DATABASE_HOST" \
+            mysql -u"$user" -p"${DATABASE_PASSWORD:-}" -h"$host" \
                 -e "DROP DATABASE IF EXISTS $KORORA_DATABASE_NAME;" ||
-                warn $LINENO "cannot drop database $KORORA_DATABASE_NAME"
+                warn $LINENO "cannot drop database $KORORA_DATABASE_NAME" || true
             ;;
         postgresql)
-            dropdb -h"$DATABASE_HOST" -U"$DATABASE_USER" --if-exists "$KORORA_DATABASE_NAME" ||
-                warn $LINENO "cannot drop database $KORORA_DATABASE_NAME"
+            dropdb -h"$host" -U"$user" --if-exists "$KORORA_DATABASE_NAME" ||
+                warn $LINENO "cannot drop database $KORORA_DATABASE_NAME" || true
             ;;
         *)
-            warn $LINENO "database $KORORA_DATABASE_NAME left on ${DATABASE_TYPE:-an unknown server}"
+            warn $LINENO "database $KORORA_DATABASE_NAME left on ${DATABASE_TYPE:-an unknown server}" || true
             ;;
     esac
 }

@@ -7,7 +7,22 @@ and can show its message to an operator as it is.
 
 
 class KororaError(Exception):
-    """Base class: the message is written for an operator."""
+    """Base class: the message is written for an operator.
+
+    Raise with the message, or with the keyword arguments of the class's
+    msg_fmt (as Nova's exceptions take theirs).
+    """
+
+    msg_fmt = '%(reason)s'
+
+    def __init__(self, message=None, **kwargs):
+        self.kwargs = kwargs
+        if message is None:
+            try:
+                message = self.msg_fmt % kwargs
+            except (KeyError, TypeError, ValueError):
+                message = self.msg_fmt
+        super().__init__(message)
 
 
 class ConfigurationError(KororaError):
@@ -69,3 +84,35 @@ class SignedResultError(EvidenceError):
 
 class NotAuthorized(KororaError):
     """A vTPM manager call without the verifier's authorization for it."""
+
+
+class StepRefused(KororaError):
+    """The verifier refused a migration step (its signed reasons), or its
+    answer was not believed."""
+    msg_fmt = 'the verifier refused the step: %(reason)s'
+
+
+class Quarantined(KororaError):
+    """The verifier found the arrival different from the manifest."""
+    msg_fmt = '%(item)s: %(reason)s'
+
+    def __init__(self, item, reason, record):
+        super().__init__(reason)
+        self.item = item
+        self.reason = reason
+        self.record = record
+
+
+class StepNotProven(KororaError):
+    """The verifier: a step its evidence does not prove (the reason goes
+    back to the hook, signed)."""
+    msg_fmt = 'not proven: %(reason)s'
+
+
+class MeasurementFailed(TPMError):
+    """A vTPM manager could not measure an item (item names it)."""
+    msg_fmt = '%(item)s could not be measured: %(reason)s'
+
+    def __init__(self, message, item):
+        super().__init__(message)
+        self.item = item

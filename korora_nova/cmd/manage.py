@@ -147,16 +147,26 @@ def _safe_url(url):
 
 def _attestor():
     from korora_nova.verifier import service as verifier_service
-    return verifier_service.make_attestor(CONF)
+    return verifier_service.make_verifier(CONF).attestor
+
+
+def _manager_api():
+    """The vTPM managers' client, signing challenges with the verifier's
+    key ([korora] verifier_signing_key): korora-manage runs on the
+    control plane, beside the verifier."""
+    from korora_nova.attestation import results
+    from korora_nova.vtpm_manager import rpcapi
+
+    return rpcapi.VTPMManagerAPI(
+        results.SigningKey.load(CONF.korora.verifier_signing_key))
 
 
 def host_enroll(args):
     from korora_nova.db import api as db
     from korora_nova.verifier import enrollment as verifier_enrollment
-    from korora_nova.vtpm_manager import rpcapi
     if args.policy:
         db.policy_get(args.policy)
-    host = verifier_enrollment.enroll(rpcapi.VTPMManagerAPI(), args.host_name,
+    host = verifier_enrollment.enroll(_manager_api(), args.host_name,
                                       args.policy, args.trust_on_first_use)
     print('%s enrolled: EK %s (certificate sha256 %s), AK %s, policy %s%s'
           % (host.name, host.ek_type, host.ek_certificate_sha256,
@@ -249,8 +259,7 @@ def policy_import(args):
 
 def policy_record(args):
     from korora_nova.verifier import attestation
-    from korora_nova.vtpm_manager import rpcapi
-    reference = attestation.record_policy(rpcapi.VTPMManagerAPI(),
+    reference = attestation.record_policy(_manager_api(),
                                           args.host_name, args.policy_name,
                                           args.version)
     print('policy %s recorded from %s (%d PCRs, active)'
@@ -315,8 +324,7 @@ def audit_verify(args):
 
 def audit_anchor(args):
     from korora_nova.migration import audit
-    from korora_nova.vtpm_manager import rpcapi
-    row = audit.anchor(rpcapi.VTPMManagerAPI(), args.host_name)
+    row = audit.anchor(_manager_api(), args.host_name)
     signed = evidence.parse_attestation(row.quote_message).extra_data.hex()
     print('audit log anchored at seq %d (entry hash %s) by %s\'s TPM at %s'
           % (row.seq, signed, row.host,
@@ -406,6 +414,21 @@ def _print_manifest(row):
           % (manifest.source_host, manifest.counter, check))
     for name, digest in manifest.items.items():
         print('  %-16s sha256:%s' % (name, digest))
+
+
+# signing-key
+
+def signing_key_create(args):
+    """Create the verifier's signing key and write its public half for
+    pinning on every host ([korora] verifier_public_keys)."""
+    from korora_nova.attestation import results
+
+    path = args.path or CONF.korora.verifier_signing_key
+    key = results.generate_signing_key(path)
+    results.write_public_key(key, args.public)
+    print('signing key %s (key id %s); pin %s on every host as [korora] '
+          'verifier_public_keys' % (path, key.kid, args.public))
+    return EXIT_OK
 
 
 # libvirt-hook
@@ -546,6 +569,16 @@ def add_command_parsers(subparsers):
          'Show a migration: its states, checks and audit entries.',
          (('migration_uuid',), {'metavar': 'UUID',
                                 'help': 'Migration UUID.'}))
+
+    actions = _category(subparsers, 'signing-key',
+                        'The verifier\'s key for signed answers.')
+    _add(actions, 'create', signing_key_create,
+         'Create the verifier\'s EC P-256 signing key (mode 0600; an '
+         'existing file is never overwritten) and its public key.',
+         (('--path',), {'help': 'Where the private key goes (default '
+                                '[korora] verifier_signing_key).'}),
+         (('--public',), {'required': True,
+                          'help': 'Where the public key goes (PEM).'}))
 
     actions = _category(subparsers, 'libvirt-hook',
                         'korora-libvirt-hook in libvirt\'s hooks folders '

@@ -4,7 +4,10 @@ import socket
 
 from oslo_config import cfg
 
-from korora_nova.hooks import libvirt_hook
+# korora-libvirt-hook's own defaults (it reads no configuration file; a
+# unit test keeps the two equal).
+LIBVIRT_HOOK_SOCKET = '/run/korora/libvirt-hook.sock'
+LIBVIRT_HOOK_TIMEOUT = 10.0
 
 GROUP = cfg.OptGroup(
     'korora',
@@ -171,15 +174,6 @@ migration_opts = [
              'as compute_driver names drivers (relative to nova.virt). Every '
              'method but the live-migration ones stays this driver\'s.'),
     cfg.StrOpt(
-        'local_channel_key',
-        default='$state_path/local-channel.key',
-        help='File with the key that the vTPM manager and nova-compute of '
-             'this host share (created by the vTPM manager, mode 0640). '
-             'An unwrapped vTPM secret crosses the message bus from the '
-             'vTPM manager to nova-compute only encrypted with it, so the '
-             'secret is in clear on the destination host alone. Make it '
-             'readable by the user nova-compute runs as.'),
-    cfg.StrOpt(
         'migration_counter_index',
         default='0x01500020',
         help='NV index (owner range 0x01000000-0x01BFFFFF) of the '
@@ -273,17 +267,19 @@ trust_boundary_opts = [
 libvirt_hook_opts = [
     cfg.StrOpt(
         'libvirt_hook_socket',
-        default=libvirt_hook.DEFAULT_SOCKET,
-        help='UNIX socket on which korora-vtpm-manager answers the libvirt '
-             'hook (korora-libvirt-hook, installed in /etc/libvirt/hooks/'
-             'qemu.d/ and libxl.d/) when a live migration comes in. The '
-             'manager creates it (mode 0600: root, which runs libvirt\'s '
-             'hooks, and the manager\'s user may connect), and its folder '
-             'if missing; it then needs the [korora_database] section to '
-             'read the migration records. korora-manage libvirt-hook '
-             'install writes this path into the hook. Empty: not served, '
-             'and an installed hook refuses every incoming live '
-             'migration.'),
+        default=LIBVIRT_HOOK_SOCKET,
+        help='UNIX socket of this host\'s korora-vtpm-manager: it answers '
+             'the libvirt hook (korora-libvirt-hook, installed in '
+             '/etc/libvirt/hooks/qemu.d/ and libxl.d/) when a live '
+             'migration comes in, and nova-compute\'s per-migration calls '
+             '(open the sealed vTPM secret, measure, advance the counter), '
+             'which never cross the message bus. The manager creates it '
+             '(mode 0600: root, which runs libvirt\'s hooks, and the '
+             'manager\'s user may connect; run nova-compute as that user '
+             'or as root), and its folder if missing. Set the same path in '
+             'nova-compute\'s configuration; korora-manage libvirt-hook '
+             'install writes it into the hook. Empty: not served, and every '
+             'Korora migration to or from this host is refused.'),
     cfg.BoolOpt(
         'libvirt_hook_require_approval_for_all',
         default=False,
@@ -293,7 +289,7 @@ libvirt_hook_opts = [
              'migration in flight, not only of domains with a vTPM.'),
     cfg.FloatOpt(
         'libvirt_hook_timeout',
-        default=libvirt_hook.DEFAULT_TIMEOUT,
+        default=LIBVIRT_HOOK_TIMEOUT,
         min=0.5,
         max=3599,
         help='Seconds the libvirt hook may take to decide on an incoming '
@@ -330,10 +326,11 @@ DATABASE_GROUP = cfg.OptGroup(
     'korora_database',
     title='Verifier database',
     help='The verifier\'s database: hosts, policies, verdicts, '
-         'migrations. The scheduler filter reads verdicts from it, so '
-         'nova-scheduler needs this section too, and so does '
-         'korora-vtpm-manager on a host where the libvirt hook is '
-         'installed: it reads the migration records to answer the hook.')
+         'migrations. korora-verifier and korora-manage (control plane) '
+         'use it read-write; nova-scheduler\'s filter reads trust from '
+         'it, through a read-only account. nova-compute, '
+         'korora-vtpm-manager and korora-libvirt-hook must not have it: '
+         'they refuse to start when a connection is set.')
 
 
 def register_opts(conf):

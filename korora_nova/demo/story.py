@@ -10,10 +10,8 @@ ends the story (DemoFailure, one line).
 # Nova's functional package monkey-patches eventlet on import: first.
 from korora_nova.demo import cloud
 
-import argparse
 import contextlib
 import importlib.metadata
-import io
 import os
 import sqlite3
 import subprocess
@@ -23,7 +21,6 @@ import time
 
 from novaclient import exceptions as nova_exceptions
 
-from korora_nova.cmd import manage
 from korora_nova.db import api as db
 from korora_nova.demo import runner
 from korora_nova.hypervisors import file_backend
@@ -283,13 +280,17 @@ class MigrationDemo(cloud.KororaCloud):
         heading(6, 'The timelines, as "korora-manage migration show UUID" '
                 'prints them')
         detail(None, '(without each audit entry\'s hash and details lines)')
+        _path, config = self.keep_database()
         for row in rows:
-            out = io.StringIO()
-            with contextlib.redirect_stdout(out):
-                manage.migration_show(
-                    argparse.Namespace(migration_uuid=row.uuid))
+            shown = subprocess.run(
+                [sys.executable, '-m', 'korora_nova.cmd.manage',
+                 '--config-file', config, 'migration', 'show', row.uuid],
+                capture_output=True, text=True, timeout=60)
+            self.expect(shown.returncode == 0, 'korora-manage migration '
+                        'show %s: exit %d: %s' % (row.uuid, shown.returncode,
+                                                  shown.stderr.strip()))
             say()
-            for line in out.getvalue().splitlines():
+            for line in shown.stdout.splitlines():
                 if not line.startswith(('    hash ', '    details ')):
                     say('   ' + line)
 

@@ -498,6 +498,8 @@ def KororaDriver(virtapi, read_only=False):
     connection fails the driver's load, and the database stays off for
     the rest of the process, as Nova's own is.
     """
+    from korora_nova.db import api as db
+
     try:
         db.refuse_configured_connection(CONF, 'nova-compute')
     except exception.ConfigurationError as error:

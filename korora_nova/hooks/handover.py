@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from nova import exception as nova_exception
 
 from korora_nova import exception
-from korora_nova.migration import audit
+from korora_nova.migration import canonical
 from korora_nova import rpc
 from korora_nova.tpm import duplication
 
@@ -48,7 +48,7 @@ class SecretNotOpened(nova_exception.NovaException):
 def binding(record):
     """What a sealed secret is for: this migration, nothing else (the
     SHA-256 of its description, a fixed size whatever the host names)."""
-    return hashlib.sha256(audit.canonical({
+    return hashlib.sha256(canonical.canonical({
         'purpose': 'korora vTPM secret hand-over',
         'migration_uuid': record.uuid,
         'instance_uuid': record.instance_uuid,

@@ -37,22 +37,11 @@ import dataclasses
 from korora_nova.attestation import results
 from korora_nova import exception
 from korora_nova.hooks import handover
-from korora_nova.vtpm_manager import local_client
 
 
-class StepRefused(exception.KororaError):
-    """The verifier refused a step (its signed reasons), or its answer
-    was not believed."""
-
-
-class Quarantined(exception.KororaError):
-    """The verifier found the arrival different from the manifest."""
-
-    def __init__(self, item, reason, record):
-        super().__init__(reason)
-        self.item = item
-        self.reason = reason
-        self.record = record
+# The errors of the steps (kept with every other in korora_nova.exception).
+StepRefused = exception.StepRefused
+Quarantined = exception.Quarantined
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,7 +151,7 @@ class MigrationProtocol:
             _, token = self._authorization(record, results.VERIFY)
             try:
                 signed = self.local_manager.measure_arrival(token, secret)
-            except local_client.MeasurementFailed as failure:
+            except exception.MeasurementFailed as failure:
                 # What arrived cannot be measured: that is a finding.
                 moved = self.quarantine(record.uuid, failure.item,
                                         str(failure))

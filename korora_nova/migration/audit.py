@@ -28,6 +28,7 @@ every database backend gives back.
 
 import dataclasses
 import hashlib
+import hmac
 import json
 import string
 
@@ -37,9 +38,11 @@ from oslo_log import log as logging
 from korora_nova.attestation import appraisal
 from korora_nova.attestation import evidence
 from korora_nova.attestation import pcr_values as pcr_module
+from korora_nova.attestation import purpose
 from korora_nova.db import api as db
 from korora_nova.db import models
 from korora_nova import exception
+from korora_nova.migration.canonical import canonical
 
 LOG = logging.getLogger(__name__)
 
@@ -77,11 +80,6 @@ def _digested(value):
     if isinstance(value, (list, tuple)):
         return [_digested(item) for item in value]
     return value
-
-
-def canonical(document):
-    return json.dumps(document, sort_keys=True, separators=(',', ':'),
-                      ensure_ascii=True, allow_nan=False)
 
 
 def canonical_details(details):
@@ -348,7 +346,8 @@ def _walk(report, wanted):
 
 def _check_anchor(report, aks, anchor, hashes):
     """Is the anchor a genuine quote of its host's TPM over the hash of
-    its entry? Returns True when it proves its entry."""
+    its entry, for the anchor purpose? Returns True when it proves its
+    entry."""
     enrolled, key = aks.get(anchor.host)
     if not enrolled or key is None:
         report.problems.append(Problem(
@@ -379,7 +378,7 @@ def _check_anchor(report, aks, anchor, hashes):
                 r.message for r in verdict.reasons
                 if r.code != 'no-policy'))))
         return False
-    signed = attestation.extra_data.hex()
+    signed = attestation.extra_data
     if anchor.seq > report.last_seq:
         report.problems.append(Problem(
             anchor.seq, TRUNCATED,
@@ -391,12 +390,18 @@ def _check_anchor(report, aks, anchor, hashes):
     stored = hashes.get(anchor.seq)
     if stored is None:
         return False              # inside a gap, reported as missing
-    if signed != stored:
+    try:
+        expected = purpose.qualifying_data(purpose.ANCHOR,
+                                           bytes.fromhex(stored))
+    except ValueError:
+        expected = b''
+    if not hmac.compare_digest(signed, expected):
         report.problems.append(Problem(
             anchor.seq, ANCHOR_MISMATCH,
-            '%s\'s TPM signed entry hash %s for entry %d, but the log now '
-            'has %s: the log up to seq %d was rewritten'
-            % (anchor.host, signed, anchor.seq, stored, anchor.seq)))
+            '%s\'s TPM signed entry hash for entry %d other than the %s '
+            'the log now has (or signed it for another purpose than an '
+            'anchor): the log up to seq %d was rewritten'
+            % (anchor.host, anchor.seq, stored, anchor.seq)))
         return False
     return True
 
@@ -474,9 +479,10 @@ def anchor(manager_api, host_name):
     if existing is not None:
         return existing
     nonce = bytes.fromhex(head_hash)
-    quote = manager_api.attest(host_name, nonce)
+    quote = manager_api.attest(host_name, nonce, purpose.ANCHOR)
     verdict = appraisal.appraise_quote(
-        quote, appraisal.load_public_key(host.ak_public), nonce, None,
+        quote, appraisal.load_public_key(host.ak_public),
+        purpose.qualifying_data(purpose.ANCHOR, nonce), None,
         host=host_name)
     if not verdict.evidence_valid:
         raise exception.EvidenceError(

@@ -24,7 +24,7 @@ from korora_nova.attestation import pcr_values
 from korora_nova.attestation import purpose
 from korora_nova import exception
 from korora_nova.hypervisors import base
-from korora_nova.migration import audit
+from korora_nova.migration import canonical
 from korora_nova import rpc
 
 VERSION = 2
@@ -67,7 +67,7 @@ class Manifest:
     def digest(self):
         """The SHA-256 of the canonical document."""
         return hashlib.sha256(
-            audit.canonical(self.document()).encode('ascii')).digest()
+            canonical.canonical(self.document()).encode('ascii')).digest()
 
     def qualifying_data(self):
         """What the host's TPM signs: the digest under its kind's label."""

@@ -10,8 +10,9 @@ in SQLite; korora-libvirt-hook installed in each host's qemu.d (as
 korora-manage libvirt-hook install writes it), asking its own host's
 vTPM manager.
 
-The Kororā steps are the functions the hooked Nova driver calls, in the
-driver's order (korora_nova.hooks.driver); the migration itself is
+The Kororā steps are the protocol object the hooked Nova driver drives
+(korora_nova.hooks.protocol), one per host, each asking the verifier on
+the bus and its own vTPM manager on its socket; the migration itself is
 libvirt's virDomainMigrateToURI3 with the flags Kororā gives Nova's.
 """
 
@@ -23,14 +24,13 @@ import fixtures
 import libvirt
 from oslo_config import fixture as config_fixture
 
+from korora_nova.attestation import results
 from korora_nova import conf
 from korora_nova.db import api as db
-from korora_nova.hooks import arrival
 from korora_nova.hooks import commit
-from korora_nova.hooks import handover
 from korora_nova.hooks import hook_install
-from korora_nova.hooks import manifest
 from korora_nova.hooks import precheck
+from korora_nova.hooks import protocol as protocol_module
 from korora_nova.hypervisors import libvirt_backend
 from korora_nova.hypervisors import libvirt_migration
 from korora_nova.migration import records
@@ -39,8 +39,8 @@ from korora_nova.tests import fixtures as korora_fixtures
 from korora_nova.tests import libvirt_hosts
 from korora_nova.verifier import attestation
 from korora_nova.verifier import enrollment
-from korora_nova.vtpm_manager import local_channel
-from korora_nova.vtpm_manager import rpcapi
+from korora_nova.verifier import rpcapi as verifier_rpcapi
+from korora_nova.vtpm_manager import local_client
 
 POLICY = 'kvm-2026-11'
 # What Nova's libvirt driver asks for (its default live_migration flags)
@@ -84,8 +84,8 @@ class KororaLibvirtPairFixture(fixtures.Fixture):
 
     bus: 'rabbitmq' (the test process's broker) or 'in-process'.
     Attributes after setUp: hosts {name: LibvirtHostFixture}, managers
-    {name: VTPMManagerFixture}, api (VTPMManagerAPI), database,
-    channel_key, names (a, b).
+    {name: VTPMManagerFixture}, protocols {name: MigrationProtocol},
+    api (the verifier's VTPMManagerAPI), database, names (a, b).
     """
 
     def __init__(self, bus='rabbitmq'):
@@ -105,10 +105,12 @@ class KororaLibvirtPairFixture(fixtures.Fixture):
         folder = self.useFixture(fixtures.TempDir()).path
         self.hook_switch = os.path.join(folder, 'libvirt-hook-enabled')
         self.hook_enabled(True)
-        self.config.config(group='korora',
-                           local_channel_key=folder + '/local-channel.key',
-                           pcr_watch_interval=0.05, attestation_timeout=5.0)
-        self.api = rpcapi.VTPMManagerAPI()
+        self.config.config(group='korora', pcr_watch_interval=0.05,
+                           attestation_timeout=5.0)
+        keys = self.useFixture(korora_fixtures.VerifierKeysFixture())
+        self.verifier = self.useFixture(
+            korora_fixtures.VerifierFixture(keys.signer))
+        self.api = self.verifier.manager_api
         self.managers, hooks = {}, {}
         for name in self.names:
             tpm = self.useFixture(korora_fixtures.SoftwareTPMFixture())
@@ -127,8 +129,16 @@ class KororaLibvirtPairFixture(fixtures.Fixture):
         attestation.record_policy(self.api, a, POLICY, 1)
         for name in self.names:
             db.host_set_policy(name, POLICY)
-        self.channel_key = local_channel.load_key(
-            conf.CONF.korora.local_channel_key)
+        trusted = results.TrustedKeys.of(keys.signer)
+        self.protocols = {}
+        for name in self.names:
+            # Each manager measures its own host's guests.
+            self.managers[name].manager.state_backend = self.backend(name)
+            self.protocols[name] = protocol_module.MigrationProtocol(
+                name, verifier_rpcapi.VerifierAPI(), trusted,
+                local_client.LocalManager(
+                    self.managers[name].hook_socket,
+                    conf.CONF.korora.migration_step_timeout))
 
     def hook_enabled(self, enabled):
         """Switch korora-libvirt-hook on or off on both hosts."""
@@ -149,36 +159,30 @@ class KororaLibvirtPairFixture(fixtures.Fixture):
         """A guest with an encrypted vTPM on host (a Guest)."""
         return self.hosts[host].start_guest(**kwargs)
 
-    # The hooked driver's steps, in its order.
+    # The hooked driver's steps, through the same protocol object.
 
     def prepare(self, guest, source, dest):
         """Pre-checks and hand-over; returns the record (TRANSFERRING).
         Raises precheck.Refused (a MigrationPreCheckError) when Kororā
         refuses."""
         instance = Instance(guest.uuid)
-        record = precheck.request(
-            instance, source, dest,
-            precheck.attest_peer(instance, 'source', source))
         try:
-            verdict = precheck.attest_peer(instance, 'destination', dest)
-        except precheck.Refused as error:
-            commit.abort(record.uuid, source, error.korora_reason)
-            raise
-        records.transition(record.uuid, source, states.PEERS_ATTESTED,
-                           details={'source_nonce':
-                                    verdict.attestation.extra_data.hex()})
-        nonce = os.urandom(handover.NONCE_SIZE)
-        key = handover.certify_destination_key(
-            self.api, dest, db.host_get(dest).ak_public, nonce)
-        envelope = handover.seal_secret(key, guest.secret_value.decode(),
-                                        handover.binding(record))
-        records.transition(record.uuid, source, states.KEY_CERTIFIED)
-        secret = handover.open_secret(self.api, dest, self.channel_key,
-                                      envelope, handover.binding(record))
+            record = self.protocols[dest].request(guest.uuid, source)
+        except protocol_module.StepRefused as error:
+            raise precheck.refuse(instance, str(error))
+        try:
+            record, key = self.protocols[source].attest_destination(record)
+        except protocol_module.StepRefused as error:
+            commit.abort(self.protocols[source], record.uuid, str(error))
+            raise precheck.refuse(instance, str(error))
+        envelope = self.protocols[source].seal(
+            record, key, guest.secret_value.decode())
+        record, secret = self.protocols[dest].open_transfer(record,
+                                                            envelope)
         # As Nova's libvirt driver does in pre_live_migration.
         if not self.hosts[dest].has_secret(guest.secret_uuid):
             self.hosts[dest].define_secret(guest.secret_uuid, secret)
-        return records.transition(record.uuid, dest, states.TRANSFERRING)
+        return record
 
     def migrate(self, guest, source, dest, korora=True,
                 verify_before_resume=False):
@@ -207,30 +211,22 @@ class KororaLibvirtPairFixture(fixtures.Fixture):
     def finish(self, record, guest, arrived, resume=False):
         """Measure and sign on the source, verify on the destination
         (quarantine: pause, QUARANTINED), commit, and undefine the
-        source's domain as the hooked driver does. Returns the record.
-        """
+        source's domain as the hooked driver does. Returns the record
+        as the verifier's database holds it."""
         source, dest = record.source_host, record.dest_host
         secret = guest.secret_value.decode()
-        manifest.measure_and_sign(records.get(record.uuid),
-                                  self.backend(source), self.api, secret)
+        record = self.protocols[source].measure(record, secret, False)
         try:
-            checked = arrival.verify(records.get(record.uuid),
-                                     self.backend(dest), secret)
-        except arrival.IntegrityFailure as failure:
+            record = self.protocols[dest].verify_arrival(record, secret)
+        except protocol_module.Quarantined:
             arrived.suspend()
-            records.transition(record.uuid, dest, states.QUARANTINED,
-                               reason='%s: %s' % (failure.item,
-                                                  failure.reason))
             return records.get(record.uuid)
-        records.transition(record.uuid, dest, states.VERIFIED,
-                           details={'items': dict(checked.items)})
         if resume:
             arrived.resume()
             self.resumed_at = time.perf_counter()
-        committed = commit.commit(records.get(record.uuid), source,
-                                  self.backend(source), self.api)
+        commit.commit(self.protocols[source], record, self.backend(source))
         self.undefine_inactive(source, guest)
-        return committed
+        return records.get(record.uuid)
 
     def undefine_inactive(self, name, guest):
         """What LibvirtLiveMigrationHooks.korora_undefine_source does."""

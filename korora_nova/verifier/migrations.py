@@ -62,6 +62,9 @@ NONCE_SIZE = 32
 MAX_REASON = 1000
 MANIFEST_ITEM = 'manifest'
 
+# A step its evidence does not prove (the reason goes back, signed).
+Refusal = exception.StepNotProven
+
 # Records in these states may be replaced by a new request: nothing has
 # left the source yet.
 SUPERSEDABLE = (states.REQUESTED, states.PEERS_ATTESTED,
@@ -74,10 +77,6 @@ AUTHORIZED = {
     results.VERIFY: ('destination', states.MEASURED),
     results.COMMIT: ('source', states.VERIFIED),
 }
-
-
-class Refusal(exception.KororaError):
-    """A step the evidence does not prove; the reason goes to the hook."""
 
 
 def nonces(record):
@@ -142,7 +141,7 @@ class MigrationSteps:
         refusal, and aborts record first when abort."""
         try:
             return step()
-        except (Refusal, exception.KororaError) as error:
+        except exception.KororaError as error:
             if record is not None and abort:
                 self._abort(record.uuid, subject, str(error))
                 record = records.get(record.uuid)
@@ -328,7 +327,7 @@ class MigrationSteps:
                          'counter': document.counter},
                 manifest=signed_manifest, source_counter=document.counter,
                 expected=states.TRANSFERRING)
-        except (Refusal, exception.KororaError) as error:
+        except exception.KororaError as error:
             # The record stays TRANSFERRING: the destination's check then
             # finds no manifest.
             return self._refused(source, nonce, str(error))
@@ -429,7 +428,7 @@ class MigrationSteps:
                                        states.COMMITTED,
                                        details={'counter': counter},
                                        expected=states.VERIFIED)
-        except (Refusal, exception.KororaError) as error:
+        except exception.KororaError as error:
             return self._refused(source, nonce, str(error))
         return self._answer(source, nonce, moved)
 
@@ -458,7 +457,7 @@ class MigrationSteps:
                                    details={'item': str(item)[:64]},
                                    reason=('%s: %s' % (item, reason))[
                                        :MAX_REASON])
-        except (Refusal, exception.KororaError) as error:
+        except exception.KororaError as error:
             return self._refused(host, nonce, str(error))
         return self._answer(host, nonce, records.get(record.uuid))
 

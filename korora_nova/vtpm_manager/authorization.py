@@ -123,7 +123,9 @@ class Gate:
                              '(replayed)')
             if len(self._used) >= MAX_REMEMBERED:
                 self._refuse(action, 'too many authorizations in use')
-            self._used[jti] = float(claims.get('exp', now))
+            # Remembered as long as the token verifies: results.verify
+            # accepts it up to LEEWAY seconds after its expiry.
+            self._used[jti] = float(claims.get('exp', now)) + results.LEEWAY
 
     def _refuse(self, what, reason):
         LOG.warning('%s: %s refused: %s', self.host, what, reason)

@@ -23,14 +23,6 @@ MAX_ANSWER = 256 * 1024
 DATA_KEY_SIZE = 32
 
 
-class MeasurementFailed(exception.TPMError):
-    """The vTPM manager could not measure an item (item names it)."""
-
-    def __init__(self, message, item):
-        super().__init__(message)
-        self.item = item
-
-
 class LocalManager:
     """The vTPM manager at path, answering within timeout seconds."""
 
@@ -126,6 +118,6 @@ def _parse(answer, method):
         message = 'the vTPM manager refused %s: %s' % (
             method, reply['error'])
         if isinstance(reply.get('item'), str):
-            raise MeasurementFailed(message, reply['item'])
+            raise exception.MeasurementFailed(message, reply['item'])
         raise exception.TPMError(message)
     return reply['result']

@@ -46,8 +46,8 @@ class VTPMManagerService(service.Service):
                                      self.manager.host, [self.manager])
         self.server.start()
         if self.conf.korora.libvirt_hook_socket:
-            self.hook_server = hook_server.HookServer(self.conf,
-                                                      self.manager.host)
+            self.hook_server = hook_server.HookServer(
+                self.conf, self.manager.host, manager=self.manager)
             self.hook_server.start()
         LOG.info('korora-vtpm-manager of %s serving topic %s with the TPM '
                  'at %s', self.conf.host, self.conf.korora.manager_topic,

@@ -48,7 +48,11 @@ from oslo_config import cfg
 from oslo_messaging import conffixture
 from testtools import content
 
+import jwt
+
 from korora_nova.attestation import pcr_values
+from korora_nova.attestation import purpose
+from korora_nova.attestation import results
 from korora_nova.db import api as db
 from korora_nova import rpc
 from korora_nova.tests import base
@@ -164,7 +168,7 @@ class RogueManager:
     enrolled AK).
     """
 
-    target = messaging.Target(version='1.0')
+    target = messaging.Target(version='2.0')
 
     def __init__(self, old_quote, other_tpm):
         self.old_quote = old_quote
@@ -172,14 +176,17 @@ class RogueManager:
         self.mode = 'replay'
         self.answered = []
 
-    def attest(self, ctxt, nonce):
+    def attest(self, ctxt, challenge):
         self.answered.append(self.mode)
         if self.mode == 'replay':
             return self.old_quote
+        # The challenge is signed, not secret: the rogue reads its nonce.
+        claims = jwt.decode(challenge, options={'verify_signature': False})
         made = tpm_quote.quote(
             self.other_tpm.connection, self.other_tpm.attestation_key(),
             pcr_values.parse_selection([SELECTION]),
-            rpc.decode(nonce, 'nonce', 64))
+            purpose.qualifying_data(purpose.ATTEST, results.nonce_bytes(
+                claims['eat_nonce'])))
         return {'message': rpc.encode(made.message),
                 'signature': rpc.encode(made.signature),
                 'pcr_values': pcr_values.to_json(made.pcr_values)}
@@ -228,6 +235,8 @@ class DaemonsOverRabbitMQTest(base.TestCase):
         self.tpms = {host: self.useFixture(
             korora_fixtures.SoftwareTPMFixture()) for host in HOSTS}
         self.step('software TPMs started')
+        self.signing_key = os.path.join(self.workdir, 'verifier-key.pem')
+        self.public_key = os.path.join(self.workdir, 'verifier-public.pem')
         self.verifier_conf = self._write_verifier_config()
         self.manager_confs = {host: self._write_manager_config(host)
                               for host in HOSTS}
@@ -251,6 +260,8 @@ class DaemonsOverRabbitMQTest(base.TestCase):
             'attestation_timeout': ATTESTATION_TIMEOUT,
             'trust_ttl': TRUST_TTL,
             'state_path': os.path.join(self.workdir, 'verifier'),
+            'verifier_signing_key': self.signing_key,
+            'verifier_public_keys': self.public_key,
         }
         sections['korora_database'] = {'connection': self.database}
         return write_config(os.path.join(self.workdir, 'verifier.conf'),
@@ -265,9 +276,9 @@ class DaemonsOverRabbitMQTest(base.TestCase):
             'pcr_watch_interval': PCR_WATCH_INTERVAL,
             'state_path': os.path.join(self.workdir, host),
             'libvirt_hook_socket': self.hook_socket(host),
+            'verifier_public_keys': self.public_key,
         }
-        # The manager answers the libvirt hook from the migration records.
-        sections['korora_database'] = {'connection': self.database}
+        # No [korora_database]: a compute host holds no credentials.
         return write_config(os.path.join(self.workdir, '%s.conf' % host),
                             sections)
 
@@ -429,6 +440,8 @@ class DaemonsOverRabbitMQTest(base.TestCase):
         bootstrap = self._write_policy(
             1, {'sha256': {str(MEASURED_PCR): ['00' * 32]}})
         self.manage_ok(('db', 'sync'))
+        self.manage_ok(('signing-key', 'create', '--public',
+                        self.public_key))
         self.manage_ok(('policy', 'import', bootstrap))
         self.start_daemon('korora-verifier', 'korora-verifier',
                           self.verifier_conf)

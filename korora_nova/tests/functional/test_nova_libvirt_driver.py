@@ -101,14 +101,15 @@ from oslo_utils import uuidutils
 from korora_nova import conf
 from korora_nova.hooks import arrival
 from korora_nova.hooks import driver as hooks_driver
-from korora_nova.hooks import manifest
 from korora_nova.hypervisors import libvirt_backend
 from korora_nova.hypervisors import libvirt_migration
 from korora_nova.migration import audit
+from korora_nova.migration import manifest
 from korora_nova.migration import records
 from korora_nova.migration import states
 from korora_nova.tests import libvirt_hosts
 from korora_nova.tests import real_migration
+from korora_nova.vtpm_manager import local_client
 
 CONF = conf.CONF
 SOURCE, DEST = 'kvm-a', 'kvm-b'
@@ -150,10 +151,16 @@ class RealHostDriver(hooks_driver.hooked(libvirt_driver.LibvirtDriver)):
     the vTPM state where this test's private host keeps it."""
 
     korora_swtpm_root = libvirt_backend.DEFAULT_SWTPM_ROOT
+    #: The socket of this host's vTPM manager (set per driver).
+    korora_socket = None
 
     def korora_state_backend(self):
         return libvirt_backend.LibvirtStateBackend(
             self._host._uri, swtpm_root=self.korora_swtpm_root)
+
+    def korora_local_manager(self):
+        return local_client.LocalManager(self.korora_socket,
+                                         CONF.korora.migration_step_timeout)
 
 
 class NovaLibvirtDriverTestCase(nova_test.TestCase):
@@ -216,6 +223,7 @@ class NovaLibvirtDriverTestCase(nova_test.TestCase):
             with self.at(name):
                 driver = RealHostDriver(fake_virt.FakeVirtAPI(), False)
                 driver.korora_swtpm_root = self.hosts[name].swtpm_root
+                driver.korora_socket = self.managers[name].hook_socket
                 driver.init_host(name)
                 self.addCleanup(driver.cleanup_host, name)
             self.drivers[name] = driver

@@ -1,7 +1,8 @@
 """korora-libvirt-hook: the destination's libvirt migrate hook, run as
 libvirt runs it (a process, arguments, the domain XML on stdin), asking
 korora-vtpm-manager's hook server (korora_nova.vtpm_manager.hook_server)
-that decides from a real SQLite verifier database."""
+that decides from the approvals its vTPM manager holds (what the
+verifier's authorizations of a transfer approved; no database)."""
 
 import json
 import logging
@@ -11,12 +12,12 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 
 import fixtures
 
 from korora_nova.vtpm_manager import admission
 from korora_nova.hooks import libvirt_hook
-from korora_nova.migration import records
 from korora_nova.migration import states
 from korora_nova.tests import base
 from korora_nova.tests import fixtures as korora_fixtures
@@ -28,6 +29,7 @@ from korora_nova.tests.hook_process import INSTANCE
 from korora_nova.tests.hook_process import RUN_LIMIT
 from korora_nova.tests.hook_process import xml
 from korora_nova.vtpm_manager import hook_server
+from korora_nova.vtpm_manager import manager as vtpm_manager
 
 OTHER_INSTANCE = '1a2b3c4d-5e6f-4a8b-9c0d-1e2f3a4b5c6d'
 MIGRATION = '9e8d7c6b-5a49-4382-a716-f5e4d3c2b1a0'
@@ -55,22 +57,41 @@ PASSTHROUGH_XML = """<domain type='kvm'>
 """
 
 
+class ApprovingManager:
+    """The approvals of a vTPM manager, without its TPM: the manager's
+    own incoming() reads them (expired ones are dropped). A real manager
+    records one when nova-compute presents the verifier's authorization
+    of a transfer (test_local_calls runs that end to end)."""
+
+    incoming = vtpm_manager.VTPMManager.incoming
+
+    def __init__(self):
+        self._approvals = {}
+
+    def approve(self, state=states.TRANSFERRING, dest=DEST,
+                instance=INSTANCE, migration=MIGRATION, lifetime=300):
+        approval = vtpm_manager.Approval(migration, instance, SOURCE, dest,
+                                         state, time.time() + lifetime)
+        self._approvals[instance] = approval
+        return approval
+
+
 class HookTestCase(hook_process.HookAssertions, base.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.database = self.useFixture(
-            korora_fixtures.VerifierDatabaseFixture())
+        self.manager = ApprovingManager()
         self.folder = self.useFixture(fixtures.TempDir()).path
-        self.connection = 'sqlite:///' + self.database.path
         self.log = self.useFixture(fixtures.FakeLogger(
             name=hook_server.__name__, level=logging.DEBUG))
 
-    def serve(self, host=DEST, connection=None, **korora):
-        """A hook server for host on the verifier database (or the one at
-        connection), with [korora] options korora; its socket path."""
+    def serve(self, host=DEST, manager=True, **korora):
+        """A hook server for host deciding from the test's manager (or
+        none at all: manager=None), with [korora] options korora; its
+        socket path."""
         return self.useFixture(korora_fixtures.HookServerFixture(
-            host, connection=connection or self.connection, **korora)).path
+            host, manager=self.manager if manager is True else manager,
+            **korora)).path
 
     def run_hook(self, stdin=None, args=('migrate', 'begin', '-'),
                  name=DOMAIN, socket_path=None, options=(), **server):
@@ -83,17 +104,8 @@ class HookTestCase(hook_process.HookAssertions, base.TestCase):
         return hook_process.run(command, xml() if stdin is None else stdin,
                                 cwd=self.folder)
 
-    def record(self, state=states.TRANSFERRING, dest=DEST,
-               instance=INSTANCE, migration=MIGRATION):
-        records.create(migration, instance, SOURCE, dest, host=dest)
-        if state in states.FORWARD:
-            path = states.FORWARD[1:states.FORWARD.index(state) + 1]
-        else:
-            path = (states.PEERS_ATTESTED, states.KEY_CERTIFIED,
-                    states.TRANSFERRING, state)
-        for step in path:
-            records.transition(migration, SOURCE, step)
-        return records.get(migration)
+    def record(self, state=states.TRANSFERRING, **approval):
+        return self.manager.approve(state, **approval)
 
 
 class TestApproval(HookTestCase):
@@ -112,6 +124,17 @@ class TestApproval(HookTestCase):
         self.assertRefuses(result, 'no Korora-approved migration',
                            INSTANCE, DEST, DOMAIN)
 
+    def test_an_expired_approval_is_refused_and_forgotten(self):
+        self.record(states.TRANSFERRING, lifetime=-1)
+        self.assertRefuses(self.run_hook(), 'no Korora-approved migration',
+                           'no Korora migration of it is in flight')
+        self.assertEqual({}, self.manager._approvals)
+
+    def test_a_manager_that_approves_nothing_refuses(self):
+        self.assertRefuses(self.run_hook(manager=None),
+                           'this vTPM manager approves no incoming '
+                           'migration', DOMAIN)
+
     def test_a_record_of_another_instance_does_not_count(self):
         self.record(states.TRANSFERRING, instance=OTHER_INSTANCE)
         self.assertRefuses(self.run_hook(), 'no Korora-approved migration')
@@ -122,18 +145,15 @@ class TestApproval(HookTestCase):
                            'compute-3')
 
     def test_a_record_before_the_secret_was_opened_is_refused(self):
+        path = self.serve()
         for number, state in enumerate((states.REQUESTED,
                                         states.PEERS_ATTESTED,
                                         states.KEY_CERTIFIED)):
             migration = '%08d-5a49-4382-a716-f5e4d3c2b1a0' % number
             self.record(state, migration=migration)
-            self.assertRefuses(self.run_hook(),
-                               'no Korora-approved migration', state)
-            records.transition(migration, DEST, states.ABORTED)
-
-    def database_rows(self):
-        from korora_nova.db import api as db
-        return db.get_engine().begin()
+            self.assertRefuses(self.run_hook(socket_path=path),
+                               'no Korora-approved migration', state,
+                               migration)
 
     def test_key_certified_says_the_secret_is_not_opened(self):
         self.record(states.KEY_CERTIFIED)
@@ -144,31 +164,18 @@ class TestApproval(HookTestCase):
         self.record(states.MEASURED)
         self.assertRefuses(self.run_hook(), 'MEASURED')
 
-    def test_an_aborted_migration_is_refused(self):
-        self.record(states.ABORTED)
-        self.assertRefuses(self.run_hook(), 'no Korora-approved migration')
-
-    def test_a_quarantined_migration_is_refused(self):
-        self.record(states.QUARANTINED)
-        self.assertRefuses(self.run_hook(), 'no Korora-approved migration')
-
-    def test_a_committed_migration_is_refused(self):
-        self.record(states.COMMITTED)
-        self.assertRefuses(self.run_hook(), 'no Korora-approved migration')
+    def test_final_states_are_refused(self):
+        path = self.serve()
+        for state in (states.ABORTED, states.QUARANTINED,
+                      states.COMMITTED):
+            self.record(state)
+            self.assertRefuses(self.run_hook(socket_path=path),
+                               'no Korora-approved migration', state)
 
     def test_an_unknown_state_is_refused(self):
-        self.record(states.TRANSFERRING)
-        with self.database_rows() as connection:
-            connection.exec_driver_sql(
-                "UPDATE migrations SET state = 'SOMETHING'")
+        self.record('SOMETHING')
         self.assertRefuses(self.run_hook(), 'SOMETHING',
                            'not a migration state')
-
-    def test_two_migrations_in_flight_are_refused(self):
-        self.record(states.TRANSFERRING)
-        records.create('2e8d7c6b-5a49-4382-a716-f5e4d3c2b1a0', INSTANCE,
-                       SOURCE, DEST)
-        self.assertRefuses(self.run_hook(), '2 Korora migrations')
 
     def test_the_host_name_comes_from_default_host(self):
         self.record(states.TRANSFERRING)
@@ -179,15 +186,26 @@ class TestApproval(HookTestCase):
 class TestLogging(HookTestCase):
     """The manager's log says what happened; the hook only the reason."""
 
-    def test_a_refusal_and_its_traceback_go_to_the_managers_log(self):
-        missing = os.path.join(self.folder, 'missing', 'korora.sqlite')
-        result = self.run_hook(connection='sqlite:///' + missing)
-        self.assertRefuses(result, 'cannot read the Korora migration '
-                                   'records')
+    def test_a_refusal_goes_to_the_managers_log(self):
+        self.assertRefuses(self.run_hook(), 'no Korora-approved migration')
         logged = self.log.output
-        self.assertIn('incoming live migration of domain %s refused: cannot '
-                      'read the Korora migration records' % DOMAIN, logged)
-        self.assertIn('Traceback', logged)
+        self.assertIn('incoming live migration of domain %s refused: no '
+                      'Korora-approved migration of instance %s to %s'
+                      % (DOMAIN, INSTANCE, DEST), logged)
+        self.assertNotIn('Traceback', logged)
+
+    def test_a_failing_manager_refuses_with_the_traceback_in_the_log(self):
+        class Failing:
+            def incoming(self, instance_uuid):
+                raise RuntimeError('approvals unreadable: for the log only')
+
+        result = self.run_hook(manager=Failing())
+        self.assertRefuses(result, 'unexpected error in korora-vtpm-manager '
+                                   '(RuntimeError): see its log')
+        self.assertNotIn('for the log only', result.stderr)
+        self.assertIn('Traceback', self.log.output)
+        self.assertIn('approvals unreadable: for the log only',
+                      self.log.output)
 
     def test_an_admission_is_logged(self):
         self.record(states.TRANSFERRING)
@@ -199,12 +217,9 @@ class TestLogging(HookTestCase):
 
 class TestDomainsWithoutVTPM(HookTestCase):
 
-    def test_pass_without_the_database(self):
-        missing = os.path.join(self.folder, 'missing', 'korora.sqlite')
-        self.assertPasses(self.run_hook(xml(PLAIN_XML),
-                                        connection='sqlite:///' + missing))
+    def test_pass_without_asking_the_manager(self):
+        self.assertPasses(self.run_hook(xml(PLAIN_XML), manager=None))
         self.assertIn('no TPM: no approval needed', self.log.output)
-        self.assertFalse(os.path.exists(os.path.dirname(missing)))
 
     def test_need_approval_when_required_for_all(self):
         result = self.run_hook(
@@ -293,68 +308,6 @@ class TestOtherOperations(HookTestCase):
             self.assertPasses(self.run_hook(
                 b'<garbage', args=args, socket_path=missing,
                 options=['--timeout', 'not even read']))
-
-
-class TestDatabaseTrouble(HookTestCase):
-    """The manager's database fails: the hook says so, in one line."""
-
-    def test_sqlite_in_a_missing_folder(self):
-        missing = os.path.join(self.folder, 'missing', 'korora.sqlite')
-        result = self.run_hook(connection='sqlite:///' + missing)
-        self.assertRefuses(result, 'cannot read the Korora migration '
-                                   'records')
-        self.assertFalse(os.path.exists(os.path.dirname(missing)))
-
-    def test_a_database_without_the_schema(self):
-        empty = os.path.join(self.folder, 'empty.sqlite')
-        result = self.run_hook(connection='sqlite:///' + empty)
-        self.assertRefuses(result, 'cannot read the Korora migration '
-                                   'records')
-
-    def closed_port(self):
-        with socket.socket() as listener:
-            listener.bind(('127.0.0.1', 0))
-            return listener.getsockname()[1]
-
-    def test_a_closed_postgresql_port(self):
-        try:
-            import psycopg2  # noqa: F401
-        except ImportError:
-            self.skipTest('psycopg2 is not installed')
-        result = self.run_hook(
-            connection='postgresql+psycopg2://u:secret@127.0.0.1:%d/db'
-            % self.closed_port())
-        self.assertRefuses(result, 'cannot read the Korora migration '
-                                   'records')
-        self.assertNotIn('secret', result.stderr)
-
-    def test_a_closed_mysql_port(self):
-        try:
-            import pymysql  # noqa: F401
-        except ImportError:
-            self.skipTest('pymysql is not installed')
-        result = self.run_hook(
-            connection='mysql+pymysql://u:secret@127.0.0.1:%d/db'
-            % self.closed_port())
-        self.assertRefuses(result, 'cannot read the Korora migration '
-                                   'records')
-        self.assertNotIn('secret', result.stderr)
-
-    def test_a_database_that_never_answers_times_out(self):
-        try:
-            import pymysql  # noqa: F401
-        except ImportError:
-            self.skipTest('pymysql is not installed')
-        server = self.useFixture(SilentServerFixture())
-        limit = 3.0
-        result = self.run_hook(
-            connection='mysql+pymysql://u:p@127.0.0.1:%d/db' % server.port,
-            libvirt_hook_timeout=limit, options=['--timeout', str(limit)])
-        self.assertRefuses(result, 'timed out after 3.0 s waiting for '
-                                   'korora-vtpm-manager on')
-        self.assertGreater(server.accepted, 0)
-        # Not a timing test: it ended by itself, long before RUN_LIMIT.
-        self.assertLess(result.elapsed, limit + 10)
 
 
 class TestManagerTrouble(HookTestCase):
@@ -464,41 +417,6 @@ class UnixAnswerFixture(fixtures.Fixture):
             connection.close()
 
 
-class SilentServerFixture(fixtures.Fixture):
-    """A TCP server that accepts connections and never says a word."""
-
-    def _setUp(self):
-        self.listener = socket.socket()
-        self.listener.bind(('127.0.0.1', 0))
-        self.listener.listen(8)
-        self.listener.settimeout(0.1)
-        self.port = self.listener.getsockname()[1]
-        self.accepted = 0
-        self.connections = []
-        self.stopping = False
-        thread = threading.Thread(target=self._accept, daemon=True)
-        thread.start()
-        self.addCleanup(self._stop, thread)
-
-    def _accept(self):
-        while not self.stopping:
-            try:
-                connection, _ = self.listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.accepted += 1
-            self.connections.append(connection)
-
-    def _stop(self, thread):
-        self.stopping = True
-        thread.join(5)
-        self.listener.close()
-        for connection in self.connections:
-            connection.close()
-
-
 class TestDecision(base.TestCase):
     """The decision and its helpers, in this process."""
 
@@ -568,19 +486,6 @@ class TestDecision(base.TestCase):
         finally:
             os.close(fd)
 
-    def test_bounded_url(self):
-        url = admission.bounded_url(
-            'mysql+pymysql://u:p@db.example/korora?charset=utf8', 4.2)
-        for part in ('connect_timeout=6', 'read_timeout=6',
-                     'write_timeout=6', 'charset=utf8', 'u:p@'):
-            self.assertIn(part, url)
-        self.assertIn('connect_timeout=30', admission.bounded_url(
-            'postgresql://u:p@db/korora?connect_timeout=30', 4))
-        self.assertIn('timeout=2.5', admission.bounded_url(
-            'sqlite:////var/lib/korora/korora.sqlite', 2.5))
-        self.assertRaises(admission.Refused, admission.bounded_url,
-                          'not a url', 1)
-
     def test_options_take_their_defaults_from_the_hook(self):
         from oslo_config import cfg
 
@@ -616,10 +521,8 @@ class TestHookServer(base.TestCase):
             name=hook_server.__name__, level=logging.DEBUG))
 
     def serve(self, **korora):
-        missing = os.path.join(self.folder, 'missing', 'korora.sqlite')
         return self.useFixture(korora_fixtures.HookServerFixture(
-            DEST, path=self.path, connection='sqlite:///' + missing,
-            **korora))
+            DEST, path=self.path, **korora))
 
     def ask(self, data, shut=True):
         """Send data as a request; the answer (bytes)."""
@@ -789,8 +692,6 @@ class TestStandardLibraryOnly(HookTestCase):
 
 
 def records_row(state, dest):
-    """A detached migration record (no database needed)."""
-    from korora_nova.db import models
-
-    return models.Migration(uuid=MIGRATION, instance_uuid=INSTANCE,
-                            source_host=SOURCE, dest_host=dest, state=state)
+    """An approval as a vTPM manager holds it."""
+    return vtpm_manager.Approval(MIGRATION, INSTANCE, SOURCE, dest, state,
+                                 time.time() + 300)

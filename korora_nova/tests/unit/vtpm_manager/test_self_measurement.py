@@ -234,6 +234,9 @@ class TestMeasuredIntoTheTPM(XenHostTestCase):
         super().setUp()
         self.useFixture(korora_fixtures.InProcessBusFixture(
             self.config.conf))
+        # A manager pins the verifier's keys ([korora]
+        # verifier_public_keys) before it starts.
+        korora_fixtures.verifier_keys(self)
         self.xen_flags()
 
     def start(self, host):
@@ -288,12 +291,14 @@ class TestVerdicts(XenHostTestCase):
         self.useFixture(korora_fixtures.InProcessBusFixture(
             self.config.conf))
         self.useFixture(korora_fixtures.VerifierDatabaseFixture())
+        keys = korora_fixtures.verifier_keys(self)
         self.xen_flags()
         self.tpm = self.useFixture(korora_fixtures.SoftwareTPMFixture())
         self.flags(ek_ca_bundle=self.tpm.ca_bundle)
         self.host = self.useFixture(korora_fixtures.VTPMManagerFixture(
             'xen-1', self.tpm, RecordingVerifierAPI()))
-        self.api = rpcapi.VTPMManagerAPI()
+        # The verifier's client: its challenges are signed with its key.
+        self.api = rpcapi.VTPMManagerAPI(keys.signer)
         self.attestor = attestation.Attestor(self.api)
         enrollment.enroll(self.api, 'xen-1')
         attestation.record_policy(self.api, 'xen-1', POLICY, 1)
