@@ -60,12 +60,14 @@ from oslo_messaging import conffixture
 
 import machine  # benchmarks/machine.py, beside this script
 from korora_nova.attestation import policy as policy_module
+from korora_nova.attestation import results
 from korora_nova import conf as korora_conf
 from korora_nova.db import api as db
 from korora_nova.db import migration
 from korora_nova.db import models
 from korora_nova import exception
 from korora_nova.filters import trusted_vtpm
+from korora_nova.hypervisors import file_backend
 from korora_nova import rpc
 from korora_nova.tests import rabbitmq
 from korora_nova.tpm import quote as tpm_quote
@@ -182,6 +184,13 @@ class Fleet:
         CONF.set_override('transport_url', self.broker.url)
         CONF.set_override('connection', 'sqlite:///%s' % os.path.join(
             self.workdir, 'korora.sqlite'), group='korora_database')
+        # The verifier's signing key; every manager pins its public half.
+        private = os.path.join(self.workdir, 'verifier-signing-key.pem')
+        public = os.path.join(self.workdir, 'verifier-public-key.pem')
+        self.signer = results.generate_signing_key(private)
+        results.write_public_key(self.signer, public)
+        CONF.set_override('verifier_signing_key', private, group='korora')
+        CONF.set_override('verifier_public_keys', [public], group='korora')
         CONF.set_override('attestation_interval', SCHEDULED_INTERVAL,
                           group='korora')
         CONF.set_override('ek_ca_bundle', os.path.join(
@@ -215,11 +224,13 @@ class Fleet:
             manager = vtpm_manager.VTPMManager(
                 CONF, host=name, tcti=self.tpms[name].tcti,
                 state_path=os.path.join(self.workdir, name, 'state'),
-                verifier_api=verifier_api)
+                verifier_api=verifier_api,
+                state_backend=file_backend.FileStateBackend(
+                    os.path.join(self.workdir, 'instances'), name))
             self.managers[name] = manager
             manager.start()
             server = rpc.get_server(CONF.korora.manager_topic, name,
-                                    [manager])
+                                    [vtpm_manager.BusEndpoint(manager)])
             server.start()
             self.servers.append(server)
         print('  %d vTPM managers measured themselves and serve (%.1f s, '
@@ -229,7 +240,7 @@ class Fleet:
 
     def _start_verifier(self):
         self.attestor = attestation.Attestor(
-            manager_rpcapi.VTPMManagerAPI())
+            manager_rpcapi.VTPMManagerAPI(self.signer))
         self.verifier = verifier_manager.Verifier(CONF, self.attestor)
         server = rpc.get_server(CONF.korora.verifier_topic, 'benchmark',
                                 [self.verifier])
@@ -251,7 +262,7 @@ class Fleet:
             'pcrs': {bank: {index: sorted(values)
                             for index, values in pcrs.items()}
                      for bank, pcrs in golden.items()}}))
-        api = manager_rpcapi.VTPMManagerAPI()
+        api = manager_rpcapi.VTPMManagerAPI(self.signer)
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda name: enrollment.enroll(api, name, POLICY),
                           self.names))

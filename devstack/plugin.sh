@@ -173,16 +173,16 @@ function configure_korora {
     fi
 
     if is_service_enabled korora-verifier; then
-        korora_make_signing_key
         configure_korora_verifier
+        korora_make_signing_key
         # shellcheck disable=SC2086 # a list of service names
         if is_service_enabled $DATABASE_BACKENDS; then
             recreate_database "$KORORA_DATABASE_NAME"
         fi
         korora_manage db sync || die $LINENO "korora-manage db sync failed"
     fi
-    korora_check_public_keys
     if is_service_enabled korora-vtpm-manager; then
+        korora_check_public_keys
         configure_korora_manager
     fi
     if is_service_enabled n-sch; then
@@ -226,8 +226,7 @@ function korora_make_signing_key {
     if [[ ! -f $private ]]; then
         rm -f "$public"
         # Refuses to overwrite a file; writes the key with mode 0600.
-        "$(korora_bin korora-manage)" signing-key create --path "$private" \
-            --public "$public" ||
+        korora_manage signing-key create --path "$private" --public "$public" ||
             die $LINENO "korora-manage signing-key create failed"
     elif [[ ! -f $public ]]; then
         openssl pkey -in "$private" -pubout -out "$public" ||
@@ -357,7 +356,6 @@ function configure_korora_compute {
         iniset "$conf" korora state_path "$KORORA_STATE_DIR"
         iniset "$conf" korora verifier_public_keys "$KORORA_VERIFIER_PUBLIC_KEYS"
         iniset "$conf" korora libvirt_hook_socket "$KORORA_LIBVIRT_HOOK_SOCKET"
-        inidelete "$conf" korora local_channel_key
         inidelete "$conf" korora_database connection
         if [[ $KORORA_LIVE_MIGRATION_NATIVE_TLS == True ]]; then
             iniset "$conf" libvirt live_migration_with_native_tls True
@@ -389,7 +387,9 @@ function start_korora {
             korora_enroll_host
         else
             # No credentials here: the control plane enrolls this host.
-            warn $LINENO "$(korora_host) is not enrolled yet: on the node of korora-verifier run $(korora_enroll_commands)"
+            local commands
+            commands=$(korora_enroll_commands)
+            warn $LINENO "$(korora_host) is not enrolled yet: on the node of korora-verifier run $commands" || true
         fi
     fi
     if is_service_enabled korora-verifier; then

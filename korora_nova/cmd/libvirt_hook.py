@@ -8,7 +8,7 @@ it asks korora-vtpm-manager on the socket.
 
 Exit status 0 lets libvirt go on; 1 refuses the incoming live migration,
 with one line starting "Korora: " on stderr. Nothing is ever written on
-stdout. The standard library only, see korora_nova.hooks.libvirt_hook.
+stdout. The standard library only, see korora_nova.libvirt_hook.client.
 
 It holds no database credentials: it reads no configuration file (its
 only options are --socket and --timeout; any other refuses the
@@ -19,7 +19,7 @@ korora_nova.db.api.disable_db_access, without importing that layer.
 
 import sys
 
-from korora_nova.hooks import libvirt_hook
+from korora_nova.libvirt_hook import client as libvirt_hook
 
 PROG = libvirt_hook.PROG
 # The packages a process that used the verifier database would import.

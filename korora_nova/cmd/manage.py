@@ -23,7 +23,7 @@ from korora_nova.attestation import policy as policy_module
 from korora_nova.attestation import verdict as verdict_module
 from korora_nova import conf
 from korora_nova import exception
-from korora_nova.hooks import hook_install
+from korora_nova.libvirt_hook import install as hook_install
 
 CONF = conf.CONF
 LOG = logging.getLogger(__name__)
@@ -325,7 +325,9 @@ def audit_verify(args):
 def audit_anchor(args):
     from korora_nova.migration import audit
     row = audit.anchor(_manager_api(), args.host_name)
-    signed = evidence.parse_attestation(row.quote_message).extra_data.hex()
+    # anchor() verified the log and its anchors: this is what the TPM
+    # signed (under the anchor purpose).
+    signed = audit.entry_hash(row.seq)
     print('audit log anchored at seq %d (entry hash %s) by %s\'s TPM at %s'
           % (row.seq, signed, row.host,
              row.created_at.isoformat(timespec='seconds')))

@@ -511,3 +511,12 @@ def _anchor_get(seq):
 def head_entry():
     with db.reader() as session:
         return head(session)
+
+
+def entry_hash(seq):
+    """The stored hash of entry seq, or None. (An anchor's quote signs it
+    under the anchor purpose, so the hash cannot be read from the quote.)
+    """
+    with db.reader() as session:
+        entry = session.query(models.AuditEntry).filter_by(seq=seq).first()
+        return entry.entry_hash if entry is not None else None

@@ -122,11 +122,14 @@ function die {
     exit 1
 }
 
+# As devstack's: returns the status of the command before it, so that
+# "command || warn ..." still fails under errexit.
 function warn {
-    local line=$1
+    local status=$? line=$1
     shift
     shim_record warn "$line" "$*"
     echo "WARNING: plugin line $line: $*" >&2
+    return $status
 }
 
 function sudo {

@@ -248,7 +248,8 @@ class VTPMManagerFixture(fixtures.Fixture):
             state_backend=self.state_backend)
         self.manager.start()
         self.server = rpc.get_server(conf.CONF.korora.manager_topic,
-                                     self.host, [self.manager])
+                                     self.host,
+                                     [manager.BusEndpoint(self.manager)])
         self.server.start()
         self.hook_server = self.useFixture(
             HookServerFixture(self.host, conf.CONF, manager=self.manager))

@@ -28,7 +28,7 @@ from korora_nova.attestation import results
 from korora_nova import conf
 from korora_nova.db import api as db
 from korora_nova.hooks import commit
-from korora_nova.hooks import hook_install
+from korora_nova.libvirt_hook import install as hook_install
 from korora_nova.hooks import precheck
 from korora_nova.hooks import protocol as protocol_module
 from korora_nova.hypervisors import libvirt_backend

@@ -27,29 +27,11 @@ A domain without any TPM passes without a look at the database, unless
 TPM Kororā cannot migrate at all (passthrough, external, Xen stub
 domain, several TPMs) is refused whatever was approved.
 
-Only the standard library at import: korora-libvirt-hook imports
-one_line from here.
 """
 
 import uuid as uuidlib
 
-# One line of a refusal, at most this many characters.
-MAX_LINE = 1000
-
-
-class Refused(Exception):
-    """The incoming domain is refused; the message says why (one line,
-    without the prefix)."""
-
-
-def one_line(text, limit=MAX_LINE):
-    """text as one printable line of at most limit characters."""
-    text = ''.join(c if c.isprintable() else ' ' for c in str(text))
-    text = ' '.join(text.split())
-    if len(text) > limit:
-        text = text[:limit - 3] + '...'
-    return text
-
+from korora_nova.libvirt_hook import protocol
 
 # What each state before TRANSFERRING still lacks, and why later ones
 # are not admitted.
@@ -66,22 +48,22 @@ _NOT_YET = {
 def instance_uuid_of(facts):
     """The instance UUID of a Nova domain (its <uuid>), canonical."""
     if not facts.uuid:
-        raise Refused('the incoming domain XML has no <uuid>')
+        raise protocol.Refused('the incoming domain XML has no <uuid>')
     try:
         return str(uuidlib.UUID(facts.uuid))
     except ValueError:
-        raise Refused('the incoming domain\'s <uuid> %r is not a UUID'
-                      % facts.uuid[:64])
+        raise protocol.Refused('the incoming domain\'s <uuid> %r is not a UUID'
+                               % facts.uuid[:64])
 
 
 def needs_approval(facts, require_for_all):
     """Whether the domain may come in only with an approved migration.
 
-    Raises Refused for a TPM Kororā cannot migrate at all.
+    Raises protocol.Refused for a TPM Kororā cannot migrate at all.
     """
     refusal = facts.refusal
     if refusal:
-        raise Refused(refusal)
+        raise protocol.Refused(refusal)
     has_tpm = bool(facts.tpms or facts.xen_stubdom)
     return has_tpm or require_for_all
 
@@ -94,28 +76,30 @@ def check_records(found, instance_uuid, host):
     what = 'no Korora-approved migration of instance %s to %s' % (
         instance_uuid, host)
     if not found:
-        raise Refused('%s: no Korora migration of it is in flight' % what)
+        raise protocol.Refused('%s: no Korora migration of it is in flight'
+                               % what)
     if len(found) > 1:
-        raise Refused('%s: %d Korora migrations of it are in flight (%s)'
-                      % (what, len(found),
-                         ', '.join(record.uuid for record in found)))
+        raise protocol.Refused(
+            '%s: %d Korora migrations of it are in flight (%s)'
+            % (what, len(found),
+               ', '.join(record.uuid for record in found)))
     record = found[0]
     if record.dest_host != host:
-        raise Refused('%s: Korora migration %s of it goes from %s to %s'
-                      % (what, record.uuid, record.source_host,
-                         record.dest_host))
+        raise protocol.Refused(
+            '%s: Korora migration %s of it goes from %s to %s'
+            % (what, record.uuid, record.source_host, record.dest_host))
     if record.state != states.TRANSFERRING:
         why = _NOT_YET.get(record.state)
         if why is None and record.state not in states.ALL:
             why = '%r is not a migration state' % record.state
-        raise Refused('%s: Korora migration %s from %s is %s (%s)'
-                      % (what, record.uuid, record.source_host,
-                         record.state, why or 'not TRANSFERRING'))
+        raise protocol.Refused('%s: Korora migration %s from %s is %s (%s)'
+                               % (what, record.uuid, record.source_host,
+                                  record.state, why or 'not TRANSFERRING'))
     return record
 
 
 def decide(xml, host, require_for_all, load_records):
-    """Pass (return a one-line summary) or raise Refused.
+    """Pass (return a one-line summary) or raise protocol.Refused.
 
     xml: the incoming domain XML (bytes); load_records(instance_uuid):
     the instance's in-flight migration records, called only when the
@@ -126,7 +110,8 @@ def decide(xml, host, require_for_all, load_records):
     try:
         facts = domain_xml.facts_from_xml(xml)
     except domain_xml.DomainXMLError as error:
-        raise Refused('the incoming domain XML is refused: %s' % error)
+        raise protocol.Refused('the incoming domain XML is refused: %s'
+                               % error)
     instance_uuid = instance_uuid_of(facts)
     if not needs_approval(facts, require_for_all):
         return 'instance %s has no TPM: no approval needed' % instance_uuid

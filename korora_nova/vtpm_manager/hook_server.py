@@ -4,7 +4,7 @@ libvirt runs the hook inside its migration job for every incoming live
 migration; a hook that started Python with oslo.config and SQLAlchemy
 would cost half a second each time. So the decision
 (korora_nova.vtpm_manager.admission) runs here, in the long-lived manager of
-the destination host, and the hook (korora_nova.hooks.libvirt_hook, the
+the destination host, and the hook (korora_nova.libvirt_hook.client, the
 standard library only) just asks over a UNIX socket, [korora]
 libvirt_hook_socket.
 
@@ -16,9 +16,9 @@ file, a symbolic link, a folder) stops the manager with a clear error,
 so a wrong option never removes an operator's file.
 
 Per connection, in a thread of its own, a header line
-(libvirt_hook.PROTOCOL and the domain's name), the domain XML until the
-client shuts its writing side down, both bounded in size and, together,
-by [korora] libvirt_hook_timeout; then one answer line, ``PASS
+(korora_nova.libvirt_hook.protocol.PROTOCOL and the domain's name), the
+domain XML until the client shuts its writing side down, both bounded
+in size and, together, by [korora] libvirt_hook_timeout; then one answer line, ``PASS
 <summary>`` or ``REFUSE <reason>``. The manager logs every admission
 (INFO) and refusal (WARNING), with any traceback; the hook only shows
 the reason.
@@ -49,7 +49,7 @@ from oslo_log import log as logging
 
 from korora_nova import exception
 from korora_nova.vtpm_manager import admission
-from korora_nova.hooks import libvirt_hook as protocol
+from korora_nova.libvirt_hook import protocol
 
 LOG = logging.getLogger(__name__)
 
@@ -263,8 +263,8 @@ class HookServer:
                 body, self.host,
                 self.conf.korora.libvirt_hook_require_approval_for_all,
                 self._approvals)
-        except admission.Refused as refused:
-            reason = admission.one_line(refused)
+        except protocol.Refused as refused:
+            reason = protocol.one_line(refused)
             LOG.warning('incoming live migration of domain %s refused: %s',
                         name, reason, exc_info=refused.__cause__ is not None)
             reply = '%s %s' % (protocol.REFUSE, reason)
@@ -277,13 +277,13 @@ class HookServer:
             LOG.info('incoming live migration of domain %s admitted: %s',
                      name, summary)
             reply = '%s %s' % (protocol.PASS, summary)
-        data = (admission.one_line(reply) + '\n').encode('utf-8')
+        data = (protocol.one_line(reply) + '\n').encode('utf-8')
         self._send(connection, data[:protocol.MAX_ANSWER], until, name)
 
     def _approvals(self, instance_uuid):
         if self.manager is None:
-            raise admission.Refused('this vTPM manager approves no incoming '
-                                    'migration')
+            raise protocol.Refused('this vTPM manager approves no incoming '
+                                   'migration')
         return self.manager.incoming(instance_uuid)
 
     def _send(self, connection, data, until, name):
@@ -311,10 +311,10 @@ class HookServer:
             reply = {'result': result}
         except exception.KororaError as error:
             LOG.warning('local call %s refused: %s', method, error)
-            reply = {'error': admission.one_line(error)}
+            reply = {'error': protocol.one_line(error)}
             # What could not be measured, for the quarantine to name.
             if isinstance(getattr(error, 'item', None), str):
-                reply['item'] = admission.one_line(error.item, 64)
+                reply['item'] = protocol.one_line(error.item, 64)
         except Exception as error:
             LOG.exception('local call %s: unexpected error', method)
             reply = {'error': 'unexpected error in korora-vtpm-manager (%s): '
@@ -356,7 +356,7 @@ def read_request(connection, until, timeout):
             connection.settimeout(remaining)
             chunk = connection.recv(64 * 1024)
         except socket.timeout:
-            raise admission.Refused(
+            raise protocol.Refused(
                 'the request was not complete within %.1f s ([korora] '
                 'libvirt_hook_timeout)' % timeout)
         data += chunk
@@ -366,7 +366,7 @@ def read_request(connection, until, timeout):
                 if not chunk and not data:
                     return None
                 if not chunk or len(data) > protocol.MAX_HEADER:
-                    raise admission.Refused(
+                    raise protocol.Refused(
                         'not a korora-libvirt-hook request')
                 continue
             header = bytes(data[:end])
@@ -374,16 +374,16 @@ def read_request(connection, until, timeout):
             words = header.split(b' ', 2)
             kind = b' '.join(words[:2])
             if kind not in (protocol.PROTOCOL, LOCAL_PROTOCOL):
-                raise admission.Refused(
+                raise protocol.Refused(
                     'unsupported request %r (korora-libvirt-hook and '
                     'korora-vtpm-manager of different versions?)'
                     % header[:40].decode('ascii', 'replace'))
         if len(data) > protocol.MAX_XML_BYTES:
-            raise admission.Refused('the incoming domain XML is larger '
-                                    'than %d bytes' % protocol.MAX_XML_BYTES)
+            raise protocol.Refused('the incoming domain XML is larger '
+                                   'than %d bytes' % protocol.MAX_XML_BYTES)
         if not chunk:
             break
     if not data.strip():
-        raise admission.Refused('no domain XML in the request')
+        raise protocol.Refused('no domain XML in the request')
     name = words[2].decode('ascii', 'replace') if len(words) > 2 else '?'
-    return kind, admission.one_line(name, protocol.MAX_NAME), bytes(data)
+    return kind, protocol.one_line(name, protocol.MAX_NAME), bytes(data)

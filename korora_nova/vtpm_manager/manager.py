@@ -69,9 +69,8 @@ def state_backend_from_conf(conf, host):
 
 
 class VTPMManager:
-    """Endpoint of topic [korora] manager_topic, server [DEFAULT] host."""
-
-    target = messaging.Target(version='2.0')
+    """The host TPM's owner; BusEndpoint serves it on topic [korora]
+    manager_topic, server [DEFAULT] host."""
 
     def __init__(self, conf, host=None, tcti=None, state_path=None,
                  verifier_api=None, state_backend=None, gate=None):
@@ -158,7 +157,6 @@ class VTPMManager:
                 'ek_public': rpc.encode(ek.public),
                 'ak_public': rpc.encode(self.ak.public)}
 
-    @messaging.expected_exceptions(exception.NotAuthorized)
     def activate_credential(self, ctxt, challenge, credential_blob,
                             encrypted_secret):
         self.gate.enrollment(challenge)
@@ -190,8 +188,6 @@ class VTPMManager:
         return quote.quote(self.connection, self.ak, self.selection,
                            purpose.qualifying_data(label, payload))
 
-    @messaging.expected_exceptions(self_measurement.XenVTPMMgrError,
-                                   exception.NotAuthorized)
     def attest(self, ctxt, challenge):
         """A quote over the verifier's nonce, for the purpose its signed
         challenge names."""
@@ -201,7 +197,6 @@ class VTPMManager:
                 'signature': rpc.encode(made.signature),
                 'pcr_values': pcr_values.to_json(made.pcr_values)}
 
-    @messaging.expected_exceptions(exception.NotAuthorized)
     def certify_migration_key(self, ctxt, authorization_token):
         """A fresh storage key for one migration, certified by the AK over
         the verifier's nonce. It opens one sealed secret, then is gone."""
@@ -341,3 +336,35 @@ def _secret(value):
         raise exception.EvidenceError('a vTPM secret is 1 to %d characters'
                                       % MAX_SECRET)
     return value
+
+
+class BusEndpoint:
+    """What the message bus may ask of the manager, and nothing else.
+
+    oslo.messaging dispatches every public method of an endpoint, so the
+    manager itself is never one: its host-local calls (open the secret,
+    measure, advance the counter) and its life cycle are not on the bus.
+    """
+
+    target = messaging.Target(version='2.0')
+
+    def __init__(self, manager):
+        self._manager = manager
+
+    def get_identity(self, ctxt):
+        return self._manager.get_identity(ctxt)
+
+    @messaging.expected_exceptions(exception.NotAuthorized)
+    def activate_credential(self, ctxt, challenge, credential_blob,
+                            encrypted_secret):
+        return self._manager.activate_credential(
+            ctxt, challenge, credential_blob, encrypted_secret)
+
+    @messaging.expected_exceptions(self_measurement.XenVTPMMgrError,
+                                   exception.NotAuthorized)
+    def attest(self, ctxt, challenge):
+        return self._manager.attest(ctxt, challenge)
+
+    @messaging.expected_exceptions(exception.NotAuthorized)
+    def certify_migration_key(self, ctxt, authorization_token):
+        return self._manager.certify_migration_key(ctxt, authorization_token)

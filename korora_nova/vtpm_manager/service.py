@@ -42,8 +42,9 @@ class VTPMManagerService(service.Service):
         super().start()
         self.manager = manager_module.VTPMManager(self.conf)
         self.manager.start()
-        self.server = rpc.get_server(self.conf.korora.manager_topic,
-                                     self.manager.host, [self.manager])
+        self.server = rpc.get_server(
+            self.conf.korora.manager_topic, self.manager.host,
+            [manager_module.BusEndpoint(self.manager)])
         self.server.start()
         if self.conf.korora.libvirt_hook_socket:
             self.hook_server = hook_server.HookServer(

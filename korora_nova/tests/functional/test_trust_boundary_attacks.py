@@ -14,11 +14,14 @@ of its clients. These tests are such clients:
   one over for tampered state gets its instance quarantined;
 - a forged or replayed verifier answer put on the bus in the verifier's
   place is refused by the live-migration hooks in Nova, and the server
-  stays on its source.
+  stays on its source;
+- a quote over a rewritten audit log's head, asked for over the bus, is
+  no TPM anchor of that log.
 
 Nothing of tpm2-pytss, cryptography, libvirt or the evidence is mocked.
 """
 
+import argparse
 import base64
 import os
 import time
@@ -36,6 +39,7 @@ from korora_nova.attestation import evidence
 from korora_nova.attestation import pcr_values
 from korora_nova.attestation import purpose
 from korora_nova.attestation import results
+from korora_nova.cmd import manage
 from korora_nova import conf
 from korora_nova.db import api as db
 from korora_nova.db import models
@@ -72,7 +76,8 @@ CALL_TIMEOUT = 10
 GATE_LOG = 'korora_nova.vtpm_manager.authorization'
 NOT_PINNED = ('the answer is not signed by a pinned verifier key ([korora] '
               'verifier_public_keys)')
-BAD_SIGNATURE = 'the verifier\'s answer has a bad signature (forged or altered)'
+BAD_SIGNATURE = ('the verifier\'s answer has a bad signature (forged or '
+                 'altered)')
 
 
 def attacker_key():
@@ -476,8 +481,23 @@ class TestAuditAnchorPurpose(base.TestCase):
         return previous
 
     def test_an_attestation_quote_is_no_anchor(self):
-        anchor = audit.anchor(self.api, HOST)
+        # The operator anchors the log (korora-manage audit anchor) and
+        # keeps the head it prints outside the database.
+        out = self.useFixture(fixtures.StringStream('stdout'))
+        self.useFixture(fixtures.MonkeyPatch('sys.stdout', out.stream))
+        self.assertEqual(0, manage.audit_anchor(
+            argparse.Namespace(host_name=HOST)))
         head = audit.head_entry()
+        kept = '%d:%s' % (head.seq, head.entry_hash)
+        out.stream.flush()
+        printed = out.getDetails()['stdout'].as_text()
+        self.assertIn('audit log anchored at seq %d (entry hash %s) by '
+                      'compute-1\'s TPM' % (head.seq, head.entry_hash),
+                      printed)
+        self.assertIn('keep "%s" outside the database' % kept, printed)
+        self.assertTrue(audit.verify(expected_head=(
+            head.seq, head.entry_hash)).ok)
+        anchor = audit.anchors()[-1]
         self.assertEqual(
             purpose.qualifying_data(purpose.ANCHOR,
                                     bytes.fromhex(head.entry_hash)),
@@ -672,6 +692,23 @@ class TestForgedVerifierAnswers(
                               for e in records.history(record.uuid)])
         report = audit.verify()
         self.assertTrue(report.ok, report.summary())
+
+    def test_a_verifier_whose_key_is_not_pinned_is_refused(self):
+        # A whole verifier of the attacker's on the verifier's topic, in
+        # the genuine one's place: its answers are signed, but by a key
+        # no host pinned.
+        self.verifier_fixture.server.stop()
+        self.verifier_fixture.server.wait()
+        self.useFixture(korora_fixtures.VerifierFixture(
+            attacker_key(), server=self.verifier_fixture.server_name))
+        self.assert_refused_on_the_source(
+            'Korora: the answer to migration_request is not believed: '
+            + NOT_PINNED)
+        # Its challenges did not make the source's TPM quote either.
+        self.assertIn('compute-1: attest refused: ' + NOT_PINNED,
+                      self.stdlog.logger.output)
+        self.assertEqual([], [r for r in records.list()
+                              if r.instance_uuid == self.server['id']])
 
     def test_a_replayed_verifier_answer_is_refused(self):
         # A genuine, affirming answer, taken off the bus from an earlier

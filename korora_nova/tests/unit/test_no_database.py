@@ -23,7 +23,7 @@ import fixtures
 from korora_nova.db import api as db
 from korora_nova.db import migration
 from korora_nova import exception
-from korora_nova.hooks import libvirt_hook
+from korora_nova.libvirt_hook import client as libvirt_hook
 from korora_nova.tests import base
 from korora_nova.tests import fixtures as korora_fixtures
 from korora_nova.tests import hook_process

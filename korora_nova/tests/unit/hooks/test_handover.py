@@ -1,26 +1,30 @@
 """Steps 2 and 3 of a live migration: the destination's certified key and
 the vTPM secret sealed to it, opened by the destination's vTPM manager.
 
-Real vTPM managers on their own swtpms answer over oslo.messaging's
-in-process driver; the migration records live in a real SQLite database.
+Real vTPM managers on their own swtpms: the verifier's calls (the key's
+certification) over oslo.messaging's in-process driver, nova-compute's
+(opening the secret) over the manager's own UNIX socket, each with an
+authorization signed by the test's verifier key. The certification is
+appraised as the verifier appraises it.
 """
 
 import base64
 import json
-import os
 
-import fixtures
 from tpm2_pytss.constants import TPM2_ALG
 from tpm2_pytss.types import TPMT_SIG_SCHEME
 
+from korora_nova.attestation import appraisal
+from korora_nova.attestation import purpose
+from korora_nova.attestation import results
 from korora_nova import exception
 from korora_nova.hooks import handover
-from korora_nova.migration import records
+from korora_nova.hooks import protocol
 from korora_nova.tests import base
 from korora_nova.tests import fixtures as korora_fixtures
 from korora_nova.tpm import certify
 from korora_nova.tpm import duplication
-from korora_nova.vtpm_manager import local_channel
+from korora_nova.vtpm_manager import local_client
 from korora_nova.vtpm_manager import rpcapi
 
 SOURCE = 'compute-1'
@@ -29,14 +33,18 @@ OTHER = 'compute-3'
 INSTANCE = '0b9d7a5e-4f7c-4a8e-9f33-5d2c1b6e8a70'
 MIGRATION = '5f0c3d1e-7b2a-4c8d-a9e6-3b4f1d2c0e97'
 OTHER_MIGRATION = '6a1d4e2f-8c3b-4d9e-b0f7-4c5e2d3f1a08'
+THIRD_MIGRATION = '7b2e5f30-9d4c-4eaf-81a8-5d6f3e4a2b19'
 NONCE = bytes.fromhex('5e' * 32)
 SECRET = 'S3cr3t passphrase of the vTPM of instance 0b9d7a5e'
 
 NOT_CERTIFIED = ('the secret is sealed to a key this vTPM manager did not '
-                 'certify, used already or let expire')
+                 'certify for migration %s, used already or let expire')
+OTHER_KEY = ('the secret is sealed to another key than the one the '
+             'verifier certified for migration')
 CHANGED = ('the sealed vTPM secret was changed or is not for this '
            'migration')
 MALFORMED = 'the sealed vTPM secret is malformed'
+REFUSED = 'the vTPM manager refused open_transfer: '
 
 
 def envelope_fields(envelope):
@@ -74,17 +82,30 @@ def flipped(data, position=-1):
     return bytes(data)
 
 
-class ReplayingAPI:
-    """What a vTPM manager's reply looks like when someone on the bus
-    answers with a certification recorded earlier."""
+def record(uuid=MIGRATION, source=SOURCE, dest=DEST):
+    return protocol.MigrationRecord(uuid, INSTANCE, source, dest,
+                                    'KEY_CERTIFIED')
 
-    def __init__(self, recorded):
-        self.recorded = recorded
-        self.asked = []
 
-    def certify_migration_key(self, host, nonce):
-        self.asked.append((host, nonce))
-        return self.recorded
+def migration_claims(migration_record):
+    return {'uuid': migration_record.uuid,
+            'instance_uuid': migration_record.instance_uuid,
+            'source_host': migration_record.source_host,
+            'dest_host': migration_record.dest_host,
+            'source_nonce': '5e' * 32, 'dest_nonce': 'd1' * 32}
+
+
+def appraised(key, ak_public, nonce=NONCE, host=DEST):
+    """What the verifier concludes of a certified key: the AK's
+    certification over the nonce for the CERTIFY purpose, of a storage
+    key fixed to its TPM (verifier.migrations)."""
+    verdict = appraisal.appraise_certification(
+        key.attestation, key.signature, appraisal.load_public_key(ak_public),
+        purpose.qualifying_data(purpose.CERTIFY, nonce), key.public,
+        host=host)
+    if verdict.evidence_valid:
+        duplication.check_receiver_key(key.public, 'the migration key')
+    return verdict
 
 
 class HandoverTestCase(base.TestCase):
@@ -93,42 +114,68 @@ class HandoverTestCase(base.TestCase):
         super().setUp()
         self.useFixture(korora_fixtures.InProcessBusFixture(
             self.config.conf))
-        self.useFixture(korora_fixtures.VerifierDatabaseFixture())
+        self.signer = korora_fixtures.verifier_keys(self).signer
         self.managers = {}
-        self.channel_keys = {}
-        self.key_paths = {}
+        # The key the verifier recorded per migration (its key_unique).
+        self.uniques = {}
         self.start_manager(DEST)
-        self.api = rpcapi.VTPMManagerAPI()
-        self.record = records.create(MIGRATION, INSTANCE, SOURCE, DEST)
+        self.api = rpcapi.VTPMManagerAPI(self.signer)
+        self.record = record()
         self.binding = handover.binding(self.record)
 
     def start_manager(self, host, tpm=None, state_path=None):
-        """A vTPM manager for host, with a local channel key of its own
-        (the manager creates it when it starts)."""
-        if host not in self.key_paths:
-            self.key_paths[host] = os.path.join(
-                self.useFixture(fixtures.TempDir()).path, 'korora',
-                'local-channel.key')
-        self.flags(local_channel_key=self.key_paths[host])
         manager = self.useFixture(korora_fixtures.VTPMManagerFixture(
             host, tpm, state_path=state_path))
         self.managers[host] = manager
-        self.channel_keys[host] = local_channel.load_key(
-            self.key_paths[host])
         return manager
 
-    def certified(self, host=DEST, nonce=NONCE):
-        return handover.certify_destination_key(
-            self.api, host, self.managers[host].manager.ak.public, nonce)
+    def authorization(self, action, host=DEST, uuid=MIGRATION, nonce=NONCE,
+                      **claims):
+        body = {'korora.action': action,
+                'korora.role': results.ROLES[action],
+                'korora.migration': migration_claims(record(uuid,
+                                                            dest=host)),
+                'eat_nonce': results.nonce_claim(nonce)}
+        body.update(claims)
+        return self.signer.sign(results.AUTHORIZATION, host, 60, body)
 
-    def sealed(self, host=DEST, secret=SECRET):
-        return handover.seal_secret(self.certified(host), secret,
-                                    self.binding)
+    def certify(self, host=DEST, uuid=MIGRATION, nonce=NONCE):
+        """The key the manager of host certifies for migration uuid, as
+        the verifier asks for it (unchecked)."""
+        key = self.api.certify_migration_key(host, self.authorization(
+            results.CERTIFY_KEY, host, uuid, nonce))
+        self.uniques[uuid] = key.unique
+        return key
 
-    def open(self, envelope, host=DEST, binding=None, channel_key=None):
-        return handover.open_secret(
-            self.api, host, channel_key or self.channel_keys[host],
-            envelope, binding or self.binding)
+    def certified(self, host=DEST, uuid=MIGRATION, nonce=NONCE):
+        """A key the verifier found certified by host's AK."""
+        key = self.certify(host, uuid, nonce)
+        verdict = appraised(key, self.managers[host].manager.ak.public,
+                            nonce, host)
+        self.assertTrue(verdict.evidence_valid, verdict.summary())
+        return key
+
+    def sealed(self, host=DEST, secret=SECRET, uuid=MIGRATION):
+        return handover.seal_secret(
+            self.certified(host, uuid), secret,
+            handover.binding(record(uuid, dest=host)))
+
+    def open(self, envelope, host=DEST, binding=None, uuid=MIGRATION):
+        """The secret, as the destination's compute opens it: the
+        envelope parsed, its data key imported by the manager of host
+        under the verifier's authorization of the transfer, naming the
+        key the verifier certified for migration uuid."""
+        fields = handover.parse(envelope)
+        unique = self.uniques.get(uuid, b'\x00' * 32)
+        token = self.authorization(results.TRANSFER, host, uuid, **{
+            'korora.key_unique': base64.b64encode(unique).decode('ascii')})
+        local = local_client.LocalManager(self.managers[host].hook_socket,
+                                          30)
+        data_key = local.open_transfer(token,
+                                       handover.duplicate_fields(fields))
+        return handover.open_with(
+            data_key, fields,
+            binding or handover.binding(record(uuid, dest=host)))
 
     def refused(self, error_class, envelope, message, **kwargs):
         error = self.assertRaises(error_class, self.open, envelope,
@@ -143,41 +190,50 @@ class TestDestinationKey(HandoverTestCase):
         key = self.certified()
         self.assertEqual(32, len(key.unique))
         duplication.check_receiver_key(key.public)
-        self.assertNotEqual(key.public, self.certified().public)
+        self.assertNotEqual(key.public,
+                            self.certified(uuid=OTHER_MIGRATION).public)
 
     def test_checked_against_another_tpms_ak_it_is_refused(self):
         stranger = self.useFixture(korora_fixtures.SoftwareTPMFixture())
-        error = self.assertRaises(
-            handover.HandoverError, handover.certify_destination_key,
-            self.api, DEST, stranger.attestation_key().public, NONCE)
-        self.assertEqual('the destination\'s migration key is not certified '
-                         'by its attestation key: untrusted: compute-2: '
-                         'signature does not verify with the enrolled AK',
-                         str(error))
+        verdict = appraised(self.certify(),
+                            stranger.attestation_key().public)
+        self.assertFalse(verdict.evidence_valid)
+        self.assertEqual('untrusted: compute-2: signature does not verify '
+                         'with the enrolled AK', verdict.summary())
 
     def test_a_certification_for_another_nonce_is_refused(self):
-        recorded = self.api.certify_migration_key(DEST, b'an older nonce')
-        replaying = ReplayingAPI(recorded)
-        error = self.assertRaises(
-            handover.HandoverError, handover.certify_destination_key,
-            replaying, DEST, self.managers[DEST].manager.ak.public, NONCE)
-        self.assertEqual([(DEST, NONCE)], replaying.asked)
-        self.assertIn('not certified by its attestation key: untrusted: '
-                      'compute-2: nonce mismatch: stale or replayed evidence '
-                      '(expected %s, got %s)'
-                      % (NONCE.hex(), b'an older nonce'.hex()), str(error))
+        key = self.certify(nonce=b'an older nonce')
+        verdict = appraised(key, self.managers[DEST].manager.ak.public)
+        self.assertFalse(verdict.evidence_valid)
+        self.assertIn('compute-2: nonce mismatch: stale or replayed '
+                      'evidence (expected %s, got %s)'
+                      % (purpose.qualifying_data(purpose.CERTIFY,
+                                                 NONCE).hex(),
+                         purpose.qualifying_data(
+                             purpose.CERTIFY, b'an older nonce').hex()),
+                      verdict.summary())
+
+    def test_a_quote_over_the_nonce_certifies_no_key(self):
+        # The verifier's attestation challenge with the same nonce: a
+        # quote, for another purpose.
+        quoted = self.api.attest(DEST, NONCE)
+        key = self.certify()
+        forged = certify.CertifiedKey(key.public, quoted.message,
+                                      quoted.signature, key.unique)
+        verdict = appraised(forged, self.managers[DEST].manager.ak.public)
+        self.assertFalse(verdict.evidence_valid)
+        self.assertIn('evidence is a quote, not a key certification',
+                      verdict.summary())
+        self.assertIn('nonce mismatch', verdict.summary())
 
     def test_a_certification_of_another_key_is_refused(self):
-        first = self.api.certify_migration_key(DEST, NONCE)
-        second = self.api.certify_migration_key(DEST, NONCE)
+        first = self.certify()
+        second = self.certify(uuid=OTHER_MIGRATION)
         swapped = certify.CertifiedKey(second.public, first.attestation,
                                        first.signature, second.unique)
-        error = self.assertRaises(
-            handover.HandoverError, handover.certify_destination_key,
-            ReplayingAPI(swapped), DEST,
-            self.managers[DEST].manager.ak.public, NONCE)
+        verdict = appraised(swapped, self.managers[DEST].manager.ak.public)
         self.assertIn('compute-2: the key presented is not the key the AK '
-                      'certified', str(error))
+                      'certified', verdict.summary())
 
     def test_a_certified_key_that_can_sign_only_is_refused(self):
         # A TPM whose AK certified itself: genuine, but no storage key.
@@ -186,27 +242,31 @@ class TestDestinationKey(HandoverTestCase):
         with tpm.connection.esapi() as ectx:
             handle = ak.handle(ectx)
             attested, signature = ectx.certify(
-                handle, handle, NONCE, TPMT_SIG_SCHEME(scheme=TPM2_ALG.NULL))
+                handle, handle,
+                purpose.qualifying_data(purpose.CERTIFY, NONCE),
+                TPMT_SIG_SCHEME(scheme=TPM2_ALG.NULL))
         signing = certify.CertifiedKey(ak.public, bytes(attested),
                                        signature.marshal(), b'u' * 32)
-        error = self.assertRaises(
-            handover.HandoverError, handover.certify_destination_key,
-            ReplayingAPI(signing), 'compute-9', ak.public, NONCE)
-        self.assertIn('compute-9: the migration key is not a restricted '
-                      'decryption key fixed to its TPM', str(error))
+        error = self.assertRaises(exception.EvidenceError, appraised,
+                                  signing, ak.public, NONCE, 'compute-9')
+        self.assertIn('the migration key is not a restricted decryption key '
+                      'fixed to its TPM', str(error))
 
     def test_nonces_are_1_to_64_bytes(self):
-        for nonce in (b'', b'n' * 65):
+        for nonce, reason in ((b'', 'the token carries no nonce'),
+                              (b'n' * 65, 'the challenge\'s nonce is 1 to '
+                                          '64 bytes')):
             error = self.assertRaises(
-                exception.KororaError, self.certified, nonce=nonce)
-            self.assertIn('a nonce is 1 to 64 bytes', str(error))
+                exception.KororaError, self.certify, nonce=nonce)
+            self.assertIn('compute-2: certify-key refused: ' + reason,
+                          str(error))
+        # Refused, it certified nothing: the migration still gets a key.
+        self.certified()
 
     def test_a_destination_without_a_manager(self):
         self.flags(migration_step_timeout=0.5)
         error = self.assertRaises(
-            exception.TPMConnectionError, handover.certify_destination_key,
-            self.api, 'compute-9', self.managers[DEST].manager.ak.public,
-            NONCE)
+            exception.TPMConnectionError, self.certify, host='compute-9')
         self.assertEqual('compute-9: the vTPM manager did not answer within '
                          '0.5 s', str(error))
 
@@ -224,8 +284,11 @@ class TestSealAndOpen(HandoverTestCase):
         self.assertEqual(SECRET, self.open(envelope))
 
     def test_text_secrets_up_to_1024_bytes(self):
-        for secret in ('x', '\u00e4' * 512, 'p' * handover.MAX_SECRET):
-            self.assertEqual(secret, self.open(self.sealed(secret=secret)))
+        for number, secret in enumerate(('x', '\u00e4' * 512,
+                                         'p' * handover.MAX_SECRET)):
+            uuid = '%08d-7b2a-4c8d-a9e6-3b4f1d2c0e97' % number
+            self.assertEqual(secret, self.open(
+                self.sealed(secret=secret, uuid=uuid), uuid=uuid))
 
     def test_secret_bounds(self):
         key = self.certified()
@@ -236,10 +299,9 @@ class TestSealAndOpen(HandoverTestCase):
             self.assertEqual('a vTPM secret is 1 to 1024 bytes', str(error))
 
     def test_hosts_with_the_longest_names(self):
-        # The binding is a digest: 255-character names fit the manager's
-        # bound like short ones.
-        record = records.create(None, INSTANCE, 's' * 255, 'd' * 255)
-        bound = handover.binding(record)
+        # The binding is a digest: 255-character names fit like short
+        # ones.
+        bound = handover.binding(record(source='s' * 255, dest='d' * 255))
         self.assertEqual(32, len(bound))
         envelope = handover.seal_secret(self.certified(), SECRET, bound)
         self.assertEqual(SECRET, self.open(envelope, binding=bound))
@@ -250,49 +312,48 @@ class TestSealAndOpen(HandoverTestCase):
         second = handover.seal_secret(key, 'another secret', self.binding)
         self.assertEqual(SECRET, self.open(first))
         for envelope in (first, second):
-            self.refused(exception.KororaError, envelope,
-                         'compute-2: ' + NOT_CERTIFIED)
+            self.refused(exception.TPMError, envelope,
+                         REFUSED + 'compute-2: ' + NOT_CERTIFIED % MIGRATION)
 
     def test_another_migrations_binding_does_not_open_it(self):
-        other = records.create(OTHER_MIGRATION, INSTANCE, SOURCE, DEST)
         envelope = self.sealed()
         self.refused(handover.HandoverError, envelope, CHANGED,
-                     binding=handover.binding(other))
+                     binding=handover.binding(record(OTHER_MIGRATION)))
         # The failed attempt used the key up: the secret is gone for good.
-        self.refused(exception.KororaError, envelope, NOT_CERTIFIED)
-
-    def test_another_hosts_channel_key_does_not_open_the_reply(self):
-        self.start_manager(OTHER)
-        self.assertNotEqual(self.channel_keys[DEST],
-                            self.channel_keys[OTHER])
-        envelope = self.sealed(host=OTHER)
-        error = self.refused(exception.EvidenceError, envelope,
-                             'the sealed reply does not open with this '
-                             'host\'s local channel key for this migration',
-                             host=OTHER, channel_key=self.channel_keys[DEST])
-        self.assertNotIsInstance(error, handover.HandoverError)
+        self.refused(exception.TPMError, envelope,
+                     NOT_CERTIFIED % MIGRATION)
 
     def test_a_secret_for_another_managers_key_does_not_open_here(self):
         self.start_manager(OTHER)
-        envelope = self.sealed(host=OTHER)
-        self.refused(exception.KororaError, envelope,
-                     'compute-2: ' + NOT_CERTIFIED)
-        # Even under a unique this manager did certify, its TPM refuses.
-        own = self.certified()
+        envelope = self.sealed(host=OTHER, uuid=OTHER_MIGRATION)
+        # The verifier certified another key for this migration here.
+        self.certified()
+        self.refused(exception.TPMError, envelope, OTHER_KEY)
+        # Under the unique this manager did certify, its TPM refuses.
+        own = self.certified(uuid=THIRD_MIGRATION)
         error = self.refused(exception.TPMError,
                              rewritten(envelope, unique=own.unique),
-                             'integrity check failed')
+                             'integrity check failed', uuid=THIRD_MIGRATION)
         self.assertIn('refused a command', str(error))
-        self.assertEqual(SECRET, self.open(envelope, host=OTHER))
+        self.assertEqual(SECRET, self.open(envelope, host=OTHER,
+                                           uuid=OTHER_MIGRATION))
 
     def test_a_restarted_manager_has_forgotten_its_keys(self):
         envelope = self.sealed()
         manager = self.managers[DEST]
         manager.stop()
         self.start_manager(DEST, manager.tpm_fixture, manager.state_path)
-        self.refused(exception.KororaError, envelope,
-                     'compute-2: ' + NOT_CERTIFIED)
-        self.assertEqual(SECRET, self.open(self.sealed()))
+        self.refused(exception.TPMError, envelope,
+                     'compute-2: ' + NOT_CERTIFIED % MIGRATION)
+        self.assertEqual(SECRET, self.open(self.sealed(uuid=OTHER_MIGRATION),
+                                           uuid=OTHER_MIGRATION))
+
+    def test_a_transfer_of_another_migration_does_not_open_it(self):
+        envelope = self.sealed()
+        self.certified(uuid=OTHER_MIGRATION)
+        self.refused(exception.TPMError, envelope, OTHER_KEY,
+                     uuid=OTHER_MIGRATION)
+        self.assertEqual(SECRET, self.open(envelope))
 
 
 class TestEnvelope(HandoverTestCase):
@@ -360,10 +421,12 @@ class TestEnvelope(HandoverTestCase):
             lambda e: {'ciphertext': flipped(field(e, 'ciphertext'), 0)},
             lambda e: {'ciphertext': field(e, 'ciphertext')[:-1]},
             lambda e: {'nonce': flipped(field(e, 'nonce'))})
-        for change in changes:
-            envelope = self.sealed()
+        for number, change in enumerate(changes):
+            uuid = '%08d-7b2a-4c8d-a9e6-3b4f1d2c0e97' % number
+            envelope = self.sealed(uuid=uuid)
             self.refused(handover.HandoverError,
-                         rewritten(envelope, **change(envelope)), CHANGED)
+                         rewritten(envelope, **change(envelope)), CHANGED,
+                         uuid=uuid)
 
     def test_a_changed_duplicate_seed_or_public_is_refused_by_the_tpm(self):
         changes = (
@@ -373,11 +436,13 @@ class TestEnvelope(HandoverTestCase):
              'integrity check failed'),
             (lambda e: {'seed': flipped(field(e, 'seed'))},
              'point is not on the required curve'))
-        for change, reason in changes:
-            envelope = self.sealed()
+        for number, (change, reason) in enumerate(changes):
+            uuid = '%08d-7b2a-4c8d-a9e6-3b4f1d2c0e97' % number
+            envelope = self.sealed(uuid=uuid)
             error = self.refused(exception.TPMError,
                                  rewritten(envelope, **change(envelope)),
-                                 reason)
+                                 reason, uuid=uuid)
+            self.assertIn(REFUSED, str(error))
             self.assertIn('refused a command', str(error))
 
     def test_oversized_fields_are_refused_by_the_manager(self):
@@ -387,12 +452,13 @@ class TestEnvelope(HandoverTestCase):
                 ('seed', 'encrypted seed is missing or larger than 512 '
                          'bytes'),
                 ('unique', 'key unique is missing or larger than 32 bytes')):
-            self.refused(exception.KororaError,
+            self.refused(exception.TPMError,
                          rewritten(self.envelope, **{name: b'x' * 2000}),
-                         message)
+                         REFUSED + message)
         self.assertEqual(SECRET, self.open(self.envelope))
 
-    def test_a_changed_unique_names_no_key_of_the_manager(self):
-        self.refused(exception.KororaError,
+    def test_a_changed_unique_is_not_the_key_the_verifier_certified(self):
+        self.refused(exception.TPMError,
                      rewritten(self.envelope, unique=b'\x00' * 32),
-                     'compute-2: ' + NOT_CERTIFIED)
+                     REFUSED + 'compute-2: ' + OTHER_KEY)
+        self.assertEqual(SECRET, self.open(self.envelope))

@@ -11,7 +11,7 @@ from unittest import mock
 
 import fixtures
 
-from korora_nova.hooks import hook_install
+from korora_nova.libvirt_hook import install as hook_install
 from korora_nova.tests import base
 from korora_nova.tests import fixtures as korora_fixtures
 from korora_nova.tests import hook_process

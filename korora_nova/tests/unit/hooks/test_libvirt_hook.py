@@ -17,7 +17,8 @@ import time
 import fixtures
 
 from korora_nova.vtpm_manager import admission
-from korora_nova.hooks import libvirt_hook
+from korora_nova.libvirt_hook import client as libvirt_hook
+from korora_nova.libvirt_hook import protocol
 from korora_nova.migration import states
 from korora_nova.tests import base
 from korora_nova.tests import fixtures as korora_fixtures
@@ -257,7 +258,7 @@ class TestBadInput(HookTestCase):
     def test_oversized_stdin(self):
         self.record(states.TRANSFERRING)
         data = xml().replace(b'</domain>', b'<!--' + b'x' * (
-            libvirt_hook.MAX_XML_BYTES) + b'--></domain>')
+            protocol.MAX_XML_BYTES) + b'--></domain>')
         self.assertRefuses(self.run_hook(data), 'larger than')
 
     def test_empty_stdin(self):
@@ -345,7 +346,7 @@ class TestManagerTrouble(HookTestCase):
                 (b'PASS', 'sent a garbled answer'),
                 (b'PASS ok\nPASS ok\n', 'sent a garbled answer'),
                 (b'pass ok\n', 'sent a garbled answer'),
-                (b'PASS ' + b'x' * libvirt_hook.MAX_ANSWER + b'\n',
+                (b'PASS ' + b'x' * protocol.MAX_ANSWER + b'\n',
                  'sent an oversized answer')):
             server = self.useFixture(UnixAnswerFixture(self.folder, answer))
             self.assertRefuses(self.run_hook(socket_path=server.path),
@@ -439,7 +440,7 @@ class TestDecision(base.TestCase):
         ]
         for found, phrase in cases:
             error = self.assertRaises(
-                libvirt_hook.Refused, admission.check_records,
+                protocol.Refused, admission.check_records,
                 found, INSTANCE, DEST)
             self.assertIn(phrase, str(error))
             self.assertIn('no Korora-approved migration', str(error))
@@ -461,8 +462,8 @@ class TestDecision(base.TestCase):
         self.assertEqual([INSTANCE, INSTANCE], asked)
 
     def test_one_line(self):
-        self.assertEqual('a b c', admission.one_line('a\nb\r\n\tc\x00'))
-        self.assertEqual(20, len(admission.one_line('x' * 100, 20)))
+        self.assertEqual('a b c', protocol.one_line('a\nb\r\n\tc\x00'))
+        self.assertEqual(20, len(protocol.one_line('x' * 100, 20)))
 
     def test_read_stdin_is_bounded(self):
         read_fd, write_fd = os.pipe()
@@ -470,7 +471,7 @@ class TestDecision(base.TestCase):
                                   args=(write_fd, b'x' * 5000))
         writer.start()
         try:
-            error = self.assertRaises(libvirt_hook.Refused,
+            error = self.assertRaises(protocol.Refused,
                                       libvirt_hook.read_stdin, 1000,
                                       read_fd)
         finally:
@@ -495,15 +496,15 @@ class TestDecision(base.TestCase):
         korora_options.register_opts(conf)
         conf([])
         self.assertFalse(conf.korora.libvirt_hook_require_approval_for_all)
-        self.assertEqual(libvirt_hook.DEFAULT_TIMEOUT,
+        self.assertEqual(protocol.DEFAULT_TIMEOUT,
                          conf.korora.libvirt_hook_timeout)
-        self.assertEqual(libvirt_hook.DEFAULT_SOCKET,
+        self.assertEqual(protocol.DEFAULT_SOCKET,
                          conf.korora.libvirt_hook_socket)
 
     def test_request_header_is_one_bounded_ascii_line(self):
         header = libvirt_hook.request_header('\u00e9vil\nname' * 50)
-        self.assertLessEqual(len(header), libvirt_hook.MAX_HEADER)
-        self.assertTrue(header.startswith(libvirt_hook.PROTOCOL + b' '))
+        self.assertLessEqual(len(header), protocol.MAX_HEADER)
+        self.assertTrue(header.startswith(protocol.PROTOCOL + b' '))
         self.assertEqual(1, header.count(b'\n'))
         self.assertTrue(header.endswith(b'\n'))
         header.decode('ascii')
@@ -618,7 +619,7 @@ class TestHookServer(base.TestCase):
                 (b'korora-libvirt-hook 2 d\n<domain/>',
                  b'REFUSE unsupported request'),
                 (header, b'REFUSE no domain XML'),
-                (header + b' ' * (libvirt_hook.MAX_XML_BYTES + 1),
+                (header + b' ' * (protocol.MAX_XML_BYTES + 1),
                  b'REFUSE the incoming domain XML is larger than')):
             answer = self.ask(request)
             self.assertTrue(answer.startswith(phrase), answer[:200])
@@ -674,7 +675,7 @@ class TestStandardLibraryOnly(HookTestCase):
         with open(found) as stream:
             status, modules = json.load(stream)
         self.assertEqual(0, status)
-        self.assertIn('korora_nova.hooks.libvirt_hook', modules)
+        self.assertIn('korora_nova.libvirt_hook.client', modules)
         self.assertEqual([], self.heavy(modules))
 
     def test_importtime(self):
@@ -687,7 +688,7 @@ class TestStandardLibraryOnly(HookTestCase):
         imported = [line.split('|')[-1].strip()
                     for line in result.stderr.splitlines()
                     if line.startswith('import time:')]
-        self.assertIn('korora_nova.hooks.libvirt_hook', imported)
+        self.assertIn('korora_nova.libvirt_hook.client', imported)
         self.assertEqual([], self.heavy(imported))
 
 

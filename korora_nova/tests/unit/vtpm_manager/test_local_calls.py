@@ -261,7 +261,7 @@ class TestMeasureArrival(LocalCallsTestCase):
     def test_a_missing_file_names_the_item(self):
         os.remove(self.backend.path(INSTANCE, 'nvram.fd'))
         error = self.refused(
-            local_client.MeasurementFailed, self.local.measure_arrival,
+            exception.MeasurementFailed, self.local.measure_arrival,
             self.verify_token(), None,
             message='the vTPM manager refused measure_arrival: ')
         self.assertEqual('nvram', error.item)
@@ -270,7 +270,7 @@ class TestMeasureArrival(LocalCallsTestCase):
 
     def test_a_missing_disk_names_the_disk(self):
         os.remove(self.backend.path(INSTANCE, 'disk.vda'))
-        error = self.assertRaises(local_client.MeasurementFailed,
+        error = self.assertRaises(exception.MeasurementFailed,
                                   self.local.measure_arrival,
                                   self.verify_token(), None)
         self.assertEqual('disk:vda', error.item)

@@ -18,8 +18,8 @@ The hook asks the local vTPM manager: it sends the domain XML to
 korora-vtpm-manager on a UNIX socket ([korora] libvirt_hook_socket, only
 root and the manager's user may connect) and exits as the manager
 answers. The manager decides (korora_nova.vtpm_manager.admission, served by
-korora_nova.vtpm_manager.hook_server) from the verifier's database and
-logs every admission and refusal. libvirt runs the hook inside its
+korora_nova.vtpm_manager.hook_server) from what the verifier authorized,
+and logs every admission and refusal. libvirt runs the hook inside its
 migration job: a process that imported oslo.config and SQLAlchemy would
 add half a second to every incoming migration, so this module uses the
 standard library only.
@@ -56,26 +56,10 @@ import sys
 import threading
 import time
 
-from korora_nova.vtpm_manager import admission
+from korora_nova.libvirt_hook import protocol
 
 PROG = 'korora-libvirt-hook'
 PREFIX = 'Korora: '
-
-# Where korora-vtpm-manager answers, and how long the hook waits for it
-# from its start: the defaults of [korora] libvirt_hook_socket and
-# libvirt_hook_timeout.
-DEFAULT_SOCKET = '/run/korora/libvirt-hook.sock'
-DEFAULT_TIMEOUT = 10.0
-
-PROTOCOL = b'korora-libvirt-hook 1'
-PASS, REFUSE = 'PASS', 'REFUSE'
-# The request's header line, the domain XML after it and the answer, at
-# most.
-MAX_HEADER = 100
-MAX_XML_BYTES = 1024 * 1024
-MAX_ANSWER = 4096
-# Domain names as shown in messages.
-MAX_NAME = 64
 
 USAGE = ('usage: %s [--socket PATH] [--timeout SECONDS] DOMAIN OPERATION '
          'SUB_OPERATION EXTRA (as libvirt runs hooks)' % PROG)
@@ -84,9 +68,6 @@ EXIT_PASS, EXIT_REFUSE = 0, 1
 # Seconds after the limit when SIGALRM (default action: terminate) ends
 # a process whose timer could not run.
 ALARM_BACKSTOP = 3
-
-Refused = admission.Refused
-one_line = admission.one_line
 
 
 class Deadline:
@@ -132,7 +113,8 @@ class Deadline:
         with self._lock:
             if self.status is None:
                 self.status = EXIT_REFUSE
-                write_line(self.err_fd, PREFIX + one_line(self.timed_out()))
+                write_line(self.err_fd,
+                           PREFIX + protocol.one_line(self.timed_out()))
             os._exit(self.status)
 
     def finish(self, status, line=None):
@@ -168,7 +150,7 @@ def silence_standard_streams():
     return err_fd
 
 
-def read_stdin(limit=MAX_XML_BYTES, fd=0):
+def read_stdin(limit=protocol.MAX_XML_BYTES, fd=0):
     """At most limit bytes from fd, until its end; more is refused."""
     from korora_nova.hypervisors import base
 
@@ -176,32 +158,32 @@ def read_stdin(limit=MAX_XML_BYTES, fd=0):
         data = base.read_fd(os.dup(fd), limit, 'stdin',
                             'the domain XML')
     except (base.InstanceStateError, OSError) as error:
-        raise Refused(str(error))
+        raise protocol.Refused(str(error))
     if not data.strip():
-        raise Refused('no domain XML on stdin')
+        raise protocol.Refused('no domain XML on stdin')
     return data
 
 
 def parse_arguments(argv):
     """(socket path, timeout) from the options before libvirt's four
-    arguments; Refused when they are not understood."""
-    path, timeout = DEFAULT_SOCKET, DEFAULT_TIMEOUT
+    arguments; protocol.Refused when they are not understood."""
+    path, timeout = protocol.DEFAULT_SOCKET, protocol.DEFAULT_TIMEOUT
     options = list(argv[:-4])
     while options:
         option = options.pop(0)
         name, equals, value = option.partition('=')
         if name not in ('--socket', '--timeout'):
-            raise Refused('bad arguments: unknown option %r; %s'
-                          % (option[:64], USAGE))
+            raise protocol.Refused('bad arguments: unknown option %r; %s'
+                                   % (option[:64], USAGE))
         if not equals:
             if not options:
-                raise Refused('bad arguments: %s needs a value; %s'
-                              % (name, USAGE))
+                raise protocol.Refused('bad arguments: %s needs a value; %s'
+                                       % (name, USAGE))
             value = options.pop(0)
         if name == '--socket':
             if not value:
-                raise Refused('bad arguments: --socket is empty; %s'
-                              % USAGE)
+                raise protocol.Refused('bad arguments: --socket is empty; %s'
+                                       % USAGE)
             path = value
         else:
             try:
@@ -209,17 +191,18 @@ def parse_arguments(argv):
             except ValueError:
                 timeout = None
             if timeout is None or not 0 < timeout < 3600:
-                raise Refused('bad arguments: --timeout %r is not a number '
-                              'of seconds between 0 and 3600; %s'
-                              % (value[:32], USAGE))
+                raise protocol.Refused(
+                    'bad arguments: --timeout %r is not a number of seconds '
+                    'between 0 and 3600; %s' % (value[:32], USAGE))
     return path, timeout
 
 
 def request_header(name):
     """The header line naming the domain (for the manager's log)."""
-    room = MAX_HEADER - len(PROTOCOL) - 2
-    shown = one_line(name, MAX_NAME).encode('ascii', 'backslashreplace')
-    return PROTOCOL + b' ' + shown[:room] + b'\n'
+    room = protocol.MAX_HEADER - len(protocol.PROTOCOL) - 2
+    shown = protocol.one_line(name, protocol.MAX_NAME).encode(
+        'ascii', 'backslashreplace')
+    return protocol.PROTOCOL + b' ' + shown[:room] + b'\n'
 
 
 def not_answering(path):
@@ -229,7 +212,7 @@ def not_answering(path):
 
 def ask(path, request, deadline):
     """Send request to the manager on path; returns its answer (bytes,
-    at most MAX_ANSWER + 1)."""
+    at most protocol.MAX_ANSWER + 1)."""
     answer = bytearray()
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
@@ -240,19 +223,19 @@ def ask(path, request, deadline):
                 server.shutdown(socket.SHUT_WR)
             except (BrokenPipeError, ConnectionResetError):
                 pass    # it stopped reading: its answer may say why
-            while len(answer) <= MAX_ANSWER:
+            while len(answer) <= protocol.MAX_ANSWER:
                 server.settimeout(max(0.001, deadline.remaining()))
-                chunk = server.recv(MAX_ANSWER + 1 - len(answer))
+                chunk = server.recv(protocol.MAX_ANSWER + 1 - len(answer))
                 if not chunk:
                     break
                 answer += chunk
     except (FileNotFoundError, ConnectionRefusedError):
-        raise Refused(not_answering(path))
+        raise protocol.Refused(not_answering(path))
     except socket.timeout:
-        raise Refused(deadline.timed_out())
+        raise protocol.Refused(deadline.timed_out())
     except OSError as error:
-        raise Refused('cannot ask korora-vtpm-manager on %s: %s'
-                      % (path, error.strerror or error))
+        raise protocol.Refused('cannot ask korora-vtpm-manager on %s: %s'
+                               % (path, error.strerror or error))
     return bytes(answer)
 
 
@@ -260,17 +243,18 @@ def parse_answer(answer, path):
     """(passed, summary or reason) from the manager's answer."""
     who = 'korora-vtpm-manager on %s' % path
     if not answer:
-        raise Refused('%s closed the connection without an answer' % who)
-    if len(answer) > MAX_ANSWER:
-        raise Refused('%s sent an oversized answer (over %d bytes)'
-                      % (who, MAX_ANSWER))
+        raise protocol.Refused('%s closed the connection without an answer'
+                               % who)
+    if len(answer) > protocol.MAX_ANSWER:
+        raise protocol.Refused('%s sent an oversized answer (over %d bytes)'
+                               % (who, protocol.MAX_ANSWER))
     verb, _, text = answer.rstrip(b'\n').partition(b' ')
     if (not answer.endswith(b'\n') or answer.count(b'\n') != 1 or
-            verb not in (PASS.encode(), REFUSE.encode())):
-        raise Refused('%s sent a garbled answer %r'
-                      % (who, answer[:64].decode('ascii', 'replace')))
+            verb not in (protocol.PASS.encode(), protocol.REFUSE.encode())):
+        raise protocol.Refused('%s sent a garbled answer %r'
+                               % (who, answer[:64].decode('ascii', 'replace')))
     text = text.decode('utf-8', 'replace')
-    if verb == REFUSE.encode():
+    if verb == protocol.REFUSE.encode():
         return False, text or 'no reason given'
     return True, text
 
@@ -283,10 +267,10 @@ def run(argv, started=None):
     err_fd = silence_standard_streams()
     deadline = Deadline(err_fd, started)
     # The limit until the arguments are read.
-    deadline.arm(DEFAULT_TIMEOUT)
+    deadline.arm(protocol.DEFAULT_TIMEOUT)
     if len(argv) < 4:
-        return deadline.finish(EXIT_REFUSE, PREFIX + one_line(
-            'bad arguments; %s' % USAGE))
+        return deadline.finish(EXIT_REFUSE, PREFIX + protocol.one_line(
+                     'bad arguments; %s' % USAGE))
     name = argv[-4]
     try:
         path, timeout = parse_arguments(argv)
@@ -295,16 +279,16 @@ def run(argv, started=None):
         deadline.waiting_for = path
         passed, reason = parse_answer(
             ask(path, request_header(name) + xml, deadline), path)
-    except Refused as refused:
+    except protocol.Refused as refused:
         passed, reason = False, str(refused)
     except BaseException as error:
         passed, reason = False, ('unexpected error in the libvirt hook: '
                                  '%s: %s' % (type(error).__name__, error))
     if passed:
         return deadline.finish(EXIT_PASS)
-    return deadline.finish(EXIT_REFUSE, PREFIX + one_line(
-        'incoming live migration of domain %s refused: %s'
-        % (one_line(name, MAX_NAME), reason)))
+    return deadline.finish(EXIT_REFUSE, PREFIX + protocol.one_line(
+                 'incoming live migration of domain %s refused: %s'
+                 % (protocol.one_line(name, protocol.MAX_NAME), reason)))
 
 
 def process_started():
