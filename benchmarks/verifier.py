@@ -75,9 +75,9 @@ from korora_nova.tpm import swtpm
 from korora_nova.verifier import attestation
 from korora_nova.verifier import enrollment
 from korora_nova.verifier import manager as verifier_manager
-from korora_nova.verifier import rpcapi as verifier_rpcapi
+from korora_nova.rpcapi import verifier as verifier_rpcapi
 from korora_nova.vtpm_manager import manager as vtpm_manager
-from korora_nova.vtpm_manager import rpcapi as manager_rpcapi
+from korora_nova.rpcapi import vtpm_manager as manager_rpcapi
 
 from nova import objects
 from nova.scheduler import host_manager

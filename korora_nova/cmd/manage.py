@@ -155,7 +155,7 @@ def _manager_api():
     key ([korora] verifier_signing_key): korora-manage runs on the
     control plane, beside the verifier."""
     from korora_nova.attestation import results
-    from korora_nova.vtpm_manager import rpcapi
+    from korora_nova.rpcapi import vtpm_manager as rpcapi
 
     return rpcapi.VTPMManagerAPI(
         results.SigningKey.load(CONF.korora.verifier_signing_key))

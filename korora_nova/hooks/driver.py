@@ -40,7 +40,7 @@ from korora_nova.hooks import recovery
 from korora_nova.hypervisors import libvirt_backend
 from korora_nova.hypervisors import libvirt_migration
 from korora_nova.migration import states
-from korora_nova.verifier import rpcapi as verifier_rpcapi
+from korora_nova.rpcapi import verifier as verifier_rpcapi
 from korora_nova.vtpm_manager import local_client
 
 CONF = conf.CONF

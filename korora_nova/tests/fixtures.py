@@ -139,7 +139,7 @@ class VerifierFixture(fixtures.Fixture):
         from korora_nova.verifier import attestation
         from korora_nova.verifier import manager
         from korora_nova.verifier import migrations
-        from korora_nova.vtpm_manager import rpcapi
+        from korora_nova.rpcapi import vtpm_manager as rpcapi
 
         self.manager_api = rpcapi.VTPMManagerAPI(self.signer)
         self.attestor = attestation.Attestor(self.manager_api, self.notifier)

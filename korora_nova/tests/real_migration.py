@@ -39,7 +39,7 @@ from korora_nova.tests import fixtures as korora_fixtures
 from korora_nova.tests import libvirt_hosts
 from korora_nova.verifier import attestation
 from korora_nova.verifier import enrollment
-from korora_nova.verifier import rpcapi as verifier_rpcapi
+from korora_nova.rpcapi import verifier as verifier_rpcapi
 from korora_nova.vtpm_manager import local_client
 
 POLICY = 'kvm-2026-11'

@@ -11,7 +11,7 @@ from korora_nova.verifier import attestation
 from korora_nova.verifier import manager as manager_module
 from korora_nova.verifier import migrations
 from korora_nova.verifier import placement
-from korora_nova.vtpm_manager import rpcapi as manager_rpcapi
+from korora_nova.rpcapi import vtpm_manager as manager_rpcapi
 
 LOG = logging.getLogger(__name__)
 

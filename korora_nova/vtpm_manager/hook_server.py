@@ -18,10 +18,10 @@ so a wrong option never removes an operator's file.
 Per connection, in a thread of its own, a header line
 (korora_nova.libvirt_hook.protocol.PROTOCOL and the domain's name), the
 domain XML until the client shuts its writing side down, both bounded
-in size and, together, by [korora] libvirt_hook_timeout; then one answer line, ``PASS
-<summary>`` or ``REFUSE <reason>``. The manager logs every admission
-(INFO) and refusal (WARNING), with any traceback; the hook only shows
-the reason.
+in size and, together, by [korora] libvirt_hook_timeout; then one
+answer line, ``PASS <summary>`` or ``REFUSE <reason>``. The manager
+logs every admission (INFO) and refusal (WARNING), with any traceback;
+the hook only shows the reason.
 
 The same socket carries nova-compute's calls to its own vTPM manager
 (korora_nova.vtpm_manager.local_client): host-local calls stay on the

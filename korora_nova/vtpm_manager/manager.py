@@ -42,7 +42,7 @@ from korora_nova.tpm import duplication
 from korora_nova.tpm import endorsement
 from korora_nova.tpm import nv_counter
 from korora_nova.tpm import quote
-from korora_nova.verifier import rpcapi as verifier_rpcapi
+from korora_nova.rpcapi import verifier as verifier_rpcapi
 from korora_nova.vtpm_manager import authorization
 from korora_nova.vtpm_manager import self_measurement
 

@@ -220,7 +220,7 @@ class TestLiveMigrationToTrustedHosts(HostTrustInNovaTestBase):
                        'summary': 'compute-3: trusted'})
         # A forged PCR-change report only makes the verifier ask
         # compute-3's TPM again, which still says no.
-        from korora_nova.verifier import rpcapi as verifier_rpcapi
+        from korora_nova.rpcapi import verifier as verifier_rpcapi
         verifier_rpcapi.VerifierAPI().pcrs_changed('compute-3')
         time.sleep(0.5)
         self.assertFalse(db.host_trust_all()['compute-3'][0])

@@ -59,9 +59,9 @@ from korora_nova.tpm import certify
 from korora_nova.verifier import attestation
 from korora_nova.verifier import enrollment
 from korora_nova.verifier import migrations
-from korora_nova.verifier import rpcapi as verifier_rpcapi
+from korora_nova.rpcapi import verifier as verifier_rpcapi
 from korora_nova.vtpm_manager import local_client
-from korora_nova.vtpm_manager import rpcapi
+from korora_nova.rpcapi import vtpm_manager as rpcapi
 
 CONF = conf.CONF
 HOST = 'compute-1'

@@ -25,7 +25,7 @@ from korora_nova.tests import fixtures as korora_fixtures
 from korora_nova.tpm import certify
 from korora_nova.tpm import duplication
 from korora_nova.vtpm_manager import local_client
-from korora_nova.vtpm_manager import rpcapi
+from korora_nova.rpcapi import vtpm_manager as rpcapi
 
 SOURCE = 'compute-1'
 DEST = 'compute-2'

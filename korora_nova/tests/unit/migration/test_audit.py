@@ -21,7 +21,7 @@ from korora_nova.migration import states
 from korora_nova.tests import base
 from korora_nova.tests import fixtures
 from korora_nova.verifier import enrollment
-from korora_nova.vtpm_manager import rpcapi
+from korora_nova.rpcapi import vtpm_manager as rpcapi
 
 INSTANCE = '0b9d7a5e-4f7c-4a8e-9f33-5d2c1b6e8a70'
 MIGRATION = '5f0c3d1e-7b2a-4c8d-a9e6-3b4f1d2c0e97'

@@ -18,7 +18,7 @@ from korora_nova.migration import states
 from korora_nova.tests import base
 from korora_nova.tests import fixtures
 from korora_nova.verifier import enrollment
-from korora_nova.vtpm_manager import rpcapi
+from korora_nova.rpcapi import vtpm_manager as rpcapi
 
 KORORA_MANAGE = os.path.join(os.path.dirname(sys.executable),
                              'korora-manage')

@@ -13,7 +13,7 @@ from korora_nova.tests import base
 from korora_nova.tests import fixtures
 from korora_nova.verifier import attestation
 from korora_nova.verifier import enrollment
-from korora_nova.vtpm_manager import rpcapi
+from korora_nova.rpcapi import vtpm_manager as rpcapi
 
 WAIT = 10.0
 

@@ -29,7 +29,7 @@ from korora_nova.tests import fixtures as korora_fixtures
 from korora_nova.tests import hook_process
 from korora_nova.tests.unit.hypervisors import shared
 from korora_nova.vtpm_manager import local_client
-from korora_nova.vtpm_manager import rpcapi
+from korora_nova.rpcapi import vtpm_manager as rpcapi
 
 HOST = 'compute-1'
 PEER = 'compute-2'

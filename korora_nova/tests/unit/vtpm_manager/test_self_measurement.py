@@ -23,7 +23,7 @@ from korora_nova.tpm import quote
 from korora_nova.verifier import attestation
 from korora_nova.verifier import enrollment
 from korora_nova.vtpm_manager import manager
-from korora_nova.vtpm_manager import rpcapi
+from korora_nova.rpcapi import vtpm_manager as rpcapi
 from korora_nova.vtpm_manager import self_measurement
 from korora_nova.vtpm_manager import service
 
