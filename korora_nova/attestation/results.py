@@ -309,7 +309,8 @@ def verdict_claims(verdict, nonce=None):
 
 def host_status(claims, host):
     """(affirming?, reasons) of host in a result's claims."""
-    submod = (claims.get('submods') or {}).get(host)
+    submods = claims.get('submods')
+    submod = submods.get(host) if isinstance(submods, dict) else None
     if not isinstance(submod, dict):
         return False, ['the verifier\'s result says nothing of %s' % host]
     reasons = submod.get('korora.reasons') or []

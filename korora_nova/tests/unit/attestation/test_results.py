@@ -198,6 +198,15 @@ class TestForgeries(ResultsTestCase):
                                headers=headers or None)
             self.refused(token, NOT_PINNED)
 
+    def test_headers_of_the_wrong_type_are_refused(self):
+        for header, message in (
+                ({'alg': 'ES256', 'kid': [self.signer.kid]}, NOT_A_TOKEN),
+                ({'alg': 'ES256', 'kid': {'k': 1}}, NOT_A_TOKEN),
+                ({'alg': ['ES256'], 'kid': self.signer.kid}, NOT_PINNED)):
+            token = '.'.join((b64url_json(header),
+                              b64url_json(self.claims()), 'AAAA'))
+            self.refused(token, message)
+
     def test_another_issuer_is_refused(self):
         token = jwt.encode(self.claims(iss='someone-else'),
                            self.private_key(), algorithm='ES256',
