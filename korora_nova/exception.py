@@ -60,3 +60,13 @@ class PolicyExists(KororaError):
 
 class DatabaseError(KororaError):
     """The verifier database cannot be reached or used."""
+
+
+class PolicySignatureError(PolicyError):
+    """A policy version is not signed by an operator key the verifier
+    trusts, or its signed content differs from the stored one."""
+
+
+class SigningKeyError(ConfigurationError):
+    """An operator's policy signing key (private or public) cannot be
+    read or is not an EC P-256 key."""
