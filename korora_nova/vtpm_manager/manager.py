@@ -13,6 +13,7 @@ from oslo_log import log as logging
 
 from korora_nova.attestation import evidence
 from korora_nova.attestation import pcr_values
+from korora_nova.attestation import purpose as purpose_module
 from korora_nova import exception
 from korora_nova import rpc
 from korora_nova.tpm import attestation_key
@@ -143,11 +144,22 @@ class VTPMManager:
                     self.connection, self.conf, now)
                 self._vtpmmgr = now
 
-    @messaging.expected_exceptions(self_measurement.XenVTPMMgrError)
-    def attest(self, ctxt, nonce):
+    @messaging.expected_exceptions(self_measurement.XenVTPMMgrError,
+                                   exception.EvidenceError)
+    def attest(self, ctxt, nonce, purpose='attest'):
+        """A quote over the purpose's qualifying data for nonce: the
+        caller names a purpose, never the bytes the TPM signs."""
         nonce = rpc.decode(nonce, 'nonce', evidence.MAX_NONCE_SIZE)
+        labels = {purpose_module.name(label): label
+                  for label in purpose_module.ALL}
+        label = labels.get(purpose) if isinstance(purpose, str) else None
+        if label is None:
+            raise exception.EvidenceError(
+                '%s: unknown signature purpose %r (one of %s)'
+                % (self.host, str(purpose)[:32], ', '.join(sorted(labels))))
         self._measure_vtpmmgr()
-        made = quote.quote(self.connection, self.ak, self.selection, nonce)
+        made = quote.quote(self.connection, self.ak, self.selection,
+                           purpose_module.qualifying_data(label, nonce))
         return {'message': rpc.encode(made.message),
                 'signature': rpc.encode(made.signature),
                 'pcr_values': pcr_values.to_json(made.pcr_values)}

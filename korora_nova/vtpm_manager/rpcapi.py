@@ -11,6 +11,7 @@ import oslo_messaging as messaging
 
 from korora_nova.attestation import evidence
 from korora_nova.attestation import pcr_values
+from korora_nova.attestation import purpose
 from korora_nova import conf
 from korora_nova import exception
 from korora_nova import rpc
@@ -70,10 +71,12 @@ class VTPMManagerAPI:
             encrypted_secret=rpc.encode(encrypted_secret)))
         return rpc.decode(reply.get('secret'), 'activated secret', 64)
 
-    def attest(self, host, nonce):
-        """A QuoteEvidence over the verifier's nonce."""
+    def attest(self, host, nonce, purpose_label=purpose.ATTEST):
+        """A QuoteEvidence whose extraData is
+        purpose.qualifying_data(purpose_label, nonce)."""
         reply = _dict(host, self._call(host, 'attest',
-                                       nonce=rpc.encode(nonce)))
+                                       nonce=rpc.encode(nonce),
+                                       purpose=purpose.name(purpose_label)))
         return evidence.QuoteEvidence(
             rpc.decode(reply.get('message'), 'quote message',
                        evidence.MAX_ATTEST_SIZE),
