@@ -778,3 +778,10 @@ def _anchor_get(seq):
 def head_entry():
     with db.reader() as session:
         return head(session)
+
+
+def entry_hash(seq):
+    """The stored entry hash of entry seq (None if there is none)."""
+    with db.reader() as session:
+        entry = session.get(models.AuditEntry, seq)
+    return entry.entry_hash if entry is not None else None

@@ -8,6 +8,7 @@ from oslo_log import log as logging
 
 from korora_nova.db import api as db
 from korora_nova import exception
+from korora_nova.migration import audit
 
 LOG = logging.getLogger(__name__)
 
@@ -66,6 +67,18 @@ class Verifier:
             future.result()
         return len(hosts)
 
+    def anchor_due(self):
+        """Anchor the audit log in [korora] audit_anchor_host's TPM when
+        audit_anchor_entries or audit_anchor_interval says so; returns
+        the new anchor or None."""
+        options = self.conf.korora
+        if not options.audit_anchor_host:
+            return None
+        return audit.anchor_due(self.attestor.manager_api,
+                                options.audit_anchor_host,
+                                options.audit_anchor_entries,
+                                options.audit_anchor_interval)
+
     def _attest_quietly(self, host):
         try:
             self.attestor.attest(host)
@@ -77,6 +90,7 @@ class Verifier:
         while not self._stop.wait(tick):
             try:
                 self.run_due()
+                self.anchor_due()
             except exception.KororaError as error:
                 LOG.error('scheduled attestation round failed: %s', error)
             except Exception:
