@@ -312,7 +312,6 @@ class Report:
                             self.last_anchor_host))
         else:
             lines.append('anchors: none')
-        lines.append('trust-deciding rows checked: %d' % self.rows)
         lines.extend('warning: %s' % warning for warning in self.warnings)
         if self.ok:
             lines.append('intact')
