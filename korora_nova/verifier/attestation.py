@@ -6,6 +6,7 @@ other. So does a policy no trusted operator key signed: it is ignored,
 and a host left without a signed policy is untrusted.
 """
 
+import dataclasses
 import os
 
 from oslo_log import log as logging
@@ -117,6 +118,17 @@ def record_policy(manager_api, host_name, name, version, signing_key):
     return reference
 
 
+def _with_ignored(verdict, ignored):
+    """An untrusted verdict also says which versions were ignored: the
+    one the operator meant may be among them."""
+    if verdict.trusted or not ignored:
+        return verdict
+    return dataclasses.replace(verdict, reasons=verdict.reasons + tuple(
+        verdict_module.Reason(verdict_module.NO_POLICY,
+                              '%s: ignored %s' % (verdict.host, why))
+        for why in ignored))
+
+
 class Attestor:
     """Attests hosts; shared by the verifier service and korora-manage."""
 
@@ -144,8 +156,8 @@ class Attestor:
                                      'no valid quote: %s' % error,
                                      policies[0].label)
             else:
-                verdict = appraise_host(host, quote,
-                                        attestation_data(nonce), policies)
+                verdict = _with_ignored(appraise_host(
+                    host, quote, attestation_data(nonce), policies), ignored)
         clock = verdict.attestation.clock_info if (
             verdict.trusted and verdict.attestation) else None
         row, previous = db.record_verdict(host_name, verdict, nonce, quote,
