@@ -15,6 +15,7 @@ import json
 from korora_nova.attestation import appraisal
 from korora_nova.attestation import evidence
 from korora_nova.attestation import pcr_values
+from korora_nova.attestation import purpose
 from korora_nova import exception
 from korora_nova.hypervisors import base
 from korora_nova.migration import audit
@@ -95,7 +96,8 @@ def measure_and_sign(record, backend, manager_api, vtpm_secret=None,
 def sign(manager_api, manifest):
     """The manifest with the source TPM's quote over its digest, as the
     JSON text kept on the migration record."""
-    quote = manager_api.attest(manifest.source_host, manifest.digest())
+    quote = manager_api.attest(manifest.source_host, manifest.digest(),
+                               purpose_label=purpose.MANIFEST)
     return json.dumps({
         'manifest': manifest.document(),
         'quote': {'message': rpc.encode(quote.message),
@@ -147,7 +149,8 @@ def check_signature(manifest, quote, source_ak_public):
     """Raise ManifestError unless the source's AK signed this manifest."""
     verdict = appraisal.appraise_quote(
         quote, appraisal.load_public_key(source_ak_public),
-        manifest.digest(), None, None, host=manifest.source_host)
+        purpose.qualifying_data(purpose.MANIFEST, manifest.digest()), None,
+        None, host=manifest.source_host)
     if not verdict.evidence_valid:
         raise ManifestError('the integrity manifest is not signed by %s\'s '
                             'attestation key: %s'

@@ -612,7 +612,7 @@ def _describe_key(key):
     return '%s row %s' % (table, ' '.join(str(part) for part in parts[1:]))
 
 
-def _row_problem(row, key, recorded):
+def _row_problem(row, recorded):
     """The problem of one row against what the chain recorded, or None.
     """
     actual = row_digest(row)
@@ -653,7 +653,7 @@ def _trusted_keys(report):
         return None
 
 
-def _scan_rows(report, walk, keys):
+def _scan_rows(walk):
     """(row problems, rows seen) of every trust-deciding row."""
     problems = {}
     seen = set()
@@ -661,7 +661,7 @@ def _scan_rows(report, walk, keys):
         for row in _rows(table, order):
             key = row_key(row)
             seen.add(key)
-            problem = _row_problem(row, key, walk.covered.get(key))
+            problem = _row_problem(row, walk.covered.get(key))
             if problem is not None:
                 problems[key] = (problem, row)
     for key, (value, seq) in walk.covered.items():
@@ -682,7 +682,7 @@ def _check_rows(report, walk):
     reported.
     """
     keys = _trusted_keys(report)
-    problems, seen = _scan_rows(report, walk, keys)
+    problems, seen = _scan_rows(walk)
     for _ in range(ROW_ROUNDS):
         if not problems:
             break
@@ -690,7 +690,7 @@ def _check_rows(report, walk):
         _walk(report, walk.wanted, walk)
         if report.last_seq == last:
             break
-        problems, seen = _scan_rows(report, walk, keys)
+        problems, seen = _scan_rows(walk)
     report.rows = len(seen)
     report.problems.extend(problem for problem, _ in problems.values())
     if keys is not None:

@@ -10,6 +10,7 @@ import os
 
 import fixtures
 
+from korora_nova.attestation import purpose
 from korora_nova import exception
 from korora_nova.hooks import manifest as manifest_module
 from korora_nova.hypervisors import base as hypervisors
@@ -114,7 +115,8 @@ class TestSignedManifest(ManifestTestCase):
         verdict = manifest_module.check_signature(loaded, quote,
                                                   self.ak_public)
         self.assertTrue(verdict.evidence_valid, verdict.summary())
-        self.assertEqual(self.manifest.digest(),
+        self.assertEqual(purpose.qualifying_data(purpose.MANIFEST,
+                                                 self.manifest.digest()),
                          verdict.attestation.extra_data)
         self.assertEqual('quote', verdict.attestation.type)
         self.assertTrue(verdict.pcr_values)
