@@ -36,7 +36,7 @@ class UsageError(exception.KororaError):
     """A command line the command cannot act on."""
 
 
-USAGE_ERRORS = (UsageError, exception.PolicyError, exception.EnrollmentError,
+USAGE_ERRORS = (UsageError, exception.PolicyError,
                 exception.ConfigurationError, exception.HostNotFound,
                 exception.PolicyNotFound, exception.HostExists,
                 exception.PolicyExists, hook_install.HookInstallError)

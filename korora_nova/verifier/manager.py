@@ -2,6 +2,7 @@
 
 import concurrent.futures
 import threading
+import time
 
 import oslo_messaging as messaging
 from oslo_log import log as logging
@@ -13,6 +14,9 @@ from korora_nova.migration import audit
 LOG = logging.getLogger(__name__)
 
 ROUND_WORKERS = 8
+# After a failed anchoring, wait this long (at most) before the next try:
+# each try walks the log and may wait for an unreachable host.
+ANCHOR_RETRY = 60.0
 
 
 class Verifier:
@@ -25,6 +29,7 @@ class Verifier:
         self.attestor = attestor
         self._stop = threading.Event()
         self._scheduler = None
+        self._anchor_retry_at = 0.0
         self._pool = concurrent.futures.ThreadPoolExecutor(
             ROUND_WORKERS, thread_name_prefix='korora-attest')
 
@@ -72,12 +77,20 @@ class Verifier:
         audit_anchor_entries or audit_anchor_interval says so; returns
         the new anchor or None."""
         options = self.conf.korora
-        if not options.audit_anchor_host:
+        if not options.audit_anchor_host or (
+                time.monotonic() < self._anchor_retry_at):
             return None
-        return audit.anchor_due(self.attestor.manager_api,
-                                options.audit_anchor_host,
-                                options.audit_anchor_entries,
-                                options.audit_anchor_interval)
+        try:
+            return audit.anchor_due(self.attestor.manager_api,
+                                    options.audit_anchor_host,
+                                    options.audit_anchor_entries,
+                                    options.audit_anchor_interval)
+        except exception.KororaError as error:
+            self._anchor_retry_at = time.monotonic() + min(
+                ANCHOR_RETRY, options.audit_anchor_interval)
+            LOG.error('scheduled anchoring of the audit log with %s\'s '
+                      'TPM failed: %s', options.audit_anchor_host, error)
+            return None
 
     def _attest_quietly(self, host):
         try:

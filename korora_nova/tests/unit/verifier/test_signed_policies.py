@@ -348,3 +348,16 @@ class TestScheduledAnchoring(SignedPolicyTestCase):
         self.assertIsNotNone(anchor)
         self.assertEqual((2, 'compute-1'), (anchor.seq, anchor.host))
         self.assertTrue(audit.verify().ok)
+
+    def test_failed_anchoring_backs_off_and_the_schedule_goes_on(self):
+        self.flags(audit_anchor_host='compute-7', audit_anchor_entries=1,
+                   audit_anchor_interval=1)
+        # Not enrolled: logged, nothing anchored, no exception.
+        self.assertIsNone(self.verifier.anchor_due())
+        self.assertEqual([], audit.anchors())
+        # Fixed at once, but the next try waits for the back-off.
+        self.flags(audit_anchor_host='compute-2')
+        self.assertIsNone(self.verifier.anchor_due())
+        time.sleep(1.1)
+        anchor = self.verifier.anchor_due()
+        self.assertEqual('compute-2', anchor.host)
