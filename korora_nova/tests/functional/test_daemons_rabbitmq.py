@@ -49,12 +49,14 @@ from oslo_messaging import conffixture
 from testtools import content
 
 from korora_nova.attestation import pcr_values
+from korora_nova.attestation import purpose as purpose_module
 from korora_nova.db import api as db
 from korora_nova import rpc
 from korora_nova.tests import base
 from korora_nova.tests import fixtures as korora_fixtures
 from korora_nova.tests import hook_process
 from korora_nova.tests import rabbitmq
+from korora_nova.tests.unit.attestation import signing
 from korora_nova.tpm import quote as tpm_quote
 
 HOSTS = ('compute-1', 'compute-2')
@@ -172,14 +174,15 @@ class RogueManager:
         self.mode = 'replay'
         self.answered = []
 
-    def attest(self, ctxt, nonce):
+    def attest(self, ctxt, nonce, purpose='attest'):
         self.answered.append(self.mode)
         if self.mode == 'replay':
             return self.old_quote
         made = tpm_quote.quote(
             self.other_tpm.connection, self.other_tpm.attestation_key(),
             pcr_values.parse_selection([SELECTION]),
-            rpc.decode(nonce, 'nonce', 64))
+            purpose_module.qualifying_data(purpose_module.ATTEST,
+                                           rpc.decode(nonce, 'nonce', 64)))
         return {'message': rpc.encode(made.message),
                 'signature': rpc.encode(made.signature),
                 'pcr_values': pcr_values.to_json(made.pcr_values)}
@@ -228,6 +231,10 @@ class DaemonsOverRabbitMQTest(base.TestCase):
         self.tpms = {host: self.useFixture(
             korora_fixtures.SoftwareTPMFixture()) for host in HOSTS}
         self.step('software TPMs started')
+        # The operator's key: korora-manage signs with it, the verifier
+        # trusts its public half.
+        self.operator = self.useFixture(signing.OperatorKeyFixture(
+            self.config.conf, trusted=False))
         self.verifier_conf = self._write_verifier_config()
         self.manager_confs = {host: self._write_manager_config(host)
                               for host in HOSTS}
@@ -251,6 +258,7 @@ class DaemonsOverRabbitMQTest(base.TestCase):
             'attestation_timeout': ATTESTATION_TIMEOUT,
             'trust_ttl': TRUST_TTL,
             'state_path': os.path.join(self.workdir, 'verifier'),
+            'policy_signing_keys': self.operator.public_path,
         }
         sections['korora_database'] = {'connection': self.database}
         return write_config(os.path.join(self.workdir, 'verifier.conf'),
@@ -429,7 +437,8 @@ class DaemonsOverRabbitMQTest(base.TestCase):
         bootstrap = self._write_policy(
             1, {'sha256': {str(MEASURED_PCR): ['00' * 32]}})
         self.manage_ok(('db', 'sync'))
-        self.manage_ok(('policy', 'import', bootstrap))
+        self.manage_ok(('policy', 'import', bootstrap, '--signing-key',
+                        self.operator.private_path))
         self.start_daemon('korora-verifier', 'korora-verifier',
                           self.verifier_conf)
         for host in HOSTS:
@@ -465,7 +474,8 @@ class DaemonsOverRabbitMQTest(base.TestCase):
                          'each host\'s manager measured a configuration of '
                          'its own into PCR %d' % MEASURED_PCR)
         self.manage_ok(('policy', 'import',
-                        self._write_policy(2, self.golden)))
+                        self._write_policy(2, self.golden),
+                        '--signing-key', self.operator.private_path))
         self.manage_ok(('policy', 'deactivate', POLICY, '1'))
         for host in HOSTS:
             self.wait_for('%s trusted under %s v2 by a scheduled round'
