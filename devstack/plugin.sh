@@ -192,6 +192,8 @@ function configure_korora {
         fi
         korora_manage db sync || die $LINENO "korora-manage db sync failed"
     fi
+    korora_make_policy_signing_key
+    iniset "$KORORA_CONF" korora policy_signing_keys "$KORORA_CONF_DIR/policy-signing-key.pub.pem"
     if is_service_enabled n-sch; then
         configure_korora_scheduler
     fi
@@ -299,6 +301,20 @@ function start_korora {
     fi
 }
 
+# korora_make_policy_signing_key - the operator's EC P-256 key that signs
+# the policies korora-manage records (kept once made); the verifier
+# trusts its public half ([korora] policy_signing_keys)
+function korora_make_policy_signing_key {
+    local key=$KORORA_CONF_DIR/policy-signing-key.pem
+    if [[ ! -f $key ]]; then
+        (umask 077 && openssl ecparam -name prime256v1 -genkey -noout |
+            openssl pkcs8 -topk8 -nocrypt -out "$key") ||
+            die $LINENO "cannot make the policy signing key $key"
+    fi
+    openssl ec -in "$key" -pubout -out "$KORORA_CONF_DIR/policy-signing-key.pub.pem" 2>/dev/null ||
+        die $LINENO "cannot write the public half of $key"
+}
+
 # korora_enroll_host - enroll this host, record its reference policy and
 # attest it once, in the order doc/source/admin/host-trust.rst gives
 function korora_enroll_host {
@@ -320,7 +336,8 @@ function korora_enroll_host {
         done
     fi
     if ! korora_manage policy show "$policy" >/dev/null 2>&1; then
-        korora_manage policy record "$host" "$policy" ||
+        korora_manage policy record "$host" "$policy" \
+            --signing-key "$KORORA_CONF_DIR/policy-signing-key.pem" ||
             die $LINENO "cannot record policy $policy from $host"
     fi
     korora_manage host set-policy "$host" "$policy" ||
