@@ -267,6 +267,10 @@ function configure_korora_verifier {
         iniset "$KORORA_VERIFIER_CONF" korora ek_ca_bundle "$KORORA_EK_CA_BUNDLE"
     fi
     iniset "$KORORA_VERIFIER_CONF" korora_database connection "$(korora_database_url)"
+    # The operator's key that signs reference policies; the verifier
+    # trusts only policies signed by it.
+    korora_make_policy_signing_key
+    iniset "$KORORA_VERIFIER_CONF" korora policy_signing_keys "$KORORA_CONF_DIR/policy-signing-key.pub.pem"
 }
 
 # configure_korora_manager - the compute host's korora.conf: no database,
@@ -404,7 +408,21 @@ function korora_enroll_commands {
     host=$(korora_host)
     policy=$(korora_policy_name)
     manage="korora-manage --config-file $KORORA_VERIFIER_CONF"
-    echo "$manage host enroll $host; $manage policy record $host $policy; $manage host set-policy $host $policy; $manage host attest $host"
+    echo "$manage host enroll $host; $manage policy record $host $policy --signing-key $KORORA_CONF_DIR/policy-signing-key.pem; $manage host set-policy $host $policy; $manage host attest $host"
+}
+
+# korora_make_policy_signing_key - the operator's EC P-256 key that signs
+# the policies korora-manage records (kept once made); the verifier
+# trusts its public half ([korora] policy_signing_keys)
+function korora_make_policy_signing_key {
+    local key=$KORORA_CONF_DIR/policy-signing-key.pem
+    if [[ ! -f $key ]]; then
+        (umask 077 && openssl ecparam -name prime256v1 -genkey -noout |
+            openssl pkcs8 -topk8 -nocrypt -out "$key") ||
+            die $LINENO "cannot make the policy signing key $key"
+    fi
+    openssl ec -in "$key" -pubout -out "$KORORA_CONF_DIR/policy-signing-key.pub.pem" 2>/dev/null ||
+        die $LINENO "cannot write the public half of $key"
 }
 
 # korora_enroll_host - enroll this host, record its reference policy and
@@ -429,7 +447,8 @@ function korora_enroll_host {
         done
     fi
     if ! korora_manage policy show "$policy" >/dev/null 2>&1; then
-        korora_manage policy record "$host" "$policy" ||
+        korora_manage policy record "$host" "$policy" \
+            --signing-key "$KORORA_CONF_DIR/policy-signing-key.pem" ||
             die $LINENO "cannot record policy $policy from $host"
     fi
     korora_manage host set-policy "$host" "$policy" ||

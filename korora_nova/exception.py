@@ -116,3 +116,13 @@ class MeasurementFailed(TPMError):
     def __init__(self, message, item):
         super().__init__(message)
         self.item = item
+
+
+class PolicySignatureError(PolicyError):
+    """A policy version is not signed by an operator key the verifier
+    trusts, or its signed content differs from the stored one."""
+
+
+class SigningKeyError(ConfigurationError):
+    """An operator's policy signing key (private or public) cannot be
+    read or is not an EC P-256 key."""

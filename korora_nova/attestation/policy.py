@@ -7,10 +7,22 @@ A policy file is JSON::
 
 A PCR the policy names must be covered by the quote and hold one of its
 values; PCRs the policy does not name are not judged.
+
+A stored policy version counts only when an operator signed it: a
+compact JWS (ES256, EC P-256) over the policy's canonical JSON, checked
+against the public keys of ``[korora] policy_signing_keys``. Whoever can
+write the verifier's database cannot sign, so cannot slip in a version
+that allows their own PCR values.
 """
 
 import dataclasses
+import hashlib
 import json
+import os
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
+import jwt
 
 from korora_nova.attestation import pcr_values
 from korora_nova.attestation import verdict
@@ -19,6 +31,11 @@ from korora_nova import exception
 MAX_POLICY_FILE = 1024 * 1024
 MAX_VALUES_PER_PCR = 4096
 MAX_VERSION = 2 ** 31 - 1     # a SQL INTEGER on every backend
+MAX_KEY_FILE = 16 * 1024
+# base64url of the largest policy, a header and a P-256 signature.
+MAX_SIGNATURE = MAX_POLICY_FILE * 4 // 3 + 4096
+ALGORITHM = 'ES256'
+JWS_TYPE = 'korora-policy+jws'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,3 +167,164 @@ def from_values(name, version, values):
     return ReferencePolicy(name, version, {
         (bank, index): frozenset([digest])
         for bank, pcrs in values.items() for index, digest in pcrs.items()})
+
+
+# Operator signatures
+
+def _read_key_file(path, what):
+    try:
+        with open(path, 'rb') as stream:
+            data = stream.read(MAX_KEY_FILE + 1)
+    except OSError as error:
+        raise exception.SigningKeyError('cannot read %s %s: %s'
+                                        % (what, path, error.strerror))
+    if len(data) > MAX_KEY_FILE:
+        raise exception.SigningKeyError('%s %s is larger than %d bytes'
+                                        % (what, path, MAX_KEY_FILE))
+    return data
+
+
+def _p256(key, what, path):
+    if not isinstance(key, (ec.EllipticCurvePrivateKey,
+                            ec.EllipticCurvePublicKey)) or not isinstance(
+            key.curve, ec.SECP256R1):
+        raise exception.SigningKeyError(
+            '%s %s is not an EC P-256 key (ES256 needs one)' % (what, path))
+    return key
+
+
+def key_id(public_key):
+    """A short name of an operator key, for messages: the first 16 hex
+    digits of the SHA-256 of its SubjectPublicKeyInfo."""
+    der = public_key.public_bytes(
+        serialization.Encoding.DER,
+        serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()[:16]
+
+
+def load_signing_key(path):
+    """The operator's private key (PEM, unencrypted, EC P-256)."""
+    data = _read_key_file(path, 'signing key')
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as error:
+        raise exception.SigningKeyError(
+            'signing key %s is not an unencrypted PEM private key: %s'
+            % (path, error))
+    return _p256(key, 'signing key', path)
+
+
+def load_public_key(path):
+    data = _read_key_file(path, 'policy signing key')
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError) as error:
+        raise exception.SigningKeyError(
+            'policy signing key %s is not a PEM public key: %s'
+            % (path, error))
+    return _p256(key, 'policy signing key', path)
+
+
+_trusted_cache = {}
+
+
+def trusted_keys(paths):
+    """{key id: public key} of [korora] policy_signing_keys.
+
+    Files are read again only when they change, so key rotation needs no
+    restart. Raises SigningKeyError naming an unusable file.
+    """
+    keys = {}
+    for path in paths or ():
+        try:
+            stat = os.stat(path)
+            stamp = (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            stamp = None
+        cached = _trusted_cache.get(path)
+        if cached is None or stamp is None or cached[0] != stamp:
+            cached = (stamp, load_public_key(path))
+            _trusted_cache[path] = cached
+        keys[key_id(cached[1])] = cached[1]
+    return keys
+
+
+def canonical_payload(reference):
+    """The bytes an operator signs: the policy's canonical JSON."""
+    from korora_nova.migration import audit
+    return audit.canonical(reference.to_json()).encode('ascii')
+
+
+def sign(reference, signing_key):
+    """The compact JWS (ES256) of an operator over reference."""
+    return jwt.api_jws.encode(
+        canonical_payload(reference), signing_key, algorithm=ALGORITHM,
+        headers={'kid': key_id(signing_key.public_key()),
+                 'typ': JWS_TYPE})
+
+
+def _label(name, version):
+    return 'policy %s version %s' % (name, version)
+
+
+def _unsigned(name, version, why):
+    return exception.PolicySignatureError(
+        '%s: not signed by a trusted operator key (%s)'
+        % (_label(name, version), why))
+
+
+def _header(name, version, signature):
+    if not isinstance(signature, str) or not signature:
+        raise _unsigned(name, version, 'it has no signature: import it '
+                        'with "korora-manage policy import --signing-key"')
+    if len(signature) > MAX_SIGNATURE:
+        raise _unsigned(name, version, 'its signature is larger than %d '
+                        'bytes' % MAX_SIGNATURE)
+    try:
+        header = jwt.get_unverified_header(signature)
+    except (jwt.PyJWTError, ValueError, TypeError) as error:
+        raise _unsigned(name, version, 'its signature is malformed: %s'
+                        % error)
+    if header.get('alg') != ALGORITHM:
+        raise _unsigned(name, version, 'its signature uses %r, not %s'
+                        % (header.get('alg'), ALGORITHM))
+    return header
+
+
+def _signed_payload(name, version, signature, keys):
+    header = _header(name, version, signature)
+    if not keys:
+        raise _unsigned(name, version, '[korora] policy_signing_keys lists '
+                        'no key')
+    for key in keys.values():
+        try:
+            return jwt.api_jws.decode(signature, key,
+                                      algorithms=[ALGORITHM])
+        except jwt.InvalidSignatureError:
+            continue
+        except (jwt.PyJWTError, ValueError, TypeError) as error:
+            raise _unsigned(name, version, 'its signature is malformed: %s'
+                            % error)
+    raise _unsigned(name, version, 'signed by key %s, which [korora] '
+                    'policy_signing_keys does not list'
+                    % str(header.get('kid', 'unknown'))[:64])
+
+
+def verified(name, version, document, signature, keys):
+    """The ReferencePolicy a stored version holds, if a trusted operator
+    key signed exactly it; PolicySignatureError with the reason if not.
+
+    name, version: the row's; document: its stored JSON text; keys: as
+    trusted_keys() gives them.
+    """
+    payload = _signed_payload(name, version, signature, keys)
+    stored = loads(document)
+    if payload != canonical_payload(stored):
+        raise exception.PolicySignatureError(
+            '%s: its content differs from what the operator signed (it '
+            'was changed after signing)' % _label(name, version))
+    if (stored.name, stored.version) != (name, version):
+        raise exception.PolicySignatureError(
+            '%s: the operator signed it as policy %s version %d'
+            % (_label(name, version), stored.name, stored.version))
+    return stored

@@ -247,34 +247,63 @@ def host_set_policy(args):
 
 # policy
 
+def _signing_key(path):
+    """The operator's private key; a bad file is a usage error."""
+    try:
+        return policy_module.load_signing_key(path)
+    except exception.SigningKeyError as error:
+        raise UsageError('--signing-key: %s' % error)
+
+
 def policy_import(args):
     from korora_nova.db import api as db
+    key = _signing_key(args.signing_key)
     reference = policy_module.load(args.file)
-    db.policy_create(reference, active=not args.inactive)
-    print('policy %s imported (%d PCRs, %s)' % (
+    db.policy_create(reference, active=not args.inactive,
+                     signature=policy_module.sign(reference, key))
+    print('policy %s imported (%d PCRs, %s), signed by key %s' % (
         reference.label, len(reference.allowed),
-        'inactive' if args.inactive else 'active'))
+        'inactive' if args.inactive else 'active',
+        policy_module.key_id(key.public_key())))
     return EXIT_OK
 
 
 def policy_record(args):
     from korora_nova.verifier import attestation
+    key = _signing_key(args.signing_key)
     reference = attestation.record_policy(_manager_api(),
                                           args.host_name, args.policy_name,
-                                          args.version)
-    print('policy %s recorded from %s (%d PCRs, active)'
-          % (reference.label, args.host_name, len(reference.allowed)))
+                                          args.version, key)
+    print('policy %s recorded from %s (%d PCRs, active), signed by key %s'
+          % (reference.label, args.host_name, len(reference.allowed),
+             policy_module.key_id(key.public_key())))
     return EXIT_OK
+
+
+def _signed_word(row, keys):
+    """yes, or NO with the reason appraisal ignores the version."""
+    try:
+        policy_module.verified(row.name, row.version, row.document,
+                               row.signature, keys)
+    except exception.PolicyError:
+        return 'NO'
+    return 'yes'
 
 
 def policy_list(args):
     from korora_nova.db import api as db
-    print('%-30s %-8s %-8s %s' % ('NAME', 'VERSION', 'ACTIVE', 'IMPORTED'))
+    try:
+        keys = policy_module.trusted_keys(CONF.korora.policy_signing_keys)
+    except exception.SigningKeyError as error:
+        LOG.error('%s', error)
+        keys = {}
+    print('%-30s %-8s %-8s %-8s %s' % ('NAME', 'VERSION', 'ACTIVE',
+                                       'SIGNED', 'IMPORTED'))
     for row in db.policy_list():
-        print('%-30s %-8d %-8s %s' % (row.name, row.version,
-                                      'yes' if row.active else 'no',
-                                      row.created_at.isoformat(
-                                          timespec='seconds')))
+        print('%-30s %-8d %-8s %-8s %s' % (
+            row.name, row.version, 'yes' if row.active else 'no',
+            _signed_word(row, keys),
+            row.created_at.isoformat(timespec='seconds')))
     return EXIT_OK
 
 
@@ -495,6 +524,13 @@ HOST = (('host_name',),
         {'metavar': 'HOST',
          'help': 'Nova compute host name ([DEFAULT] host).'})
 
+SIGNING_KEY = (('--signing-key',),
+               {'required': True, 'metavar': 'OPERATOR_KEY.pem',
+                'help': 'The operator\'s EC P-256 private key (PEM, '
+                        'unencrypted). The verifier trusts a policy only '
+                        'when its public key is listed in [korora] '
+                        'policy_signing_keys.'})
+
 HOOKS_DIR = (('--hooks-dir',),
              {'default': hook_install.DEFAULT_HOOKS_DIR, 'metavar': 'DIR',
               'help': 'libvirt\'s hooks folder (default %s).'
@@ -530,13 +566,15 @@ def add_command_parsers(subparsers):
          (('policy',), {'help': 'Policy name.'}))
 
     actions = _category(subparsers, 'policy', 'Reference policies.')
-    _add(actions, 'import', policy_import, 'Import a policy file (JSON).',
-         (('file',), {'help': 'Policy file.'}),
+    _add(actions, 'import', policy_import,
+         'Import a policy file (JSON), signed with the operator\'s key.',
+         (('file',), {'help': 'Policy file.'}), SIGNING_KEY,
          (('--inactive',), {'action': 'store_true',
                             'help': 'Import without activating it.'}))
     _add(actions, 'record', policy_record,
          'Record the PCR values a known-good enrolled host quotes now as '
-         'a new active policy.', HOST, POLICY_NAME,
+         'a new active policy, signed with the operator\'s key.', HOST,
+         POLICY_NAME, SIGNING_KEY,
          (('--version',), {'type': int, 'default': 1,
                            'help': 'Policy version (default 1).'}))
     _add(actions, 'list', policy_list, 'List policies and versions.')
@@ -550,10 +588,12 @@ def add_command_parsers(subparsers):
          POLICY_NAME, (('version',), {'type': int}))
 
     actions = _category(subparsers, 'audit',
-                        'The audit log of migration steps.')
+                        'The audit log of migration steps and of what '
+                        'decides trust.')
     _add(actions, 'verify', audit_verify,
-         'Check the whole hash chain and its TPM anchors; exit 1 if the '
-         'log was changed or truncated.',
+         'Check the whole hash chain and its TPM anchors, and that every '
+         'host, policy, verdict and host trust row is the one the log '
+         'recorded and every policy is signed; exit 1 if not.',
          (('--head',),
           {'metavar': 'SEQ:HASH',
            'help': 'A head "audit anchor" printed earlier and kept outside '

@@ -297,7 +297,45 @@ libvirt_hook_opts = [
              'for a hook without a limit. When they have passed, the hook '
              'refuses the migration. korora-manage libvirt-hook install '
              'writes this value into the hook; korora-vtpm-manager bounds '
-             'each request, and its database driver\'s timeouts, by it.'),
+             'each request by it.'),
+]
+
+
+audit_opts = [
+    cfg.ListOpt(
+        'policy_signing_keys',
+        default=[],
+        help='PEM files of the operator public keys (EC P-256) whose '
+             'signatures make a reference policy version valid. List '
+             'several to rotate keys: a version signed by any of them is '
+             'accepted, so add the new key, re-sign or import under it, '
+             'then remove the old one. A policy version not signed by a '
+             'listed key is ignored by appraisal and reported by '
+             '"korora-manage audit verify"; when none is listed, no '
+             'policy is valid and every host is untrusted (fail '
+             'closed).'),
+    cfg.IntOpt(
+        'audit_anchor_entries',
+        default=100,
+        min=1,
+        help='Anchor the audit log\'s head in a TPM once this many '
+             'entries were appended since the last anchor (or after '
+             'audit_anchor_interval, whichever comes first).'),
+    cfg.IntOpt(
+        'audit_anchor_interval',
+        default=300,
+        min=1,
+        help='Seconds after which the verifier anchors an audit log head '
+             'that has new entries, however few (see '
+             'audit_anchor_entries).'),
+    cfg.StrOpt(
+        'audit_anchor_host',
+        default='',
+        help='The enrolled host whose vTPM manager anchors the audit '
+             'log\'s head on the verifier\'s schedule. Empty: no '
+             'scheduled anchoring (anchor with "korora-manage audit '
+             'anchor"); entries since the last anchor can then be '
+             'rewritten unnoticed by anyone who can write the database.'),
 ]
 
 
@@ -313,12 +351,12 @@ upgrade_levels_opts = [
         'korora_verifier',
         default='',
         help='Version cap of the verifier\'s RPC API (korora_nova.'
-             'verifier.rpcapi).'),
+             'rpcapi.verifier).'),
     cfg.StrOpt(
         'korora_vtpm_manager',
         default='',
         help='Version cap of the vTPM manager\'s RPC API (korora_nova.'
-             'vtpm_manager.rpcapi).'),
+             'rpcapi.vtpm_manager).'),
 ]
 
 
@@ -339,7 +377,7 @@ def register_opts(conf):
     conf.register_group(GROUP)
     conf.register_opts(tpm_opts + attestation_opts + host_trust_opts +
                        migration_opts + trust_boundary_opts +
-                       libvirt_hook_opts, group=GROUP)
+                       libvirt_hook_opts + audit_opts, group=GROUP)
     conf.register_group(UPGRADE_LEVELS_GROUP)
     conf.register_opts(upgrade_levels_opts, group=UPGRADE_LEVELS_GROUP)
     conf.register_group(DATABASE_GROUP)
@@ -358,6 +396,6 @@ def list_opts():
     return {'DEFAULT': [host_opt],
             GROUP: (tpm_opts + attestation_opts + host_trust_opts +
                     migration_opts + trust_boundary_opts +
-                    libvirt_hook_opts),
+                    libvirt_hook_opts + audit_opts),
             UPGRADE_LEVELS_GROUP: upgrade_levels_opts,
             DATABASE_GROUP: db_options.database_opts}

@@ -3,12 +3,19 @@
 Every function opens its own transaction: the verifier's workers and the
 scheduler filter share the database, not Python objects. Rows come back
 detached (oslo.db does not expire them on commit).
+
+Every write of a row that decides trust (a host, a policy version, a
+verdict, a host's current trust) appends its audit entry in the same
+transaction (migration.audit.record): the row and its entry commit
+together or not at all.
 """
 
 import contextlib
 import datetime
 import json
+import random
 import threading
+import time
 
 from oslo_config import cfg
 from oslo_db import exception as db_exception
@@ -166,28 +173,102 @@ def utcnow():
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
+# Audited writes
+
+# Appends racing for the same audit seq: the loser retries.
+AUDIT_ATTEMPTS = 10
+
+
+class _SeqTaken(Exception):
+    """Another transaction appended the same audit seq first."""
+
+
+def _audit():
+    # Imported late: migration.audit itself reads through this module.
+    from korora_nova.migration import audit
+    return audit
+
+
+def _record(session, host, step, rows=(), removed=(), details=None):
+    """Append the audit entry of a trust-deciding write."""
+    try:
+        return _audit().record(session, host, step, rows, removed, details)
+    except db_exception.DBDuplicateEntry:
+        raise _SeqTaken()
+
+
+def _audited(function):
+    """Run function() (one transaction writing rows and their entry)
+    again when its entry lost the race for the next seq (PostgreSQL,
+    MySQL; SQLite serializes writers), after a short random pause."""
+    for attempt in range(AUDIT_ATTEMPTS):
+        try:
+            return function()
+        except (_SeqTaken, db_exception.DBDeadlock):
+            if attempt == AUDIT_ATTEMPTS - 1:
+                raise DatabaseError(
+                    'could not append to the audit log: %d concurrent '
+                    'appends won in a row' % AUDIT_ATTEMPTS)
+            time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** attempt)))
+
+
 # Hosts
 
 def host_create(identity, policy_name=None):
     """Store an enrolled host (identity: attestation.enrollment.Identity).
+
+    Refused when its TPM (its EK or its AK) is enrolled already under
+    another name: one TPM must never vouch for two hosts.
     """
-    now = utcnow()
-    name = identity.host
-    host = models.Host(
-        name=name, ek_type=identity.ek_type,
-        ek_certificate=identity.ek_certificate,
-        ek_certificate_sha256=identity.ek_certificate_sha256,
-        ek_public=identity.ek_public, ak_public=identity.ak_public,
-        ak_name=identity.ak_name,
-        trust_on_first_use=identity.trust_on_first_use,
-        policy_name=policy_name, enrolled_at=now, next_attestation_at=now)
-    try:
+    def _create():
+        now = utcnow()
+        host = models.Host(
+            name=identity.host, ek_type=identity.ek_type,
+            ek_certificate=identity.ek_certificate,
+            ek_certificate_sha256=identity.ek_certificate_sha256,
+            ek_public=identity.ek_public, ak_public=identity.ak_public,
+            ak_name=identity.ak_name,
+            trust_on_first_use=identity.trust_on_first_use,
+            policy_name=policy_name, enrolled_at=now,
+            next_attestation_at=now)
         with writer() as session:
+            _refuse_enrolled_tpm(session, identity)
             session.add(host)
-    except db_exception.DBDuplicateEntry:
-        raise HostExists('host %s is already enrolled; remove it first to '
-                         'enroll it again' % name)
-    return host
+            try:
+                session.flush()
+            except db_exception.DBDuplicateEntry:
+                raise HostExists('host %s is already enrolled; remove it '
+                                 'first to enroll it again' % identity.host)
+            _record(session, identity.host, _audit().HOST_ENROLL, [host],
+                    details={'ek_certificate_sha256':
+                             identity.ek_certificate_sha256,
+                             'ak_name': identity.ak_name,
+                             'trust_on_first_use':
+                             identity.trust_on_first_use})
+        return host
+    return _audited(_create)
+
+
+def _refuse_enrolled_tpm(session, identity):
+    """EnrollmentError when another host holds identity's EK or AK."""
+    Host = models.Host
+    other = session.query(Host).filter(
+        Host.name != identity.host,
+        sa.or_(Host.ek_certificate_sha256 == identity.ek_certificate_sha256,
+               Host.ek_public == identity.ek_public,
+               Host.ak_name == identity.ak_name)).first()
+    if other is None:
+        return
+    if other.ak_name == identity.ak_name:
+        what = 'AK %s' % identity.ak_name
+    elif other.ek_certificate_sha256 == identity.ek_certificate_sha256:
+        what = 'EK certificate sha256 %s' % identity.ek_certificate_sha256
+    else:
+        what = 'EK public key'
+    raise exception.EnrollmentError(
+        '%s: its TPM is already enrolled as host %s (same %s): one TPM '
+        'cannot vouch for two hosts; remove %s first if the machine was '
+        'renamed' % (identity.host, other.name, what, other.name))
 
 
 def host_get(name):
@@ -204,19 +285,31 @@ def host_list():
 
 
 def host_delete(name):
-    with writer() as session:
-        count = session.query(models.Host).filter_by(name=name).delete()
-        session.query(models.HostTrust).filter_by(host_name=name).delete()
-    if not count:
-        raise HostNotFound('host %s is not enrolled' % name)
+    """Forget a host and its current trust (its verdicts stay)."""
+    def _delete():
+        with writer() as session:
+            count = session.query(models.Host).filter_by(name=name).delete()
+            if not count:
+                raise HostNotFound('host %s is not enrolled' % name)
+            session.query(models.HostTrust).filter_by(
+                host_name=name).delete()
+            _record(session, name, _audit().HOST_REMOVE,
+                    removed=[('hosts', name), ('host_trust', name)])
+    _audited(_delete)
 
 
 def host_set_policy(name, policy_name):
-    with writer() as session:
-        count = session.query(models.Host).filter_by(name=name).update(
-            {'policy_name': policy_name})
-    if not count:
-        raise HostNotFound('host %s is not enrolled' % name)
+    def _assign():
+        with writer() as session:
+            host = session.query(models.Host).filter_by(
+                name=name).with_for_update().first()
+            if host is None:
+                raise HostNotFound('host %s is not enrolled' % name)
+            host.policy_name = policy_name
+            session.flush()
+            _record(session, name, _audit().POLICY_ASSIGN, [host],
+                    details={'policy': policy_name})
+    _audited(_assign)
 
 
 def hosts_claim_due(interval, limit=100):
@@ -247,20 +340,28 @@ def hosts_claim_due(interval, limit=100):
 
 # Policies
 
-def policy_create(reference, active=True):
-    """Store a reference policy (attestation.policy.ReferencePolicy)."""
-    row = models.Policy(name=reference.name, version=reference.version,
-                        document=json.dumps(reference.to_json(),
-                                            sort_keys=True),
-                        active=active, created_at=utcnow())
-    try:
+def policy_create(reference, active=True, signature=None):
+    """Store a reference policy (attestation.policy.ReferencePolicy) and
+    its operator's signature (a compact JWS; see attestation.policy)."""
+    def _create():
+        row = models.Policy(name=reference.name, version=reference.version,
+                            document=json.dumps(reference.to_json(),
+                                                sort_keys=True),
+                            active=active, created_at=utcnow(),
+                            signature=signature)
         with writer() as session:
             session.add(row)
-    except db_exception.DBDuplicateEntry:
-        raise PolicyExists('policy %s v%d already exists; policies are '
-                           'immutable: import a new version'
-                           % (reference.name, reference.version))
-    return row
+            try:
+                session.flush()
+            except db_exception.DBDuplicateEntry:
+                raise PolicyExists('policy %s v%d already exists; policies '
+                                   'are immutable: import a new version'
+                                   % (reference.name, reference.version))
+            _record(session, _audit().VERIFIER, _audit().POLICY_IMPORT,
+                    [row], details={'policy': reference.label,
+                                    'active': active})
+        return row
+    return _audited(_create)
 
 
 def policy_list():
@@ -290,11 +391,20 @@ def policies_active(name):
 
 
 def policy_set_active(name, version, active):
-    with writer() as session:
-        count = session.query(models.Policy).filter_by(
-            name=name, version=version).update({'active': active})
-    if not count:
-        raise PolicyNotFound('no policy %s v%d' % (name, version))
+    audit = _audit()
+    step = audit.POLICY_ACTIVATE if active else audit.POLICY_DEACTIVATE
+
+    def _set():
+        with writer() as session:
+            row = session.query(models.Policy).filter_by(
+                name=name, version=version).with_for_update().first()
+            if row is None:
+                raise PolicyNotFound('no policy %s v%d' % (name, version))
+            row.active = active
+            session.flush()
+            _record(session, audit.VERIFIER, step, [row],
+                    details={'policy': '%s v%d' % (name, version)})
+    _audited(_set)
 
 
 # Verdicts and trust
@@ -312,8 +422,8 @@ def record_verdict(host_name, verdict, nonce=None, quote=None,
     # its verdict.
     for attempt in range(RECORD_ATTEMPTS):
         try:
-            return _record_verdict(host_name, verdict, nonce, quote,
-                                   clock_info)
+            return _audited(lambda: _record_verdict(
+                host_name, verdict, nonce, quote, clock_info))
         except db_exception.DBDuplicateEntry:
             if attempt == RECORD_ATTEMPTS - 1:
                 raise DatabaseError(
@@ -325,7 +435,9 @@ RECORD_ATTEMPTS = 3
 
 
 def _record_verdict(host_name, verdict, nonce, quote, clock_info):
-    now = utcnow()
+    # To the second: the audited digest must be what every backend
+    # gives back (MySQL rounds DATETIME's fractions away).
+    now = utcnow().replace(microsecond=0)
     row = models.Verdict(
         host_name=host_name, trusted=verdict.trusted,
         summary=verdict.summary(),
@@ -354,6 +466,10 @@ def _record_verdict(host_name, verdict, nonce, quote, clock_info):
             session.query(models.Host).filter_by(name=host_name).update({
                 'last_reset_count': clock_info.reset_count,
                 'last_clock': clock_info.clock})
+        session.flush()
+        _record(session, host_name, _audit().VERDICT, [row, trust],
+                details={'trusted': verdict.trusted,
+                         'policy': verdict.policy})
     return row, previous
 
 

@@ -3,7 +3,14 @@
 ``verdicts`` is the audit history (append-only); ``host_trust`` holds one
 row per host with its current verdict, which is all the scheduler filter
 reads.
+
+Rows that decide trust (hosts, policies, verdicts, host_trust) each name
+their audit_key() and the audit_content() that decides trust: the audit
+log records a digest of that content whenever the verifier writes the
+row, and "korora-manage audit verify" compares it with the row.
 """
+
+import hashlib
 
 from oslo_db.sqlalchemy import models
 from sqlalchemy.dialects import mysql
@@ -18,6 +25,14 @@ Name = sa.String(255).with_variant(
 LongText = sa.Text().with_variant(mysql.MEDIUMTEXT(), 'mysql', 'mariadb')
 
 BASE = orm.declarative_base(cls=models.ModelBase)
+
+
+def _sha256(data):
+    return hashlib.sha256(data or b'').hexdigest()
+
+
+def _seconds(value):
+    return value.isoformat(timespec='seconds') if value else None
 
 
 class Host(BASE):
@@ -41,6 +56,20 @@ class Host(BASE):
     last_reset_count = sa.Column(sa.BigInteger, nullable=True)
     last_clock = sa.Column(sa.BigInteger, nullable=True)
 
+    def audit_key(self):
+        return ('hosts', self.name)
+
+    def audit_content(self):
+        """The identity and policy that decide the host's trust (not its
+        schedule or clock floor, which every attestation moves)."""
+        return {'name': self.name, 'ek_type': self.ek_type,
+                'ek_certificate': _sha256(self.ek_certificate),
+                'ek_public': _sha256(self.ek_public),
+                'ak_public': _sha256(self.ak_public),
+                'ak_name': self.ak_name,
+                'trust_on_first_use': bool(self.trust_on_first_use),
+                'policy_name': self.policy_name}
+
 
 class Policy(BASE):
     __tablename__ = 'policies'
@@ -53,6 +82,18 @@ class Policy(BASE):
     document = sa.Column(LongText, nullable=False)
     active = sa.Column(sa.Boolean, nullable=False, default=True)
     created_at = sa.Column(sa.DateTime, nullable=False)
+    # The operator's compact JWS (ES256) over the canonical document.
+    signature = sa.Column(LongText, nullable=True)
+
+    def audit_key(self):
+        return ('policies', self.name, self.version)
+
+    def audit_content(self):
+        return {'name': self.name, 'version': self.version,
+                'document': _sha256(self.document.encode('utf-8')),
+                'signature': _sha256((self.signature or '').encode(
+                    'ascii', 'replace')),
+                'active': bool(self.active)}
 
 
 class Verdict(BASE):
@@ -72,6 +113,18 @@ class Verdict(BASE):
     quote_signature = sa.Column(sa.LargeBinary, nullable=True)
     created_at = sa.Column(sa.DateTime, nullable=False)
 
+    def audit_key(self):
+        return ('verdicts', self.id)
+
+    def audit_content(self):
+        return {'id': self.id, 'host_name': self.host_name,
+                'trusted': bool(self.trusted), 'summary': self.summary,
+                'reasons': self.reasons, 'policy': self.policy,
+                'nonce': self.nonce, 'pcr_values': self.pcr_values,
+                'quote_message': _sha256(self.quote_message),
+                'quote_signature': _sha256(self.quote_signature),
+                'created_at': _seconds(self.created_at)}
+
 
 class HostTrust(BASE):
     __tablename__ = 'host_trust'
@@ -81,6 +134,16 @@ class HostTrust(BASE):
     summary = sa.Column(sa.Text, nullable=False)
     verified_at = sa.Column(sa.DateTime, nullable=False)
     verdict_id = sa.Column(sa.Integer, nullable=False)
+
+    def audit_key(self):
+        return ('host_trust', self.host_name)
+
+    def audit_content(self):
+        """What the scheduler filter reads (db.api.host_trust_all)."""
+        return {'host_name': self.host_name,
+                'trusted': bool(self.trusted), 'summary': self.summary,
+                'verified_at': _seconds(self.verified_at),
+                'verdict_id': self.verdict_id}
 
 
 class Migration(BASE):

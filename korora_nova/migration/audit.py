@@ -22,6 +22,17 @@ included, to an earlier state. For the latter, compare with a head
 recorded outside the database (``korora-manage audit anchor`` prints it
 and the service log keeps it): ``verify(expected_head=(seq, hash))``.
 
+What decides trust is in the chain too: every time the verifier writes
+a host, a policy version, a verdict or a host's current trust, the same
+transaction appends an entry (migration_uuid None; step 'host-enroll',
+'host-remove', 'policy-assign', 'policy-import', 'policy-activate',
+'policy-deactivate' or 'verdict') whose details map each row it wrote
+to the digest of the row's trust-deciding content (``rows``; None for a
+row it removed). ``verify`` compares every such row with the latest
+digest the chain holds for it: a row inserted, changed or deleted behind
+the verifier's back is reported by name. It also reports every policy
+version no trusted operator key signed.
+
 Timestamps are kept to the second, so that the hashed value is the one
 every database backend gives back.
 """
@@ -39,11 +50,13 @@ from korora_nova.attestation import appraisal
 from korora_nova.attestation import evidence
 from korora_nova.attestation import pcr_values as pcr_module
 from korora_nova.attestation import purpose
+from korora_nova import conf
 from korora_nova.db import api as db
 from korora_nova.db import models
 from korora_nova import exception
 from korora_nova.migration.canonical import canonical
 
+CONF = conf.CONF
 LOG = logging.getLogger(__name__)
 
 GENESIS = '0' * 64
@@ -60,6 +73,26 @@ ANCHOR_INVALID = 'anchor-invalid'
 ANCHOR_MISMATCH = 'anchor-mismatch'
 TRUNCATED = 'truncated'
 HEAD_MISMATCH = 'head-mismatch'
+UNAUDITED = 'unaudited-row'
+ROW_CHANGED = 'row-changed'
+ROW_DELETED = 'row-deleted'
+UNSIGNED = 'unsigned-policy'
+
+# Steps of the entries that record what decides trust.
+HOST_ENROLL = 'host-enroll'
+HOST_REMOVE = 'host-remove'
+POLICY_ASSIGN = 'policy-assign'
+POLICY_IMPORT = 'policy-import'
+POLICY_ACTIVATE = 'policy-activate'
+POLICY_DEACTIVATE = 'policy-deactivate'
+VERDICT = 'verdict'
+TRUST_STEPS = frozenset([HOST_ENROLL, HOST_REMOVE, POLICY_ASSIGN,
+                         POLICY_IMPORT, POLICY_ACTIVATE, POLICY_DEACTIVATE,
+                         VERDICT])
+# Who writes policy entries (a policy belongs to no host).
+VERIFIER = 'verifier'
+# verify reads rows again when they raced with appends this many times.
+ROW_ROUNDS = 3
 
 
 class AuditError(exception.KororaError):
@@ -99,6 +132,27 @@ def canonical_details(details):
         raise AuditError('audit details are %d bytes; at most %d'
                          % (len(text), MAX_DETAILS))
     return text
+
+
+def row_key(row):
+    """How entries name a trust-deciding row: canonical JSON of its
+    table and primary key, e.g. '["policies","fleet",3]'."""
+    return canonical(list(row.audit_key()))
+
+
+def row_digest(row):
+    """The digest of what in the row decides trust."""
+    return digest(canonical(row.audit_content()).encode('ascii'))
+
+
+def record(session, host, step, rows=(), removed=(), details=None):
+    """Append the entry of a trust-deciding change, within the caller's
+    transaction: rows written (their digests) and row keys removed."""
+    recorded = {row_key(row): row_digest(row) for row in rows}
+    recorded.update((canonical(list(key)), None) for key in removed)
+    entry_details = dict(details or {})
+    entry_details['rows'] = recorded
+    return append(session, host, step, details=entry_details)
 
 
 def timestamp(value):
@@ -198,12 +252,21 @@ def anchors():
 
 @dataclasses.dataclass(frozen=True)
 class Problem:
+    """seq: the entry concerned (for a row: the entry that last recorded
+    it, 0 if none); row: the trust-deciding row concerned, if any."""
+
     seq: int
     code: str
     message: str
+    row: str = None
 
     def __str__(self):
+        if self.row is not None:
+            return '%s: %s' % (self.row, self.message)
         return 'seq %d: %s' % (self.seq, self.message)
+
+    def sort_key(self):
+        return (self.row is not None, self.seq, self.row or '')
 
 
 @dataclasses.dataclass
@@ -221,6 +284,7 @@ class Report:
     unanchored: int = 0
     problems: list = dataclasses.field(default_factory=list)
     warnings: list = dataclasses.field(default_factory=list)
+    rows: int = 0
 
     @property
     def ok(self):
@@ -248,10 +312,12 @@ class Report:
         if self.ok:
             lines.append('intact')
         else:
-            lines.append('TAMPERED: %d problem%s, the first at seq %d'
+            first = self.first_problem
+            lines.append('TAMPERED: %d problem%s, the first %s'
                          % (len(self.problems),
                             '' if len(self.problems) == 1 else 's',
-                            self.first_problem.seq))
+                            'at seq %d' % first.seq if first.row is None
+                            else 'in %s' % first.row))
             lines.extend('  %s' % problem for problem in self.problems)
         return lines
 
@@ -282,12 +348,11 @@ class _AKs:
         return self.keys[name]
 
 
-def _batches():
+def _batches(after=None):
     """Every entry in seq order, read _BATCH at a time, each batch in a
     short transaction of its own: a long walk never holds SQLite's lock
     against the services appending meanwhile (the log only grows at its
     end, so the batches join up)."""
-    after = None
     while True:
         with db.reader() as session:
             query = session.query(models.AuditEntry)
@@ -301,13 +366,40 @@ def _batches():
         after = batch[-1].seq
 
 
-def _walk(report, wanted):
-    """Check every entry in seq order; return {seq: stored hash} of the
-    wanted seqs."""
-    found = {}
-    expected_seq = 1
-    previous_hash = GENESIS
-    for entry in _batches():
+class _Walk:
+    """Where a walk of the chain stands, so that it can go on later."""
+
+    def __init__(self, wanted):
+        self.wanted = wanted
+        self.found = {}
+        self.covered = {}    # row key -> (digest or None, seq)
+        self.after = None
+
+
+def _cover(walk, entry):
+    """Note the rows a trust entry recorded (the latest entry wins)."""
+    if entry.migration_uuid is not None or entry.step not in TRUST_STEPS:
+        return
+    try:
+        rows = json.loads(entry.details).get('rows')
+    except (ValueError, TypeError, AttributeError, RecursionError):
+        return
+    if not isinstance(rows, dict):
+        return
+    for key, value in rows.items():
+        if value is None or isinstance(value, str):
+            walk.covered[key] = (value, entry.seq)
+
+
+def _walk(report, wanted, walk=None):
+    """Check every entry in seq order (after those walk saw already);
+    return the walk: found holds {seq: stored hash} of the wanted seqs,
+    covered the rows trust entries recorded."""
+    walk = walk or _Walk(wanted)
+    found = walk.found
+    expected_seq = report.last_seq + 1
+    previous_hash = report.head_hash or GENESIS
+    for entry in _batches(walk.after):
         if report.first_seq is None:
             report.first_seq = entry.seq
         report.entries += 1
@@ -335,13 +427,15 @@ def _walk(report, wanted):
                 entry.seq, HASH_MISMATCH,
                 'entry %d was changed: its content hashes to %s, not to '
                 'the stored %s' % (entry.seq, actual, entry.entry_hash)))
-        if entry.seq in wanted:
+        if entry.seq in walk.wanted:
             found[entry.seq] = entry.entry_hash
+        _cover(walk, entry)
         previous_hash = entry.entry_hash
         expected_seq = entry.seq + 1
         report.last_seq = entry.seq
         report.head_hash = entry.entry_hash
-    return found
+        walk.after = entry.seq
+    return walk
 
 
 def _check_anchor(report, aks, anchor, hashes):
@@ -378,7 +472,6 @@ def _check_anchor(report, aks, anchor, hashes):
                 r.message for r in verdict.reasons
                 if r.code != 'no-policy'))))
         return False
-    signed = attestation.extra_data
     if anchor.seq > report.last_seq:
         report.problems.append(Problem(
             anchor.seq, TRUNCATED,
@@ -390,27 +483,31 @@ def _check_anchor(report, aks, anchor, hashes):
     stored = hashes.get(anchor.seq)
     if stored is None:
         return False              # inside a gap, reported as missing
-    try:
-        expected = purpose.qualifying_data(purpose.ANCHOR,
-                                           bytes.fromhex(stored))
-    except ValueError:
-        expected = b''
-    if not hmac.compare_digest(signed, expected):
+    if not _is_hash(stored) or not hmac.compare_digest(
+            attestation.extra_data, anchored_data(stored)):
         report.problems.append(Problem(
             anchor.seq, ANCHOR_MISMATCH,
-            '%s\'s TPM signed entry hash for entry %d other than the %s '
-            'the log now has (or signed it for another purpose than an '
-            'anchor): the log up to seq %d was rewritten'
-            % (anchor.host, anchor.seq, stored, anchor.seq)))
+            '%s\'s TPM signed entry hash %s for entry %d, but the log now '
+            'has %s: the log up to seq %d was rewritten (or the quote was '
+            'not made to anchor the log)'
+            % (anchor.host, attestation.extra_data.hex(), anchor.seq,
+               stored, anchor.seq)))
         return False
     return True
 
 
-def verify(expected_head=None):
+def anchored_data(entry_hash):
+    """What a TPM signs to anchor an entry hash: the anchor purpose's
+    qualifying data, never the hash itself."""
+    return purpose.qualifying_data(purpose.ANCHOR, bytes.fromhex(entry_hash))
+
+
+def verify(expected_head=None, rows=True):
     """Walk the whole chain and every anchor; returns a Report.
 
     expected_head: (seq, entry hash) known from outside the database (an
     earlier anchor's output); the log must still hold that entry.
+    rows: also check every trust-deciding row against the chain.
     """
     report = Report()
     # Anchors first: one made while the entries are read names an entry
@@ -419,7 +516,8 @@ def verify(expected_head=None):
     wanted = {row.seq for row in anchor_rows}
     if expected_head is not None:
         wanted.add(expected_head[0])
-    hashes = _walk(report, wanted)
+    walk = _walk(report, wanted)
+    hashes = walk.found
     aks = _AKs()
     anchored_upto = None
     for row in anchor_rows:
@@ -441,7 +539,9 @@ def verify(expected_head=None):
             report.warnings.append(
                 '%s not yet anchored by a TPM'
                 % _range(first, report.last_seq))
-    report.problems.sort(key=lambda problem: problem.seq)
+    if rows:
+        _check_rows(report, walk)
+    report.problems.sort(key=Problem.sort_key)
     return report
 
 
@@ -458,6 +558,145 @@ def _check_head(report, hashes, seq, entry_hash):
             'rewritten' % (seq, hashes[seq], entry_hash)))
 
 
+# Trust-deciding rows
+
+_ROW_MODELS = (('hosts', 'name'), ('policies', 'id'),
+               ('host_trust', 'host_name'), ('verdicts', 'id'))
+
+
+def _models():
+    return {'hosts': models.Host, 'policies': models.Policy,
+            'host_trust': models.HostTrust, 'verdicts': models.Verdict}
+
+
+def _rows(table, order):
+    """Every row of table, _BATCH at a time, each batch read in a short
+    transaction (as _batches)."""
+    model = _models()[table]
+    column = getattr(model, order)
+    after = None
+    while True:
+        with db.reader() as session:
+            query = session.query(model)
+            if after is not None:
+                query = query.filter(column > after)
+            batch = query.order_by(column).limit(_BATCH).all()
+        yield from batch
+        if len(batch) < _BATCH:
+            return
+        after = getattr(batch[-1], order)
+
+
+def describe(row):
+    """A row as an operator finds it with korora-manage."""
+    key = row.audit_key()
+    if key[0] == 'policies':
+        return 'policies row %s version %d (%s)' % (
+            row.name, row.version, 'active' if row.active else 'inactive')
+    if key[0] == 'verdicts':
+        return 'verdicts row %d (host %s)' % (row.id, row.host_name)
+    return '%s row %s' % key
+
+
+def _describe_key(key):
+    try:
+        parts = json.loads(key)
+        table = parts[0]
+    except (ValueError, TypeError, IndexError, KeyError):
+        return 'row %s' % key
+    if table == 'policies' and len(parts) == 3:
+        return 'policies row %s version %s' % (parts[1], parts[2])
+    return '%s row %s' % (table, ' '.join(str(part) for part in parts[1:]))
+
+
+def _row_problem(row, recorded):
+    """The problem of one row against what the chain recorded, or None.
+    """
+    actual = row_digest(row)
+    where = describe(row)
+    if recorded is None or recorded[0] is None:
+        return Problem(
+            recorded[1] if recorded else 0, UNAUDITED,
+            'not in the audit log: it was written behind the verifier\'s '
+            'back (the verifier records every row it writes)', where)
+    if actual != recorded[0]:
+        return Problem(
+            recorded[1], ROW_CHANGED,
+            'changed behind the verifier\'s back: its content hashes to '
+            '%s, the audit log recorded %s at seq %d'
+            % (actual, recorded[0], recorded[1]), where)
+    return None
+
+
+def _signature_problem(row, keys):
+    from korora_nova.attestation import policy as policy_module
+    try:
+        policy_module.verified(row.name, row.version, row.document,
+                               row.signature, keys)
+    except exception.PolicyError as error:
+        return Problem(0, UNSIGNED, '%s; appraisal ignores it' % error,
+                       describe(row))
+    return None
+
+
+def _trusted_keys(report):
+    from korora_nova.attestation import policy as policy_module
+    try:
+        return policy_module.trusted_keys(CONF.korora.policy_signing_keys)
+    except exception.KororaError as error:
+        report.problems.append(Problem(
+            0, UNSIGNED, 'cannot check policy signatures: %s' % error,
+            '[korora] policy_signing_keys'))
+        return None
+
+
+def _scan_rows(walk):
+    """(row problems, rows seen) of every trust-deciding row."""
+    problems = {}
+    seen = set()
+    for table, order in _ROW_MODELS:
+        for row in _rows(table, order):
+            key = row_key(row)
+            seen.add(key)
+            problem = _row_problem(row, walk.covered.get(key))
+            if problem is not None:
+                problems[key] = (problem, row)
+    for key, (value, seq) in walk.covered.items():
+        if value is not None and key not in seen:
+            problems[key] = (Problem(
+                seq, ROW_DELETED,
+                'deleted behind the verifier\'s back: the audit log '
+                'recorded it at seq %d' % seq, _describe_key(key)), None)
+    return problems, seen
+
+
+def _check_rows(report, walk):
+    """Report every trust-deciding row the chain does not cover.
+
+    A row the verifier wrote while the chain was read can look changed:
+    its entry came after the walk. Such rows are checked again after
+    the walk took in the new entries; only rows that still disagree are
+    reported.
+    """
+    keys = _trusted_keys(report)
+    problems, seen = _scan_rows(walk)
+    for _ in range(ROW_ROUNDS):
+        if not problems:
+            break
+        last = report.last_seq
+        _walk(report, walk.wanted, walk)
+        if report.last_seq == last:
+            break
+        problems, seen = _scan_rows(walk)
+    report.rows = len(seen)
+    report.problems.extend(problem for problem, _ in problems.values())
+    if keys is not None:
+        for row in _rows('policies', 'id'):
+            problem = _signature_problem(row, keys)
+            if problem is not None:
+                report.problems.append(problem)
+
+
 # Anchoring
 
 def anchor(manager_api, host_name):
@@ -467,7 +706,9 @@ def anchor(manager_api, host_name):
     head is anchored already, that anchor is returned.
     """
     host = db.host_get(host_name)
-    report = verify()
+    # The chain, not the rows: a row changed behind the verifier's back
+    # is reported by verify, and anchoring the chain keeps it provable.
+    report = verify(rows=False)
     if not report.ok:
         raise AuditError('the audit log fails verification, not anchoring '
                          'it: %s' % report.first_problem)
@@ -478,12 +719,11 @@ def anchor(manager_api, host_name):
     existing = _anchor_get(seq)
     if existing is not None:
         return existing
-    nonce = bytes.fromhex(head_hash)
-    quote = manager_api.attest(host_name, nonce, purpose.ANCHOR)
+    quote = manager_api.attest(host_name, bytes.fromhex(head_hash),
+                               purpose_label=purpose.ANCHOR)
     verdict = appraisal.appraise_quote(
         quote, appraisal.load_public_key(host.ak_public),
-        purpose.qualifying_data(purpose.ANCHOR, nonce), None,
-        host=host_name)
+        anchored_data(head_hash), None, host=host_name)
     if not verdict.evidence_valid:
         raise exception.EvidenceError(
             'cannot anchor the audit log with %s\'s TPM: %s'
@@ -503,6 +743,29 @@ def anchor(manager_api, host_name):
     return row
 
 
+def anchor_due(manager_api, host_name, max_entries, interval):
+    """Anchor the head with host_name's TPM if max_entries entries were
+    appended since the last anchor, or the oldest of them is interval
+    seconds old; returns the new anchor, or None when none was due."""
+    with db.reader() as session:
+        last = head(session)
+        anchored = session.query(models.AuditAnchor).order_by(
+            models.AuditAnchor.seq.desc()).first()
+        after = anchored.seq if anchored is not None else 0
+        if last is None or last.seq <= after:
+            return None
+        oldest = session.query(models.AuditEntry).filter(
+            models.AuditEntry.seq > after).order_by(
+            models.AuditEntry.seq).first()
+    pending = last.seq - after
+    age = (now() - oldest.created_at).total_seconds()
+    if pending < max_entries and age < interval:
+        return None
+    LOG.debug('anchoring the audit log: %d entries unanchored, the oldest '
+              '%d s old', pending, age)
+    return anchor(manager_api, host_name)
+
+
 def _anchor_get(seq):
     with db.reader() as session:
         return session.get(models.AuditAnchor, seq)
@@ -514,9 +777,7 @@ def head_entry():
 
 
 def entry_hash(seq):
-    """The stored hash of entry seq, or None. (An anchor's quote signs it
-    under the anchor purpose, so the hash cannot be read from the quote.)
-    """
+    """The stored entry hash of entry seq (None if there is none)."""
     with db.reader() as session:
-        entry = session.query(models.AuditEntry).filter_by(seq=seq).first()
-        return entry.entry_hash if entry is not None else None
+        entry = session.get(models.AuditEntry, seq)
+    return entry.entry_hash if entry is not None else None

@@ -37,6 +37,7 @@ from korora_nova.migration import records
 from korora_nova.migration import states
 from korora_nova.tests import fixtures as korora_fixtures
 from korora_nova.tests import libvirt_hosts
+from korora_nova.tests.unit.attestation import signing
 from korora_nova.verifier import attestation
 from korora_nova.verifier import enrollment
 from korora_nova.rpcapi import verifier as verifier_rpcapi
@@ -111,6 +112,9 @@ class KororaLibvirtPairFixture(fixtures.Fixture):
         self.verifier = self.useFixture(
             korora_fixtures.VerifierFixture(keys.signer))
         self.api = self.verifier.manager_api
+        # Before the managers start: they measure their configuration.
+        self.operator = self.useFixture(
+            signing.OperatorKeyFixture(conf.CONF))
         self.managers, hooks = {}, {}
         for name in self.names:
             tpm = self.useFixture(korora_fixtures.SoftwareTPMFixture())
@@ -126,7 +130,7 @@ class KororaLibvirtPairFixture(fixtures.Fixture):
         self.config.config(group='korora', ek_ca_bundle=tpm.ca_bundle)
         for name in self.names:
             enrollment.enroll(self.api, name)
-        attestation.record_policy(self.api, a, POLICY, 1)
+        attestation.record_policy(self.api, a, POLICY, 1, self.operator.key)
         for name in self.names:
             db.host_set_policy(name, POLICY)
         trusted = results.TrustedKeys.of(keys.signer)

@@ -2,9 +2,11 @@
 
 Fail closed: an unreachable vTPM manager, a malformed reply or a missing
 policy all give an untrusted verdict with the reason, recorded like any
-other.
+other. So does a policy no trusted operator key signed: it is ignored,
+and a host left without a signed policy is untrusted.
 """
 
+import dataclasses
 import os
 
 from oslo_log import log as logging
@@ -31,12 +33,38 @@ def _untrusted(host, code, message, policy=None):
 
 
 def active_policies(host):
-    """The host's policy, every active version, newest first."""
+    """The host's policy, every active version an operator signed,
+    newest first."""
+    return signed_policies(host)[0]
+
+
+def signed_policies(host):
+    """(active versions signed by a trusted operator key, newest first;
+    why each other active version is ignored)."""
     name = host.policy_name or CONF.korora.default_policy
     if not name:
-        return []
-    return [policy_module.loads(row.document)
-            for row in db.policies_active(name)]
+        return [], []
+    rows = db.policies_active(name)
+    try:
+        keys = policy_module.trusted_keys(CONF.korora.policy_signing_keys)
+    except exception.KororaError as error:
+        LOG.error('%s: no policy can be trusted: %s', host.name, error)
+        return [], ['[korora] policy_signing_keys: %s' % error]
+    policies, ignored = [], []
+    for row in rows:
+        try:
+            policies.append(policy_module.verified(
+                row.name, row.version, row.document, row.signature, keys))
+        except exception.PolicyError as error:
+            LOG.warning('%s: ignoring a policy version: %s', host.name,
+                        error)
+            ignored.append(str(error))
+    return policies, ignored
+
+
+def attestation_data(nonce):
+    """What the TPM signs for the verifier's challenge nonce."""
+    return purpose.qualifying_data(purpose.ATTEST, nonce)
 
 
 def previous_clock(host):
@@ -69,8 +97,9 @@ def appraise_host(host, quote, qualifying_data, policies):
     return first
 
 
-def record_policy(manager_api, host_name, name, version):
-    """A policy allowing exactly what a known-good host quotes now.
+def record_policy(manager_api, host_name, name, version, signing_key):
+    """A policy allowing exactly what a known-good host quotes now,
+    signed with the operator's signing_key (attestation.policy).
 
     The quote must verify against the host's enrolled AK and the fresh
     nonce; only then are its PCR values taken as the reference.
@@ -80,16 +109,28 @@ def record_policy(manager_api, host_name, name, version):
     quote = manager_api.attest(host_name, nonce)
     verdict = appraisal.appraise_quote(
         quote, appraisal.load_public_key(host.ak_public),
-        purpose.qualifying_data(purpose.ATTEST, nonce), None,
-        previous_clock(host), host=host_name)
+        attestation_data(nonce), None, previous_clock(host),
+        host=host_name)
     if not verdict.evidence_valid:
         raise exception.EvidenceError(
             'cannot record a policy from %s: %s'
             % (host_name, verdict.summary()))
     # Only values the TPM signed: a host cannot slip in unquoted PCRs.
     reference = policy_module.from_values(name, version, verdict.pcr_values)
-    db.policy_create(reference)
+    db.policy_create(reference,
+                     signature=policy_module.sign(reference, signing_key))
     return reference
+
+
+def _with_ignored(verdict, ignored):
+    """An untrusted verdict also says which versions were ignored: the
+    one the operator meant may be among them."""
+    if verdict.trusted or not ignored:
+        return verdict
+    return dataclasses.replace(verdict, reasons=verdict.reasons + tuple(
+        verdict_module.Reason(verdict_module.NO_POLICY,
+                              '%s: ignored %s' % (verdict.host, why))
+        for why in ignored))
 
 
 class Attestor:
@@ -102,15 +143,15 @@ class Attestor:
 
     def attest(self, host_name):
         host = db.host_get(host_name)
-        policies = active_policies(host)
+        policies, ignored = signed_policies(host)
         nonce = os.urandom(NONCE_SIZE)
         quote = None
         if not policies:
             verdict = _untrusted(
                 host_name, verdict_module.NO_POLICY,
-                'no active reference policy is assigned (policy %s)'
+                'no active reference policy is assigned (policy %s)%s'
                 % (host.policy_name or CONF.korora.default_policy or
-                   'none'))
+                   'none', ''.join('; ' + why for why in ignored)))
         else:
             try:
                 quote = self.manager_api.attest(host_name, nonce)
@@ -119,9 +160,8 @@ class Attestor:
                                      'no valid quote: %s' % error,
                                      policies[0].label)
             else:
-                verdict = appraise_host(
-                    host, quote,
-                    purpose.qualifying_data(purpose.ATTEST, nonce), policies)
+                verdict = _with_ignored(appraise_host(
+                    host, quote, attestation_data(nonce), policies), ignored)
         clock = verdict.attestation.clock_info if (
             verdict.trusted and verdict.attestation) else None
         row, previous = db.record_verdict(host_name, verdict, nonce, quote,

@@ -4,16 +4,21 @@ import base64
 import binascii
 import concurrent.futures
 import threading
+import time
 
 import oslo_messaging as messaging
 from oslo_log import log as logging
 
 from korora_nova.db import api as db
 from korora_nova import exception
+from korora_nova.migration import audit
 
 LOG = logging.getLogger(__name__)
 
 ROUND_WORKERS = 8
+# After a failed anchoring, wait this long (at most) before the next try:
+# each try walks the log and may wait for an unreachable host.
+ANCHOR_RETRY = 60.0
 
 
 class Verifier:
@@ -29,6 +34,7 @@ class Verifier:
         self.steps = steps
         self._stop = threading.Event()
         self._scheduler = None
+        self._anchor_retry_at = 0.0
         self._pool = concurrent.futures.ThreadPoolExecutor(
             ROUND_WORKERS, thread_name_prefix='korora-attest')
 
@@ -121,6 +127,26 @@ class Verifier:
             future.result()
         return len(hosts)
 
+    def anchor_due(self):
+        """Anchor the audit log in [korora] audit_anchor_host's TPM when
+        audit_anchor_entries or audit_anchor_interval says so; returns
+        the new anchor or None."""
+        options = self.conf.korora
+        if not options.audit_anchor_host or (
+                time.monotonic() < self._anchor_retry_at):
+            return None
+        try:
+            return audit.anchor_due(self.attestor.manager_api,
+                                    options.audit_anchor_host,
+                                    options.audit_anchor_entries,
+                                    options.audit_anchor_interval)
+        except exception.KororaError as error:
+            self._anchor_retry_at = time.monotonic() + min(
+                ANCHOR_RETRY, options.audit_anchor_interval)
+            LOG.error('scheduled anchoring of the audit log with %s\'s '
+                      'TPM failed: %s', options.audit_anchor_host, error)
+            return None
+
     def _attest_quietly(self, host):
         try:
             self.attestor.attest(host)
@@ -132,6 +158,7 @@ class Verifier:
         while not self._stop.wait(tick):
             try:
                 self.run_due()
+                self.anchor_due()
             except exception.KororaError as error:
                 LOG.error('scheduled attestation round failed: %s', error)
             except Exception:

@@ -59,6 +59,7 @@ from korora_nova.tests import base
 from korora_nova.tests import fixtures as korora_fixtures
 from korora_nova.tests import hook_process
 from korora_nova.tests import rabbitmq
+from korora_nova.tests.unit.attestation import signing
 from korora_nova.tpm import quote as tpm_quote
 
 HOSTS = ('compute-1', 'compute-2')
@@ -237,6 +238,10 @@ class DaemonsOverRabbitMQTest(base.TestCase):
         self.step('software TPMs started')
         self.signing_key = os.path.join(self.workdir, 'verifier-key.pem')
         self.public_key = os.path.join(self.workdir, 'verifier-public.pem')
+        # The operator's key: korora-manage signs with it, the verifier
+        # trusts its public half.
+        self.operator = self.useFixture(signing.OperatorKeyFixture(
+            self.config.conf, trusted=False))
         self.verifier_conf = self._write_verifier_config()
         self.manager_confs = {host: self._write_manager_config(host)
                               for host in HOSTS}
@@ -262,6 +267,7 @@ class DaemonsOverRabbitMQTest(base.TestCase):
             'state_path': os.path.join(self.workdir, 'verifier'),
             'verifier_signing_key': self.signing_key,
             'verifier_public_keys': self.public_key,
+            'policy_signing_keys': self.operator.public_path,
         }
         sections['korora_database'] = {'connection': self.database}
         return write_config(os.path.join(self.workdir, 'verifier.conf'),
@@ -442,7 +448,8 @@ class DaemonsOverRabbitMQTest(base.TestCase):
         self.manage_ok(('db', 'sync'))
         self.manage_ok(('signing-key', 'create', '--public',
                         self.public_key))
-        self.manage_ok(('policy', 'import', bootstrap))
+        self.manage_ok(('policy', 'import', bootstrap, '--signing-key',
+                        self.operator.private_path))
         self.start_daemon('korora-verifier', 'korora-verifier',
                           self.verifier_conf)
         for host in HOSTS:
@@ -478,7 +485,8 @@ class DaemonsOverRabbitMQTest(base.TestCase):
                          'each host\'s manager measured a configuration of '
                          'its own into PCR %d' % MEASURED_PCR)
         self.manage_ok(('policy', 'import',
-                        self._write_policy(2, self.golden)))
+                        self._write_policy(2, self.golden),
+                        '--signing-key', self.operator.private_path))
         self.manage_ok(('policy', 'deactivate', POLICY, '1'))
         for host in HOSTS:
             self.wait_for('%s trusted under %s v2 by a scheduled round'

@@ -14,11 +14,13 @@ from keystoneauth1 import adapter as ks_adapter
 from keystoneauth1 import session as ks_session
 import oslo_messaging as messaging
 
+from korora_nova import conf as korora_conf
 from korora_nova.db import api as db
 from korora_nova.hypervisors import file_backend
 from korora_nova import rpc
 from korora_nova.tests.functional import nova_base
 from korora_nova.tests import fixtures
+from korora_nova.tests.unit.attestation import signing
 from korora_nova.verifier import attestation
 from korora_nova.verifier import enrollment
 from korora_nova.verifier import placement
@@ -52,7 +54,8 @@ class HostTrustInNovaTestBase(nova_base.NovaVTPMTestBase):
         self.manager_api = self.verifier_fixture.manager_api
         for host in self.COMPUTE_HOSTS:
             enrollment.enroll(self.manager_api, host)
-        attestation.record_policy(self.manager_api, 'compute-1', POLICY, 1)
+        attestation.record_policy(self.manager_api, 'compute-1', POLICY, 1,
+                                  self.operator.key)
         for host in self.COMPUTE_HOSTS:
             db.host_set_policy(host, POLICY)
             self.assertTrue(self.attestor.attest(host).trusted)
@@ -64,6 +67,9 @@ class HostTrustInNovaTestBase(nova_base.NovaVTPMTestBase):
         self.flags(pcr_watch_interval=0.05, attestation_timeout=2.0,
                    migration_step_timeout=5.0, group='korora')
         self.database = self.useFixture(fixtures.VerifierDatabaseFixture())
+        # Before the managers start: they measure their configuration.
+        self.operator = self.useFixture(
+            signing.OperatorKeyFixture(korora_conf.CONF))
         self.notifications = []
         self.verifier = self.start_verifier()
 
@@ -276,7 +282,8 @@ class TestPlacementTrait(HostTrustInNovaTestBase):
         self.assertIn('COMPUTE_SECURITY_TPM_2_0',
                       self.provider_traits('compute-2'))
         # The operator accepts the new measurement: trusted again.
-        attestation.record_policy(self.manager_api, 'compute-2', POLICY, 2)
+        attestation.record_policy(self.manager_api, 'compute-2', POLICY, 2,
+                                  self.operator.key)
         self.assertTrue(self.attestor.attest('compute-2').trusted)
         self.assertIn(placement.TRAIT, self.provider_traits('compute-2'))
 

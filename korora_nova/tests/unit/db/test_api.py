@@ -72,13 +72,23 @@ _material_lock = threading.Lock()
 
 
 def _material_once():
-    """An EK CA and an RSA-2048 EK key for the process (key generation
-    takes a quarter of a second)."""
+    """An EK CA for the process (key generation takes a quarter of a
+    second)."""
     with _material_lock:
         if not _material:
             _material['ca_key'] = ec.generate_private_key(ec.SECP384R1())
-            _material['ek_key'] = rsa.generate_private_key(65537, 2048)
         return _material
+
+
+def _ek_key(host):
+    """An RSA-2048 EK key per host name, made once per process: one TPM
+    cannot be enrolled under two names."""
+    with _material_lock:
+        key = _material.get(('ek', host))
+        if key is None:
+            key = _material[('ek', host)] = rsa.generate_private_key(
+                65537, 2048)
+        return key
 
 
 def make_identity(host, trust_on_first_use=False):
@@ -86,7 +96,7 @@ def make_identity(host, trust_on_first_use=False):
     certificate issued by a CA, the EK's and an ECDSA AK's marshalled
     TPM2B_PUBLIC, the AK's PEM and name."""
     material = _material_once()
-    ek_key = material['ek_key'].public_key()
+    ek_key = _ek_key(host).public_key()
     ek = TPM2B_PUBLIC.parse('rsa2048:aes128cfb',
                             objectAttributes=EK_ATTRIBUTES)
     ek.publicArea.authPolicy = EK_POLICY

@@ -13,6 +13,7 @@ import json
 import sqlalchemy as sa
 
 from korora_nova.attestation import evidence
+from korora_nova.attestation import purpose
 from korora_nova.db import api as db
 from korora_nova.db import models
 from korora_nova.migration import audit
@@ -83,26 +84,27 @@ class TestIntactLog(AuditTestCase):
     def test_anchored_log_verifies(self):
         self.migrate()
         anchor = audit.anchor(self.api, 'compute-1')
-        self.assertEqual((7, 'compute-1'), (anchor.seq, anchor.host))
+        # Entries 1 and 2 enrolled the hosts.
+        self.assertEqual((9, 'compute-1'), (anchor.seq, anchor.host))
         report = audit.verify()
         self.assertTrue(report.ok, report.summary())
         self.assertEqual([], report.warnings)
-        self.assertEqual((7, 1, 7, 7, 0), (
+        self.assertEqual((9, 1, 9, 9, 0), (
             report.entries, report.first_seq, report.last_seq,
             report.last_anchor_seq, report.unanchored))
         self.assertEqual('intact', report.summary()[-1])
-        self.assertIn('anchors: 1, the last at seq 7 by compute-1\'s TPM',
+        self.assertIn('anchors: 1, the last at seq 9 by compute-1\'s TPM',
                       report.summary())
 
     def test_entries_after_the_last_anchor_are_a_warning(self):
         report = audit.verify()
         self.assertTrue(report.ok)
-        self.assertEqual(['audit log: no entries', 'anchors: none',
-                          'intact'], report.summary())
+        self.assertEqual(['no entry is anchored by a TPM yet: 2 entries '
+                          'could be rewritten unnoticed'], report.warnings)
         self.migrate(to=states.TRANSFERRING)
         report = audit.verify()
         self.assertTrue(report.ok)
-        self.assertEqual(['no entry is anchored by a TPM yet: 4 entries '
+        self.assertEqual(['no entry is anchored by a TPM yet: 6 entries '
                           'could be rewritten unnoticed'], report.warnings)
         audit.anchor(self.api, 'compute-2')
         records.transition(MIGRATION, 'compute-1', states.ABORTED,
@@ -111,10 +113,12 @@ class TestIntactLog(AuditTestCase):
         report = audit.verify()
         self.assertTrue(report.ok)
         self.assertEqual(2, report.unanchored)
-        self.assertEqual(['entries 5..6 are not yet anchored by a TPM'],
+        self.assertEqual(['entries 7..8 are not yet anchored by a TPM'],
                          report.warnings)
 
     def test_anchor_refusals(self):
+        # An empty log (the enrollments' entries gone too).
+        self.execute('DELETE FROM audit_log')
         error = self.assertRaises(audit.AuditError, audit.anchor, self.api,
                                   'compute-1')
         self.assertIn('the audit log is empty', str(error))
@@ -140,7 +144,10 @@ class TestIntactLog(AuditTestCase):
         anchor = audit.anchor(self.api, 'compute-2')
         head = audit.head_entry()
         signed = evidence.parse_attestation(anchor.quote_message).extra_data
-        self.assertEqual(bytes.fromhex(head.entry_hash), signed)
+        # Under the anchor purpose's label, never the bare hash.
+        self.assertEqual(purpose.qualifying_data(
+            purpose.ANCHOR, bytes.fromhex(head.entry_hash)), signed)
+        self.assertNotEqual(bytes.fromhex(head.entry_hash), signed)
         self.assertIn('10', json.loads(anchor.pcr_values)['sha256'])
 
 
@@ -171,12 +178,12 @@ class TestTampering(AuditTestCase):
     def test_truncation_after_an_anchor_is_detected(self):
         self.migrate()
         audit.anchor(self.api, 'compute-1')
-        self.execute('DELETE FROM audit_log WHERE seq >= 6')
+        self.execute('DELETE FROM audit_log WHERE seq >= 8')
         report = audit.verify()
-        self.assertEqual([(7, audit.TRUNCATED)], self.codes(report))
+        self.assertEqual([(9, audit.TRUNCATED)], self.codes(report))
         self.assertEqual(
-            'seq 7: the log ends at seq 5 but compute-1\'s TPM anchored '
-            'entry 7: entries 6..7 are missing (the log was truncated)',
+            'seq 9: the log ends at seq 7 but compute-1\'s TPM anchored '
+            'entry 9: entries 8..9 are missing (the log was truncated)',
             str(report.first_problem))
 
     def test_rewritten_and_rehashed_chain_is_caught_by_the_anchor(self):
@@ -186,29 +193,30 @@ class TestTampering(AuditTestCase):
         self.rewrite(3, {'evidence': 'sha256:' + 'ab' * 32})
         report = audit.verify()
         # The chain itself is consistent again: only the TPM's signature
-        # over the old hash of entry 7 gives the rewrite away.
-        self.assertEqual([(7, audit.ANCHOR_MISMATCH)], self.codes(report))
+        # over the old hash of entry 9 gives the rewrite away.
+        self.assertEqual([(9, audit.ANCHOR_MISMATCH)], self.codes(report))
         self.assertIn('compute-1\'s TPM signed entry hash ',
                       str(report.first_problem))
-        self.assertIn('the log up to seq 7 was rewritten',
+        self.assertIn('the log up to seq 9 was rewritten',
                       str(report.first_problem))
 
     def test_forged_anchor_from_another_tpm_is_detected(self):
         self.migrate()
         audit.anchor(self.api, 'compute-1')
-        self.rewrite(2, {'evidence': 'sha256:' + 'cd' * 32})
+        self.rewrite(4, {'evidence': 'sha256:' + 'cd' * 32})
         # Re-anchor the rewritten head with another host's TPM, and claim
         # it came from compute-1.
         head = audit.head_entry()
-        forged = self.api.attest('compute-2', bytes.fromhex(head.entry_hash))
+        forged = self.api.attest('compute-2', bytes.fromhex(head.entry_hash),
+                                 purpose_label=purpose.ANCHOR)
         with db.writer() as session:
-            anchor = session.get(models.AuditAnchor, 7)
+            anchor = session.get(models.AuditAnchor, 9)
             anchor.quote_message = forged.message
             anchor.quote_signature = forged.signature
         report = audit.verify()
-        self.assertEqual([(7, audit.ANCHOR_INVALID)], self.codes(report))
+        self.assertEqual([(9, audit.ANCHOR_INVALID)], self.codes(report))
         self.assertEqual(
-            'seq 7: anchor of entry 7 is not a quote of compute-1\'s TPM: '
+            'seq 9: anchor of entry 9 is not a quote of compute-1\'s TPM: '
             'compute-1: signature does not verify with the enrolled AK',
             str(report.first_problem))
 
@@ -217,7 +225,7 @@ class TestTampering(AuditTestCase):
         audit.anchor(self.api, 'compute-2')
         db.host_delete('compute-2')
         report = audit.verify()
-        self.assertEqual([(2, audit.ANCHOR_INVALID)], self.codes(report))
+        self.assertEqual([(4, audit.ANCHOR_INVALID)], self.codes(report))
         self.assertIn('names host compute-2, which is not enrolled',
                       str(report.first_problem))
 
@@ -229,15 +237,15 @@ class TestTampering(AuditTestCase):
         second = audit.anchor(self.api, 'compute-2')
         later = (second.seq, audit.head_entry().entry_hash)
         # Both tables rolled back to the first anchor: consistent.
-        self.execute('DELETE FROM audit_anchors WHERE seq = 5')
-        self.execute('DELETE FROM audit_log WHERE seq = 5')
+        self.execute('DELETE FROM audit_anchors WHERE seq = 7')
+        self.execute('DELETE FROM audit_log WHERE seq = 7')
         self.assertTrue(audit.verify().ok)
         self.assertTrue(audit.verify(expected_head=recorded).ok)
         report = audit.verify(expected_head=later)
-        self.assertEqual([(5, audit.TRUNCATED)], self.codes(report))
+        self.assertEqual([(7, audit.TRUNCATED)], self.codes(report))
         # Rewritten and re-hashed below the recorded head, anchors gone.
         self.execute('DELETE FROM audit_anchors')
-        self.rewrite(2, {'evidence': 'sha256:' + 'ef' * 32})
+        self.rewrite(4, {'evidence': 'sha256:' + 'ef' * 32})
         self.assertTrue(audit.verify().ok)
         report = audit.verify(expected_head=recorded)
-        self.assertEqual([(4, audit.HEAD_MISMATCH)], self.codes(report))
+        self.assertEqual([(6, audit.HEAD_MISMATCH)], self.codes(report))

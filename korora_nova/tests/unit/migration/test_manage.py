@@ -197,8 +197,8 @@ class TestAnchoredLogCommands(ManageTestCase):
         status, out, err = self.manage('audit', 'verify')
         self.assertEqual(0, status, err)
         self.assertEqual(
-            'audit log: 7 entries (seq 1..7), head %s\n'
-            'anchors: 1, the last at seq 7 by compute-1\'s TPM\n'
+            'audit log: 8 entries (seq 1..8), head %s\n'
+            'anchors: 1, the last at seq 8 by compute-1\'s TPM\n'
             'intact\n' % head.entry_hash, out)
         recorded = '%d:%s' % (anchor.seq, head.entry_hash)
         status, out, err = self.manage('audit', 'verify', '--head', recorded)
@@ -207,7 +207,7 @@ class TestAnchoredLogCommands(ManageTestCase):
         # The head is anchored already: nothing to ask the TPM.
         status, out, err = self.manage('audit', 'anchor', 'compute-1')
         self.assertEqual(0, status, err)
-        self.assertIn('audit log anchored at seq 7 (entry hash %s) by '
+        self.assertIn('audit log anchored at seq 8 (entry hash %s) by '
                       'compute-1\'s TPM at ' % head.entry_hash, out)
         self.assertIn('keep "%s" outside the database' % recorded, out)
 
@@ -220,14 +220,14 @@ class TestAnchoredLogCommands(ManageTestCase):
                          'not answer within 0.5 s\n',
                          err.splitlines(True)[-1])
 
-        self.execute('DELETE FROM audit_log WHERE seq >= 6')
+        self.execute('DELETE FROM audit_log WHERE seq >= 7')
         status, out, err = self.manage('audit', 'verify')
         self.assertEqual(1, status, err)
-        self.assertIn('TAMPERED: 1 problem, the first at seq 7\n', out)
-        self.assertIn('  seq 7: the log ends at seq 5 but compute-1\'s TPM '
-                      'anchored entry 7: entries 6..7 are missing (the log '
+        self.assertIn('TAMPERED: 1 problem, the first at seq 8\n', out)
+        self.assertIn('  seq 8: the log ends at seq 6 but compute-1\'s TPM '
+                      'anchored entry 8: entries 7..8 are missing (the log '
                       'was truncated)\n', out)
         status, out, err = self.manage('audit', 'anchor', 'compute-1')
         self.assertEqual(1, status)
         self.assertIn('korora-manage: the audit log fails verification, not '
-                      'anchoring it: seq 7: the log ends at seq 5', err)
+                      'anchoring it: seq 8: the log ends at seq 6', err)

@@ -11,6 +11,7 @@ from korora_nova.db import api as db
 from korora_nova import exception
 from korora_nova.tests import base
 from korora_nova.tests import fixtures
+from korora_nova.tests.unit.attestation import signing
 from korora_nova.verifier import attestation
 from korora_nova.verifier import enrollment
 from korora_nova.rpcapi import vtpm_manager as rpcapi
@@ -42,6 +43,9 @@ class HostTrustTestCase(base.TestCase):
         self.flags(pcr_watch_interval=0.05)
         self.useFixture(fixtures.VerifierDatabaseFixture())
         self.verifier_api = RecordingVerifierAPI()
+        # Before the managers start: they measure their configuration.
+        self.operator = self.useFixture(
+            signing.OperatorKeyFixture(self.config.conf))
         self.tpm1 = self.useFixture(fixtures.SoftwareTPMFixture())
         self.tpm2 = self.useFixture(fixtures.SoftwareTPMFixture())
         self.flags(ek_ca_bundle=self.tpm1.ca_bundle)
@@ -56,7 +60,8 @@ class HostTrustTestCase(base.TestCase):
     def enroll_both(self, policy='compute-2026-11'):
         enrollment.enroll(self.api, 'compute-1')
         enrollment.enroll(self.api, 'compute-2')
-        attestation.record_policy(self.api, 'compute-1', policy, 1)
+        attestation.record_policy(self.api, 'compute-1', policy, 1,
+                                  self.operator.key)
         db.host_set_policy('compute-1', policy)
         db.host_set_policy('compute-2', policy)
 
@@ -151,7 +156,7 @@ class TestAttestation(HostTrustTestCase):
         # The operator records the upgraded host as version 2: both
         # versions are active, so both hosts are trusted.
         attestation.record_policy(self.api, 'compute-2', 'compute-2026-11',
-                                  2)
+                                  2, self.operator.key)
         self.assertTrue(self.attestor.attest('compute-1').trusted)
         self.assertTrue(self.attestor.attest('compute-2').trusted)
         db.policy_set_active('compute-2026-11', 1, False)

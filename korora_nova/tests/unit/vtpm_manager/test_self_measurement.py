@@ -19,6 +19,7 @@ import libvirt
 from korora_nova.db import api as db
 from korora_nova.tests import base
 from korora_nova.tests import fixtures as korora_fixtures
+from korora_nova.tests.unit.attestation import signing
 from korora_nova.tpm import quote
 from korora_nova.verifier import attestation
 from korora_nova.verifier import enrollment
@@ -293,6 +294,9 @@ class TestVerdicts(XenHostTestCase):
         self.useFixture(korora_fixtures.VerifierDatabaseFixture())
         keys = korora_fixtures.verifier_keys(self)
         self.xen_flags()
+        # Before the manager starts: it measures its configuration.
+        self.operator = self.useFixture(
+            signing.OperatorKeyFixture(self.config.conf))
         self.tpm = self.useFixture(korora_fixtures.SoftwareTPMFixture())
         self.flags(ek_ca_bundle=self.tpm.ca_bundle)
         self.host = self.useFixture(korora_fixtures.VTPMManagerFixture(
@@ -301,7 +305,8 @@ class TestVerdicts(XenHostTestCase):
         self.api = rpcapi.VTPMManagerAPI(keys.signer)
         self.attestor = attestation.Attestor(self.api)
         enrollment.enroll(self.api, 'xen-1')
-        attestation.record_policy(self.api, 'xen-1', POLICY, 1)
+        attestation.record_policy(self.api, 'xen-1', POLICY, 1,
+                                  self.operator.key)
         db.host_set_policy('xen-1', POLICY)
         self.assertTrue(self.attestor.attest('xen-1').trusted)
 
