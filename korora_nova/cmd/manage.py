@@ -154,11 +154,9 @@ def _manager_api():
     """The vTPM managers' client, signing challenges with the verifier's
     key ([korora] verifier_signing_key): korora-manage runs on the
     control plane, beside the verifier."""
-    from korora_nova.attestation import results
     from korora_nova.rpcapi import vtpm_manager as rpcapi
 
-    return rpcapi.VTPMManagerAPI(
-        results.SigningKey.load(CONF.korora.verifier_signing_key))
+    return rpcapi.VTPMManagerAPI()
 
 
 def host_enroll(args):

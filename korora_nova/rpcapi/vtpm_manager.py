@@ -38,8 +38,10 @@ BASE_VERSION = '2.0'
 class VTPMManagerAPI:
     """Talks to the vTPM manager of one compute host (server = host).
 
-    signer: the verifier's SigningKey; without one, only get_identity can
-    be asked (every other call needs a signed challenge).
+    signer: the verifier's SigningKey; by default [korora]
+    verifier_signing_key is read when a challenge is first signed (so on
+    a compute host, which has no such key, only get_identity can be
+    asked).
     """
 
     def __init__(self, signer=None):
@@ -74,10 +76,14 @@ class VTPMManagerAPI:
 
     def _challenge(self, host, claims):
         if self.signer is None:
-            raise exception.ConfigurationError(
-                'this process holds no verifier signing key ([korora] '
-                'verifier_signing_key): a vTPM manager answers only the '
-                'verifier\'s signed challenges')
+            try:
+                self.signer = results.SigningKey.load(
+                    CONF.korora.verifier_signing_key)
+            except exception.ConfigurationError as error:
+                raise exception.ConfigurationError(
+                    'a vTPM manager answers only the verifier\'s signed '
+                    'challenges, and this process cannot sign them: %s'
+                    % error)
         return self.signer.sign(results.CHALLENGE, host,
                                 CONF.korora.result_lifetime, claims)
 

@@ -233,6 +233,10 @@ class VTPMManagerFixture(fixtures.Fixture):
         from korora_nova import rpc
         from korora_nova.vtpm_manager import manager
 
+        if not all(os.path.exists(path) for path in
+                   conf.CONF.korora.verifier_public_keys):
+            # Keys of its own, when the test set none.
+            self.useFixture(VerifierKeysFixture())
         if self.tpm_fixture is None:
             self.tpm_fixture = self.useFixture(SoftwareTPMFixture())
         # The manager owns the TPM: the fixture's own connection steps back.

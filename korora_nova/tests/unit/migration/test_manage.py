@@ -33,6 +33,7 @@ class ManageTestCase(base.TestCase):
     def setUp(self):
         super().setUp()
         self.database = self.useFixture(fixtures.VerifierDatabaseFixture())
+        keys = fixtures.verifier_keys(self)
         folder = self.useFixture(fixtures.fixtures.TempDir()).path
         self.config_file = os.path.join(folder, 'korora.conf')
         with open(self.config_file, 'w') as stream:
@@ -40,8 +41,10 @@ class ManageTestCase(base.TestCase):
                          'transport_url = fake:/\n'
                          '[korora]\n'
                          'attestation_timeout = 0.5\n'
+                         'verifier_signing_key = %s\n'
                          '[korora_database]\n'
-                         'connection = sqlite:///%s\n' % self.database.path)
+                         'connection = sqlite:///%s\n'
+                         % (keys.private_path, self.database.path))
 
     def manage(self, *arguments):
         """Run korora-manage; returns (exit status, stdout, stderr)."""

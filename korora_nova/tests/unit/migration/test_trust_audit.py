@@ -22,7 +22,7 @@ from korora_nova.tests.unit.attestation import signing
 from korora_nova.tests.unit.migration import test_manage
 from korora_nova.verifier import attestation
 from korora_nova.verifier import enrollment
-from korora_nova.vtpm_manager import rpcapi
+from korora_nova.rpcapi import vtpm_manager as rpcapi
 
 POLICY = 'compute-2026-11'
 

@@ -16,18 +16,19 @@ from korora_nova.attestation import appraisal
 from korora_nova.attestation import evidence
 from korora_nova.attestation import policy as policy_module
 from korora_nova.attestation import purpose
+from korora_nova.attestation import results
+from korora_nova import conf
 from korora_nova.attestation import verdict as verdict_module
 from korora_nova.db import api as db
 from korora_nova import exception
 from korora_nova.migration import audit
-from korora_nova import rpc
 from korora_nova.tests import base
 from korora_nova.tests import fixtures
 from korora_nova.tests.unit.attestation import signing
 from korora_nova.verifier import attestation
 from korora_nova.verifier import enrollment
 from korora_nova.verifier import manager as verifier_manager
-from korora_nova.vtpm_manager import rpcapi
+from korora_nova.rpcapi import vtpm_manager as rpcapi
 
 POLICY = 'compute-2026-11'
 WAIT = 20.0
@@ -258,11 +259,18 @@ class TestOneTPMOneHost(SignedPolicyTestCase):
 class TestPurposes(SignedPolicyTestCase):
 
     def test_unknown_purpose_is_refused_by_the_manager(self):
-        # EvidenceError in process, TPMError (a RemoteError) over a broker.
+        # Even the verifier's own challenge: the manager quotes only for
+        # the purposes it knows (NotAuthorized in process, TPMError over
+        # a broker).
+        signer = results.SigningKey.load(
+            conf.CONF.korora.verifier_signing_key)
+        challenge = signer.sign(results.CHALLENGE, 'compute-1', 60, {
+            'eat_nonce': results.nonce_claim(b'\x01' * 32),
+            'korora.purpose': 'raw'})
         error = self.assertRaises(
             exception.KororaError, self.api._call, 'compute-1', 'attest',
-            nonce=rpc.encode(b'\x01' * 32), purpose='raw')
-        self.assertIn('unknown signature purpose \'raw\'', str(error))
+            challenge=challenge)
+        self.assertIn('names no purpose this manager quotes for', str(error))
 
     def test_attest_quote_signs_the_attest_purpose(self):
         nonce = os.urandom(32)
