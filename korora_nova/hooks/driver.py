@@ -27,6 +27,7 @@ from nova import context as nova_context
 from nova import exception as nova_exception
 from nova import objects
 from oslo_log import log as logging
+from oslo_utils import excutils
 from oslo_utils import importutils
 
 from korora_nova import conf
@@ -47,6 +48,25 @@ from korora_nova.vtpm_manager import rpcapi
 
 CONF = conf.CONF
 LOG = logging.getLogger(__name__)
+
+
+def _take_secret(data, *others):
+    """The clear vTPM secret the base driver put into data, taken out of
+    data and others (the same object, usually) at once, so that no
+    failure path can publish it."""
+    secret = None
+    for obj in (data,) + others:
+        if obj is not None and obj.obj_attr_is_set('vtpm_secret_value'):
+            secret = secret or obj.vtpm_secret_value
+            obj.vtpm_secret_value = None
+    return secret
+
+
+def _scrub_secret(*objs):
+    """No vTPM secret (clear or sealed) in objs once a step failed."""
+    for obj in objs:
+        if obj is not None and obj.obj_attr_is_set('vtpm_secret_value'):
+            obj.vtpm_secret_value = None
 
 
 class LiveMigrationHooks:
@@ -136,15 +156,27 @@ class LiveMigrationHooks:
                 context, instance, dest_check_data, block_device_info,
                 record)
         except precheck.Refused as error:
-            commit.abort(record.uuid, self.korora_host, error.korora_reason)
-            raise
+            with excutils.save_and_reraise_exception():
+                self._korora_source_failed(instance, dest_check_data,
+                                           record, error.korora_reason)
         except nova_exception.MigrationPreCheckError as error:
-            commit.abort(record.uuid, self.korora_host, str(error))
-            raise
+            with excutils.save_and_reraise_exception():
+                self._korora_source_failed(instance, dest_check_data,
+                                           record, str(error))
         except Exception as error:
             reason = 'the pre-checks failed: %s' % error
-            commit.abort(record.uuid, self.korora_host, reason)
+            self._korora_source_failed(instance, dest_check_data, record,
+                                       reason)
             precheck.refuse(instance, reason)
+
+    def _korora_source_failed(self, instance, dest_check_data, record,
+                              reason):
+        """Nova's wrap_exception publishes dest_check_data (which the base
+        driver changed in place) in an error notification: scrub it before
+        anything else, then abort the record."""
+        _scrub_secret(dest_check_data)
+        self._korora_secrets.pop(instance.uuid, None)
+        commit.abort(record.uuid, self.korora_host, reason)
 
     def _korora_source_checks(self, context, instance, dest_check_data,
                               block_device_info, record):
@@ -157,13 +189,23 @@ class LiveMigrationHooks:
             expected=states.REQUESTED)
         data = super().check_can_live_migrate_source(
             context, instance, dest_check_data, block_device_info)
+        # Out of every object Nova may serialize before anything can fail.
+        secret = _take_secret(data, dest_check_data)
+        try:
+            self._korora_seal(instance, data, secret, destination, record)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                _scrub_secret(data, dest_check_data)
+        return data
+
+    def _korora_seal(self, instance, data, secret, destination, record):
+        """Check the stream and the destination's key, then put the
+        sealed secret into data."""
         self._korora_check_stream(instance, data)
         nonce = os.urandom(handover.NONCE_SIZE)
         key = handover.certify_destination_key(
             self.korora_manager_api(), destination,
             db.host_get(destination).ak_public, nonce)
-        secret = (data.vtpm_secret_value
-                  if data.obj_attr_is_set('vtpm_secret_value') else None)
         if secret:
             data.vtpm_secret_value = handover.seal_secret(
                 key, secret, handover.binding(record))
@@ -174,7 +216,6 @@ class LiveMigrationHooks:
                      'certify_nonce': nonce.hex(),
                      'secret_sealed': bool(secret)},
             expected=states.PEERS_ATTESTED)
-        return data
 
     def _korora_check_stream(self, instance, data):
         """Refuse a migration plane Kororā does not accept (see the
@@ -205,6 +246,9 @@ class LiveMigrationHooks:
                 details={'secret_opened': envelope is not None},
                 expected=states.KEY_CERTIFIED)
         except Exception as error:
+            # Nova's wrap_exception publishes migrate_data: never with the
+            # opened secret.
+            self._korora_restore_envelope(instance, migrate_data, envelope)
             if record is not None:
                 commit.abort(record.uuid, self.korora_host,
                              'the destination could not open the sealed '
@@ -214,13 +258,23 @@ class LiveMigrationHooks:
             result = super().pre_live_migration(
                 context, instance, block_device_info, network_info,
                 disk_info, migrate_data)
-        finally:
-            # The answer crosses the bus again: never with the secret.
-            migrate_data.vtpm_secret_value = envelope
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                self._korora_restore_envelope(instance, migrate_data,
+                                              envelope)
+        # The answer crosses the bus again: never with the secret.
+        migrate_data.vtpm_secret_value = envelope
         if result is not None and result is not migrate_data and (
                 result.obj_attr_is_set('vtpm_secret_value')):
             result.vtpm_secret_value = envelope
         return result
+
+    def _korora_restore_envelope(self, instance, migrate_data, envelope):
+        """After a failed pre_live_migration: the envelope back in
+        migrate_data (the opened secret is forgotten)."""
+        self._korora_secrets.pop(instance.uuid, None)
+        if migrate_data.obj_attr_is_set('vtpm_secret_value'):
+            migrate_data.vtpm_secret_value = envelope
 
     # 4-6. The transfer; when it ends: measure, Nova's post steps, commit.
 
