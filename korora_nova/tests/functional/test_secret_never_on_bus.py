@@ -184,10 +184,11 @@ class SecretOnRabbitMQTestBase(hooks_tests.KororaMigrationTestBase):
         self.assertTrue(self.published(COMPUTE_TOPICS % SOURCE,
                                        b'check_can_live_migrate_source'))
         self.assertTrue(self.published(
-            '%s.%s' % (CONF.korora.manager_topic, DEST), b'attest'))
-        self.assertEqual([], [(key, form) for key, form, _message
-                              in self.firehose.find(self.passphrase,
-                                                    captured)])
+            '%s.*' % CONF.korora.manager_topic, b'attest'))
+        self.assertEqual([], [
+            (key, message.headers.get('routing_keys'), form)
+            for key, form, message in self.firehose.find(self.passphrase,
+                                                         captured)])
         self.addDetail('firehose', content.text_content(
             '%d traced messages (%d published), %d bytes, %d encodings '
             'searched, secret found 0 times' % (
@@ -196,12 +197,24 @@ class SecretOnRabbitMQTestBase(hooks_tests.KororaMigrationTestBase):
                      if m.routing_key.startswith('publish.')]),
                 sum(len(m.body) for m in captured),
                 len(firehose.encodings(self.passphrase)))))
-        self.firehose.publish(base64.b64encode(self.passphrase.encode()))
+        self.firehose.publish(self.control_message())
         self.firehose.sync()
         control = self.firehose.find(self.passphrase,
                                      self.firehose.snapshot()[len(captured):])
-        self.assertIn('base64@0', [form for _key, form, _m in control])
+        self.assertLessEqual(
+            {'base64@0', 'base64@1', 'base64@2', 'urlsafe-base64@1', 'hex'},
+            {form for _key, form, _m in control})
         return captured
+
+    def control_message(self):
+        """The passphrase's base64 form, then its base64 forms inside
+        longer values (each alignment) and its hex form."""
+        plain = self.passphrase.encode()
+        return b' '.join([base64.b64encode(plain),
+                          base64.b64encode(b'x' + plain),
+                          base64.b64encode(b'xy' + plain),
+                          base64.urlsafe_b64encode(b'x' + plain + b'z'),
+                          plain.hex().encode()])
 
     def assert_error_notified(self, event_type):
         """Nova published its legacy error notification of event_type (the
