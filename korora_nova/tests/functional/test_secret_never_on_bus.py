@@ -27,6 +27,7 @@ import libvirt
 from nova import rpc as nova_rpc
 from nova.tests import fixtures as nova_fixtures
 from novaclient import exceptions as nova_exceptions
+from oslo_messaging import conffixture as messaging_conffixture
 from testtools import content
 
 from korora_nova import conf
@@ -72,7 +73,7 @@ class BrokerRPCFixture(nova_fixtures.RPCFixture):
         nova_rpc.add_extra_exmods(*self.exmods)
         self.addCleanup(nova_rpc.clear_extra_exmods)
         self.messaging_conf = self.useFixture(
-            nova_fixtures.messaging_conffixture.ConfFixture(CONF))
+            messaging_conffixture.ConfFixture(CONF))
         self.messaging_conf.transport_url = self.broker.url
         for name, value, group in (
                 ('control_exchange', self.exchange, None),
@@ -144,6 +145,7 @@ class SecretOnRabbitMQTestBase(hooks_tests.KororaMigrationTestBase):
         self.useFixture(fixtures.MockPatchObject(
             importlib.import_module('nova.tests.fixtures.nova'),
             'CheatingSerializer', ByReferenceCheatingSerializer))
+        self.addCleanup(ByReferenceCheatingSerializer._kept.clear)
         super().setUp()
         # Kororā's own notifications (integrity failures) on the bus too.
         self.flags(driver=['messagingv2', 'test'],
