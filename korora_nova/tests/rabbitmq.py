@@ -37,6 +37,10 @@ import time
 import fixtures
 
 SERVER_SCRIPT = '/usr/lib/rabbitmq/bin/rabbitmq-server'
+# Not /usr/sbin/rabbitmqctl: as root that wrapper switches to the rabbitmq
+# user, whose $HOME holds another Erlang cookie than our node's.
+CTL_SCRIPT = '/usr/lib/rabbitmq/bin/rabbitmqctl'
+CTL_TIMEOUT = 60.0
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 LOG_TAIL = 4000
@@ -238,6 +242,33 @@ class RabbitMQFixture(fixtures.Fixture):
                 return int(stream.read().strip())
         except (OSError, ValueError):
             return None
+
+    def ctl(self, *args, timeout=CTL_TIMEOUT):
+        """Run rabbitmqctl against this node (its name, its cookie);
+        return its output, or raise BrokerError with what it said."""
+        command = [CTL_SCRIPT, '-n', self.node_name] + list(args)
+        try:
+            done = subprocess.run(
+                command, env=self._environment(), cwd=self.directory,
+                stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise BrokerError('%s did not finish within %.0f s'
+                              % (' '.join(command), timeout))
+        if done.returncode != 0:
+            raise BrokerError('%s failed (status %d): %s%s' % (
+                ' '.join(command), done.returncode, done.stdout,
+                done.stderr))
+        return done.stdout
+
+    def trace_on(self, vhost='/'):
+        """Turn the firehose on: the node republishes every message
+        published and delivered in vhost on exchange amq.rabbitmq.trace.
+        """
+        self.ctl('trace_on', '-p', vhost)
+
+    def trace_off(self, vhost='/'):
+        self.ctl('trace_off', '-p', vhost)
 
     def stop(self):
         """Stop the node; SIGKILL what does not exit within the bound."""
