@@ -354,13 +354,14 @@ class TestRefusals(KororaMigrationTestBase):
         self.assertIn('Korora: ', details)
         return record
 
-    def test_key_certified_by_another_tpm_is_refused(self):
+    def another_tpm_certifies(self):
+        """A certify_migration_key of a rogue DEST: root on compute-2
+        reads the verifier's nonce and has the TPM of compute-3 certify a
+        key over it."""
         honest = self.managers[DEST].manager
         other = self.managers['compute-3'].manager
 
         def certify_with_another_tpm(ctxt, authorization_token):
-            # Root on compute-2 reads the verifier's nonce and has the TPM
-            # of compute-3 certify a key over it.
             claims = honest.gate.trusted_keys.verify(
                 authorization_token, results.AUTHORIZATION, subject=DEST)
             key = certify.create_certified_storage_key(
@@ -371,9 +372,11 @@ class TestRefusals(KororaMigrationTestBase):
                     'attestation': rpc.encode(key.attestation),
                     'signature': rpc.encode(key.signature),
                     'unique': rpc.encode(key.unique)}
+        return certify_with_another_tpm
 
+    def test_key_certified_by_another_tpm_is_refused(self):
         self.replace_manager(
-            DEST, certify_migration_key=certify_with_another_tpm)
+            DEST, certify_migration_key=self.another_tpm_certifies())
         record = self.assert_refused_before_anything_moved(
             'Korora: the destination\'s migration key is not certified by '
             'its attestation key')

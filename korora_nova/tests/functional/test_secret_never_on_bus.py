@@ -24,6 +24,7 @@ import uuid
 
 import fixtures
 import libvirt
+from nova import exception as nova_exception
 from nova import rpc as nova_rpc
 from nova.tests import fixtures as nova_fixtures
 from novaclient import exceptions as nova_exceptions
@@ -36,7 +37,6 @@ from korora_nova.hooks import handover
 from korora_nova.hooks import precheck
 from korora_nova.hypervisors import file_backend
 from korora_nova.hypervisors import libvirt_migration
-from korora_nova.migration import records
 from korora_nova.migration import states
 from korora_nova.tests import firehose
 from korora_nova.tests.functional import (
@@ -275,10 +275,11 @@ class TestSecretNeverOnBus(SecretOnRabbitMQTestBase):
         self.assert_secret_never_on_bus()
 
     def test_the_destination_key_certification_fails(self):
-        # After the base driver put the secret into dest_check_data.
-        other = self.managers['compute-3'].manager
+        # The verifier checks the key before Nova's driver is asked for
+        # the secret: refused, and nothing of the secret anywhere.
         hooks_tests.TestRefusals.replace_manager(
-            self, DEST, certify_migration_key=other.certify_migration_key)
+            self, DEST, certify_migration_key=(
+                hooks_tests.TestRefusals.another_tpm_certifies(self)))
         self.assert_refused_at_the_precheck(
             "the destination's migration key is not certified by its "
             "attestation key")
@@ -286,14 +287,15 @@ class TestSecretNeverOnBus(SecretOnRabbitMQTestBase):
         self.assert_secret_never_on_bus()
 
     def test_the_stream_check_refuses(self):
-        # The libvirt hooks' check on the flags Nova's libvirt driver
-        # uses by default (no TLS).
+        # After the base driver put the secret into the check data: the
+        # libvirt hooks' check on the flags Nova's libvirt driver uses by
+        # default (no TLS).
         def check_stream(instance, data):
             refusal = libvirt_migration.stream_refusal(
                 PLAIN_STREAM_FLAGS,
                 CONF.korora.allow_unencrypted_migration_stream)
             if refusal:
-                precheck.refuse(instance, refusal)
+                raise precheck.refuse(instance, refusal)
 
         self.driver(SOURCE)._korora_check_stream = check_stream
         self.assert_refused_at_the_precheck(
@@ -301,44 +303,36 @@ class TestSecretNeverOnBus(SecretOnRabbitMQTestBase):
         self.assert_error_notified('check_can_live_migrate_source')
         self.assert_secret_never_on_bus()
 
-    def test_the_destination_manager_dies_during_the_source_check(self):
-        # Once the source attested the destination: its key is never
-        # certified.
-        real = records.transition
-
-        def transition(*args, **kwargs):
-            record = real(*args, **kwargs)
-            if record.state == states.PEERS_ATTESTED:
-                self.managers[DEST].stop()
-            return record
+    def test_sealing_fails_after_the_base_driver_ran(self):
+        # The last step on the source before its answer crosses the bus;
+        # an unexpected error there (injected) is refused like any other.
+        def seal(self_, record, key, secret):
+            raise RuntimeError('the sealing failed (injected)')
 
         self.useFixture(fixtures.MonkeyPatch(
-            'korora_nova.migration.records.transition', transition))
-        self.assert_refused_at_the_precheck('Korora: the pre-checks failed')
+            'korora_nova.hooks.protocol.MigrationProtocol.seal', seal))
+        self.assert_refused_at_the_precheck(
+            'Korora: the pre-checks failed: the sealing failed (injected)')
         self.assert_error_notified('check_can_live_migrate_source')
         self.assert_secret_never_on_bus()
 
     def test_the_destination_fails_after_opening_the_secret(self):
-        # The source gives up (aborts the record) while the destination
-        # opens the secret: the destination's next step is refused.
-        real = handover.open_secret
-
-        def open_secret(*args, **kwargs):
-            secret = real(*args, **kwargs)
-            record = [r for r in records.list()
-                      if r.instance_uuid == self.server['id']][0]
-            records.transition(record.uuid, SOURCE, states.ABORTED,
-                               reason='the source gave up')
-            return secret
+        # Nova's driver on the destination fails once it holds the opened
+        # secret (defining the libvirt secret, say).
+        def pre_live_migration(self_, context, instance, *args, **kwargs):
+            raise nova_exception.MigrationError(
+                reason='the destination could not define the libvirt '
+                       'secret (injected)')
 
         self.useFixture(fixtures.MonkeyPatch(
-            'korora_nova.hooks.handover.open_secret', open_secret))
+            'korora_nova.tests.functional.nova_base.KororaVTPMFakeDriver.'
+            'pre_live_migration', pre_live_migration))
         migration = self.live_migrate_api(self.server, host=DEST)
         self.assertIn(migration['status'], ('error', 'failed'))
         server = self.wait_for_server(self.server, 'ACTIVE')
         self.assertEqual(SOURCE, server['OS-EXT-SRV-ATTR:host'])
         self.assertIn(
-            'Korora: the destination could not take the vTPM secret',
+            'could not define the libvirt secret (injected)',
             ' '.join(str(d) for _e, _r, d in
                      self.action_events(self.server)))
         self.assert_error_notified('pre_live_migration')
