@@ -6,8 +6,16 @@ import importlib.metadata
 import os
 import platform
 import signal
+import sys
 import tempfile
 import time
+
+# The tests' fixtures (tests/fixtures: a RabbitMQ node, private libvirt
+# hosts) serve the benchmarks too: every benchmark imports this module
+# first, so the repository's root goes on the path here.
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPOSITORY not in sys.path:
+    sys.path.insert(0, REPOSITORY)
 
 
 def _terminate(signum, frame):

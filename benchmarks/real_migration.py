@@ -6,7 +6,7 @@ Run by hand, as root (it is not a test)::
     python benchmarks/real_migration.py [--count N] [--warmup W]
                                         [--memory-mib M] [--bus BUS]
 
-The test bed is the real-hypervisor tests' (korora_nova.tests.
+The test bed is the real-hypervisor tests' (tests.
 real_migration): two private libvirt hosts on this machine (KVM, or TCG
 where /dev/kvm does not work) with migration TLS, each with its own
 swtpm as platform TPM and its own vTPM manager on a RabbitMQ broker
@@ -147,8 +147,8 @@ def report(results):
 def run(args):
     import fixtures
 
-    from korora_nova.tests import libvirt_hosts
-    from korora_nova.tests import real_migration
+    from tests.fixtures import libvirt_hosts
+    from tests.fixtures import real_migration
 
     reason = libvirt_hosts.availability()
     if reason:

@@ -7,7 +7,7 @@ Run by hand (it is not a test)::
     python benchmarks/verifier.py [--hosts N] [--rounds R] [--trials T]
 
 Everything is real but the process boundaries: a private rabbitmq-server
-node (korora_nova.tests.rabbitmq), one swtpm per host (EK certificates
+node (tests.fixtures.rabbitmq), one swtpm per host (EK certificates
 from a throwaway local CA), N vTPM managers (VTPMManager with its PCR
 watch, each behind its own oslo.messaging RPC server on topic
 korora-vtpm-manager, server = the host's name), the verifier (Verifier
@@ -69,7 +69,7 @@ from korora_nova import exception
 from korora_nova.filters import trusted_vtpm
 from korora_nova.hypervisors import file_backend
 from korora_nova import rpc
-from korora_nova.tests import rabbitmq
+from tests.fixtures import rabbitmq
 from korora_nova.tpm import quote as tpm_quote
 from korora_nova.tpm import swtpm
 from korora_nova.verifier import attestation

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives import serialization
 import jwt
 
+from korora_nova.attestation import canonical
 from korora_nova.attestation import pcr_values
 from korora_nova.attestation import verdict
 from korora_nova import exception
@@ -251,8 +252,7 @@ def trusted_keys(paths):
 
 def canonical_payload(reference):
     """The bytes an operator signs: the policy's canonical JSON."""
-    from korora_nova.migration import audit
-    return audit.canonical(reference.to_json()).encode('ascii')
+    return canonical.canonical(reference.to_json()).encode('ascii')
 
 
 def sign(reference, signing_key):

@@ -382,7 +382,7 @@ def migration_list(args):
 
 
 def migration_show(args):
-    from korora_nova.migration import audit
+    from korora_nova.db import audit_log
     from korora_nova.migration import records
     from korora_nova.migration import states
     try:
@@ -410,7 +410,8 @@ def migration_show(args):
     _print_manifest(row)
     print('audit entries:')
     for entry in entries:
-        check = 'intact' if audit.hash_of(entry) == entry.entry_hash else (
+        intact = audit_log.hash_of(entry) == entry.entry_hash
+        check = 'intact' if intact else (
             'CHANGED: its content does not match its hash')
         print('  seq %d  %s  %s  %s  %s -> %s  %s' % (
             entry.seq, _time(entry.created_at), entry.host, entry.step,

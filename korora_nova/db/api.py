@@ -6,7 +6,7 @@ detached (oslo.db does not expire them on commit).
 
 Every write of a row that decides trust (a host, a policy version, a
 verdict, a host's current trust) appends its audit entry in the same
-transaction (migration.audit.record): the row and its entry commit
+transaction (audit_log.record): the row and its entry commit
 together or not at all.
 """
 
@@ -23,6 +23,7 @@ from oslo_db.sqlalchemy import enginefacade
 import sqlalchemy as sa
 
 from korora_nova import conf
+from korora_nova.db import audit_log
 from korora_nova.db import models
 from korora_nova import exception
 
@@ -183,16 +184,10 @@ class _SeqTaken(Exception):
     """Another transaction appended the same audit seq first."""
 
 
-def _audit():
-    # Imported late: migration.audit itself reads through this module.
-    from korora_nova.migration import audit
-    return audit
-
-
 def _record(session, host, step, rows=(), removed=(), details=None):
     """Append the audit entry of a trust-deciding write."""
     try:
-        return _audit().record(session, host, step, rows, removed, details)
+        return audit_log.record(session, host, step, rows, removed, details)
     except db_exception.DBDuplicateEntry:
         raise _SeqTaken()
 
@@ -239,7 +234,7 @@ def host_create(identity, policy_name=None):
             except db_exception.DBDuplicateEntry:
                 raise HostExists('host %s is already enrolled; remove it '
                                  'first to enroll it again' % identity.host)
-            _record(session, identity.host, _audit().HOST_ENROLL, [host],
+            _record(session, identity.host, audit_log.HOST_ENROLL, [host],
                     details={'ek_certificate_sha256':
                              identity.ek_certificate_sha256,
                              'ak_name': identity.ak_name,
@@ -293,7 +288,7 @@ def host_delete(name):
                 raise HostNotFound('host %s is not enrolled' % name)
             session.query(models.HostTrust).filter_by(
                 host_name=name).delete()
-            _record(session, name, _audit().HOST_REMOVE,
+            _record(session, name, audit_log.HOST_REMOVE,
                     removed=[('hosts', name), ('host_trust', name)])
     _audited(_delete)
 
@@ -307,7 +302,7 @@ def host_set_policy(name, policy_name):
                 raise HostNotFound('host %s is not enrolled' % name)
             host.policy_name = policy_name
             session.flush()
-            _record(session, name, _audit().POLICY_ASSIGN, [host],
+            _record(session, name, audit_log.POLICY_ASSIGN, [host],
                     details={'policy': policy_name})
     _audited(_assign)
 
@@ -357,7 +352,7 @@ def policy_create(reference, active=True, signature=None):
                 raise PolicyExists('policy %s v%d already exists; policies '
                                    'are immutable: import a new version'
                                    % (reference.name, reference.version))
-            _record(session, _audit().VERIFIER, _audit().POLICY_IMPORT,
+            _record(session, audit_log.VERIFIER, audit_log.POLICY_IMPORT,
                     [row], details={'policy': reference.label,
                                     'active': active})
         return row
@@ -391,8 +386,8 @@ def policies_active(name):
 
 
 def policy_set_active(name, version, active):
-    audit = _audit()
-    step = audit.POLICY_ACTIVATE if active else audit.POLICY_DEACTIVATE
+    step = (audit_log.POLICY_ACTIVATE if active else
+            audit_log.POLICY_DEACTIVATE)
 
     def _set():
         with writer() as session:
@@ -402,7 +397,7 @@ def policy_set_active(name, version, active):
                 raise PolicyNotFound('no policy %s v%d' % (name, version))
             row.active = active
             session.flush()
-            _record(session, audit.VERIFIER, step, [row],
+            _record(session, audit_log.VERIFIER, step, [row],
                     details={'policy': '%s v%d' % (name, version)})
     _audited(_set)
 
@@ -467,7 +462,7 @@ def _record_verdict(host_name, verdict, nonce, quote, clock_info):
                 'last_reset_count': clock_info.reset_count,
                 'last_clock': clock_info.clock})
         session.flush()
-        _record(session, host_name, _audit().VERDICT, [row, trust],
+        _record(session, host_name, audit_log.VERDICT, [row, trust],
                 details={'trusted': verdict.trusted,
                          'policy': verdict.policy})
     return row, previous

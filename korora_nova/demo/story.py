@@ -124,7 +124,7 @@ class MigrationDemo(cloud.KororaCloud):
         detail('server', '%s (%s), ACTIVE on %s'
                % (server['name'], server['id'], SOURCE))
         detail('flavor', ', '.join('%s=%s' % item for item in sorted(
-            cloud.nova_base.VTPM_EXTRA_SPECS.items())))
+            cloud.nova_cloud.VTPM_EXTRA_SPECS.items())))
         detail('vTPM files', 'state, NVRAM and domain XML on %s; the vTPM '
                'secret in %s\'s (fake) libvirt' % (SOURCE, SOURCE))
         return server

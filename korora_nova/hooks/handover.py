@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from nova import exception as nova_exception
 
 from korora_nova import exception
-from korora_nova.migration import canonical
+from korora_nova.attestation import canonical
 from korora_nova import rpc
 from korora_nova.tpm import duplication
 

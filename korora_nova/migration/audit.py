@@ -38,10 +38,8 @@ every database backend gives back.
 """
 
 import dataclasses
-import hashlib
 import hmac
 import json
-import string
 
 from oslo_db import exception as db_exception
 from oslo_log import log as logging
@@ -52,17 +50,15 @@ from korora_nova.attestation import pcr_values as pcr_module
 from korora_nova.attestation import purpose
 from korora_nova import conf
 from korora_nova.db import api as db
+from korora_nova.db import audit_log
 from korora_nova.db import models
 from korora_nova import exception
-from korora_nova.migration.canonical import canonical
+from korora_nova.attestation.canonical import canonical
 
 CONF = conf.CONF
 LOG = logging.getLogger(__name__)
 
-GENESIS = '0' * 64
-MAX_DETAILS = 16 * 1024
 _BATCH = 1000
-_HEX = frozenset(string.hexdigits.lower())
 
 # Problem codes: stable words a program can match.
 MISSING = 'missing'
@@ -78,156 +74,8 @@ ROW_CHANGED = 'row-changed'
 ROW_DELETED = 'row-deleted'
 UNSIGNED = 'unsigned-policy'
 
-# Steps of the entries that record what decides trust.
-HOST_ENROLL = 'host-enroll'
-HOST_REMOVE = 'host-remove'
-POLICY_ASSIGN = 'policy-assign'
-POLICY_IMPORT = 'policy-import'
-POLICY_ACTIVATE = 'policy-activate'
-POLICY_DEACTIVATE = 'policy-deactivate'
-VERDICT = 'verdict'
-TRUST_STEPS = frozenset([HOST_ENROLL, HOST_REMOVE, POLICY_ASSIGN,
-                         POLICY_IMPORT, POLICY_ACTIVATE, POLICY_DEACTIVATE,
-                         VERDICT])
-# Who writes policy entries (a policy belongs to no host).
-VERIFIER = 'verifier'
 # verify reads rows again when they raced with appends this many times.
 ROW_ROUNDS = 3
-
-
-class AuditError(exception.KororaError):
-    """The audit log cannot be written or anchored."""
-
-
-def digest(data):
-    """How evidence is named in an entry's details: "sha256:<hex>"."""
-    return 'sha256:' + hashlib.sha256(data).hexdigest()
-
-
-def _digested(value):
-    """details with every bytes value replaced by its digest."""
-    if isinstance(value, (bytes, bytearray)):
-        return digest(bytes(value))
-    if isinstance(value, dict):
-        return {str(key): _digested(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_digested(item) for item in value]
-    return value
-
-
-def canonical_details(details):
-    """details (a dict) as the canonical JSON an entry stores; bytes
-    values become their SHA-256 digest, so evidence is named, not
-    copied."""
-    if details is None:
-        details = {}
-    if not isinstance(details, dict):
-        raise AuditError('audit details must be a mapping, not %s'
-                         % type(details).__name__)
-    try:
-        text = canonical(_digested(details))
-    except (TypeError, ValueError) as error:
-        raise AuditError('audit details are not JSON: %s' % error)
-    if len(text) > MAX_DETAILS:
-        raise AuditError('audit details are %d bytes; at most %d'
-                         % (len(text), MAX_DETAILS))
-    return text
-
-
-def row_key(row):
-    """How entries name a trust-deciding row: canonical JSON of its
-    table and primary key, e.g. '["policies","fleet",3]'."""
-    return canonical(list(row.audit_key()))
-
-
-def row_digest(row):
-    """The digest of what in the row decides trust."""
-    return digest(canonical(row.audit_content()).encode('ascii'))
-
-
-def record(session, host, step, rows=(), removed=(), details=None):
-    """Append the entry of a trust-deciding change, within the caller's
-    transaction: rows written (their digests) and row keys removed."""
-    recorded = {row_key(row): row_digest(row) for row in rows}
-    recorded.update((canonical(list(key)), None) for key in removed)
-    entry_details = dict(details or {})
-    entry_details['rows'] = recorded
-    return append(session, host, step, details=entry_details)
-
-
-def timestamp(value):
-    return value.isoformat(timespec='seconds')
-
-
-def now():
-    """The current UTC time to the second (see the module's docstring)."""
-    return db.utcnow().replace(microsecond=0)
-
-
-def compute_hash(prev_hash, seq, migration_uuid, host, step, from_state,
-                 to_state, details, created_at):
-    """The entry hash of an entry's fields (details: the stored text)."""
-    if not _is_hash(prev_hash):
-        raise ValueError('previous hash %r is not 64 hex digits'
-                         % (prev_hash,))
-    fields = {'seq': seq, 'migration_uuid': migration_uuid, 'host': host,
-              'step': step, 'from_state': from_state,
-              'to_state': to_state, 'details': details,
-              'created_at': timestamp(created_at)}
-    return hashlib.sha256(bytes.fromhex(prev_hash) +
-                          canonical(fields).encode('ascii')).hexdigest()
-
-
-def hash_of(entry):
-    """The hash an AuditEntry row's content gives (None if unusable)."""
-    try:
-        return compute_hash(entry.prev_hash, entry.seq,
-                            entry.migration_uuid, entry.host, entry.step,
-                            entry.from_state, entry.to_state, entry.details,
-                            entry.created_at)
-    except (ValueError, TypeError, AttributeError):
-        return None
-
-
-def _is_hash(value):
-    return isinstance(value, str) and len(value) == 64 and (
-        set(value) <= _HEX)
-
-
-def head(session):
-    """The newest entry, or None when the log is empty."""
-    return session.query(models.AuditEntry).order_by(
-        models.AuditEntry.seq.desc()).first()
-
-
-def append(session, host, step, migration_uuid=None, from_state=None,
-           to_state=None, details=None, created_at=None):
-    """Append an entry within the caller's transaction; returns it.
-
-    The entry takes the head's seq + 1. When another transaction appends
-    at the same time, one of the two fails with DBDuplicateEntry on seq
-    when it writes: the caller retries its whole transaction.
-    """
-    text = canonical_details(details)
-    created_at = (created_at or now()).replace(microsecond=0)
-    last = head(session)
-    seq = last.seq + 1 if last is not None else 1
-    prev_hash = last.entry_hash if last is not None else GENESIS
-    try:
-        entry_hash = compute_hash(prev_hash, seq, migration_uuid, host,
-                                  step, from_state, to_state, text,
-                                  created_at)
-    except ValueError:
-        raise AuditError('the audit log\'s head (seq %d) has a malformed '
-                         'hash: it was tampered with; run "korora-manage '
-                         'audit verify"' % last.seq)
-    entry = models.AuditEntry(
-        seq=seq, migration_uuid=migration_uuid, host=host, step=step,
-        from_state=from_state, to_state=to_state, details=text,
-        created_at=created_at, prev_hash=prev_hash, entry_hash=entry_hash)
-    session.add(entry)
-    session.flush()
-    return entry
 
 
 def entries(migration_uuid=None, limit=None):
@@ -378,7 +226,8 @@ class _Walk:
 
 def _cover(walk, entry):
     """Note the rows a trust entry recorded (the latest entry wins)."""
-    if entry.migration_uuid is not None or entry.step not in TRUST_STEPS:
+    if (entry.migration_uuid is not None or
+            entry.step not in audit_log.TRUST_STEPS):
         return
     try:
         rows = json.loads(entry.details).get('rows')
@@ -398,7 +247,7 @@ def _walk(report, wanted, walk=None):
     walk = walk or _Walk(wanted)
     found = walk.found
     expected_seq = report.last_seq + 1
-    previous_hash = report.head_hash or GENESIS
+    previous_hash = report.head_hash or audit_log.GENESIS
     for entry in _batches(walk.after):
         if report.first_seq is None:
             report.first_seq = entry.seq
@@ -416,7 +265,7 @@ def _walk(report, wanted, walk=None):
                 'is not %s (an entry was inserted, removed or rewritten)'
                 % (entry.seq, entry.seq - 1, entry.prev_hash,
                    previous_hash)))
-        actual = hash_of(entry)
+        actual = audit_log.hash_of(entry)
         if actual is None:
             report.problems.append(Problem(
                 entry.seq, MALFORMED,
@@ -483,7 +332,7 @@ def _check_anchor(report, aks, anchor, hashes):
     stored = hashes.get(anchor.seq)
     if stored is None:
         return False              # inside a gap, reported as missing
-    if not _is_hash(stored) or not hmac.compare_digest(
+    if not audit_log._is_hash(stored) or not hmac.compare_digest(
             attestation.extra_data, anchored_data(stored)):
         report.problems.append(Problem(
             anchor.seq, ANCHOR_MISMATCH,
@@ -612,7 +461,7 @@ def _describe_key(key):
 def _row_problem(row, recorded):
     """The problem of one row against what the chain recorded, or None.
     """
-    actual = row_digest(row)
+    actual = audit_log.row_digest(row)
     where = describe(row)
     if recorded is None or recorded[0] is None:
         return Problem(
@@ -656,7 +505,7 @@ def _scan_rows(walk):
     seen = set()
     for table, order in _ROW_MODELS:
         for row in _rows(table, order):
-            key = row_key(row)
+            key = audit_log.row_key(row)
             seen.add(key)
             problem = _row_problem(row, walk.covered.get(key))
             if problem is not None:
@@ -710,11 +559,12 @@ def anchor(manager_api, host_name):
     # is reported by verify, and anchoring the chain keeps it provable.
     report = verify(rows=False)
     if not report.ok:
-        raise AuditError('the audit log fails verification, not anchoring '
-                         'it: %s' % report.first_problem)
+        raise audit_log.AuditError(
+            'the audit log fails verification, not anchoring it: %s'
+            % report.first_problem)
     if not report.entries:
-        raise AuditError('the audit log is empty: there is nothing to '
-                         'anchor')
+        raise audit_log.AuditError(
+            'the audit log is empty: there is nothing to anchor')
     seq, head_hash = report.last_seq, report.head_hash
     existing = _anchor_get(seq)
     if existing is not None:
@@ -732,7 +582,7 @@ def anchor(manager_api, host_name):
         seq=seq, host=host_name, quote_message=quote.message,
         quote_signature=quote.signature,
         pcr_values=canonical(pcr_module.to_json(quote.pcr_values)),
-        created_at=now())
+        created_at=audit_log.now())
     try:
         with db.writer() as session:
             session.add(row)
@@ -748,7 +598,7 @@ def anchor_due(manager_api, host_name, max_entries, interval):
     appended since the last anchor, or the oldest of them is interval
     seconds old; returns the new anchor, or None when none was due."""
     with db.reader() as session:
-        last = head(session)
+        last = audit_log.head(session)
         anchored = session.query(models.AuditAnchor).order_by(
             models.AuditAnchor.seq.desc()).first()
         after = anchored.seq if anchored is not None else 0
@@ -758,7 +608,7 @@ def anchor_due(manager_api, host_name, max_entries, interval):
             models.AuditEntry.seq > after).order_by(
             models.AuditEntry.seq).first()
     pending = last.seq - after
-    age = (now() - oldest.created_at).total_seconds()
+    age = (audit_log.now() - oldest.created_at).total_seconds()
     if pending < max_entries and age < interval:
         return None
     LOG.debug('anchoring the audit log: %d entries unanchored, the oldest '
@@ -773,7 +623,7 @@ def _anchor_get(seq):
 
 def head_entry():
     with db.reader() as session:
-        return head(session)
+        return audit_log.head(session)
 
 
 def entry_hash(seq):

@@ -24,7 +24,7 @@ from korora_nova.attestation import pcr_values
 from korora_nova.attestation import purpose
 from korora_nova import exception
 from korora_nova.hypervisors import base
-from korora_nova.migration import canonical
+from korora_nova.attestation import canonical
 from korora_nova import rpc
 
 VERSION = 2

