@@ -35,11 +35,11 @@ from tests.fixtures import hook_process
 from tests.fixtures import rabbitmq
 from korora_nova.tpm import swtpm
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 PLUGIN = os.path.join(REPO, 'devstack', 'plugin.sh')
 SETTINGS = os.path.join(REPO, 'devstack', 'settings')
-SHIM = os.path.join(REPO, 'tests', 'devstack_shim.sh')
+SHIM = os.path.join(REPO, 'tests', 'fixtures', 'devstack_shim.sh')
 BIN_DIR = os.path.dirname(sys.executable)
 KORORA_MANAGE = os.path.join(BIN_DIR, 'korora-manage')
 HOST = 'compute-devstack'

@@ -28,8 +28,8 @@ from tests import base
 from korora_nova.demo import services
 from tests.fixtures import hook_process
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 # Far above a start-up's few seconds: only there so that a broken
 # process fails the test instead of hanging it.
 RUN_LIMIT = 120
@@ -299,11 +299,13 @@ class TestManagerAnswersWithoutDatabase(NoDatabaseTestCase):
         tpm = self.useFixture(services.SoftwareTPMFixture())
         # The manager owns the TPM (swtpm serves one client at a time).
         tpm.connection.close()
+        keys = services.verifier_keys(self)
         config = self.write_config(
             '[DEFAULT]\nhost = compute-2\ntransport_url = fake://\n'
             '[korora]\ntcti = %s\nek_ca_bundle = %s\nstate_path = %s\n'
-            'libvirt_hook_socket = %s\n' % (
-                tpm.tpm.tcti, tpm.ca_bundle, self.folder, socket_path))
+            'libvirt_hook_socket = %s\nverifier_public_keys = %s\n' % (
+                tpm.tpm.tcti, tpm.ca_bundle, self.folder, socket_path,
+                keys.public_path))
         log_path = os.path.join(self.folder, 'manager.log')
         with open(log_path, 'ab') as log:
             process = subprocess.Popen(
