@@ -300,13 +300,12 @@ class TestQuarantine(KororaMigrationTestBase):
         self.assert_quarantined('vtpm-state')
 
 
-class RogueManager:
-    """A vTPM manager endpoint that lies: every method is the honest
-    manager's except those given as keyword arguments."""
+class RogueEndpoint:
+    """An RPC endpoint that lies: every method is the honest one's except
+    those given as keyword arguments (a vTPM manager's, the verifier's)."""
 
-    target = messaging.Target(version='2.0')
-
-    def __init__(self, honest, **lies):
+    def __init__(self, honest, version, **lies):
+        self.target = messaging.Target(version=version)
         self._honest = honest
         self._lies = lies
 
@@ -325,7 +324,7 @@ class TestRefusals(KororaMigrationTestBase):
         honest.server.stop()
         honest.server.wait()
         server = rpc.get_server(CONF.korora.manager_topic, host,
-                                [RogueManager(honest.manager, **lies)])
+                                [RogueEndpoint(honest.manager, '2.0', **lies)])
         server.start()
         self.addCleanup(server.wait)
         self.addCleanup(server.stop)

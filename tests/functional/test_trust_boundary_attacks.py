@@ -533,8 +533,8 @@ class TestForgedManifestInNova(
 
     def replace_local_manager(self, host, **lies):
         honest = self.managers[host].manager
-        rogue = test_live_migration_hooks_in_nova.RogueManager(honest,
-                                                               **lies)
+        rogue = test_live_migration_hooks_in_nova.RogueEndpoint(
+            honest, '2.0', **lies)
         served = self.useFixture(services.HookServerFixture(
             host, CONF, manager=rogue))
         nova_cloud.KororaHookedFakeDriver.local_sockets[host] = served.path
@@ -593,33 +593,18 @@ class TestForgedManifestInNova(
         self.assertTrue(report.ok, report.summary())
 
 
-class RogueVerifier:
-    """An endpoint on the verifier's topic: the genuine verifier's
-    answers, except the methods given as keyword arguments."""
-
-    target = messaging.Target(version='1.1')
-
-    def __init__(self, genuine, **lies):
-        self._genuine = genuine
-        self._lies = lies
-
-    def __getattr__(self, name):
-        if name in self._lies:
-            return self._lies[name]
-        return getattr(self._genuine, name)
-
-
 class TestForgedVerifierAnswers(
         test_live_migration_hooks_in_nova.KororaMigrationTestBase):
 
     def replace_verifier(self, **lies):
-        """Put RogueVerifier in the verifier's place on the bus."""
+        """Put a lying verifier in the genuine one's place on the bus."""
         genuine = self.verifier_fixture
         genuine.server.stop()
         genuine.server.wait()
+        rogue = test_live_migration_hooks_in_nova.RogueEndpoint(
+            genuine.verifier, '1.1', **lies)
         server = rpc.get_server(CONF.korora.verifier_topic,
-                                genuine.server_name,
-                                [RogueVerifier(genuine.verifier, **lies)])
+                                genuine.server_name, [rogue])
         server.start()
         self.addCleanup(server.wait)
         self.addCleanup(server.stop)
