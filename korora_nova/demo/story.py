@@ -31,8 +31,10 @@ from korora_nova.migration import states
 SOURCE, DEST, CHANGED = cloud.HOSTS
 #: Nova's power state of a paused guest.
 PAUSED = 3
-#: What korora-manage needs to read the copy of the verifier database.
-CONFIG = '[korora_database]\nconnection = sqlite:///%s\n'
+#: What korora-manage needs to read the copy of the verifier database
+#: and judge its policies (the operator's public key).
+CONFIG = ('[korora]\npolicy_signing_keys = %s\n'
+          '[korora_database]\nconnection = sqlite:///%s\n')
 WIDTH = 78
 
 
@@ -336,7 +338,7 @@ class MigrationDemo(cloud.KororaCloud):
             with contextlib.closing(sqlite3.connect(path)) as copy:
                 live.backup(copy)
         with open(config, 'w') as stream:
-            stream.write(CONFIG % path)
+            stream.write(CONFIG % (self.operator.public_path, path))
         return path, config
 
 
