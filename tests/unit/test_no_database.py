@@ -349,12 +349,14 @@ class TestManagerAnswersWithoutDatabase(NoDatabaseTestCase):
         self.assertEqual(1, result.status, result)
         self.assertEqual(b'', result.stdout)
         self.assertEqual(1, result.stderr.count('\n'), result)
+        # The decision is the manager's own approvals: none, so refused,
+        # and no database was asked.
         self.assertTrue(result.stderr.startswith(
-            'Korora: incoming live migration of domain %s refused: cannot '
-            'read the Korora migration records' % hook_process.DOMAIN),
-            result)
-        self.assertIn('DatabaseError: korora-vtpm-manager has no database '
-                      'access', result.stderr)
+            'Korora: incoming live migration of domain %s refused: no '
+            'Korora-approved migration of instance %s to compute-2'
+            % (hook_process.DOMAIN, hook_process.INSTANCE)), result)
         with open(log_path) as log:
-            self.assertIn('incoming live migration of domain %s refused'
-                          % hook_process.DOMAIN, log.read())
+            logged = log.read()
+        self.assertIn('incoming live migration of domain %s refused'
+                      % hook_process.DOMAIN, logged)
+        self.assertNotIn('DatabaseError', logged)

@@ -133,8 +133,8 @@ class TestApproval(HookTestCase):
 
     def test_a_manager_that_approves_nothing_refuses(self):
         self.assertRefuses(self.run_hook(manager=None),
-                           'this vTPM manager approves no incoming '
-                           'migration', DOMAIN)
+                           'no Korora-approved migration of instance',
+                           'no Korora migration of it is in flight', DOMAIN)
 
     def test_a_record_of_another_instance_does_not_count(self):
         self.record(states.TRANSFERRING, instance=OTHER_INSTANCE)
