@@ -18,8 +18,9 @@ MANIFEST = b'korora manifest v1'    # the source's integrity manifest
 ARRIVAL = b'korora arrival v1'      # the destination's arrival measurement
 CERTIFY = b'korora certify v1'      # a per-migration key's certification
 ANCHOR = b'korora anchor v1'        # an audit-log head anchored in a TPM
+REQUEST = b'korora request v1'      # a destination's migration request
 
-ALL = (ATTEST, MANIFEST, ARRIVAL, CERTIFY, ANCHOR)
+ALL = (ATTEST, MANIFEST, ARRIVAL, CERTIFY, ANCHOR, REQUEST)
 
 # Qualifying data is a SHA-256 digest, whatever the payload's size.
 SIZE = hashlib.sha256().digest_size

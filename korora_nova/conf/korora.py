@@ -231,7 +231,9 @@ trust_boundary_opts = [
         min=5,
         max=3600,
         help='Seconds an attestation result or challenge signed by the '
-             'verifier stays valid.'),
+             'verifier stays valid. The verifier also refuses a '
+             'destination\'s signed migration request made more than '
+             'this many seconds from its own clock.'),
     cfg.IntOpt(
         'authorization_lifetime',
         default=300,

@@ -5,8 +5,10 @@ a restarted compute's recovery (korora_nova.hooks.recovery) both drive
 this object; no step is written twice. It reads in the order a
 migration runs::
 
-    destination  request            the verifier attests the source and
-                                    opens the record
+    destination  request            the local vTPM manager signs the
+                                    request; the verifier checks it,
+                                    attests the source and opens the
+                                    record
     source       attest_destination the verifier attests the destination
                                     and certifies its key for this
                                     migration
@@ -87,10 +89,14 @@ class MigrationProtocol:
     # 1. destination
 
     def request(self, instance_uuid, source):
-        """The new record, once the verifier found source trusted."""
+        """The new record, once the verifier checked this host's signed
+        request and found source trusted."""
+        signed_request = self.local_manager.sign_request(instance_uuid,
+                                                         source)
         claims = self._affirmed(source, 'migration_request',
                                 instance_uuid=instance_uuid, source=source,
-                                dest=self.host)
+                                dest=self.host,
+                                signed_request=signed_request)
         return self._record(claims, instance_uuid)
 
     # 2. source

@@ -15,17 +15,13 @@ it moves the record.
 """
 
 import dataclasses
-import hashlib
-import json
 
 from korora_nova.attestation import appraisal
 from korora_nova.attestation import evidence
-from korora_nova.attestation import pcr_values
 from korora_nova.attestation import purpose
 from korora_nova import exception
 from korora_nova.hypervisors import base
-from korora_nova.attestation import canonical
-from korora_nova import rpc
+from korora_nova.migration import signed
 
 VERSION = 2
 DEPARTURE = 'departure'     # the source's, when the transfer ended
@@ -66,8 +62,7 @@ class Manifest:
 
     def digest(self):
         """The SHA-256 of the canonical document."""
-        return hashlib.sha256(
-            canonical.canonical(self.document()).encode('ascii')).digest()
+        return signed.digest(self.document())
 
     def qualifying_data(self):
         """What the host's TPM signs: the digest under its kind's label."""
@@ -93,25 +88,15 @@ def for_migration(migration, counter, items, kind):
 def signed_text(manifest, quote):
     """The document with its TPM quote, as the JSON text that travels to
     the verifier and is kept on the migration record."""
-    return json.dumps({
-        'manifest': manifest.document(),
-        'quote': {'message': rpc.encode(quote.message),
-                  'signature': rpc.encode(quote.signature),
-                  'pcr_values': pcr_values.to_json(quote.pcr_values)}},
-        sort_keys=True)
+    return signed.text('manifest', manifest.document(), quote)
 
 
 def load(text):
-    """(Manifest, QuoteEvidence) from sign()'s text; bounded, strict."""
-    if not isinstance(text, str) or not text:
-        raise ManifestError('the source signed no integrity manifest')
-    if len(text) > MAX_DOCUMENT:
-        raise ManifestError('the integrity manifest is larger than %d '
-                            'bytes' % MAX_DOCUMENT)
+    """(Manifest, QuoteEvidence) from signed_text()'s text; bounded,
+    strict."""
+    document, quote = signed.load(text, 'manifest', MAX_DOCUMENT,
+                                  ManifestError, 'integrity manifest')
     try:
-        signed = json.loads(text)
-        document = signed['manifest']
-        quoted = signed['quote']
         version = document.get('version')
         if type(version) is not int or version != VERSION:
             raise ManifestError('integrity manifest version %r is not %d'
@@ -129,12 +114,6 @@ def load(text):
             _text(document, 'dest_nonce', _NONCE_HEX),
             _counter(document.get('counter')),
             base.Measurement.from_primitive(document['items']), kind)
-        quote = evidence.QuoteEvidence(
-            rpc.decode(quoted['message'], 'manifest quote',
-                       evidence.MAX_ATTEST_SIZE),
-            rpc.decode(quoted['signature'], 'manifest signature',
-                       evidence.MAX_SIGNATURE_SIZE),
-            pcr_values.from_json(quoted['pcr_values']))
     except ManifestError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError,

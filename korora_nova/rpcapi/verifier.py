@@ -5,6 +5,9 @@ API version history:
 * 1.0 - pcrs_changed (cast), attest_host (call)
 * 1.1 - the steps of a live migration (migration_*, migrations_in_flight):
   the hooks on compute hosts record nothing themselves
+* 1.2 - migration_request carries the destination's TPM-signed request
+  (signed_request). A 1.2 verifier refuses a request without one; a 1.1
+  verifier is sent none.
 """
 
 import os
@@ -20,10 +23,13 @@ CONF = conf.CONF
 # Release names an operator may give as [upgrade_levels] korora_verifier.
 VERSION_ALIASES = {
     '2026.1': '1.0',
-    '2026.2': '1.1',
+    '2026.2': '1.2',
 }
 BASE_VERSION = '1.0'
 MIGRATION_VERSION = '1.1'
+# Step arguments newer than MIGRATION_VERSION, and the version that
+# brought each: a verifier pinned below it is sent the step without.
+ARGUMENT_VERSIONS = {'signed_request': '1.2'}
 NONCE_SIZE = 32
 
 
@@ -60,9 +66,17 @@ class VerifierAPI:
             raise exception.ConfigurationError(
                 'Korora live migrations need verifier RPC API %s, above '
                 '[upgrade_levels] korora_verifier' % MIGRATION_VERSION)
+        version = MIGRATION_VERSION
+        for name, needs in ARGUMENT_VERSIONS.items():
+            if name not in arguments:
+                continue
+            if self.client.can_send_version(needs):
+                version = needs
+            else:
+                del arguments[name]
         nonce = os.urandom(NONCE_SIZE)
         cctxt = self.client.prepare(
-            version=MIGRATION_VERSION,
+            version=version,
             timeout=CONF.korora.migration_step_timeout)
         try:
             token = cctxt.call(rpc.request_context(), method,

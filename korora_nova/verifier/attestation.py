@@ -75,17 +75,20 @@ def previous_clock(host):
                               restart_count=0, safe=True)
 
 
-def appraise_host(host, quote, qualifying_data, policies):
+def appraise_host(host, quote, qualifying_data, policies, in_order=True):
     """Trusted if any active version of the host's policy accepts it.
 
     qualifying_data: what the quote must have signed (the nonce under the
-    attestation purpose, korora_nova.attestation.purpose).
+    attestation purpose, korora_nova.attestation.purpose). in_order: the
+    quote was made after the host's last recorded one, so its clock must
+    not be behind (False for a quote the host made on its own, which may
+    race the verifier's attestations).
 
     During a fleet upgrade several versions are active at once; the
     newest one's reasons are reported when none accepts.
     """
     ak_key = appraisal.load_public_key(host.ak_public)
-    clock = previous_clock(host)
+    clock = previous_clock(host) if in_order else None
     first = None
     for reference in policies:
         verdict = appraisal.appraise_quote(quote, ak_key, qualifying_data,

@@ -24,7 +24,7 @@ ANCHOR_RETRY = 60.0
 class Verifier:
     """Endpoint of topic [korora] verifier_topic, shared by all workers."""
 
-    target = messaging.Target(version='1.1')
+    target = messaging.Target(version='1.2')
 
     def __init__(self, conf, attestor, steps=None):
         """steps: the migration steps (verifier.migrations.MigrationSteps);
@@ -57,9 +57,10 @@ class Verifier:
     # RPC API 1.1: the steps of a live migration. Each answers a token
     # signed by the verifier (korora_nova.attestation.results).
 
-    def migration_request(self, ctxt, instance_uuid, source, dest, nonce):
+    def migration_request(self, ctxt, instance_uuid, source, dest, nonce,
+                          signed_request=None):
         return self._steps().request(instance_uuid, source, dest,
-                                     _nonce(nonce))
+                                     signed_request, _nonce(nonce))
 
     def migration_attest_destination(self, ctxt, migration_uuid, source,
                                      nonce):

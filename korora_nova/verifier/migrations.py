@@ -10,9 +10,11 @@ results) bound to the hook's nonce and to the migration:
 =================  ==========  ==============================================
 call               caller      what the verifier checks, then records
 =================  ==========  ==============================================
-request            destination a fresh quote of the source (its own nonce,
-                               the enrolled AK, the active policy):
-                               REQUESTED
+request            destination the request, signed by the destination's AK
+                               for the request purpose, fresh and never
+                               used (migration.request); a fresh quote of
+                               the source (its own nonce, the enrolled AK,
+                               the active policy): REQUESTED
 attest_destination source      a fresh quote of the destination:
                                PEERS_ATTESTED; the destination's key for
                                this migration certified by its AK over the
@@ -53,8 +55,10 @@ from korora_nova import exception
 from korora_nova.hypervisors import base
 from korora_nova.migration import manifest as manifest_module
 from korora_nova.migration import records
+from korora_nova.migration import request as request_module
 from korora_nova.migration import states
 from korora_nova.tpm import duplication
+from korora_nova.verifier import attestation
 
 LOG = logging.getLogger(__name__)
 
@@ -184,19 +188,63 @@ class MigrationSteps:
 
     # 1. The destination asks; the source is attested.
 
-    def request(self, instance_uuid, source, dest, nonce):
+    def request(self, instance_uuid, source, dest, signed_request, nonce):
         def step():
             if not source or not dest or source == dest:
                 raise Refusal('a migration needs a source and another '
                               'destination host (%s -> %s)' % (source, dest))
+            request = self._check_request(instance_uuid, source, dest,
+                                          signed_request)
             verdict = self._attest('source', source)
             self._supersede(instance_uuid, dest)
             record = records.create(
-                None, instance_uuid, source, dest, host=dest,
+                request.migration_uuid(), instance_uuid, source, dest,
+                host=dest,
                 details={'dest_nonce': verdict.attestation.extra_data.hex(),
+                         'request_nonce': request.nonce,
                          'source_verdict': verdict.summary()})
             return self._answer(source, nonce, record, verdict)
         return self._run(source, nonce, step)
+
+    def _check_request(self, instance_uuid, source, dest, signed_request):
+        """The destination's request, or Refusal: for exactly this
+        migration, fresh, never used, signed by the destination's AK for
+        the request purpose from PCRs its policy allows."""
+        if signed_request is None:
+            raise Refusal('the migration request is not signed by %s\'s '
+                          'vTPM manager (is korora-nova on %s older than '
+                          'the verifier?)' % (dest, dest))
+        try:
+            request, quote = request_module.load(signed_request)
+            request_module.check(request, instance_uuid, source, dest,
+                                 self.conf.korora.result_lifetime)
+        except request_module.RequestError as error:
+            raise Refusal(str(error))
+        try:
+            records.get(request.migration_uuid())
+        except states.MigrationNotFound:
+            pass
+        else:
+            raise Refusal('the signed request of %s was used already '
+                          '(replay)' % dest)
+        try:
+            host = db.host_get(dest)
+        except exception.HostNotFound:
+            raise Refusal('destination host %s is not enrolled with '
+                          'korora-verifier' % dest)
+        policies, ignored = attestation.signed_policies(host)
+        if not policies:
+            raise Refusal('%s: no policy signed by a trusted operator key '
+                          'is active for it%s' % (dest, ''.join(
+                              '; ignored %s' % why for why in ignored)))
+        verdict = attestation.appraise_host(
+            host, quote, request.qualifying_data(), policies,
+            in_order=False)
+        if not verdict.trusted:
+            raise Refusal('the migration request of %s is not trusted: %s'
+                          % (dest, '; '.join(str(reason) for reason in
+                                             verdict.reasons)))
+        return request
 
     def _supersede(self, instance_uuid, host):
         for stale in records.in_flight_for_instance(instance_uuid):

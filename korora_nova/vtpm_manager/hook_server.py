@@ -330,6 +330,8 @@ def _open_transfer(manager, arguments):
 
 
 LOCAL_METHODS = {
+    'sign_request': lambda manager, arguments: manager.sign_request(
+        arguments.get('instance_uuid'), arguments.get('source_host')),
     'open_transfer': _open_transfer,
     'sign_manifest': lambda manager, arguments: manager.sign_manifest(
         arguments.get('authorization'), arguments.get('vtpm_secret'),

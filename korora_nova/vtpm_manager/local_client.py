@@ -30,6 +30,13 @@ class LocalManager:
         self.path = path
         self.timeout = timeout
 
+    def sign_request(self, instance_uuid, source_host):
+        """This host's signed request to receive instance (text for the
+        verifier)."""
+        return self._text(self._call('sign_request',
+                                     instance_uuid=instance_uuid,
+                                     source_host=source_host))
+
     def open_transfer(self, authorization, envelope=None):
         """The data key of envelope (bytes), or None without envelope."""
         answer = self._call('open_transfer', authorization=authorization,

@@ -34,6 +34,7 @@ from korora_nova import exception
 from korora_nova.hypervisors import file_backend
 from korora_nova.hypervisors import libvirt_backend
 from korora_nova.migration import manifest as manifest_module
+from korora_nova.migration import request as request_module
 from korora_nova import rpc
 from korora_nova.tpm import attestation_key
 from korora_nova.tpm import certify
@@ -285,6 +286,22 @@ class VTPMManager:
             self._approvals.pop(instance_uuid, None)
             return []
         return [approval]
+
+    def sign_request(self, instance_uuid, source_host):
+        """This host's request to receive instance from source_host,
+        signed here: without it the verifier opens no record, and so
+        certifies no key of this host for the migration."""
+        for name, value, limit in (('instance', instance_uuid, 36),
+                                   ('source host', source_host, 255)):
+            if not isinstance(value, str) or not 0 < len(value) <= limit:
+                raise exception.EvidenceError('%s: the request names no '
+                                              'usable %s' % (self.host, name))
+        if source_host == self.host:
+            raise exception.EvidenceError('%s: an instance cannot migrate to '
+                                          'its own host' % self.host)
+        request = request_module.new(instance_uuid, source_host, self.host)
+        return request_module.signed_text(
+            request, self._quote(purpose.REQUEST, request.digest()))
 
     def sign_manifest(self, authorization_token, vtpm_secret=None,
                       block_migration=False):

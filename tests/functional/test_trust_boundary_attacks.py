@@ -44,6 +44,7 @@ from korora_nova import conf
 from korora_nova.db import api as db
 from korora_nova.db import models
 from korora_nova import exception
+from korora_nova.hooks import protocol
 from korora_nova.hypervisors import file_backend
 from korora_nova.db import audit_log
 from korora_nova.migration import audit
@@ -602,7 +603,7 @@ class TestForgedVerifierAnswers(
         genuine.server.stop()
         genuine.server.wait()
         rogue = test_live_migration_hooks_in_nova.RogueEndpoint(
-            genuine.verifier, '1.1', **lies)
+            genuine.verifier, '1.2', **lies)
         server = rpc.get_server(CONF.korora.verifier_topic,
                                 genuine.server_name, [rogue])
         server.start()
@@ -700,15 +701,19 @@ class TestForgedVerifierAnswers(
     def test_a_replayed_verifier_answer_is_refused(self):
         # A genuine, affirming answer, taken off the bus from an earlier
         # call (its nonce another).
+        signed_request = local_client.LocalManager(
+            nova_cloud.KororaHookedFakeDriver.local_sockets[DEST],
+            CALL_TIMEOUT).sign_request(self.server['id'], SOURCE)
         nonce, captured = verifier_rpcapi.VerifierAPI().migration_step(
             'migration_request', instance_uuid=self.server['id'],
-            source=SOURCE, dest=DEST)
+            source=SOURCE, dest=DEST, signed_request=signed_request)
         claims = results.TrustedKeys.of(self.verifier_keys.signer).verify(
             captured, results.RESULT, subject=SOURCE, nonce=nonce)
         self.assertTrue(results.host_status(claims, SOURCE)[0])
         replayed = []
 
-        def request(ctxt, instance_uuid, source, dest, nonce):
+        def request(ctxt, instance_uuid, source, dest, nonce,
+                    signed_request=None):
             replayed.append(nonce)
             return captured
 
@@ -725,3 +730,207 @@ class TestForgedVerifierAnswers(
         self.assertEqual([(claims['korora.migration']['uuid'],
                            states.REQUESTED)],
                          [(r.uuid, r.state) for r in found])
+
+
+class TestForgedMigrationRequests(base.TestCase):
+    """Anyone on the bus asks the verifier to open migrations to DEST.
+
+    Only a request DEST's vTPM manager signed, fresh and never used,
+    opens a record; every record gets a key of DEST certified, so
+    forged requests would otherwise fill DEST's pool of migration keys.
+    A real verifier with its SQLite database, real vTPM managers on
+    swtpm for the source, the destination and a third host, a real
+    RabbitMQ broker; the attacker is a plain oslo.messaging client on
+    the verifier's topic.
+    """
+
+    POLICY = 'compute-2026-11'
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(rabbitmq.RabbitMQBusFixture(CONF))
+        self.useFixture(services.VerifierDatabaseFixture())
+        self.keys = services.verifier_keys(self)
+        self.trusted = results.TrustedKeys.of(self.keys.signer)
+        self.verifier = self.useFixture(
+            services.VerifierFixture(self.keys.signer))
+        operator = self.useFixture(services.OperatorKeyFixture(CONF))
+        self.managers = {}
+        for name in (SOURCE, DEST, 'compute-3'):
+            tpm = self.useFixture(services.SoftwareTPMFixture())
+            self.managers[name] = self.useFixture(
+                services.VTPMManagerFixture(name, tpm))
+        self.flags(ek_ca_bundle=tpm.ca_bundle)
+        api = self.verifier.manager_api
+        for name in self.managers:
+            enrollment.enroll(api, name)
+        attestation.record_policy(api, SOURCE, self.POLICY, 1, operator.key)
+        for name in self.managers:
+            db.host_set_policy(name, self.POLICY)
+        self.client = messaging.get_rpc_client(
+            rpc.get_transport(), messaging.Target(
+                topic=CONF.korora.verifier_topic, version='1.2'))
+
+    def local(self, host):
+        return local_client.LocalManager(self.managers[host].hook_socket,
+                                         CALL_TIMEOUT)
+
+    def genuine(self, instance=INSTANCE, source=SOURCE, dest=DEST):
+        """A request as dest's vTPM manager signs it."""
+        return self.local(dest).sign_request(instance, source)
+
+    def ask(self, signed_request, instance=INSTANCE, source=SOURCE,
+            dest=DEST, **arguments):
+        """migration_request as any bus client sends it; the claims of
+        the verifier's answer, checked as a hook checks them."""
+        nonce = os.urandom(32)
+        if signed_request is not None:
+            arguments['signed_request'] = signed_request
+        token = self.client.prepare(timeout=CALL_TIMEOUT * 3).call(
+            {}, 'migration_request', instance_uuid=instance, source=source,
+            dest=dest, nonce=rpc.encode(nonce), **arguments)
+        return self.trusted.verify(token, results.RESULT, subject=source,
+                                   nonce=nonce)
+
+    def refused(self, reason, signed_request, **arguments):
+        claims = self.ask(signed_request, **arguments)
+        affirmed, reasons = results.host_status(claims, SOURCE)
+        self.assertFalse(affirmed, reasons)
+        self.assertIn(reason, '; '.join(reasons))
+        self.assertNotIn('korora.migration', claims)
+        return reasons
+
+    def records(self):
+        return [(r.instance_uuid, r.dest_host, r.state)
+                for r in records.list()]
+
+    def test_a_genuine_request_opens_one_record(self):
+        claims = self.ask(self.genuine())
+        self.assertTrue(results.host_status(claims, SOURCE)[0])
+        migration = claims['korora.migration']
+        self.assertEqual((INSTANCE, SOURCE, DEST, states.REQUESTED),
+                         (migration['instance_uuid'],
+                          migration['source_host'], migration['dest_host'],
+                          migration['state']))
+        self.assertEqual([(INSTANCE, DEST, states.REQUESTED)],
+                         self.records())
+
+    def test_an_unsigned_request_is_refused(self):
+        # A 1.1 client, or anyone who leaves the request out.
+        self.refused('the migration request is not signed by compute-2\'s '
+                     'vTPM manager', None)
+        self.assertEqual([], self.records())
+
+    def test_a_malformed_request_is_refused(self):
+        text = self.genuine()
+        for forged, reason in (
+                ('', 'no signed migration request was sent'),
+                ('x' * (1024 * 1024), 'the migration request is larger '
+                                      'than 16384 bytes'),
+                ('[' * 10000, 'the migration request is malformed'),
+                (text[:-2], 'the migration request is malformed'),
+                (text.replace('"version": 1', '"version": 9'),
+                 'migration request version 9 is not 1')):
+            self.refused(reason, forged)
+        self.assertEqual([], self.records())
+
+    def test_a_request_signed_by_another_tpm_is_refused(self):
+        # Root on compute-3 has its own manager sign a request and makes
+        # it name compute-2: compute-2's enrolled AK did not sign it.
+        text = self.genuine(dest='compute-3').replace(
+            '"dest_host": "compute-3"', '"dest_host": "compute-2"')
+        self.assertIn('"dest_host": "compute-2"', text)
+        reasons = self.refused('the migration request of compute-2 is not '
+                               'trusted: compute-2: ', text)
+        self.assertIn('signature', '; '.join(reasons))
+        # Its request as it was signed is for compute-3 only.
+        self.refused('the signed request is for instance %s from compute-1 '
+                     'to compute-3, not %s from compute-1 to compute-2'
+                     % (INSTANCE, INSTANCE), self.genuine(dest='compute-3'))
+        self.assertEqual([], self.records())
+
+    def test_a_request_for_another_migration_is_refused(self):
+        text = self.genuine()
+        other = str(uuid.uuid4())
+        self.refused('the signed request is for instance %s from compute-1 '
+                     'to compute-2, not %s' % (INSTANCE, other), text,
+                     instance=other)
+        self.refused('the signed request is for instance %s from compute-1 '
+                     'to compute-2, not %s from compute-3'
+                     % (INSTANCE, INSTANCE), text, source='compute-3')
+        # The altered document no longer matches what the TPM signed.
+        altered = text.replace(INSTANCE, other)
+        self.refused('the migration request of compute-2 is not trusted',
+                     altered, instance=other)
+        self.assertEqual([], self.records())
+
+    def test_a_replayed_request_is_refused_and_the_first_stays(self):
+        text = self.genuine()
+        first = self.ask(text)['korora.migration']
+        self.refused('the signed request of compute-2 was used already '
+                     '(replay)', text)
+        # The replay superseded nothing: the genuine record is as it was.
+        self.assertEqual(states.REQUESTED, records.get(first['uuid']).state)
+        self.assertEqual([(INSTANCE, DEST, states.REQUESTED)],
+                         self.records())
+
+    def test_a_stale_request_is_refused(self):
+        self.flags(result_lifetime=5)
+        text = self.genuine()
+        time.sleep(5 + 1.5)
+        self.refused('more than 5 s ([korora] result_lifetime): stale or the '
+                     'clocks differ', text)
+        self.assertEqual([], self.records())
+
+    def test_an_untrusted_destination_cannot_request(self):
+        # An unexpected module on compute-2: its genuine, fresh request
+        # quotes PCRs its policy does not allow.
+        self.managers[DEST].extend_pcr(10, b'unexpected kernel module')
+        self.refused('the migration request of compute-2 is not trusted: '
+                     'compute-2: PCR sha256:10', self.genuine())
+        self.assertEqual([], self.records())
+
+    def test_a_flood_of_forged_requests_certifies_no_key(self):
+        attacker_host = 'compute-3'
+        genuine = self.genuine()
+        forgeries = [
+            (lambda: None, 'is not signed by compute-2\'s vTPM manager'),
+            (lambda: base64.b64encode(os.urandom(64)).decode('ascii'),
+             'the migration request is malformed'),
+            (lambda: self.genuine(dest=attacker_host).replace(
+                '"dest_host": "compute-3"', '"dest_host": "compute-2"'),
+             'the migration request of compute-2 is not trusted'),
+            (lambda: genuine.replace(INSTANCE, str(uuid.uuid4())),
+             'the signed request is for instance'),
+        ]
+        source_api = verifier_rpcapi.VerifierAPI()
+        started = time.monotonic()
+        for number in range(FLOOD):
+            forge, reason = forgeries[number % len(forgeries)]
+            self.refused(reason, forge())
+            # And the step that would certify a key, for a made-up
+            # record: refused, nothing certified.
+            nonce, token = source_api.migration_step(
+                'migration_attest_destination',
+                migration_uuid=str(uuid.uuid4()), source=SOURCE)
+            claims = self.trusted.verify(token, results.RESULT,
+                                         subject=SOURCE, nonce=nonce)
+            self.assertIn('is recorded', '; '.join(
+                results.host_status(claims, SOURCE)[1]))
+        elapsed = time.monotonic() - started
+        self.assertEqual([], self.records())
+        self.assertEqual({}, self.managers[DEST].manager._migration_keys)
+        # The genuine migration still gets its key.
+        protocols = {
+            host: protocol.MigrationProtocol(
+                host, source_api, self.trusted, self.local(host))
+            for host in (SOURCE, DEST)}
+        record = protocols[DEST].request(INSTANCE, SOURCE)
+        record, key = protocols[SOURCE].attest_destination(record)
+        self.assertEqual(states.KEY_CERTIFIED, record.state)
+        self.assertEqual([key.unique], [
+            unique for unique, _made in
+            self.managers[DEST].manager._migration_keys.values()])
+        self.addDetail('flood', content.text_content(
+            '%d forged requests and %d made-up key certifications refused '
+            'in %.1f s' % (FLOOD, FLOOD, elapsed)))

@@ -104,7 +104,7 @@ class TestSignaturePurposes(base.TestCase):
                              found.attestation.extra_data)
 
     def test_no_signature_verifies_for_another_purpose(self):
-        self.assertEqual(20, len(self.pairs))
+        self.assertEqual(30, len(self.pairs))
         for made, checked in self.pairs:
             self.assert_refused(self.check(checked, self.made_for(made)),
                                 made, checked)

@@ -252,7 +252,7 @@ class TestLoadRefusals(ManifestTestCase):
 
     def test_no_manifest(self):
         for text in ('', None, self.text.encode('ascii')):
-            self.load_error(text, 'the source signed no integrity manifest')
+            self.load_error(text, 'no signed integrity manifest was sent')
 
     def test_oversized_text(self):
         for text in (' ' * (64 * 1024 + 1),
