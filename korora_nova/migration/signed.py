@@ -49,9 +49,9 @@ def load(signed_text, name, limit, error, what):
         if not isinstance(document, dict):
             raise TypeError('the document is not an object')
         quote = evidence.QuoteEvidence(
-            rpc.decode(quoted['message'], '%s quote' % what,
+            rpc.decode(quoted['message'], '%s quote' % name,
                        evidence.MAX_ATTEST_SIZE),
-            rpc.decode(quoted['signature'], '%s signature' % what,
+            rpc.decode(quoted['signature'], '%s signature' % name,
                        evidence.MAX_SIGNATURE_SIZE),
             pcr_values.from_json(quoted['pcr_values']))
     except (ValueError, KeyError, TypeError, AttributeError,

@@ -794,7 +794,8 @@ class TestForgedMigrationRequests(base.TestCase):
 
     def refused(self, reason, signed_request, **arguments):
         claims = self.ask(signed_request, **arguments)
-        affirmed, reasons = results.host_status(claims, SOURCE)
+        affirmed, reasons = results.host_status(
+            claims, arguments.get('source', SOURCE))
         self.assertFalse(affirmed, reasons)
         self.assertIn(reason, '; '.join(reasons))
         self.assertNotIn('korora.migration', claims)
