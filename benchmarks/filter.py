@@ -84,6 +84,7 @@ from korora_nova import conf
 from korora_nova.db import api as db
 from korora_nova.db import migration
 from korora_nova.db import models
+from korora_nova import exception
 from korora_nova.filters import trusted_vtpm
 
 CONF = conf.CONF
@@ -448,7 +449,7 @@ def main(argv=None):
             results = []
             for count in args.hosts:
                 results.append(run_size(args, folder, count, filters))
-        except (RuntimeError, OSError, db.DatabaseError) as error:
+        except (RuntimeError, OSError, exception.DatabaseError) as error:
             print('set-up failed: %s' % error, file=sys.stderr)
             return 2
         status = report(results, args)

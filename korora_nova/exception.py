@@ -3,6 +3,9 @@
 Every error that can reach a caller is a KororaError, so callers (the
 CLI, the verifier, Nova's compute service) need to catch only one family
 and can show its message to an operator as it is.
+
+Every class is here, each with a msg_fmt naming its keyword arguments.
+This module imports nothing of korora_nova: every package may import it.
 """
 
 
@@ -25,71 +28,242 @@ class KororaError(Exception):
         super().__init__(message)
 
 
+# Configuration and the command line.
+
 class ConfigurationError(KororaError):
     """An option or a file it names is missing or unusable."""
+    msg_fmt = 'configuration error: %(reason)s'
 
+
+class SigningKeyError(ConfigurationError):
+    """An operator's policy signing key (private or public) cannot be
+    read or is not an EC P-256 key."""
+    msg_fmt = 'the policy signing key %(path)s: %(reason)s'
+
+
+class HookSocketError(ConfigurationError):
+    """[korora] libvirt_hook_socket cannot be served."""
+    msg_fmt = '[korora] libvirt_hook_socket %(path)s: %(reason)s'
+
+
+class UsageError(KororaError):
+    """A command line the command cannot act on."""
+    msg_fmt = 'cannot act on this command line: %(reason)s'
+
+
+class HookInstallError(KororaError):
+    """The hook cannot be installed, removed or inspected there."""
+    msg_fmt = '%(path)s: %(reason)s'
+
+
+# TPMs.
 
 class TPMError(KororaError):
     """The TPM refused a command or could not be reached."""
+    msg_fmt = 'TPM error: %(reason)s'
 
 
 class TPMConnectionError(TPMError):
     """The TPM could not be reached; the next command reopens the link."""
+    msg_fmt = 'the TPM at %(tcti)s is unreachable: %(reason)s'
+
+
+class MeasurementFailed(TPMError):
+    """A vTPM manager could not measure an item (item names it)."""
+    msg_fmt = '%(item)s could not be measured: %(reason)s'
+
+    def __init__(self, message, item):
+        super().__init__(message)
+        self.item = item
 
 
 class SoftwareTPMError(KororaError):
     """A software TPM (swtpm) could not be set up or started."""
+    msg_fmt = 'swtpm: %(reason)s'
 
+
+class XenVTPMMgrError(KororaError):
+    """Which Xen vTPM manager domain runs cannot be told."""
+    msg_fmt = 'the running Xen vTPM manager cannot be told: %(reason)s'
+
+
+# Evidence, endorsement, enrollment and policies.
 
 class EvidenceError(KororaError):
     """Evidence is malformed, oversized or of an unsupported kind."""
-
-
-class EndorsementError(KororaError):
-    """An endorsement key or its certificate cannot be trusted."""
-
-
-class EnrollmentError(KororaError):
-    """A host could not be enrolled: its identity was not proven."""
-
-
-class PolicyError(KororaError):
-    """A reference policy file is malformed."""
-
-
-class HostNotFound(KororaError):
-    """No enrolled host has that name."""
-
-
-class HostExists(KororaError):
-    """A host of that name is already enrolled."""
-
-
-class PolicyNotFound(KororaError):
-    """No reference policy has that name (and version)."""
-
-
-class PolicyExists(KororaError):
-    """That version of the policy was imported already."""
-
-
-class DatabaseError(KororaError):
-    """The verifier database cannot be reached or used."""
+    msg_fmt = 'evidence refused: %(reason)s'
 
 
 class SignedResultError(EvidenceError):
     """A verifier answer is unsigned, forged, expired or not for this
     request: it is not believed."""
+    msg_fmt = 'the verifier\'s answer is not believed: %(reason)s'
 
+
+class EndorsementError(KororaError):
+    """An endorsement key or its certificate cannot be trusted."""
+    msg_fmt = 'the endorsement key is not trusted: %(reason)s'
+
+
+class EnrollmentError(KororaError):
+    """A host could not be enrolled: its identity was not proven."""
+    msg_fmt = 'host %(host)s cannot be enrolled: %(reason)s'
+
+
+class PolicyError(KororaError):
+    """A reference policy file is malformed."""
+    msg_fmt = 'policy refused: %(reason)s'
+
+
+class PolicySignatureError(PolicyError):
+    """A policy version is not signed by an operator key the verifier
+    trusts, or its signed content differs from the stored one."""
+    msg_fmt = 'policy %(name)s v%(version)s is not trusted: %(reason)s'
+
+
+# The verifier's database and its records.
+
+class DatabaseError(KororaError):
+    """The verifier database cannot be reached or used."""
+    msg_fmt = 'the database cannot be used: %(reason)s'
+
+
+class AuditError(KororaError):
+    """The audit log cannot be written or anchored."""
+    msg_fmt = 'audit log: %(reason)s'
+
+
+class HostNotFound(KororaError):
+    """No enrolled host has that name."""
+    msg_fmt = 'host %(host)s is not enrolled'
+
+
+class HostExists(KororaError):
+    """A host of that name is already enrolled."""
+    msg_fmt = ('host %(host)s is already enrolled; remove it first to '
+               'enroll it again')
+
+
+class PolicyNotFound(KororaError):
+    """No reference policy has that name (and version)."""
+    msg_fmt = 'no policy %(name)s'
+
+
+class PolicyExists(KororaError):
+    """That version of the policy was imported already."""
+    msg_fmt = 'policy %(name)s v%(version)s already exists'
+
+
+class MigrationNotFound(KororaError):
+    """No migration record has that UUID."""
+    msg_fmt = 'no migration %(migration_uuid)s'
+
+
+class MigrationExists(KororaError):
+    """A migration record with that UUID exists already."""
+    msg_fmt = 'migration %(migration_uuid)s is already recorded'
+
+
+class IllegalTransition(KororaError):
+    """A move the state machine does not allow; nothing was changed.
+
+    detail, when given, says why (what is allowed from old, say).
+    """
+    msg_fmt = ('migration %(migration_uuid)s: %(old)s -> %(new)s is not '
+               'allowed')
+
+    def __init__(self, migration_uuid, old, new, detail=None):
+        self.migration_uuid = migration_uuid
+        self.old = old
+        self.new = new
+        message = IllegalTransition.msg_fmt % {
+            'migration_uuid': migration_uuid, 'old': old, 'new': new}
+        if detail:
+            message += ' (%s)' % detail
+        super().__init__(message)
+
+
+class ConcurrentTransition(IllegalTransition):
+    """Another service moved the migration first; nothing was changed."""
+    msg_fmt = ('migration %(migration_uuid)s: %(old)s -> %(new)s is not '
+               'allowed (it is %(now)s now: another service moved it first)')
+
+    def __init__(self, migration_uuid, old, new, now):
+        self.now = now
+        super().__init__(
+            migration_uuid, old, new,
+            'it is %s now: another service moved it first' % now)
+
+
+# Migration documents: the signed request and the integrity manifest.
+
+class RequestError(KororaError):
+    """A migration request is missing, malformed, unsigned, stale or not
+    for this migration."""
+    msg_fmt = 'the migration request is refused: %(reason)s'
+
+
+class ManifestError(KororaError):
+    """A manifest is missing, malformed, unsigned or not for this
+    migration."""
+    msg_fmt = 'the integrity manifest is refused: %(reason)s'
+
+
+# An instance's state, measured on a compute host.
+
+class InstanceStateError(KororaError):
+    """An instance's state could not be measured: missing, unreadable,
+    oversized, malformed, or failing its own integrity check.
+
+    ``item`` names the item concerned ('vtpm-state', 'nvram',
+    'domain-security', 'disk:vda') when there is one, so that a caller
+    quarantining the instance can name it.
+    """
+    msg_fmt = 'the instance state cannot be measured: %(reason)s'
+
+    def __init__(self, message=None, item=None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.item = item
+
+
+class MigrationRefused(InstanceStateError):
+    """The instance's vTPM cannot migrate at all; ``reason`` says why."""
+    msg_fmt = 'the vTPM cannot migrate: %(reason)s'
+
+    def __init__(self, reason, item=None):
+        super().__init__(reason, item=item)
+        self.reason = reason
+
+
+class DomainXMLError(InstanceStateError):
+    """A domain definition is oversized, malformed or unsafe to parse.
+
+    Its item is 'domain-security' (korora_nova.hypervisors.base's
+    DOMAIN_SECURITY; this module imports nothing of korora_nova).
+    """
+    msg_fmt = 'domain XML refused: %(reason)s'
+
+    def __init__(self, message=None, **kwargs):
+        super().__init__(message, item='domain-security', **kwargs)
+
+
+# The migration steps.
 
 class NotAuthorized(KororaError):
     """A vTPM manager call without the verifier's authorization for it."""
+    msg_fmt = 'not authorized by the verifier: %(reason)s'
 
 
 class StepRefused(KororaError):
     """The verifier refused a migration step (its signed reasons), or its
     answer was not believed."""
     msg_fmt = 'the verifier refused the step: %(reason)s'
+
+
+class StepNotProven(KororaError):
+    """The verifier: a step its evidence does not prove (the reason goes
+    back to the hook, signed)."""
+    msg_fmt = 'not proven: %(reason)s'
 
 
 class Quarantined(KororaError):
@@ -103,26 +277,16 @@ class Quarantined(KororaError):
         self.record = record
 
 
-class StepNotProven(KororaError):
-    """The verifier: a step its evidence does not prove (the reason goes
-    back to the hook, signed)."""
-    msg_fmt = 'not proven: %(reason)s'
+class IntegrityFailure(KororaError):
+    """What differed (item) and why, before the quarantine."""
+    msg_fmt = '%(item)s: %(reason)s'
 
-
-class MeasurementFailed(TPMError):
-    """A vTPM manager could not measure an item (item names it)."""
-    msg_fmt = '%(item)s could not be measured: %(reason)s'
-
-    def __init__(self, message, item):
-        super().__init__(message)
+    def __init__(self, item, reason):
+        super().__init__(reason)
         self.item = item
+        self.reason = reason
 
 
-class PolicySignatureError(PolicyError):
-    """A policy version is not signed by an operator key the verifier
-    trusts, or its signed content differs from the stored one."""
-
-
-class SigningKeyError(ConfigurationError):
-    """An operator's policy signing key (private or public) cannot be
-    read or is not an EC P-256 key."""
+class HandoverError(KororaError):
+    """The secret could not be sealed to, or opened by, the destination."""
+    msg_fmt = 'the vTPM secret cannot be handed over: %(reason)s'

@@ -32,14 +32,10 @@ EXIT_OK, EXIT_NEGATIVE, EXIT_USAGE = 0, 1, 2
 MAX_INPUT_FILE = 64 * 1024
 
 
-class UsageError(exception.KororaError):
-    """A command line the command cannot act on."""
-
-
-USAGE_ERRORS = (UsageError, exception.PolicyError,
+USAGE_ERRORS = (exception.UsageError, exception.PolicyError,
                 exception.ConfigurationError, exception.HostNotFound,
                 exception.PolicyNotFound, exception.HostExists,
-                exception.PolicyExists, hook_install.HookInstallError)
+                exception.PolicyExists, exception.HookInstallError)
 
 
 def read_file(path, what, limit=MAX_INPUT_FILE):
@@ -48,11 +44,11 @@ def read_file(path, what, limit=MAX_INPUT_FILE):
         with open(path, 'rb') as stream:
             data = stream.read(limit + 1)
     except OSError as error:
-        raise UsageError('cannot read %s %s: %s'
-                         % (what, path, error.strerror))
+        raise exception.UsageError('cannot read %s %s: %s'
+                                   % (what, path, error.strerror))
     if len(data) > limit:
-        raise UsageError('%s %s is larger than %d bytes'
-                         % (what, path, limit))
+        raise exception.UsageError('%s %s is larger than %d bytes'
+                                   % (what, path, limit))
     return data
 
 
@@ -91,16 +87,18 @@ def _pcr_list(selection):
 def evidence_check(args):
     """Judge a quote made by tpm2_quote (or by korora) and print JSON."""
     if bool(args.pcr_values) == bool(args.pcrs):
-        raise UsageError('give exactly one of --pcr-values and --pcrs')
+        raise exception.UsageError(
+            'give exactly one of --pcr-values and --pcrs')
     try:
         nonce = bytes.fromhex(args.nonce)
     except ValueError:
-        raise UsageError('--nonce %r is not hexadecimal' % args.nonce)
+        raise exception.UsageError(
+            '--nonce %r is not hexadecimal' % args.nonce)
     try:
         ak_key = appraisal.load_public_key(
             read_file(args.ak_pub, 'AK public key'))
     except exception.EvidenceError as error:
-        raise UsageError('--ak-pub %s: %s' % (args.ak_pub, error))
+        raise exception.UsageError('--ak-pub %s: %s' % (args.ak_pub, error))
     reference = policy_module.load(args.policy) if args.policy else None
     message = read_file(args.message, 'quote message')
     signature = read_file(args.signature, 'signature')
@@ -250,7 +248,7 @@ def _signing_key(path):
     try:
         return policy_module.load_signing_key(path)
     except exception.SigningKeyError as error:
-        raise UsageError('--signing-key: %s' % error)
+        raise exception.UsageError('--signing-key: %s' % error)
 
 
 def policy_import(args):
@@ -336,8 +334,9 @@ def _expected_head(text):
     except ValueError:
         seq = None
     if seq is None or seq < 1 or len(entry_hash) != 64:
-        raise UsageError('--head %r is not SEQ:HASH (the seq and the 64 '
-                         'hex digits "audit anchor" printed)' % text)
+        raise exception.UsageError(
+            '--head %r is not SEQ:HASH (the seq and the 64 '
+            'hex digits "audit anchor" printed)' % text)
     return seq, entry_hash.lower()
 
 
@@ -387,8 +386,8 @@ def migration_show(args):
     from korora_nova.migration import states
     try:
         row = records.get(args.migration_uuid)
-    except states.MigrationNotFound as error:
-        raise UsageError(str(error))
+    except exception.MigrationNotFound as error:
+        raise exception.UsageError(str(error))
     if states.is_final(row.state):
         where = 'final'
     else:
@@ -437,7 +436,7 @@ def _print_manifest(row):
             manifest, quote, db.host_get(row.source_host).ak_public,
             row.source_host)
         check = 'signature valid'
-    except (manifest_module.ManifestError, exception.KororaError) as error:
+    except (exception.ManifestError, exception.KororaError) as error:
         print('  INVALID: %s' % error)
         return
     print('  signed by %s\'s TPM, counter %d: %s'
@@ -689,7 +688,7 @@ def main(argv=None):
     logging.setup(CONF, 'korora')
     try:
         return CONF.category.action_fn(CONF.category)
-    except UsageError as error:
+    except exception.UsageError as error:
         print('korora-manage: %s' % error, file=sys.stderr)
         return EXIT_USAGE
     except exception.KororaError as error:

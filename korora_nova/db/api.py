@@ -32,14 +32,6 @@ CONF = conf.CONF
 _lock = threading.Lock()
 _facade = {}
 
-
-# The errors callers catch, here for short names in this module.
-HostNotFound = exception.HostNotFound
-HostExists = exception.HostExists
-PolicyNotFound = exception.PolicyNotFound
-PolicyExists = exception.PolicyExists
-DatabaseError = exception.DatabaseError
-
 # The service that disable_db_access() switched database access off for.
 _disabled_for = None
 
@@ -83,7 +75,7 @@ def _connection_configured(conf):
 
 def _check_access():
     if _disabled_for is not None:
-        raise DatabaseError(
+        raise exception.DatabaseError(
             '%s has no database access: only korora-verifier and '
             'korora-manage on the control plane use [korora_database]'
             % _disabled_for)
@@ -113,8 +105,8 @@ def context_manager(url=None):
                 factory.writer.get_engine()
             except (ImportError, db_exception.DBError,
                     sa.exc.ArgumentError) as error:
-                raise DatabaseError('cannot use the database %s: %s'
-                                    % (safe_url(url), error))
+                raise exception.DatabaseError('cannot use the database %s: %s'
+                                              % (safe_url(url), error))
             _facade[url] = factory
         return factory
 
@@ -139,7 +131,7 @@ def _translated(transaction, url=None):
         with transaction as session:
             yield session
     except sa.exc.SQLAlchemyError as error:
-        raise DatabaseError('database %s: %s' % (
+        raise exception.DatabaseError('database %s: %s' % (
             safe_url(url or CONF.korora_database.connection),
             str(error).splitlines()[0]))
 
@@ -201,7 +193,7 @@ def _audited(function):
             return function()
         except (_SeqTaken, db_exception.DBDeadlock):
             if attempt == AUDIT_ATTEMPTS - 1:
-                raise DatabaseError(
+                raise exception.DatabaseError(
                     'could not append to the audit log: %d concurrent '
                     'appends won in a row' % AUDIT_ATTEMPTS)
             time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** attempt)))
@@ -232,8 +224,9 @@ def host_create(identity, policy_name=None):
             try:
                 session.flush()
             except db_exception.DBDuplicateEntry:
-                raise HostExists('host %s is already enrolled; remove it '
-                                 'first to enroll it again' % identity.host)
+                raise exception.HostExists(
+                    'host %s is already enrolled; remove it '
+                    'first to enroll it again' % identity.host)
             _record(session, identity.host, audit_log.HOST_ENROLL, [host],
                     details={'ek_certificate_sha256':
                              identity.ek_certificate_sha256,
@@ -270,7 +263,7 @@ def host_get(name):
     with reader() as session:
         host = session.query(models.Host).filter_by(name=name).first()
     if host is None:
-        raise HostNotFound('host %s is not enrolled' % name)
+        raise exception.HostNotFound('host %s is not enrolled' % name)
     return host
 
 
@@ -285,7 +278,7 @@ def host_delete(name):
         with writer() as session:
             count = session.query(models.Host).filter_by(name=name).delete()
             if not count:
-                raise HostNotFound('host %s is not enrolled' % name)
+                raise exception.HostNotFound('host %s is not enrolled' % name)
             session.query(models.HostTrust).filter_by(
                 host_name=name).delete()
             _record(session, name, audit_log.HOST_REMOVE,
@@ -299,7 +292,7 @@ def host_set_policy(name, policy_name):
             host = session.query(models.Host).filter_by(
                 name=name).with_for_update().first()
             if host is None:
-                raise HostNotFound('host %s is not enrolled' % name)
+                raise exception.HostNotFound('host %s is not enrolled' % name)
             host.policy_name = policy_name
             session.flush()
             _record(session, name, audit_log.POLICY_ASSIGN, [host],
@@ -349,9 +342,10 @@ def policy_create(reference, active=True, signature=None):
             try:
                 session.flush()
             except db_exception.DBDuplicateEntry:
-                raise PolicyExists('policy %s v%d already exists; policies '
-                                   'are immutable: import a new version'
-                                   % (reference.name, reference.version))
+                raise exception.PolicyExists(
+                    'policy %s v%d already exists; policies '
+                    'are immutable: import a new version'
+                    % (reference.name, reference.version))
             _record(session, audit_log.VERIFIER, audit_log.POLICY_IMPORT,
                     [row], details={'policy': reference.label,
                                     'active': active})
@@ -372,7 +366,7 @@ def policy_get(name, version=None):
             query = query.filter_by(version=version)
         row = query.order_by(models.Policy.version.desc()).first()
     if row is None:
-        raise PolicyNotFound('no policy %s%s' % (
+        raise exception.PolicyNotFound('no policy %s%s' % (
             name, ' v%d' % version if version is not None else ''))
     return row
 
@@ -394,7 +388,8 @@ def policy_set_active(name, version, active):
             row = session.query(models.Policy).filter_by(
                 name=name, version=version).with_for_update().first()
             if row is None:
-                raise PolicyNotFound('no policy %s v%d' % (name, version))
+                raise exception.PolicyNotFound(
+                    'no policy %s v%d' % (name, version))
             row.active = active
             session.flush()
             _record(session, audit_log.VERIFIER, step, [row],
@@ -421,7 +416,7 @@ def record_verdict(host_name, verdict, nonce=None, quote=None,
                 host_name, verdict, nonce, quote, clock_info))
         except db_exception.DBDuplicateEntry:
             if attempt == RECORD_ATTEMPTS - 1:
-                raise DatabaseError(
+                raise exception.DatabaseError(
                     '%s: could not record a verdict: the trust row is '
                     'contended' % host_name)
 

@@ -38,10 +38,6 @@ TRUST_STEPS = frozenset([HOST_ENROLL, HOST_REMOVE, POLICY_ASSIGN,
 VERIFIER = 'verifier'
 
 
-class AuditError(exception.KororaError):
-    """The audit log cannot be written or anchored."""
-
-
 def digest(data):
     """How evidence is named in an entry's details: "sha256:<hex>"."""
     return 'sha256:' + hashlib.sha256(data).hexdigest()
@@ -65,15 +61,15 @@ def canonical_details(details):
     if details is None:
         details = {}
     if not isinstance(details, dict):
-        raise AuditError('audit details must be a mapping, not %s'
-                         % type(details).__name__)
+        raise exception.AuditError('audit details must be a mapping, not %s'
+                                   % type(details).__name__)
     try:
         text = canonical(_digested(details))
     except (TypeError, ValueError) as error:
-        raise AuditError('audit details are not JSON: %s' % error)
+        raise exception.AuditError('audit details are not JSON: %s' % error)
     if len(text) > MAX_DETAILS:
-        raise AuditError('audit details are %d bytes; at most %d'
-                         % (len(text), MAX_DETAILS))
+        raise exception.AuditError('audit details are %d bytes; at most %d'
+                                   % (len(text), MAX_DETAILS))
     return text
 
 
@@ -162,9 +158,10 @@ def append(session, host, step, migration_uuid=None, from_state=None,
                                   step, from_state, to_state, text,
                                   created_at)
     except ValueError:
-        raise AuditError('the audit log\'s head (seq %d) has a malformed '
-                         'hash: it was tampered with; run "korora-manage '
-                         'audit verify"' % last.seq)
+        raise exception.AuditError(
+            'the audit log\'s head (seq %d) has a malformed '
+            'hash: it was tampered with; run "korora-manage '
+            'audit verify"' % last.seq)
     entry = models.AuditEntry(
         seq=seq, migration_uuid=migration_uuid, host=host, step=step,
         from_state=from_state, to_state=to_state, details=text,

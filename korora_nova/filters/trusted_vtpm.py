@@ -16,6 +16,7 @@ from oslo_log import log as logging
 
 from korora_nova import conf
 from korora_nova.db import api as db
+from korora_nova import exception
 
 CONF = conf.CONF
 LOG = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class TrustedVTPMFilter(filters.BaseHostFilter):
     def _trust():
         try:
             return db.host_trust_all()
-        except (db.DatabaseError, db_exception.DBError) as error:
+        except (exception.DatabaseError, db_exception.DBError) as error:
             LOG.error('TrustedVTPMFilter: the verifier database cannot be '
                       'read (%s): no host is trusted', error)
             return None

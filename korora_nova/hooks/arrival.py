@@ -28,15 +28,6 @@ class IntegrityCheckFailed(nova_exception.NovaException):
                '(migration %(migration)s)')
 
 
-class IntegrityFailure(exception.KororaError):
-    """What differed (item) and why, before the quarantine."""
-
-    def __init__(self, item, reason):
-        super().__init__(reason)
-        self.item = item
-        self.reason = reason
-
-
 def quarantine(driver, instance, record, host, failure, protocol=None):
     """Pause the instance, have the verifier record QUARANTINED (through
     protocol, unless it recorded it already), announce it, and return

@@ -190,7 +190,7 @@ class LiveMigrationHooks:
         protocol = self.korora_protocol()
         try:
             record, key = protocol.attest_destination(record)
-        except protocol_module.StepRefused as error:
+        except exception.StepRefused as error:
             raise precheck.refuse(instance, str(error))
         data = super().check_can_live_migrate_source(
             context, instance, dest_check_data, block_device_info)
@@ -338,27 +338,27 @@ class LiveMigrationHooks:
         except exception.KororaError as error:
             raise arrival.quarantine(
                 self, instance, None, self.korora_host,
-                arrival.IntegrityFailure(
+                exception.IntegrityFailure(
                     arrival.MANIFEST_ITEM, 'the verifier\'s record of the '
                     'migration cannot be read: %s' % error))
         if not found:
             raise arrival.quarantine(
                 self, instance, None, self.korora_host,
-                arrival.IntegrityFailure(
+                exception.IntegrityFailure(
                     arrival.MANIFEST_ITEM, 'no Korora migration of this '
                     'instance to %s is in flight' % self.korora_host))
         record = found[-1]
         try:
             protocol.verify_arrival(record, secret)
-        except protocol_module.Quarantined as failure:
+        except exception.Quarantined as failure:
             raise arrival.quarantine(
                 self, instance, failure.record, self.korora_host,
-                arrival.IntegrityFailure(failure.item, failure.reason))
+                exception.IntegrityFailure(failure.item, failure.reason))
         except exception.KororaError as error:
             raise arrival.quarantine(
                 self, instance, record, self.korora_host,
-                arrival.IntegrityFailure(arrival.MEASUREMENT_ITEM,
-                                         str(error)), protocol)
+                exception.IntegrityFailure(arrival.MEASUREMENT_ITEM,
+                                           str(error)), protocol)
 
     # Rollback: the instance stays on its source.
 

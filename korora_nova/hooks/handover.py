@@ -35,10 +35,6 @@ DATA_KEY_SIZE = 32
 _GCM_NONCE = 12
 
 
-class HandoverError(exception.KororaError):
-    """The secret could not be sealed to, or opened by, the destination."""
-
-
 class SecretNotOpened(nova_exception.NovaException):
     """What Nova records when the destination cannot take the secret."""
     msg_fmt = ('Korora: the destination could not take the vTPM secret: '
@@ -60,7 +56,8 @@ def seal_secret(key, secret, bound_to):
     """The envelope (a str for vtpm_secret_value) holding secret."""
     plaintext = secret.encode('utf-8')
     if not 0 < len(plaintext) <= MAX_SECRET:
-        raise HandoverError('a vTPM secret is 1 to %d bytes' % MAX_SECRET)
+        raise exception.HandoverError(
+            'a vTPM secret is 1 to %d bytes' % MAX_SECRET)
     data_key = AESGCM.generate_key(bit_length=8 * DATA_KEY_SIZE)
     nonce = os.urandom(_GCM_NONCE)
     ciphertext = AESGCM(data_key).encrypt(nonce, plaintext, bound_to)
@@ -89,26 +86,29 @@ def duplicate_fields(fields):
 def open_with(data_key, fields, bound_to):
     """The secret of a parsed envelope, with its imported data key."""
     if not isinstance(data_key, bytes) or len(data_key) != DATA_KEY_SIZE:
-        raise HandoverError('the unsealed data key has a wrong size')
+        raise exception.HandoverError('the unsealed data key has a wrong size')
     try:
         plaintext = AESGCM(data_key).decrypt(fields['nonce'],
                                              fields['ciphertext'], bound_to)
     except InvalidTag:
-        raise HandoverError('the sealed vTPM secret was changed or is not '
-                            'for this migration')
+        raise exception.HandoverError(
+            'the sealed vTPM secret was changed or is not '
+            'for this migration')
     try:
         return plaintext.decode('utf-8')
     except UnicodeDecodeError:
-        raise HandoverError('the sealed vTPM secret is not text')
+        raise exception.HandoverError('the sealed vTPM secret is not text')
 
 
 def parse(envelope):
     """The fields of an envelope; bounded, strict."""
     if not is_sealed(envelope):
-        raise HandoverError('the vTPM secret is not sealed by Korora')
+        raise exception.HandoverError(
+            'the vTPM secret is not sealed by Korora')
     if len(envelope) > MAX_ENVELOPE:
-        raise HandoverError('the sealed vTPM secret is larger than %d bytes'
-                            % MAX_ENVELOPE)
+        raise exception.HandoverError(
+            'the sealed vTPM secret is larger than %d bytes'
+            % MAX_ENVELOPE)
     try:
         document = json.loads(base64.urlsafe_b64decode(
             envelope[len(PREFIX):].encode('ascii')))
@@ -117,8 +117,8 @@ def parse(envelope):
                                'nonce', 'ciphertext')}
     except (ValueError, KeyError, TypeError, RecursionError,
             binascii.Error) as error:
-        raise HandoverError('the sealed vTPM secret is malformed: %s'
-                            % error)
+        raise exception.HandoverError('the sealed vTPM secret is malformed: %s'
+                                      % error)
     if len(fields['nonce']) != _GCM_NONCE or not fields['unique']:
-        raise HandoverError('the sealed vTPM secret is malformed')
+        raise exception.HandoverError('the sealed vTPM secret is malformed')
     return fields

@@ -17,8 +17,8 @@ from nova import exception as nova_exception
 from nova import objects
 from oslo_log import log as logging
 
+from korora_nova import exception
 from korora_nova.filters import trusted_vtpm
-from korora_nova.hooks import protocol as protocol_module
 
 LOG = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def claimed_record(context, instance, dest_check_data, protocol):
                      'korora.KororaDriver?)' % (destination or 'host'))
     try:
         found = protocol.in_flight(instance.uuid)
-    except protocol_module.StepRefused as error:
+    except exception.StepRefused as error:
         raise refuse(instance, 'the verifier\'s record of the migration '
                      'cannot be read: %s' % error)
     records = [record for record in found if record.uuid == claim.uuid]

@@ -41,11 +41,6 @@ from korora_nova import exception
 from korora_nova.hooks import handover
 
 
-# The errors of the steps (kept with every other in korora_nova.exception).
-StepRefused = exception.StepRefused
-Quarantined = exception.Quarantined
-
-
 @dataclasses.dataclass(frozen=True)
 class MigrationRecord:
     """A migration as the verifier's signed answer describes it."""
@@ -60,13 +55,14 @@ class MigrationRecord:
     @classmethod
     def from_claims(cls, claims):
         if not isinstance(claims, dict):
-            raise StepRefused('the verifier\'s answer names no migration')
+            raise exception.StepRefused(
+                'the verifier\'s answer names no migration')
         try:
             return cls(**{field.name: claims.get(field.name)
                           for field in dataclasses.fields(cls)})
         except TypeError as error:
-            raise StepRefused('the verifier\'s answer describes the '
-                              'migration badly: %s' % error)
+            raise exception.StepRefused('the verifier\'s answer describes the '
+                                        'migration badly: %s' % error)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,8 +109,9 @@ class MigrationProtocol:
                 base64.b64decode(key.get('public', ''), validate=True),
                 base64.b64decode(key.get('unique', ''), validate=True))
         except (binascii.Error, TypeError, ValueError, AttributeError):
-            raise StepRefused('the verifier\'s answer carries no usable '
-                              'certified key')
+            raise exception.StepRefused(
+                'the verifier\'s answer carries no usable '
+                'certified key')
         return self._record(claims, record.instance_uuid), certified
 
     def seal(self, record, key, secret):
@@ -161,18 +158,20 @@ class MigrationProtocol:
                 # What arrived cannot be measured: that is a finding.
                 moved = self.quarantine(record.uuid, failure.item,
                                         str(failure))
-                raise Quarantined(failure.item, str(failure), moved)
+                raise exception.Quarantined(failure.item, str(failure), moved)
         claims = self._signed(self.host, 'migration_arrived',
                               migration_uuid=record.uuid, dest=self.host,
                               signed_arrival=signed)
         moved = self._record(claims, record.instance_uuid)
         affirmed, reasons = results.host_status(claims, self.host)
         if moved.state == 'QUARANTINED':
-            raise Quarantined(str(claims.get('korora.item') or 'manifest'),
-                              '; '.join(reasons), moved)
+            raise exception.Quarantined(
+                str(claims.get('korora.item') or 'manifest'),
+                '; '.join(reasons), moved)
         if not affirmed or moved.state != 'VERIFIED':
-            raise StepRefused('; '.join(reasons) or 'migration %s is %s'
-                              % (moved.uuid, moved.state))
+            raise exception.StepRefused(
+                '; '.join(reasons) or 'migration %s is %s'
+                % (moved.uuid, moved.state))
         return moved
 
     # 6. source
@@ -207,7 +206,8 @@ class MigrationProtocol:
                                 host=self.host, instance_uuid=instance_uuid)
         found = claims.get('korora.migrations')
         if not isinstance(found, list):
-            raise StepRefused('the verifier\'s answer lists no migrations')
+            raise exception.StepRefused(
+                'the verifier\'s answer lists no migrations')
         return [MigrationRecord.from_claims(item) for item in found]
 
     # What every step stands on
@@ -220,14 +220,15 @@ class MigrationProtocol:
             return self.trusted_keys.verify(token, results.RESULT,
                                             subject=subject, nonce=nonce)
         except exception.SignedResultError as error:
-            raise StepRefused('the answer to %s is not believed: %s'
-                              % (method, error))
+            raise exception.StepRefused('the answer to %s is not believed: %s'
+                                        % (method, error))
 
     def _affirmed(self, subject, method, **arguments):
         claims = self._signed(subject, method, **arguments)
         affirmed, reasons = results.host_status(claims, subject)
         if not affirmed:
-            raise StepRefused('; '.join(reasons) or 'refused by the verifier')
+            raise exception.StepRefused(
+                '; '.join(reasons) or 'refused by the verifier')
         return claims
 
     def _authorization(self, record, action):
@@ -237,14 +238,16 @@ class MigrationProtocol:
                                 action=action)
         token = claims.get('korora.authorization')
         if not isinstance(token, str):
-            raise StepRefused('the verifier sent no authorization for %s'
-                              % action)
+            raise exception.StepRefused(
+                'the verifier sent no authorization for %s'
+                % action)
         return claims, token
 
     def _record(self, claims, instance_uuid):
         record = MigrationRecord.from_claims(claims.get('korora.migration'))
         if record.instance_uuid != instance_uuid:
-            raise StepRefused('the verifier\'s answer is about instance %s, '
-                              'not %s' % (record.instance_uuid,
-                                          instance_uuid))
+            raise exception.StepRefused(
+                'the verifier\'s answer is about instance %s, '
+                'not %s' % (record.instance_uuid,
+                            instance_uuid))
         return record

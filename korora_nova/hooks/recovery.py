@@ -13,9 +13,9 @@ from nova.compute import utils as compute_utils
 from nova.compute import vm_states
 from oslo_log import log as logging
 
+from korora_nova import exception
 from korora_nova.hooks import arrival
 from korora_nova.hooks import commit
-from korora_nova.hooks import protocol as protocol_module
 from korora_nova.migration import states
 
 LOG = logging.getLogger(__name__)
@@ -58,10 +58,10 @@ def resume(driver, record, host):
     elif action == states.VERIFY and host == record.dest_host:
         try:
             protocol.verify_arrival(record, None)
-        except protocol_module.Quarantined as failure:
+        except exception.Quarantined as failure:
             _quarantine(driver, instance, failure.record, host,
-                        arrival.IntegrityFailure(failure.item,
-                                                 failure.reason))
+                        exception.IntegrityFailure(failure.item,
+                                                   failure.reason))
     elif action == states.COMMIT and host == record.source_host:
         commit.commit(protocol, record, backend)
         driver.korora_undefine_source(instance)

@@ -57,28 +57,6 @@ _UUID = re.compile(r'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-'
                    r'[0-9a-f]{12}$')
 
 
-class InstanceStateError(exception.KororaError):
-    """An instance's state could not be measured: missing, unreadable,
-    oversized, malformed, or failing its own integrity check.
-
-    ``item`` names the item concerned ('vtpm-state', 'nvram',
-    'domain-security', 'disk:vda') when there is one, so that a caller
-    quarantining the instance can name it.
-    """
-
-    def __init__(self, message, item=None):
-        super().__init__(message)
-        self.item = item
-
-
-class MigrationRefused(InstanceStateError):
-    """The instance's vTPM cannot migrate at all; ``reason`` says why."""
-
-    def __init__(self, reason, item=None):
-        super().__init__(reason, item=item)
-        self.reason = reason
-
-
 def validate_uuid(value):
     """The canonical (lower-case, hyphenated) form of an instance UUID.
 
@@ -86,21 +64,24 @@ def validate_uuid(value):
     refused before it gets near a path.
     """
     if not isinstance(value, str) or len(value) > 64:
-        raise InstanceStateError('not an instance UUID: %r' % (value,))
+        raise exception.InstanceStateError(
+            'not an instance UUID: %r' % (value,))
     try:
         canonical = str(uuidlib.UUID(value))
     except ValueError:
-        raise InstanceStateError('not an instance UUID: %r' % (value,))
+        raise exception.InstanceStateError(
+            'not an instance UUID: %r' % (value,))
     if not _UUID.match(canonical) or value.lower() not in (
             canonical, canonical.replace('-', '')):
-        raise InstanceStateError('not an instance UUID: %r' % (value,))
+        raise exception.InstanceStateError(
+            'not an instance UUID: %r' % (value,))
     return canonical
 
 
 def validate_item_name(name):
     if not isinstance(name, str) or not _NAME.match(name):
-        raise InstanceStateError('not a measurement item name: %r'
-                                 % (name,))
+        raise exception.InstanceStateError('not a measurement item name: %r'
+                                           % (name,))
     return name
 
 
@@ -114,15 +95,16 @@ class Measurement(collections.abc.Mapping):
         for name, digest in items:
             validate_item_name(name)
             if not isinstance(digest, str) or not _DIGEST.match(digest):
-                raise InstanceStateError(
+                raise exception.InstanceStateError(
                     'measurement of %s is not a SHA-256 hex digest'
                     % name, item=name)
             if name in ordered:
-                raise InstanceStateError('item %s measured twice' % name,
-                                         item=name)
+                raise exception.InstanceStateError(
+                    'item %s measured twice' % name,
+                    item=name)
             ordered[name] = digest
             if len(ordered) > MAX_MEASUREMENT_ITEMS:
-                raise InstanceStateError(
+                raise exception.InstanceStateError(
                     'a measurement has at most %d items'
                     % MAX_MEASUREMENT_ITEMS)
         self._items = ordered
@@ -151,16 +133,18 @@ class Measurement(collections.abc.Mapping):
         if isinstance(value, collections.abc.Mapping):
             value = list(value.items())
         if not isinstance(value, (list, tuple)):
-            raise InstanceStateError('a measurement is a list of '
-                                     '[name, digest] pairs')
+            raise exception.InstanceStateError('a measurement is a list of '
+                                               '[name, digest] pairs')
         if len(value) > MAX_MEASUREMENT_ITEMS:
-            raise InstanceStateError('a measurement has at most %d items'
-                                     % MAX_MEASUREMENT_ITEMS)
+            raise exception.InstanceStateError(
+                'a measurement has at most %d items'
+                % MAX_MEASUREMENT_ITEMS)
         pairs = []
         for pair in value:
             if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-                raise InstanceStateError('a measurement is a list of '
-                                         '[name, digest] pairs')
+                raise exception.InstanceStateError(
+                    'a measurement is a list of '
+                    '[name, digest] pairs')
             pairs.append((pair[0], pair[1]))
         return cls(pairs)
 
@@ -188,15 +172,16 @@ _DIR_FLAGS = (os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY |
 
 def _open_error(error, path, what, item):
     if error.errno == errno.ENOENT:
-        return InstanceStateError('%s is missing: %s' % (what, path),
-                                  item=item)
+        return exception.InstanceStateError('%s is missing: %s' % (what, path),
+                                            item=item)
     if error.errno in (errno.ELOOP, errno.ENOTDIR):
-        return InstanceStateError(
+        return exception.InstanceStateError(
             '%s is refused: %s is (or lies below) a symbolic link or not '
             'a directory where one was expected; the measured file must '
             'be the one at that path' % (what, path), item=item)
-    return InstanceStateError('%s cannot be opened: %s: %s'
-                              % (what, path, error.strerror), item=item)
+    return exception.InstanceStateError(
+        '%s cannot be opened: %s: %s'
+        % (what, path, error.strerror), item=item)
 
 
 def open_below(root, parts, what, item=None):
@@ -233,8 +218,8 @@ def open_path(path, what, item=None, block=False):
     symlink as its last component (a block device node may be reached
     through one: /dev/<vg>/<lv> always is)."""
     if not isinstance(path, str) or not os.path.isabs(path):
-        raise InstanceStateError('%s has no absolute path: %r'
-                                 % (what, path), item=item)
+        raise exception.InstanceStateError('%s has no absolute path: %r'
+                                           % (what, path), item=item)
     flags = _OPEN_FLAGS & ~os.O_NOFOLLOW if block else _OPEN_FLAGS
     try:
         fd = os.open(path, flags)
@@ -249,7 +234,7 @@ def checked_fd(fd, path, what, item=None, block=False):
         mode = os.fstat(fd).st_mode
         wanted = stat.S_ISBLK(mode) if block else stat.S_ISREG(mode)
         if not wanted:
-            raise InstanceStateError(
+            raise exception.InstanceStateError(
                 '%s is refused: %s is not a %s' % (
                     what, path, 'block device' if block else
                     'regular file'), item=item)
@@ -276,7 +261,7 @@ def _chunks(fd, limit, path, what, item):
         if seekable:
             size = _size(fd)
             if size > limit:
-                raise InstanceStateError(
+                raise exception.InstanceStateError(
                     '%s is refused: %s holds %d bytes, more than the %d '
                     'allowed' % (what, path, size, limit), item=item)
             os.lseek(fd, 0, os.SEEK_SET)
@@ -288,16 +273,17 @@ def _chunks(fd, limit, path, what, item):
             total += len(chunk)
             if total > limit:
                 if not seekable:
-                    raise InstanceStateError(
+                    raise exception.InstanceStateError(
                         '%s is refused: %s is larger than %d bytes'
                         % (what, path, limit), item=item)
-                raise InstanceStateError(
+                raise exception.InstanceStateError(
                     '%s is refused: %s grew past the %d bytes allowed '
                     'while it was read' % (what, path, limit), item=item)
             yield chunk
     except OSError as error:
-        raise InstanceStateError('%s cannot be read: %s: %s'
-                                 % (what, path, error.strerror), item=item)
+        raise exception.InstanceStateError(
+            '%s cannot be read: %s: %s'
+            % (what, path, error.strerror), item=item)
     finally:
         os.close(fd)
 
@@ -343,7 +329,7 @@ class InstanceStateBackend(metaclass=abc.ABCMeta):
         """The facts, or MigrationRefused if the vTPM cannot migrate."""
         facts = self.describe(instance_uuid)
         if facts.refusal:
-            raise MigrationRefused(facts.refusal)
+            raise exception.MigrationRefused(facts.refusal)
         return facts
 
     def measure(self, instance_uuid, block_migration=False,
@@ -361,7 +347,7 @@ class InstanceStateBackend(metaclass=abc.ABCMeta):
         uuid = validate_uuid(instance_uuid)
         facts = self._facts(uuid)
         if facts.refusal:
-            raise MigrationRefused(facts.refusal)
+            raise exception.MigrationRefused(facts.refusal)
         items = []
         if facts.vtpm is not None:
             items.append((VTPM_STATE, self._vtpm_state_digest(
@@ -406,7 +392,7 @@ def select_disks(facts, disk_targets=None):
         chosen = []
         for target in disk_targets:
             if target not in by_target:
-                raise InstanceStateError(
+                raise exception.InstanceStateError(
                     'instance %s has no disk %r' % (facts.uuid, target),
                     item=DISK_PREFIX + str(target)[:32])
             chosen.append(by_target[target])

@@ -47,7 +47,7 @@ import re
 from xml.etree import ElementTree
 from xml.parsers import expat
 
-from korora_nova.hypervisors import base
+from korora_nova import exception
 
 MAX_XML_BYTES = 1024 * 1024
 MAX_XL_CONFIG_BYTES = 64 * 1024
@@ -66,13 +66,6 @@ XEN_STUBDOM_WHY = (
 SECURITY_VIEW_VERSION = 1
 
 
-class DomainXMLError(base.InstanceStateError):
-    """A domain definition is oversized, malformed or unsafe to parse."""
-
-    def __init__(self, message):
-        super().__init__(message, item=base.DOMAIN_SECURITY)
-
-
 class _Refused(Exception):
     pass
 
@@ -84,13 +77,14 @@ def parse(xml):
     elif isinstance(xml, (bytes, bytearray)):
         data = bytes(xml)
     else:
-        raise DomainXMLError('domain XML must be text, not %s'
-                             % type(xml).__name__)
+        raise exception.DomainXMLError('domain XML must be text, not %s'
+                                       % type(xml).__name__)
     if len(data) > MAX_XML_BYTES:
-        raise DomainXMLError('domain XML of %d bytes refused: at most %d'
-                             % (len(data), MAX_XML_BYTES))
+        raise exception.DomainXMLError(
+            'domain XML of %d bytes refused: at most %d'
+            % (len(data), MAX_XML_BYTES))
     if not data.strip():
-        raise DomainXMLError('domain XML is empty')
+        raise exception.DomainXMLError('domain XML is empty')
 
     builder = ElementTree.TreeBuilder()
     parser = expat.ParserCreate(namespace_separator='}')
@@ -121,14 +115,16 @@ def parse(xml):
         parser.Parse(data, True)
         root = builder.close()
     except _Refused as refused:
-        raise DomainXMLError('domain XML refused: it contains %s' % refused)
+        raise exception.DomainXMLError(
+            'domain XML refused: it contains %s' % refused)
     except expat.ExpatError as error:
-        raise DomainXMLError('domain XML is malformed: %s' % error)
+        raise exception.DomainXMLError('domain XML is malformed: %s' % error)
     except (ValueError, AssertionError, RecursionError) as error:
-        raise DomainXMLError('domain XML is malformed: %s' % error)
+        raise exception.DomainXMLError('domain XML is malformed: %s' % error)
     if root.tag != 'domain':
-        raise DomainXMLError('not a domain definition: the root element '
-                             'is <%s>' % root.tag[:64])
+        raise exception.DomainXMLError(
+            'not a domain definition: the root element '
+            'is <%s>' % root.tag[:64])
     return root
 
 
@@ -378,7 +374,7 @@ def xl_config_vtpms(text):
     if isinstance(text, bytes):
         text = text.decode('utf-8', 'replace')
     if len(text) > MAX_XL_CONFIG_BYTES:
-        raise base.InstanceStateError(
+        raise exception.InstanceStateError(
             'xl configuration of %d characters refused: at most %d'
             % (len(text), MAX_XL_CONFIG_BYTES))
     lines = []
@@ -429,7 +425,7 @@ def facts_from_xml(xml, xl_config=None):
     root = parse(xml)
     domain_type = root.get('type')
     if not domain_type:
-        raise DomainXMLError('domain XML has no type attribute')
+        raise exception.DomainXMLError('domain XML has no type attribute')
     os_element = root.find('os')
     kernel = _text(_find(os_element, 'kernel'))
     devices = root.find('devices')

@@ -28,6 +28,7 @@ from xml.sax import saxutils
 
 from oslo_log import log as logging
 
+from korora_nova import exception
 from korora_nova.hypervisors import base
 from korora_nova.hypervisors import domain_xml
 
@@ -45,15 +46,15 @@ _TARGET = re.compile(r'^[A-Za-z0-9_-]{1,32}$')
 
 def _validate_host(host):
     if not isinstance(host, str) or not _HOST.match(host) or '..' in host:
-        raise base.InstanceStateError('not a usable host name: %r'
-                                      % (host,))
+        raise exception.InstanceStateError('not a usable host name: %r'
+                                           % (host,))
     return host
 
 
 def _validate_target(target):
     if not isinstance(target, str) or not _TARGET.match(target):
-        raise base.InstanceStateError('not a usable disk target: %r'
-                                      % (target,))
+        raise exception.InstanceStateError('not a usable disk target: %r'
+                                           % (target,))
     return target
 
 
@@ -141,8 +142,8 @@ class FileStateBackend(base.InstanceStateBackend):
         """Where one of an instance's files lives (for tests that tamper
         with it)."""
         if not _known_file(name):
-            raise base.InstanceStateError('not an instance file: %r'
-                                          % (name,))
+            raise exception.InstanceStateError('not an instance file: %r'
+                                               % (name,))
         return os.path.join(self.instance_dir(instance_uuid), name)
 
     def has_instance(self, instance_uuid):
@@ -157,7 +158,7 @@ class FileStateBackend(base.InstanceStateBackend):
         for name in sorted(names):
             try:
                 found.append(base.validate_uuid(name))
-            except base.InstanceStateError:
+            except exception.InstanceStateError:
                 continue
         return found
 
@@ -189,7 +190,7 @@ class FileStateBackend(base.InstanceStateBackend):
         final = self.instance_dir(uuid)
         os.makedirs(self.host_dir, mode=0o700, exist_ok=True)
         if os.path.lexists(final):
-            raise base.InstanceStateError(
+            raise exception.InstanceStateError(
                 'instance %s already exists on host %s'
                 % (uuid, self.host))
         staging = tempfile.mkdtemp(prefix='.incoming-', dir=self.host_dir)
@@ -200,10 +201,10 @@ class FileStateBackend(base.InstanceStateBackend):
         except OSError as error:
             shutil.rmtree(staging, ignore_errors=True)
             if os.path.lexists(final):
-                raise base.InstanceStateError(
+                raise exception.InstanceStateError(
                     'instance %s already exists on host %s'
                     % (uuid, self.host))
-            raise base.InstanceStateError(
+            raise exception.InstanceStateError(
                 'cannot create instance %s on host %s: %s'
                 % (uuid, self.host, error))
         return final
@@ -229,17 +230,17 @@ class FileStateBackend(base.InstanceStateBackend):
         """
         uuid = base.validate_uuid(instance_uuid)
         if not isinstance(destination, FileStateBackend):
-            raise base.InstanceStateError(
+            raise exception.InstanceStateError(
                 'the fake live migration copies to another '
                 'FileStateBackend, not %r' % (destination,))
         if destination.host_dir == self.host_dir:
-            raise base.InstanceStateError(
+            raise exception.InstanceStateError(
                 'instance %s cannot migrate from host %s to itself'
                 % (uuid, self.host))
         try:
             names = sorted(os.listdir(self.instance_dir(uuid)))
         except FileNotFoundError:
-            raise base.InstanceStateError(
+            raise exception.InstanceStateError(
                 'instance %s is not on host %s' % (uuid, self.host))
         files = {}
         for name in names:
@@ -262,8 +263,9 @@ class FileStateBackend(base.InstanceStateBackend):
         """Delete the instance's folder (the source after a migration)."""
         path = self.instance_dir(instance_uuid)
         if os.path.islink(path):
-            raise base.InstanceStateError('refusing to remove %s: it is a '
-                                          'symbolic link' % path)
+            raise exception.InstanceStateError(
+                'refusing to remove %s: it is a '
+                'symbolic link' % path)
         shutil.rmtree(path, ignore_errors=True)
 
     # InstanceStateBackend
@@ -273,7 +275,7 @@ class FileStateBackend(base.InstanceStateBackend):
                          item=base.DOMAIN_SECURITY)
         facts = domain_xml.facts_from_xml(xml)
         if facts.uuid != uuid:
-            raise base.InstanceStateError(
+            raise exception.InstanceStateError(
                 'the domain definition of instance %s on host %s names '
                 'instance %s' % (uuid, self.host, facts.uuid),
                 item=base.DOMAIN_SECURITY)

@@ -48,6 +48,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher
 from cryptography.hazmat.primitives.ciphers import modes
 from oslo_log import log as logging
 
+from korora_nova import exception
 from korora_nova.hypervisors import base
 from korora_nova.hypervisors import domain_xml
 
@@ -78,7 +79,7 @@ SWTPM_PAD_UNIT = 32
 
 
 def _state_error(message):
-    return base.InstanceStateError(message, item=base.VTPM_STATE)
+    return exception.InstanceStateError(message, item=base.VTPM_STATE)
 
 
 def swtpm_state_plaintext(data, secret=None, what='the vTPM state'):
@@ -162,7 +163,7 @@ def _libvirt():
     try:
         import libvirt
     except ImportError:
-        raise base.InstanceStateError(
+        raise exception.InstanceStateError(
             'libvirt-python is not installed: the libvirt backend needs it')
     return libvirt
 
@@ -196,16 +197,16 @@ class LibvirtStateBackend(base.InstanceStateBackend):
         try:
             connection = libvirt.openReadOnly(self.uri)
         except libvirt.libvirtError as error:
-            raise base.InstanceStateError(
+            raise exception.InstanceStateError(
                 'cannot reach libvirt at %s: %s' % (self.uri, error))
         try:
             domain = connection.lookupByUUIDString(uuid)
             return domain.XMLDesc(0)
         except libvirt.libvirtError as error:
             if error.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                raise base.InstanceStateError(
+                raise exception.InstanceStateError(
                     'libvirt at %s has no domain %s' % (self.uri, uuid))
-            raise base.InstanceStateError(
+            raise exception.InstanceStateError(
                 'libvirt at %s cannot describe domain %s: %s'
                 % (self.uri, uuid, error))
         finally:
@@ -226,7 +227,7 @@ class LibvirtStateBackend(base.InstanceStateBackend):
         except FileNotFoundError:
             return None
         except OSError as error:
-            raise base.InstanceStateError(
+            raise exception.InstanceStateError(
                 'cannot read xl configuration %s: %s'
                 % (path, error.strerror))
         fd = base.checked_fd(fd, path, 'xl configuration')
@@ -241,7 +242,7 @@ class LibvirtStateBackend(base.InstanceStateBackend):
             if config is not None:
                 facts = domain_xml.facts_from_xml(xml, xl_config=config)
         if facts.uuid != uuid:
-            raise base.InstanceStateError(
+            raise exception.InstanceStateError(
                 'libvirt described domain %s as %s' % (uuid, facts.uuid),
                 item=base.DOMAIN_SECURITY)
         return facts
@@ -256,8 +257,9 @@ class LibvirtStateBackend(base.InstanceStateBackend):
         outgoing migration when the domain is kept defined)."""
         path = os.path.join(self.swtpm_root, base.validate_uuid(instance_uuid))
         if os.path.islink(path):
-            raise base.InstanceStateError('refusing to remove %s: it is a '
-                                          'symbolic link' % path)
+            raise exception.InstanceStateError(
+                'refusing to remove %s: it is a '
+                'symbolic link' % path)
         shutil.rmtree(path, ignore_errors=True)
 
     def _vtpm_state_digest(self, uuid, facts, vtpm_secret):
@@ -278,7 +280,7 @@ class LibvirtStateBackend(base.InstanceStateBackend):
                 self.secret_provider is not None):
             try:
                 secret = self.secret_provider(tpm.secret_uuid)
-            except base.InstanceStateError:
+            except exception.InstanceStateError:
                 raise
             except Exception as error:
                 raise _state_error('cannot get the value of vTPM secret '
@@ -290,7 +292,7 @@ class LibvirtStateBackend(base.InstanceStateBackend):
         what = 'the UEFI NVRAM of instance %s' % uuid
         firmware = facts.firmware
         if firmware.nvram_format not in (None, 'raw'):
-            raise base.InstanceStateError(
+            raise exception.InstanceStateError(
                 '%s is in %s format, which Kororā does not measure'
                 % (what, firmware.nvram_format), item=base.NVRAM)
         fd = base.open_path(firmware.nvram_path, what, item=base.NVRAM)
@@ -301,12 +303,12 @@ class LibvirtStateBackend(base.InstanceStateBackend):
         item = base.disk_item(disk.target)
         what = 'disk %s of instance %s' % (disk.target, uuid)
         if disk.source_type not in ('file', 'block'):
-            raise base.InstanceStateError(
+            raise exception.InstanceStateError(
                 '%s is a %s disk, which a block migration does not copy '
                 'and Kororā does not measure' % (what, disk.source_type),
                 item=item)
         if (disk.format or 'raw') != 'raw':
-            raise base.InstanceStateError(
+            raise exception.InstanceStateError(
                 '%s is in %s format: after a block migration the '
                 "destination's image holds the same data in another "
                 'layout, so Kororā measures raw disks only'
@@ -347,7 +349,7 @@ def xen_vtpmmgr_domains(uri, image=None):
     try:
         connection = libvirt.openReadOnly(uri)
     except libvirt.libvirtError as error:
-        raise base.InstanceStateError(
+        raise exception.InstanceStateError(
             'cannot reach libvirt at %s: %s' % (uri, error))
     found = []
     try:
@@ -370,7 +372,7 @@ def xen_vtpmmgr_domains(uri, image=None):
                     os.path.normpath(facts.kernel) == wanted):
                 found.append(facts)
     except libvirt.libvirtError as error:
-        raise base.InstanceStateError(
+        raise exception.InstanceStateError(
             'libvirt at %s cannot list its running domains: %s'
             % (uri, error))
     finally:

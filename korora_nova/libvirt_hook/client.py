@@ -152,12 +152,13 @@ def silence_standard_streams():
 
 def read_stdin(limit=protocol.MAX_XML_BYTES, fd=0):
     """At most limit bytes from fd, until its end; more is refused."""
+    from korora_nova import exception
     from korora_nova.hypervisors import base
 
     try:
         data = base.read_fd(os.dup(fd), limit, 'stdin',
                             'the domain XML')
-    except (base.InstanceStateError, OSError) as error:
+    except (exception.InstanceStateError, OSError) as error:
         raise protocol.Refused(str(error))
     if not data.strip():
         raise protocol.Refused('no domain XML on stdin')

@@ -59,10 +59,6 @@ FOREIGN = 'a file korora-nova did not write'
 NO_FOLDER = 'folder missing'
 
 
-class HookInstallError(exception.KororaError):
-    """The hook cannot be installed, removed or inspected there."""
-
-
 Outcome = collections.namedtuple('Outcome', ['path', 'state', 'changed'])
 
 
@@ -85,7 +81,7 @@ def hook_script(socket_path, timeout, executable=None):
     prefix (default: default_command()).
     """
     if not socket_path or not os.path.isabs(socket_path):
-        raise HookInstallError(
+        raise exception.HookInstallError(
             'the socket %r is not an absolute path: set [korora] '
             'libvirt_hook_socket as korora-vtpm-manager has it (an '
             'installed hook would refuse every incoming migration)'
@@ -99,8 +95,9 @@ def hook_script(socket_path, timeout, executable=None):
     command += ['--socket', socket_path, '--timeout', '%g' % timeout]
     for word in command:
         if '\n' in word or '\0' in word:
-            raise HookInstallError('%r cannot be written into a hook '
-                                   'script' % word)
+            raise exception.HookInstallError(
+                '%r cannot be written into a hook '
+                'script' % word)
     return '\n'.join([
         '#!/bin/sh',
         MARKER,
@@ -119,12 +116,14 @@ def folders_for(hypervisor):
     try:
         return [FOLDERS[hypervisor]]
     except KeyError:
-        raise HookInstallError('unknown hypervisor %r: choose one of %s'
-                               % (hypervisor, ', '.join(HYPERVISORS)))
+        raise exception.HookInstallError(
+            'unknown hypervisor %r: choose one of %s'
+            % (hypervisor, ', '.join(HYPERVISORS)))
 
 
 def _error(path, error):
-    return HookInstallError('%s: %s' % (path, error.strerror or error))
+    return exception.HookInstallError(
+        '%s: %s' % (path, error.strerror or error))
 
 
 def _open_folder(path, dir_fd=None, name=None, create=False):
@@ -146,8 +145,9 @@ def _open_folder(path, dir_fd=None, name=None, create=False):
         os.fchmod(fd, FOLDER_MODE)
         return fd
     except FileNotFoundError:
-        raise HookInstallError('%s: the folder above it does not exist (is '
-                               'libvirt installed?)' % path)
+        raise exception.HookInstallError(
+            '%s: the folder above it does not exist (is '
+            'libvirt installed?)' % path)
     except OSError as error:
         raise _describe(path, target, dir_fd, error)
 
@@ -159,10 +159,11 @@ def _describe(path, target, dir_fd, error):
     except OSError:
         return _error(path, error)
     if stat.S_ISLNK(info.st_mode):
-        return HookInstallError('%s is a symbolic link: refusing to follow '
-                                'it' % path)
+        return exception.HookInstallError(
+            '%s is a symbolic link: refusing to follow '
+            'it' % path)
     if not stat.S_ISDIR(info.st_mode):
-        return HookInstallError('%s is not a folder' % path)
+        return exception.HookInstallError('%s is not a folder' % path)
     return _error(path, error)
 
 
@@ -175,14 +176,14 @@ class _Folder:
         self.fd = None
         try:
             top = _open_folder(hooks_dir, create=create)
-        except HookInstallError:
+        except exception.HookInstallError:
             if create or os.path.lexists(hooks_dir):
                 raise
             return      # no hooks folder at all: nothing is installed
         try:
             try:
                 self.fd = _open_folder(self.path, top, name, create=create)
-            except HookInstallError:
+            except exception.HookInstallError:
                 if create or os.path.lexists(self.path):
                     raise
         finally:
@@ -293,7 +294,7 @@ def install(socket_path, timeout, hooks_dir=DEFAULT_HOOKS_DIR,
         if not force:
             for folder, state in zip(folders, states):
                 if state == FOREIGN:
-                    raise HookInstallError(
+                    raise exception.HookInstallError(
                         '%s exists and was not written by korora-nova: '
                         'left alone (--force replaces it)' % folder.file)
         outcomes = []
@@ -303,8 +304,8 @@ def install(socket_path, timeout, hooks_dir=DEFAULT_HOOKS_DIR,
                 continue
             info = folder.lstat()
             if info is not None and stat.S_ISDIR(info.st_mode):
-                raise HookInstallError('%s is a folder: not replaced'
-                                       % folder.file)
+                raise exception.HookInstallError('%s is a folder: not replaced'
+                                                 % folder.file)
             folder.write(text)
             outcomes.append(Outcome(folder.file, 'installed', True))
         return outcomes

@@ -559,11 +559,11 @@ def anchor(manager_api, host_name):
     # is reported by verify, and anchoring the chain keeps it provable.
     report = verify(rows=False)
     if not report.ok:
-        raise audit_log.AuditError(
+        raise exception.AuditError(
             'the audit log fails verification, not anchoring it: %s'
             % report.first_problem)
     if not report.entries:
-        raise audit_log.AuditError(
+        raise exception.AuditError(
             'the audit log is empty: there is nothing to anchor')
     seq, head_hash = report.last_seq, report.head_hash
     existing = _anchor_get(seq)

@@ -31,11 +31,6 @@ MAX_DOCUMENT = 64 * 1024
 _NONCE_HEX = 2 * evidence.MAX_NONCE_SIZE
 
 
-class ManifestError(exception.KororaError):
-    """A manifest is missing, malformed, unsigned or not for this
-    migration."""
-
-
 @dataclasses.dataclass(frozen=True)
 class Manifest:
     migration_uuid: str
@@ -94,17 +89,20 @@ def signed_text(manifest, quote):
 def load(text):
     """(Manifest, QuoteEvidence) from signed_text()'s text; bounded,
     strict."""
-    document, quote = signed.load(text, 'manifest', MAX_DOCUMENT,
-                                  ManifestError, 'integrity manifest')
+    document, quote = signed.load(
+        text, 'manifest', MAX_DOCUMENT,
+        exception.ManifestError, 'integrity manifest')
     try:
         version = document.get('version')
         if type(version) is not int or version != VERSION:
-            raise ManifestError('integrity manifest version %r is not %d'
-                                % (version, VERSION))
+            raise exception.ManifestError(
+                'integrity manifest version %r is not %d'
+                % (version, VERSION))
         kind = document.get('kind')
         if kind not in LABELS:
-            raise ManifestError('integrity manifest kind %r is not %s'
-                                % (kind, ' or '.join(sorted(LABELS))))
+            raise exception.ManifestError(
+                'integrity manifest kind %r is not %s'
+                % (kind, ' or '.join(sorted(LABELS))))
         manifest = Manifest(
             _text(document, 'migration_uuid', 36),
             _text(document, 'instance_uuid', 36),
@@ -114,12 +112,12 @@ def load(text):
             _text(document, 'dest_nonce', _NONCE_HEX),
             _counter(document.get('counter')),
             base.Measurement.from_primitive(document['items']), kind)
-    except ManifestError:
+    except exception.ManifestError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError,
             RecursionError, exception.KororaError) as error:
-        raise ManifestError('the integrity manifest is malformed: %s'
-                            % error)
+        raise exception.ManifestError('the integrity manifest is malformed: %s'
+                                      % error)
     return manifest, quote
 
 
@@ -130,23 +128,26 @@ def check_signature(manifest, quote, ak_public, host):
         quote, appraisal.load_public_key(ak_public),
         manifest.qualifying_data(), None, None, host=host)
     if not verdict.evidence_valid:
-        raise ManifestError('the %s measurement is not signed by %s\'s '
-                            'attestation key for that purpose: %s'
-                            % (manifest.kind, host, verdict.summary()))
+        raise exception.ManifestError(
+            'the %s measurement is not signed by %s\'s '
+            'attestation key for that purpose: %s'
+            % (manifest.kind, host, verdict.summary()))
     return verdict
 
 
 def _text(document, name, limit):
     value = document.get(name)
     if not isinstance(value, str) or not 0 < len(value) <= limit:
-        raise ManifestError('manifest field %s is missing or too long'
-                            % name)
+        raise exception.ManifestError(
+            'manifest field %s is missing or too long'
+            % name)
     return value
 
 
 def _counter(value):
     if not isinstance(value, int) or isinstance(value, bool) or not (
             0 <= value < 2 ** 64):
-        raise ManifestError('manifest counter %r is not a 64-bit value'
-                            % (value,))
+        raise exception.ManifestError(
+            'manifest counter %r is not a 64-bit value'
+            % (value,))
     return value

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from korora_nova.db import api as db
 from korora_nova.db import models
 from korora_nova.db import audit_log
+from korora_nova import exception
 from korora_nova.migration import audit
 from korora_nova.migration import states
 
@@ -42,7 +43,7 @@ def _retrying(function):
             return function()
         except (_SeqTaken, db_exception.DBDeadlock):
             if attempt == MAX_ATTEMPTS - 1:
-                raise audit_log.AuditError(
+                raise exception.AuditError(
                     'could not append to the audit log: %d concurrent '
                     'appends won in a row' % MAX_ATTEMPTS)
             time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** attempt)))
@@ -85,7 +86,7 @@ def create(migration_uuid, instance_uuid, source_host, dest_host,
             try:
                 session.flush()
             except db_exception.DBDuplicateEntry:
-                raise states.MigrationExists(
+                raise exception.MigrationExists(
                     'migration %s is already recorded' % migration_uuid)
             entry = _append(session, host=host,
                             step=states.STEPS[states.INITIAL],
@@ -123,8 +124,8 @@ def transition(migration_uuid, host, new_state, details=None, reason=None,
     def _transition():
         old = get(migration_uuid).state
         if expected is not None and expected != old:
-            raise states.ConcurrentTransition(migration_uuid, expected,
-                                              new_state, old)
+            raise exception.ConcurrentTransition(migration_uuid, expected,
+                                                 new_state, old)
         states.check(migration_uuid, old, new_state)
         now = audit_log.now()
         values = {'state': new_state, 'updated_at': now}
@@ -141,7 +142,7 @@ def transition(migration_uuid, host, new_state, details=None, reason=None,
                 uuid=migration_uuid, state=old).update(
                 values, synchronize_session=False)
             if not won:
-                raise states.ConcurrentTransition(
+                raise exception.ConcurrentTransition(
                     migration_uuid, old, new_state,
                     _state_now(session, migration_uuid))
             entry = _append(session, host=host,
@@ -153,7 +154,7 @@ def transition(migration_uuid, host, new_state, details=None, reason=None,
 
     try:
         old, entry = _retrying(_transition)
-    except states.IllegalTransition as error:
+    except exception.IllegalTransition as error:
         LOG.warning('refused by %s: %s', host, error)
         raise
     LOG.info('migration %s: %s -> %s by %s (audit seq %d)%s',
@@ -172,7 +173,7 @@ def get(migration_uuid):
     with db.reader() as session:
         record = session.get(models.Migration, migration_uuid)
     if record is None:
-        raise states.MigrationNotFound('no migration %s' % migration_uuid)
+        raise exception.MigrationNotFound('no migration %s' % migration_uuid)
     return record
 
 

@@ -29,11 +29,6 @@ NONCE_SIZE = 32
 NAMESPACE = uuid.UUID('8d7c1a52-3e4f-4b6a-9c0d-2f1e5a7b9c31')
 
 
-class RequestError(exception.KororaError):
-    """A migration request is missing, malformed, unsigned, stale or not
-    for this migration."""
-
-
 @dataclasses.dataclass(frozen=True)
 class Request:
     instance_uuid: str
@@ -78,26 +73,28 @@ def load(text):
     """(Request, QuoteEvidence) from signed_text()'s text; bounded,
     strict."""
     document, quote = signed.load(text, 'request', MAX_DOCUMENT,
-                                  RequestError, 'migration request')
+                                  exception.RequestError, 'migration request')
     version = document.get('version')
     if type(version) is not int or version != VERSION:
-        raise RequestError('migration request version %r is not %d'
-                           % (version, VERSION))
+        raise exception.RequestError('migration request version %r is not %d'
+                                     % (version, VERSION))
     instance_uuid = _text(document, 'instance_uuid', 36)
     if not uuidutils.is_uuid_like(instance_uuid):
-        raise RequestError('migration request field instance_uuid is not a '
-                           'UUID')
+        raise exception.RequestError(
+            'migration request field instance_uuid is not a '
+            'UUID')
     nonce = _text(document, 'nonce', 2 * NONCE_SIZE)
     try:
         if len(bytes.fromhex(nonce)) != NONCE_SIZE:
             raise ValueError()
     except ValueError:
-        raise RequestError('migration request nonce is not %d bytes of hex'
-                           % NONCE_SIZE)
+        raise exception.RequestError(
+            'migration request nonce is not %d bytes of hex'
+            % NONCE_SIZE)
     requested_at = document.get('requested_at')
     if type(requested_at) is not int or not 0 <= requested_at < 2 ** 63:
-        raise RequestError('migration request time %r is not a time'
-                           % (requested_at,))
+        raise exception.RequestError('migration request time %r is not a time'
+                                     % (requested_at,))
     return Request(instance_uuid, _text(document, 'source_host', 255),
                    _text(document, 'dest_host', 255), requested_at,
                    nonce), quote
@@ -109,13 +106,13 @@ def check(request, instance_uuid, source_host, dest_host, lifetime,
     made within lifetime seconds of now (either way: clocks differ)."""
     asked = (request.instance_uuid, request.source_host, request.dest_host)
     if asked != (instance_uuid, source_host, dest_host):
-        raise RequestError(
+        raise exception.RequestError(
             'the signed request is for instance %s from %s to %s, not %s '
             'from %s to %s' % (asked + (instance_uuid, source_host,
                                         dest_host)))
     now = time.time() if now is None else now
     if abs(now - request.requested_at) > lifetime:
-        raise RequestError(
+        raise exception.RequestError(
             'the signed request of %s was made %d s from now, more than '
             '%d s ([korora] result_lifetime): stale or the clocks differ'
             % (dest_host, now - request.requested_at, lifetime))
@@ -124,6 +121,7 @@ def check(request, instance_uuid, source_host, dest_host, lifetime,
 def _text(document, name, limit):
     value = document.get(name)
     if not isinstance(value, str) or not 0 < len(value) <= limit:
-        raise RequestError('migration request field %s is missing or too '
-                           'long' % name)
+        raise exception.RequestError(
+            'migration request field %s is missing or too '
+            'long' % name)
     return value

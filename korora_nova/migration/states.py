@@ -104,40 +104,6 @@ RESUME = {
 }
 
 
-class IllegalTransition(exception.KororaError):
-    """A move the state machine does not allow; nothing was changed."""
-
-    def __init__(self, migration_uuid, old, new, detail=None):
-        self.migration_uuid = migration_uuid
-        self.old = old
-        self.new = new
-        message = 'migration %s: %s -> %s is not allowed' % (
-            migration_uuid, old, new)
-        if detail is None:
-            detail = _allowed_from(old)
-        if detail:
-            message += ' (%s)' % detail
-        super().__init__(message)
-
-
-class ConcurrentTransition(IllegalTransition):
-    """Another service moved the migration first; nothing was changed."""
-
-    def __init__(self, migration_uuid, old, new, now):
-        self.now = now
-        super().__init__(
-            migration_uuid, old, new,
-            'it is %s now: another service moved it first' % now)
-
-
-class MigrationNotFound(exception.KororaError):
-    """No migration record has that UUID."""
-
-
-class MigrationExists(exception.KororaError):
-    """A migration record with that UUID exists already."""
-
-
 def _allowed_from(old):
     if old not in TRANSITIONS:
         return '%s is not a migration state' % old
@@ -157,7 +123,8 @@ def allowed(old, new):
 def check(migration_uuid, old, new):
     """Raise IllegalTransition unless old -> new is allowed."""
     if new not in TRANSITIONS:
-        raise IllegalTransition(migration_uuid, old, new,
-                                '%s is not a migration state' % new)
+        raise exception.IllegalTransition(migration_uuid, old, new,
+                                          '%s is not a migration state' % new)
     if not allowed(old, new):
-        raise IllegalTransition(migration_uuid, old, new)
+        raise exception.IllegalTransition(migration_uuid, old, new,
+                                          _allowed_from(old))

@@ -44,7 +44,7 @@ class Verifier:
         """A host saw its PCRs change: attest it now."""
         try:
             verdict = self.attestor.attest(host)
-        except db.HostNotFound:
+        except exception.HostNotFound:
             LOG.warning('PCR change reported by %s, which is not enrolled',
                         host)
             return

@@ -66,9 +66,6 @@ NONCE_SIZE = 32
 MAX_REASON = 1000
 MANIFEST_ITEM = 'manifest'
 
-# A step its evidence does not prove (the reason goes back, signed).
-Refusal = exception.StepNotProven
-
 # Records in these states may be replaced by a new request: nothing has
 # left the source yet.
 SUPERSEDABLE = (states.REQUESTED, states.PEERS_ATTESTED,
@@ -141,7 +138,7 @@ class MigrationSteps:
         return self._answer(subject, nonce, record, reasons=[reason])
 
     def _run(self, subject, nonce, step, record=None, abort=True):
-        """Run step(); a Refusal or any KororaError becomes a signed
+        """Run step(); a StepNotProven or any KororaError becomes a signed
         refusal, and aborts record first when abort."""
         try:
             return step()
@@ -155,35 +152,39 @@ class MigrationSteps:
         try:
             records.transition(migration_uuid, host, states.ABORTED,
                                reason=reason[:MAX_REASON])
-        except states.IllegalTransition as error:
+        except exception.IllegalTransition as error:
             LOG.info('migration %s not aborted: %s', migration_uuid, error)
 
     def _record(self, migration_uuid, host, role, state):
         """The record, if host plays role in it and it is in state."""
         try:
             record = records.get(migration_uuid)
-        except states.MigrationNotFound:
-            raise Refusal('no migration %s is recorded' % migration_uuid)
+        except exception.MigrationNotFound:
+            raise exception.StepNotProven(
+                'no migration %s is recorded' % migration_uuid)
         party = record.dest_host if role == 'destination' else (
             record.source_host)
         if party != host:
-            raise Refusal('%s is not the %s of migration %s'
-                          % (host, role, migration_uuid))
+            raise exception.StepNotProven('%s is not the %s of migration %s'
+                                          % (host, role, migration_uuid))
         if record.state != state:
-            raise Refusal('migration %s is %s, not %s'
-                          % (migration_uuid, record.state, state))
+            raise exception.StepNotProven(
+                'migration %s is %s, not %s'
+                % (migration_uuid, record.state, state))
         return record
 
     def _attest(self, role, host):
-        """A fresh verdict of host, trusted, or Refusal."""
+        """A fresh verdict of host, trusted, or StepNotProven."""
         try:
             verdict = self.attestor.attest(host)
         except exception.HostNotFound:
-            raise Refusal('%s host %s is not enrolled with korora-verifier'
-                          % (role, host))
+            raise exception.StepNotProven(
+                '%s host %s is not enrolled with korora-verifier'
+                % (role, host))
         if not verdict.trusted:
             reasons = '; '.join(str(r) for r in verdict.reasons)
-            raise Refusal('the %s host is not trusted: %s' % (role, reasons))
+            raise exception.StepNotProven(
+                'the %s host is not trusted: %s' % (role, reasons))
         return verdict
 
     # 1. The destination asks; the source is attested.
@@ -191,8 +192,9 @@ class MigrationSteps:
     def request(self, instance_uuid, source, dest, signed_request, nonce):
         def step():
             if not source or not dest or source == dest:
-                raise Refusal('a migration needs a source and another '
-                              'destination host (%s -> %s)' % (source, dest))
+                raise exception.StepNotProven(
+                    'a migration needs a source and another '
+                    'destination host (%s -> %s)' % (source, dest))
             request = self._check_request(instance_uuid, source, dest,
                                           signed_request)
             verdict = self._attest('source', source)
@@ -207,57 +209,63 @@ class MigrationSteps:
         return self._run(source, nonce, step)
 
     def _check_request(self, instance_uuid, source, dest, signed_request):
-        """The destination's request, or Refusal: for exactly this
+        """The destination's request, or StepNotProven: for exactly this
         migration, fresh, never used, signed by the destination's AK for
         the request purpose from PCRs its policy allows."""
         if signed_request is None:
-            raise Refusal('the migration request is not signed by %s\'s '
-                          'vTPM manager (is korora-nova on %s older than '
-                          'the verifier?)' % (dest, dest))
+            raise exception.StepNotProven(
+                'the migration request is not signed by %s\'s '
+                'vTPM manager (is korora-nova on %s older than '
+                'the verifier?)' % (dest, dest))
         try:
             request, quote = request_module.load(signed_request)
             request_module.check(request, instance_uuid, source, dest,
                                  self.conf.korora.result_lifetime)
-        except request_module.RequestError as error:
-            raise Refusal(str(error))
+        except exception.RequestError as error:
+            raise exception.StepNotProven(str(error))
         try:
             records.get(request.migration_uuid())
-        except states.MigrationNotFound:
+        except exception.MigrationNotFound:
             pass
         else:
-            raise Refusal('the signed request of %s was used already '
-                          '(replay)' % dest)
+            raise exception.StepNotProven(
+                'the signed request of %s was used already '
+                '(replay)' % dest)
         try:
             host = db.host_get(dest)
         except exception.HostNotFound:
-            raise Refusal('destination host %s is not enrolled with '
-                          'korora-verifier' % dest)
+            raise exception.StepNotProven(
+                'destination host %s is not enrolled with '
+                'korora-verifier' % dest)
         policies, ignored = attestation.signed_policies(host)
         if not policies:
-            raise Refusal('%s: no policy signed by a trusted operator key '
-                          'is active for it%s' % (dest, ''.join(
-                              '; ignored %s' % why for why in ignored)))
+            raise exception.StepNotProven(
+                '%s: no policy signed by a trusted operator key '
+                'is active for it%s' % (dest, ''.join(
+                    '; ignored %s' % why for why in ignored)))
         verdict = attestation.appraise_host(
             host, quote, request.qualifying_data(), policies,
             in_order=False)
         if not verdict.trusted:
-            raise Refusal('the migration request of %s is not trusted: %s'
-                          % (dest, '; '.join(str(reason) for reason in
-                                             verdict.reasons)))
+            raise exception.StepNotProven(
+                'the migration request of %s is not trusted: %s'
+                % (dest, '; '.join(str(reason) for reason in
+                                   verdict.reasons)))
         return request
 
     def _supersede(self, instance_uuid, host):
         for stale in records.in_flight_for_instance(instance_uuid):
             if stale.state not in SUPERSEDABLE:
-                raise Refusal('migration %s of this instance is %s; it must '
-                              'be finished first (korora-manage migration '
-                              'show %s)' % (stale.uuid, stale.state,
-                                            stale.uuid))
+                raise exception.StepNotProven(
+                    'migration %s of this instance is %s; it must '
+                    'be finished first (korora-manage migration '
+                    'show %s)' % (stale.uuid, stale.state,
+                                  stale.uuid))
             try:
                 records.transition(stale.uuid, host, states.ABORTED,
                                    reason='superseded by a new live '
                                    'migration request', expected=stale.state)
-            except states.IllegalTransition:
+            except exception.IllegalTransition:
                 pass    # finished meanwhile
 
     # 2. The source asks; the destination is attested, its key certified.
@@ -266,7 +274,7 @@ class MigrationSteps:
         try:
             record = self._record(migration_uuid, source, 'source',
                                   states.REQUESTED)
-        except Refusal as error:
+        except exception.StepNotProven as error:
             return self._refused(source, nonce, str(error))
 
         def step():
@@ -303,12 +311,13 @@ class MigrationSteps:
             purpose.qualifying_data(purpose.CERTIFY, certify_nonce),
             key.public, host=dest)
         if not verdict.evidence_valid:
-            raise Refusal('the destination\'s migration key is not certified '
-                          'by its attestation key: %s' % verdict.summary())
+            raise exception.StepNotProven(
+                'the destination\'s migration key is not certified '
+                'by its attestation key: %s' % verdict.summary())
         try:
             duplication.check_receiver_key(key.public, 'the migration key')
         except exception.EvidenceError as error:
-            raise Refusal('%s: %s' % (dest, error))
+            raise exception.StepNotProven('%s: %s' % (dest, error))
         return key
 
     def _authorization(self, record, host, action, nonce, claims=None):
@@ -328,7 +337,7 @@ class MigrationSteps:
         role, state = AUTHORIZED[action]
         try:
             record = self._record(migration_uuid, host, role, state)
-        except Refusal as error:
+        except exception.StepNotProven as error:
             return self._refused(host, nonce, str(error))
 
         def step():
@@ -364,10 +373,11 @@ class MigrationSteps:
             highest = records.highest_committed_counter(
                 record.source_host, record.instance_uuid)
             if highest is not None and document.counter <= highest:
-                raise Refusal('the integrity manifest is bound to counter '
-                              'value %d of %s, which a committed migration '
-                              'of this instance used already (replay)'
-                              % (document.counter, source))
+                raise exception.StepNotProven(
+                    'the integrity manifest is bound to counter '
+                    'value %d of %s, which a committed migration '
+                    'of this instance used already (replay)'
+                    % (document.counter, source))
             moved = records.transition(
                 record.uuid, source, states.MEASURED,
                 details={'manifest_sha256': document.digest().hex(),
@@ -386,23 +396,25 @@ class MigrationSteps:
         host's AK for kind's purpose."""
         try:
             document, quote = manifest_module.load(text)
-        except manifest_module.ManifestError as error:
-            raise Refusal(str(error))
+        except exception.ManifestError as error:
+            raise exception.StepNotProven(str(error))
         if document.kind != kind:
-            raise Refusal('a %s measurement was sent where the %s was '
-                          'expected' % (document.kind, kind))
+            raise exception.StepNotProven(
+                'a %s measurement was sent where the %s was '
+                'expected' % (document.kind, kind))
         found = nonces(record)
         expected = (record.uuid, record.instance_uuid, record.source_host,
                     record.dest_host, found.get('source_nonce'),
                     found.get('dest_nonce'))
         if document.binding()[:6] != expected:
-            raise Refusal('the %s measurement is not bound to this '
-                          'migration' % kind)
+            raise exception.StepNotProven(
+                'the %s measurement is not bound to this '
+                'migration' % kind)
         try:
             manifest_module.check_signature(
                 document, quote, db.host_get(host).ak_public, host)
-        except manifest_module.ManifestError as error:
-            raise Refusal(str(error))
+        except exception.ManifestError as error:
+            raise exception.StepNotProven(str(error))
         return document
 
     # 5. The destination's arrival.
@@ -411,7 +423,7 @@ class MigrationSteps:
         """VERIFIED, or QUARANTINED naming the first item that differs."""
         try:
             record = records.get(migration_uuid)
-        except states.MigrationNotFound:
+        except exception.MigrationNotFound:
             return self._refused(dest, nonce, 'no migration %s is recorded'
                                  % migration_uuid)
         if record.dest_host != dest or record.state not in (
@@ -446,7 +458,7 @@ class MigrationSteps:
         try:
             arrived = self._check_document(record, signed_arrival,
                                            manifest_module.ARRIVAL, dest)
-        except Refusal as error:
+        except exception.StepNotProven as error:
             return base.VTPM_STATE, str(error)
         if arrived.counter != departed.counter:
             return MANIFEST_ITEM, ('the arrival is bound to counter %s, the '
@@ -469,9 +481,10 @@ class MigrationSteps:
                                   states.VERIFIED)
             if not isinstance(counter, int) or counter <= (
                     record.source_counter or 0):
-                raise Refusal('the counter of %s did not advance past the '
-                              'manifest\'s %s' % (source,
-                                                  record.source_counter))
+                raise exception.StepNotProven(
+                    'the counter of %s did not advance past the '
+                    'manifest\'s %s' % (source,
+                                        record.source_counter))
             moved = records.transition(record.uuid, source,
                                        states.COMMITTED,
                                        details={'counter': counter},
@@ -483,7 +496,7 @@ class MigrationSteps:
     def abort(self, migration_uuid, host, reason, nonce):
         try:
             record = records.get(migration_uuid)
-        except states.MigrationNotFound:
+        except exception.MigrationNotFound:
             return self._refused(host, nonce, 'no migration %s is recorded'
                                  % migration_uuid)
         if host not in (record.source_host, record.dest_host):
@@ -498,8 +511,9 @@ class MigrationSteps:
         try:
             record = records.get(migration_uuid)
             if record.dest_host != host:
-                raise Refusal('%s is not the destination of migration %s'
-                              % (host, migration_uuid))
+                raise exception.StepNotProven(
+                    '%s is not the destination of migration %s'
+                    % (host, migration_uuid))
             if not states.is_final(record.state):
                 records.transition(record.uuid, host, states.QUARANTINED,
                                    details={'item': str(item)[:64]},

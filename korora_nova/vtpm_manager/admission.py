@@ -31,6 +31,7 @@ domain, several TPMs) is refused whatever was approved.
 
 import uuid as uuidlib
 
+from korora_nova import exception
 from korora_nova.libvirt_hook import protocol
 
 # What each state before TRANSFERRING still lacks, and why later ones
@@ -109,7 +110,7 @@ def decide(xml, host, require_for_all, load_records):
 
     try:
         facts = domain_xml.facts_from_xml(xml)
-    except domain_xml.DomainXMLError as error:
+    except exception.DomainXMLError as error:
         raise protocol.Refused('the incoming domain XML is refused: %s'
                                % error)
     instance_uuid = instance_uuid_of(facts)

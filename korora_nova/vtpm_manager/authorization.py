@@ -58,16 +58,16 @@ class Gate:
         claims = self._check(token, results.CHALLENGE, what)
         label = CHALLENGE_PURPOSES.get(claims.get('korora.purpose'))
         if label is None:
-            self._refuse(what, 'the challenge names no purpose this manager '
-                         'quotes for')
+            raise self._refuse(what, 'the challenge names no purpose this '
+                               'manager quotes for')
         return self.nonce_of(claims, what), label
 
     def enrollment(self, token):
         """A verifier-signed enrollment challenge for this host."""
         claims = self._check(token, results.CHALLENGE, 'activate_credential')
         if claims.get('korora.purpose') != ENROLL:
-            self._refuse('activate_credential', 'the challenge is not for '
-                         'enrollment')
+            raise self._refuse('activate_credential', 'the challenge is '
+                               'not for enrollment')
         return claims
 
     def authorize(self, token, action):
@@ -75,20 +75,21 @@ class Gate:
         host, in its role, used once; NotAuthorized otherwise."""
         claims = self._check(token, results.AUTHORIZATION, action)
         if claims.get('korora.action') != action:
-            self._refuse(action, 'the authorization is for %s'
-                         % claims.get('korora.action'))
+            raise self._refuse(action, 'the authorization is for %s'
+                               % claims.get('korora.action'))
         if claims.get('korora.role') != ROLES[action]:
-            self._refuse(action, 'this host is not the %s of the migration'
-                         % ROLES[action])
+            raise self._refuse(action, 'this host is not the %s of the '
+                               'migration' % ROLES[action])
         migration = claims.get('korora.migration')
         if not isinstance(migration, dict) or not isinstance(
                 migration.get('uuid'), str):
-            self._refuse(action, 'the authorization names no migration')
+            raise self._refuse(action,
+                               'the authorization names no migration')
         host_key = ('dest_host' if ROLES[action] == 'destination'
                     else 'source_host')
         if migration.get(host_key) != self.host:
-            self._refuse(action, 'the migration\'s %s is %s'
-                         % (ROLES[action], migration.get(host_key)))
+            raise self._refuse(action, 'the migration\'s %s is %s'
+                               % (ROLES[action], migration.get(host_key)))
         self._use_once(claims, action)
         return claims
 
@@ -96,38 +97,39 @@ class Gate:
         try:
             return self.trusted_keys.verify(token, kind, subject=self.host)
         except exception.SignedResultError as error:
-            self._refuse(what, str(error))
+            raise self._refuse(what, str(error))
 
     def nonce_of(self, claims, what):
         nonce = claims.get('eat_nonce')
         try:
             raw = results.nonce_bytes(nonce)
         except exception.SignedResultError as error:
-            self._refuse(what, str(error))
+            raise self._refuse(what, str(error))
         if not 0 < len(raw) <= NONCE_SIZE:
-            self._refuse(what, 'the challenge\'s nonce is 1 to %d bytes'
-                         % NONCE_SIZE)
+            raise self._refuse(what, 'the challenge\'s nonce is 1 to %d '
+                               'bytes' % NONCE_SIZE)
         return raw
 
     def _use_once(self, claims, action):
         jti = claims.get('jti')
         if not isinstance(jti, str):
-            self._refuse(action, 'the authorization has no id')
+            raise self._refuse(action, 'the authorization has no id')
         now = time.time()
         with self._lock:
             for seen, until in list(self._used.items()):
                 if until < now:
                     del self._used[seen]
             if jti in self._used:
-                self._refuse(action, 'the authorization was used already '
-                             '(replayed)')
+                raise self._refuse(action, 'the authorization was used '
+                                   'already (replayed)')
             if len(self._used) >= MAX_REMEMBERED:
-                self._refuse(action, 'too many authorizations in use')
+                raise self._refuse(action, 'too many authorizations in use')
             # Remembered as long as the token verifies: results.verify
             # accepts it up to LEEWAY seconds after its expiry.
             self._used[jti] = float(claims.get('exp', now)) + results.LEEWAY
 
     def _refuse(self, what, reason):
+        """Log the refusal; the NotAuthorized to raise."""
         LOG.warning('%s: %s refused: %s', self.host, what, reason)
-        raise exception.NotAuthorized('%s: %s refused: %s'
-                                      % (self.host, what, reason))
+        return exception.NotAuthorized('%s: %s refused: %s'
+                                       % (self.host, what, reason))

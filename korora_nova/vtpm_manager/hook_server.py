@@ -46,6 +46,7 @@ import threading
 import time
 
 from oslo_log import log as logging
+from oslo_utils import excutils
 
 from korora_nova import exception
 from korora_nova.vtpm_manager import admission
@@ -68,35 +69,34 @@ LIVE_CHECK_TIMEOUT = 0.5
 LOCAL_PROTOCOL = b'korora-local 1'
 
 
-class HookSocketError(exception.ConfigurationError):
-    """[korora] libvirt_hook_socket cannot be served."""
-
-
 def check_path(path):
     """Raise HookSocketError unless path may become our socket: absent,
     or a socket (a stale one, replaced at start)."""
     if not os.path.isabs(path):
-        raise HookSocketError('[korora] libvirt_hook_socket %r is not an '
-                              'absolute path' % path)
+        raise exception.HookSocketError(
+            '[korora] libvirt_hook_socket %r is not an '
+            'absolute path' % path)
     if len(os.fsencode(path)) > MAX_SOCKET_PATH:
-        raise HookSocketError('[korora] libvirt_hook_socket %s is longer '
-                              'than a UNIX socket path may be (%d bytes)'
-                              % (path, MAX_SOCKET_PATH))
+        raise exception.HookSocketError(
+            '[korora] libvirt_hook_socket %s is longer '
+            'than a UNIX socket path may be (%d bytes)'
+            % (path, MAX_SOCKET_PATH))
     try:
         info = os.lstat(path)
     except FileNotFoundError:
         return
     except OSError as error:
-        raise HookSocketError('[korora] libvirt_hook_socket %s: %s'
-                              % (path, error.strerror or error))
+        raise exception.HookSocketError('[korora] libvirt_hook_socket %s: %s'
+                                        % (path, error.strerror or error))
     if not stat.S_ISSOCK(info.st_mode):
         kind = ('a symbolic link' if stat.S_ISLNK(info.st_mode) else
                 'a folder' if stat.S_ISDIR(info.st_mode) else
                 'a regular file' if stat.S_ISREG(info.st_mode) else
                 'not a socket')
-        raise HookSocketError('[korora] libvirt_hook_socket %s exists and '
-                              'is %s: not replaced (remove it, or choose '
-                              'another path)' % (path, kind))
+        raise exception.HookSocketError(
+            '[korora] libvirt_hook_socket %s exists and '
+            'is %s: not replaced (remove it, or choose '
+            'another path)' % (path, kind))
 
 
 def preflight(conf):
@@ -109,9 +109,10 @@ def preflight(conf):
 
 def _check_not_answered(path):
     if os.path.lexists(path) and _answering(path):
-        raise HookSocketError('[korora] libvirt_hook_socket %s: another '
-                              'process answers there already (a second '
-                              'korora-vtpm-manager?)' % path)
+        raise exception.HookSocketError(
+            '[korora] libvirt_hook_socket %s: another '
+            'process answers there already (a second '
+            'korora-vtpm-manager?)' % path)
 
 
 def _answering(path):
@@ -136,9 +137,9 @@ def _make_folder(folder):
     except FileExistsError:
         pass
     except OSError as error:
-        raise HookSocketError('cannot create the folder of [korora] '
-                              'libvirt_hook_socket %s: %s'
-                              % (folder, error.strerror or error))
+        raise exception.HookSocketError('cannot create the folder of [korora] '
+                                        'libvirt_hook_socket %s: %s'
+                                        % (folder, error.strerror or error))
 
 
 class HookServer:
@@ -169,8 +170,8 @@ class HookServer:
             # accept() wakes up this often to see whether to stop.
             listener.settimeout(ACCEPT_POLL)
         except BaseException:
-            listener.close()
-            raise
+            with excutils.save_and_reraise_exception():
+                listener.close()
         self._listener = listener
         self._stopping.clear()
         # Plain threads, not socketserver: its selector would block a
@@ -210,8 +211,9 @@ class HookServer:
         try:
             private = tempfile.mkdtemp(prefix='.k', dir=folder)
         except OSError as error:
-            raise HookSocketError('cannot create a socket in %s: %s'
-                                  % (folder, error.strerror or error))
+            raise exception.HookSocketError(
+                'cannot create a socket in %s: %s'
+                % (folder, error.strerror or error))
         temporary = os.path.join(private, 's')
         try:
             listener.bind(temporary)
@@ -221,9 +223,10 @@ class HookServer:
             info = os.lstat(self.path)
             self._identity = (info.st_dev, info.st_ino)
         except OSError as error:
-            raise HookSocketError('cannot serve [korora] libvirt_hook_socket '
-                                  '%s: %s' % (self.path,
-                                              error.strerror or error))
+            raise exception.HookSocketError(
+                'cannot serve [korora] libvirt_hook_socket '
+                '%s: %s' % (self.path,
+                            error.strerror or error))
         finally:
             if os.path.lexists(temporary):
                 os.unlink(temporary)

@@ -175,7 +175,7 @@ class VTPMManager:
         with self._vtpmmgr_lock:
             try:
                 now = self_measurement.vtpmmgr_statement(self.conf)
-            except self_measurement.XenVTPMMgrError:
+            except exception.XenVTPMMgrError:
                 # oslo.log appends the exception's message.
                 LOG.error('%s: refusing to quote', self.host)
                 raise
@@ -377,7 +377,7 @@ class BusEndpoint:
         return self._manager.activate_credential(
             ctxt, challenge, credential_blob, encrypted_secret)
 
-    @messaging.expected_exceptions(self_measurement.XenVTPMMgrError,
+    @messaging.expected_exceptions(exception.XenVTPMMgrError,
                                    exception.NotAuthorized)
     def attest(self, ctxt, challenge):
         return self._manager.attest(ctxt, challenge)

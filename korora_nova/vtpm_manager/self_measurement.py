@@ -38,10 +38,6 @@ MAX_VTPMMGR_IMAGE_BYTES = 64 * 1024 * 1024
 IMAGE_OPTION = '[korora] xen_vtpmmgr_image'
 
 
-class XenVTPMMgrError(exception.KororaError):
-    """Which Xen vTPM manager domain runs cannot be told."""
-
-
 def code_digest():
     """SHA-256 over korora_nova's Python files, in a stable order."""
     root = os.path.dirname(os.path.abspath(korora_nova.__file__))
@@ -75,8 +71,8 @@ def vtpmmgr_image_digest(path):
     try:
         fd = base.open_path(path, what)
         return base.hash_fd(fd, MAX_VTPMMGR_IMAGE_BYTES, path, what)
-    except base.InstanceStateError as error:
-        raise XenVTPMMgrError(str(error))
+    except exception.InstanceStateError as error:
+        raise exception.XenVTPMMgrError(str(error))
 
 
 def _running_vtpmmgr(uri, image):
@@ -84,11 +80,12 @@ def _running_vtpmmgr(uri, image):
     'mismatch' if one boots another kernel."""
     try:
         domains = libvirt_backend.xen_vtpmmgr_domains(uri, image)
-    except base.InstanceStateError as error:
-        raise XenVTPMMgrError('cannot check the running Xen vTPM manager '
-                              'domain: %s' % error)
+    except exception.InstanceStateError as error:
+        raise exception.XenVTPMMgrError(
+            'cannot check the running Xen vTPM manager '
+            'domain: %s' % error)
     if not domains:
-        raise XenVTPMMgrError(
+        raise exception.XenVTPMMgrError(
             'libvirt at %s lists no running Xen vTPM manager domain '
             '(vtpmmgr): start it before korora-vtpm-manager, or unset '
             '[korora] xen_vtpmmgr_libvirt_uri if xl starts it (libvirt '
@@ -117,7 +114,7 @@ def vtpmmgr_statement(conf):
     uri = conf.korora.xen_vtpmmgr_libvirt_uri
     if not image:
         if uri:
-            raise XenVTPMMgrError(
+            raise exception.XenVTPMMgrError(
                 '[korora] xen_vtpmmgr_libvirt_uri is set but %s is not: '
                 'name the vtpmmgr kernel image to check' % IMAGE_OPTION)
         return None

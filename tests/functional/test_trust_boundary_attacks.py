@@ -401,7 +401,7 @@ class TestQuoteIsNotAManifestSignature(base.TestCase):
             purpose.qualifying_data(purpose.ATTEST, document.digest()),
             None, host=SOURCE)
         self.assertTrue(found.evidence_valid, found.summary())
-        error = self.assertRaises(manifest_module.ManifestError,
+        error = self.assertRaises(exception.ManifestError,
                                   manifest_module.check_signature, document,
                                   quote, self.ak_public, SOURCE)
         self.assertIn('the departure measurement is not signed by '

@@ -125,6 +125,14 @@ class TestLayout(testtools.TestCase):
             not target.startswith('korora_nova.conf'))
         self.assertEqual([], offenders)
 
+    def test_exception_is_a_leaf(self):
+        # Every package raises its errors: exception imports none of them.
+        offenders = sorted(
+            'korora_nova.exception imports %s' % target
+            for target, _top in self.imports['korora_nova.exception']
+            if target == PRODUCT or target.startswith(PRODUCT + '.'))
+        self.assertEqual([], offenders)
+
     def test_compute_host_code_never_imports_the_database(self):
         offenders = []
         for name, found in self.imports.items():

@@ -152,6 +152,7 @@ class TestKororaDriver(NoDatabaseTestCase):
             from nova.virt import fake
             from korora_nova import conf
             from korora_nova.db import api as db
+            from korora_nova import exception
             from korora_nova.hooks import driver as hooks_driver
             conf.CONF([], project='korora')
             conf.CONF.set_override('base_compute_driver', 'fake.FakeDriver',
@@ -162,7 +163,7 @@ class TestKororaDriver(NoDatabaseTestCase):
             assert isinstance(loaded, fake.FakeDriver)
             try:
                 db.host_list()
-            except db.DatabaseError as error:
+            except exception.DatabaseError as error:
                 print(error)
             else:
                 print('host_list() answered')
@@ -184,6 +185,7 @@ class TestDisableDBAccess(NoDatabaseTestCase):
             from korora_nova import conf
             from korora_nova.db import api as db
             from korora_nova.db import migration
+            from korora_nova import exception
             conf.CONF([], project='korora')
             conf.CONF.set_override('connection', sys.argv[1],
                                    group='korora_database')
@@ -192,7 +194,7 @@ class TestDisableDBAccess(NoDatabaseTestCase):
             db.disable_db_access('korora-vtpm-manager')
             try:
                 %s
-            except db.DatabaseError as error:
+            except exception.DatabaseError as error:
                 print(error)
             else:
                 print('answered')

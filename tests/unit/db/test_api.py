@@ -48,6 +48,7 @@ from korora_nova.attestation import verdict as verdict_module
 from korora_nova.db import api as db
 from korora_nova.db import migration
 from korora_nova.db import models
+from korora_nova import exception
 from tests import base
 from tests.fixtures import databases
 from korora_nova.tpm import attestation_key
@@ -325,7 +326,7 @@ class TestHosts(DatabaseTestCase):
 
     def test_enrolling_a_name_twice(self):
         db.host_create(make_identity('compute-1'))
-        error = self.assertRaises(db.HostExists, db.host_create,
+        error = self.assertRaises(exception.HostExists, db.host_create,
                                   make_identity('compute-1'))
         self.assertIn('compute-1 is already enrolled', str(error))
         # The failed transaction left nothing behind, and the database
@@ -345,11 +346,13 @@ class TestHosts(DatabaseTestCase):
                          sorted(h.name for h in db.host_list()))
 
     def test_unknown_host(self):
-        error = self.assertRaises(db.HostNotFound, db.host_get, 'compute-9')
+        error = self.assertRaises(
+            exception.HostNotFound, db.host_get, 'compute-9')
         self.assertIn('compute-9 is not enrolled', str(error))
-        self.assertRaises(db.HostNotFound, db.host_delete, 'compute-9')
-        self.assertRaises(db.HostNotFound, db.host_set_policy, 'compute-9',
-                          'fleet')
+        self.assertRaises(exception.HostNotFound, db.host_delete, 'compute-9')
+        self.assertRaises(
+            exception.HostNotFound, db.host_set_policy, 'compute-9',
+            'fleet')
 
     def test_list_is_sorted_by_name(self):
         self.assertEqual([], db.host_list())
@@ -366,11 +369,11 @@ class TestHosts(DatabaseTestCase):
             db.record_verdict(name, make_verdict(name, True, reference,
                                                  values))
         db.host_delete('compute-1')
-        self.assertRaises(db.HostNotFound, db.host_get, 'compute-1')
+        self.assertRaises(exception.HostNotFound, db.host_get, 'compute-1')
         self.assertEqual(['compute-2'], [h.name for h in db.host_list()])
         self.assertEqual({'compute-2'}, set(db.host_trust_all()))
         self.assertEqual(1, len(db.verdicts_for_host('compute-1')))
-        self.assertRaises(db.HostNotFound, db.host_delete, 'compute-1')
+        self.assertRaises(exception.HostNotFound, db.host_delete, 'compute-1')
         # Enrolled again, it starts without a verdict.
         db.host_create(make_identity('compute-1'))
         self.assertNotIn('compute-1', db.host_trust_all())
@@ -413,7 +416,7 @@ class TestPolicies(DatabaseTestCase):
 
     def test_a_version_twice(self):
         db.policy_create(make_policy('fleet', 1))
-        error = self.assertRaises(db.PolicyExists, db.policy_create,
+        error = self.assertRaises(exception.PolicyExists, db.policy_create,
                                   make_policy('fleet', 1, b'other'))
         self.assertIn('fleet v1 already exists', str(error))
         self.assertEqual(make_policy('fleet', 1), policy_module.from_json(
@@ -435,14 +438,17 @@ class TestPolicies(DatabaseTestCase):
             [(p.name, p.version) for p in db.policy_list()])
 
     def test_unknown_policy(self):
-        error = self.assertRaises(db.PolicyNotFound, db.policy_get, 'fleet')
+        error = self.assertRaises(
+            exception.PolicyNotFound, db.policy_get, 'fleet')
         self.assertEqual('no policy fleet', str(error))
         db.policy_create(make_policy('fleet', 1))
-        error = self.assertRaises(db.PolicyNotFound, db.policy_get, 'fleet',
-                                  2)
+        error = self.assertRaises(
+            exception.PolicyNotFound, db.policy_get, 'fleet',
+            2)
         self.assertEqual('no policy fleet v2', str(error))
-        self.assertRaises(db.PolicyNotFound, db.policy_set_active, 'fleet',
-                          2, False)
+        self.assertRaises(
+            exception.PolicyNotFound, db.policy_set_active, 'fleet',
+            2, False)
 
     def test_active_versions_newest_first(self):
         for version in (1, 2, 3, 4):

@@ -15,6 +15,7 @@ import testscenarios
 
 from korora_nova.db import api as db
 from korora_nova.db import migration
+from korora_nova import exception
 from korora_nova.migration import records
 from korora_nova.migration import states
 from tests import base
@@ -89,6 +90,7 @@ class TestVerifierAccount(base.TestCase):
             with db.writer() as session:
                 session.execute(sa.text('CREATE TABLE intruder (id INT)'))
 
-        error = self.assertRaises((db.DatabaseError, db_exception.DBError),
-                                  create_table)
+        error = self.assertRaises(
+            (exception.DatabaseError, db_exception.DBError),
+            create_table)
         self.assertIn(SCHEMA_REFUSED[self.backend], str(error))

@@ -22,6 +22,7 @@ import testscenarios
 
 from korora_nova.db import api as db
 from korora_nova.db import migration
+from korora_nova import exception
 from tests.fixtures import databases
 from tests.unit.filters import test_trusted_vtpm as base
 
@@ -152,7 +153,7 @@ class TestReadOnlyAccount(base.TrustedVTPMFilterTestCase):
         self.use(self.read_only)
 
         error = self.assertRaises(
-            (db.DatabaseError, db_exception.DBError), db.record_verdict,
+            (exception.DatabaseError, db_exception.DBError), db.record_verdict,
             'compute-3', base.trusted('compute-3'))
         self.assertIn(WRITE_REFUSED[self.backend], str(error))
         self.assertEqual(['compute-1'], self.decide())

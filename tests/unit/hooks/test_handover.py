@@ -293,7 +293,7 @@ class TestSealAndOpen(HandoverTestCase):
     def test_secret_bounds(self):
         key = self.certified()
         for secret in ('', 'p' * 1025, '\u00e4' * 513):
-            error = self.assertRaises(handover.HandoverError,
+            error = self.assertRaises(exception.HandoverError,
                                       handover.seal_secret, key, secret,
                                       self.binding)
             self.assertEqual('a vTPM secret is 1 to 1024 bytes', str(error))
@@ -317,7 +317,7 @@ class TestSealAndOpen(HandoverTestCase):
 
     def test_another_migrations_binding_does_not_open_it(self):
         envelope = self.sealed()
-        self.refused(handover.HandoverError, envelope, CHANGED,
+        self.refused(exception.HandoverError, envelope, CHANGED,
                      binding=handover.binding(record(OTHER_MIGRATION)))
         # The failed attempt used the key up: the secret is gone for good.
         self.refused(exception.TPMError, envelope,
@@ -365,7 +365,7 @@ class TestEnvelope(HandoverTestCase):
     def test_values_not_sealed_by_korora(self):
         for value in (SECRET, '', None, self.envelope.encode('ascii'),
                       self.envelope.upper(), ' ' + self.envelope):
-            error = self.assertRaises(handover.HandoverError, self.open,
+            error = self.assertRaises(exception.HandoverError, self.open,
                                       value)
             self.assertEqual('the vTPM secret is not sealed by Korora',
                              str(error))
@@ -374,20 +374,20 @@ class TestEnvelope(HandoverTestCase):
     def test_deeply_nested_document(self):
         envelope = handover.PREFIX + base64.urlsafe_b64encode(
             b'[' * 3000).decode('ascii')
-        error = self.assertRaises(handover.HandoverError, self.open,
+        error = self.assertRaises(exception.HandoverError, self.open,
                                   envelope)
         self.assertIn('the sealed vTPM secret is malformed', str(error))
 
     def test_oversized_envelope(self):
         for envelope in (handover.PREFIX + 'A' * handover.MAX_ENVELOPE,
                          self.envelope + 'A' * handover.MAX_ENVELOPE):
-            self.refused(handover.HandoverError, envelope,
+            self.refused(exception.HandoverError, envelope,
                          'the sealed vTPM secret is larger than 8192 bytes')
 
     def test_truncated_envelopes_never_reach_the_manager(self):
         body = len(self.envelope) - len(handover.PREFIX)
         for cut in (1, 2, 3, 4, 5, 8, 100, body - 4, body):
-            self.refused(handover.HandoverError, self.envelope[:-cut],
+            self.refused(exception.HandoverError, self.envelope[:-cut],
                          MALFORMED)
         # Nothing was sent to the manager: the key is still unused.
         self.assertEqual(SECRET, self.open(self.envelope))
@@ -407,11 +407,11 @@ class TestEnvelope(HandoverTestCase):
                          rewritten(self.envelope, nonce=b'n' * 11),
                          rewritten(self.envelope, nonce=b'n' * 13),
                          rewritten(self.envelope, unique=b'')):
-            self.refused(handover.HandoverError, envelope, MALFORMED)
+            self.refused(exception.HandoverError, envelope, MALFORMED)
         self.assertEqual(SECRET, self.open(self.envelope))
 
     def test_a_missing_field_is_named(self):
-        self.refused(handover.HandoverError,
+        self.refused(exception.HandoverError,
                      rewritten(self.envelope, seed=None),
                      "the sealed vTPM secret is malformed: 'seed'")
 
@@ -424,7 +424,7 @@ class TestEnvelope(HandoverTestCase):
         for number, change in enumerate(changes):
             uuid = '%08d-7b2a-4c8d-a9e6-3b4f1d2c0e97' % number
             envelope = self.sealed(uuid=uuid)
-            self.refused(handover.HandoverError,
+            self.refused(exception.HandoverError,
                          rewritten(envelope, **change(envelope)), CHANGED,
                          uuid=uuid)
 

@@ -11,6 +11,7 @@ from unittest import mock
 
 import fixtures
 
+from korora_nova import exception
 from korora_nova.libvirt_hook import install as hook_install
 from tests import base
 from korora_nova.demo import services
@@ -108,15 +109,15 @@ class TestHookScript(HooksFolderTestCase):
 
     def test_a_relative_or_empty_socket_is_refused(self):
         for path in ('', 'run/libvirt-hook.sock', None):
-            error = self.assertRaises(hook_install.HookInstallError,
+            error = self.assertRaises(exception.HookInstallError,
                                       hook_install.hook_script, path, 10,
                                       '/bin/hook')
             self.assertIn('libvirt_hook_socket', str(error))
 
     def test_a_newline_in_a_path_is_refused(self):
-        self.assertRaises(hook_install.HookInstallError,
+        self.assertRaises(exception.HookInstallError,
                           hook_install.hook_script, '/a\nb', 10, '/bin/hook')
-        self.assertRaises(hook_install.HookInstallError,
+        self.assertRaises(exception.HookInstallError,
                           hook_install.hook_script, '/s', 10, '/bin/a\nb')
 
     def test_arguments_stdin_and_quoting_reach_the_hook_unchanged(self):
@@ -231,7 +232,7 @@ class TestInstall(HooksFolderTestCase):
     def test_a_foreign_korora_file_is_refused_without_force(self):
         os.mkdir(os.path.join(self.hooks, 'libxl.d'))
         write(self.libxl, OPERATORS_HOOK)
-        error = self.assertRaises(hook_install.HookInstallError,
+        error = self.assertRaises(exception.HookInstallError,
                                   self.install)
         self.assertIn('not written by korora-nova', str(error))
         self.assertIn('--force', str(error))
@@ -250,7 +251,7 @@ class TestInstall(HooksFolderTestCase):
         write(victim, 'precious\n', 0o600)
         os.mkdir(os.path.join(self.hooks, 'qemu.d'))
         os.symlink(victim, self.qemu)
-        self.assertRaises(hook_install.HookInstallError, self.install)
+        self.assertRaises(exception.HookInstallError, self.install)
         self.install(force=True)
         self.assertFalse(os.path.islink(self.qemu))
         self.assertEqual('precious\n', read(victim))
@@ -261,7 +262,7 @@ class TestInstall(HooksFolderTestCase):
         write(elsewhere, self.script())
         os.mkdir(os.path.join(self.hooks, 'qemu.d'))
         os.symlink(elsewhere, self.qemu)
-        self.assertRaises(hook_install.HookInstallError, self.install)
+        self.assertRaises(exception.HookInstallError, self.install)
         outcomes = hook_install.remove(self.hooks)
         self.assertEqual(hook_install.FOREIGN, outcomes[0].state)
         self.assertTrue(os.path.islink(self.qemu))
@@ -271,7 +272,7 @@ class TestInstall(HooksFolderTestCase):
         target = os.path.join(self.top, 'target')
         os.mkdir(target)
         os.symlink(target, os.path.join(self.hooks, 'qemu.d'))
-        error = self.assertRaises(hook_install.HookInstallError,
+        error = self.assertRaises(exception.HookInstallError,
                                   self.install)
         self.assertIn('symbolic link', str(error))
         self.assertEqual([], os.listdir(target))
@@ -280,30 +281,30 @@ class TestInstall(HooksFolderTestCase):
         link = os.path.join(self.top, 'link')
         os.symlink(self.hooks, link)
         self.hooks = link
-        error = self.assertRaises(hook_install.HookInstallError,
+        error = self.assertRaises(exception.HookInstallError,
                                   self.install)
         self.assertIn('symbolic link', str(error))
 
     def test_a_korora_folder_is_not_replaced(self):
         os.makedirs(self.qemu)
-        error = self.assertRaises(hook_install.HookInstallError,
+        error = self.assertRaises(exception.HookInstallError,
                                   self.install, force=True)
         self.assertIn('is a folder', str(error))
 
     def test_hooks_dir_that_is_a_file(self):
         self.hooks = self.config
-        error = self.assertRaises(hook_install.HookInstallError,
+        error = self.assertRaises(exception.HookInstallError,
                                   self.install)
         self.assertIn('is not a folder', str(error))
 
     def test_hooks_dir_whose_parent_is_missing(self):
         self.hooks = os.path.join(self.top, 'no', 'hooks')
-        error = self.assertRaises(hook_install.HookInstallError,
+        error = self.assertRaises(exception.HookInstallError,
                                   self.install)
         self.assertIn('is libvirt installed?', str(error))
 
     def test_an_empty_socket_is_refused_before_anything_is_written(self):
-        error = self.assertRaises(hook_install.HookInstallError,
+        error = self.assertRaises(exception.HookInstallError,
                                   self.install, socket_path='')
         self.assertIn('libvirt_hook_socket', str(error))
         self.assertEqual({}, self.listing())
@@ -311,7 +312,7 @@ class TestInstall(HooksFolderTestCase):
     def test_no_permission(self):
         denied = PermissionError(13, 'Permission denied')
         with mock.patch('os.mkdir', side_effect=denied):
-            error = self.assertRaises(hook_install.HookInstallError,
+            error = self.assertRaises(exception.HookInstallError,
                                       self.install)
         self.assertIn('qemu.d: Permission denied', str(error))
 
@@ -319,7 +320,7 @@ class TestInstall(HooksFolderTestCase):
         self.install(timeout=3)
         old = read(self.qemu)
         with mock.patch('os.rename', side_effect=OSError(28, 'No space')):
-            error = self.assertRaises(hook_install.HookInstallError,
+            error = self.assertRaises(exception.HookInstallError,
                                       self.install)
         self.assertIn('No space', str(error))
         self.assertEqual(old, read(self.qemu))

@@ -16,6 +16,7 @@ import time
 
 import fixtures
 
+from korora_nova import exception
 from korora_nova.vtpm_manager import admission
 from korora_nova.libvirt_hook import client as libvirt_hook
 from korora_nova.libvirt_hook import protocol
@@ -573,7 +574,7 @@ class TestHookServer(base.TestCase):
         with open(self.path, 'w') as stream:
             stream.write('precious\n')
         server = hook_server.HookServer(None, DEST, self.path)
-        error = self.assertRaises(hook_server.HookSocketError, server.start)
+        error = self.assertRaises(exception.HookSocketError, server.start)
         self.assertIn('%s exists and is a regular file: not replaced'
                       % self.path, str(error))
         with open(self.path) as stream:
@@ -588,7 +589,7 @@ class TestHookServer(base.TestCase):
             stale.bind(victim)
         os.symlink(victim, self.path)
         server = hook_server.HookServer(None, DEST, self.path)
-        error = self.assertRaises(hook_server.HookSocketError, server.start)
+        error = self.assertRaises(exception.HookSocketError, server.start)
         self.assertIn('is a symbolic link', str(error))
         self.assertTrue(os.path.islink(self.path))
         self.assertTrue(stat.S_ISSOCK(os.lstat(victim).st_mode))
@@ -596,7 +597,7 @@ class TestHookServer(base.TestCase):
     def test_a_second_manager_on_a_live_socket_is_refused(self):
         self.serve()
         second = hook_server.HookServer(None, DEST, self.path)
-        error = self.assertRaises(hook_server.HookSocketError, second.start)
+        error = self.assertRaises(exception.HookSocketError, second.start)
         self.assertIn('another process answers there already', str(error))
         self.assertTrue(self.ask(libvirt_hook.request_header('d') +
                                  xml(PLAIN_XML)).startswith(b'PASS '))
@@ -604,9 +605,9 @@ class TestHookServer(base.TestCase):
     def test_relative_and_overlong_paths_are_refused(self):
         for path, phrase in (('run/hook.sock', 'not an absolute path'),
                              ('/' + 'x' * 200, 'longer than')):
-            self.assertRaises(hook_server.HookSocketError,
+            self.assertRaises(exception.HookSocketError,
                               hook_server.check_path, path)
-            error = self.assertRaises(hook_server.HookSocketError,
+            error = self.assertRaises(exception.HookSocketError,
                                       hook_server.check_path, path)
             self.assertIn(phrase, str(error))
 

@@ -38,20 +38,20 @@ class TestMeasurement(test_base.TestCase):
         for items in ([('vtpm', A)], [('disk:', A)], [('disk:../x', A)],
                       [('vtpm-state', 'A' * 64)], [('nvram', A[:63])],
                       [('nvram', None)], [('nvram', A), ('nvram', A)]):
-            self.assertRaises(base.InstanceStateError, base.Measurement,
+            self.assertRaises(exception.InstanceStateError, base.Measurement,
                               items)
 
     def test_from_primitive_refuses_what_is_not_pairs(self):
         for value in ('x', 3, None, [['vtpm-state']], [('a', 'b', 'c')],
                       [[('disk:d%d' % i), A] for i in range(300)]):
-            self.assertRaises(base.InstanceStateError,
+            self.assertRaises(exception.InstanceStateError,
                               base.Measurement.from_primitive, value)
 
     def test_errors_are_korora_errors(self):
-        self.assertTrue(issubclass(base.InstanceStateError,
+        self.assertTrue(issubclass(exception.InstanceStateError,
                                    exception.KororaError))
-        self.assertTrue(issubclass(base.MigrationRefused,
-                                   base.InstanceStateError))
+        self.assertTrue(issubclass(exception.MigrationRefused,
+                                   exception.InstanceStateError))
 
 
 class TestCompare(test_base.TestCase):
@@ -93,7 +93,7 @@ class TestUUID(test_base.TestCase):
                       '', None, 42, '{11111111-2222-3333-4444-555555555555}',
                       'urn:uuid:11111111-2222-3333-4444-555555555555',
                       '11111111-2222-3333-4444-555555555555/..'):
-            self.assertRaises(base.InstanceStateError, base.validate_uuid,
+            self.assertRaises(exception.InstanceStateError, base.validate_uuid,
                               value)
 
 
@@ -119,41 +119,44 @@ class TestBoundedReads(test_base.TestCase):
         with open(self.file, 'r+b') as handle:
             handle.truncate(1 << 40)     # sparse: 1 TiB
         fd = base.open_below(self.root, ['inst', 'state'], 'state', 'nvram')
-        error = self.assertRaises(base.InstanceStateError, base.read_fd,
+        error = self.assertRaises(exception.InstanceStateError, base.read_fd,
                                   fd, 4096, self.file, 'state', 'nvram')
         self.assertIn('more than the 4096 allowed', str(error))
         self.assertEqual('nvram', error.item)
         fd = base.open_path(self.file, 'state')
-        self.assertRaises(base.InstanceStateError, base.hash_fd, fd, 4096,
+        self.assertRaises(exception.InstanceStateError, base.hash_fd, fd, 4096,
                           self.file, 'state')
 
     def test_refuses_a_symlink_in_any_component_below_root(self):
         os.rename(self.file, self.file + '.real')
         os.symlink(self.file + '.real', self.file)
-        error = self.assertRaises(base.InstanceStateError, base.open_below,
-                                  self.root, ['inst', 'state'], 'state')
+        error = self.assertRaises(
+            exception.InstanceStateError, base.open_below,
+            self.root, ['inst', 'state'], 'state')
         self.assertIn('symbolic link', str(error))
-        self.assertRaises(base.InstanceStateError, base.open_path,
+        self.assertRaises(exception.InstanceStateError, base.open_path,
                           self.file, 'state')
         os.rename(os.path.join(self.root, 'inst'),
                   os.path.join(self.root, 'real'))
         os.symlink(os.path.join(self.root, 'real'),
                    os.path.join(self.root, 'inst'))
-        self.assertRaises(base.InstanceStateError, base.open_below,
+        self.assertRaises(exception.InstanceStateError, base.open_below,
                           self.root, ['inst', 'state.real'], 'state')
 
     def test_refuses_a_fifo_without_blocking(self):
         fifo = os.path.join(self.root, 'inst', 'fifo')
         os.mkfifo(fifo)
-        error = self.assertRaises(base.InstanceStateError, base.open_below,
-                                  self.root, ['inst', 'fifo'], 'state')
+        error = self.assertRaises(
+            exception.InstanceStateError, base.open_below,
+            self.root, ['inst', 'fifo'], 'state')
         self.assertIn('not a regular file', str(error))
 
     def test_missing_file_says_so(self):
-        error = self.assertRaises(base.InstanceStateError, base.open_below,
-                                  self.root, ['inst', 'nothing'], 'state',
-                                  'vtpm-state')
+        error = self.assertRaises(
+            exception.InstanceStateError, base.open_below,
+            self.root, ['inst', 'nothing'], 'state',
+            'vtpm-state')
         self.assertIn('missing', str(error))
         self.assertEqual('vtpm-state', error.item)
-        self.assertRaises(base.InstanceStateError, base.open_path,
+        self.assertRaises(exception.InstanceStateError, base.open_path,
                           'relative/path', 'state')

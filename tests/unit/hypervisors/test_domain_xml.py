@@ -1,5 +1,6 @@
 """Domain XML: safe parsing, security facts, refusals."""
 
+from korora_nova import exception
 from korora_nova.hypervisors import base
 from korora_nova.hypervisors import domain_xml
 from tests import base as test_base
@@ -60,7 +61,7 @@ class TestParsing(test_base.TestCase):
     def test_refuses_oversized_xml(self):
         xml = kvm().replace('<devices>', '<devices><!--%s-->'
                             % ('x' * domain_xml.MAX_XML_BYTES))
-        error = self.assertRaises(domain_xml.DomainXMLError,
+        error = self.assertRaises(exception.DomainXMLError,
                                   domain_xml.facts_from_xml, xml)
         self.assertIn('refused: at most', str(error))
         self.assertEqual(base.DOMAIN_SECURITY, error.item)
@@ -69,13 +70,13 @@ class TestParsing(test_base.TestCase):
         for xml in ('<domain type="kvm"><name>x</domain>', 'not xml',
                     '', '   ', b'\xff\xfe<', '<domain type="kvm">',
                     '<x:domain type="kvm"/>', 42):
-            error = self.assertRaises(base.InstanceStateError,
+            error = self.assertRaises(exception.InstanceStateError,
                                       domain_xml.facts_from_xml, xml)
             self.assertNotIn('Traceback', str(error))
 
     def test_refuses_a_doctype_even_without_entities(self):
         xml = '<!DOCTYPE domain>' + kvm()
-        error = self.assertRaises(domain_xml.DomainXMLError,
+        error = self.assertRaises(exception.DomainXMLError,
                                   domain_xml.parse, xml)
         self.assertIn('DOCTYPE', str(error))
 
@@ -86,20 +87,20 @@ class TestParsing(test_base.TestCase):
         external = ('<!DOCTYPE d [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
                     '<domain type="kvm"><name>&e;</name></domain>')
         for xml in (laughs, external):
-            self.assertRaises(domain_xml.DomainXMLError, domain_xml.parse,
+            self.assertRaises(exception.DomainXMLError, domain_xml.parse,
                               xml)
         # An entity reference with no declaration is merely malformed.
-        error = self.assertRaises(domain_xml.DomainXMLError,
+        error = self.assertRaises(exception.DomainXMLError,
                                   domain_xml.parse,
                                   '<domain type="kvm"><name>&e;</name>'
                                   '</domain>')
         self.assertIn('malformed', str(error))
 
     def test_refuses_what_is_not_a_domain(self):
-        error = self.assertRaises(domain_xml.DomainXMLError,
+        error = self.assertRaises(exception.DomainXMLError,
                                   domain_xml.parse, '<network/>')
         self.assertIn('<network>', str(error))
-        self.assertRaises(domain_xml.DomainXMLError,
+        self.assertRaises(exception.DomainXMLError,
                           domain_xml.facts_from_xml, '<domain/>')
 
 
@@ -265,6 +266,6 @@ class TestRefusals(test_base.TestCase):
         self.assertIn('guest-vtpm', refusal)
         self.assertIsNone(domain_xml.facts_from_xml(
             xen_pv(), xl_config='memory = 512\n').refusal)
-        self.assertRaises(base.InstanceStateError,
+        self.assertRaises(exception.InstanceStateError,
                           domain_xml.xl_config_vtpms,
                           'x' * (domain_xml.MAX_XL_CONFIG_BYTES + 1))

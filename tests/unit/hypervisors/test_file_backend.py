@@ -5,6 +5,7 @@ import os
 
 import fixtures
 
+from korora_nova import exception
 from korora_nova.hypervisors import base
 from korora_nova.hypervisors import domain_xml
 from korora_nova.hypervisors import file_backend
@@ -70,17 +71,17 @@ class TestMeasure(FileBackendTestCase):
 
     def test_passthrough_tpm_is_refused(self):
         self.create(tpm_backend='passthrough')
-        error = self.assertRaises(base.MigrationRefused,
+        error = self.assertRaises(exception.MigrationRefused,
                                   self.source.measure, UUID)
         self.assertIn('passthrough TPM', error.reason)
-        self.assertRaises(base.MigrationRefused,
+        self.assertRaises(exception.MigrationRefused,
                           self.source.check_migratable, UUID)
 
     def test_xen_stub_domain_vtpm_is_refused(self):
         self.create(domain_type='xen', tpm_backend=None, metadata=(
             "<kx:vtpm xmlns:kx='%s' backend='stubdom' domain='dom-vtpm'/>"
             % domain_xml.XEN_VTPM_NS))
-        error = self.assertRaises(base.MigrationRefused,
+        error = self.assertRaises(exception.MigrationRefused,
                                   self.source.measure, UUID)
         self.assertIn('xen-vtpmmgr(7)', str(error))
         self.assertIn('does not yet support migration', str(error))
@@ -153,7 +154,7 @@ class TestMigration(FileBackendTestCase):
             return None if name == file_backend.STATE_FILE else data
 
         self.source.copy_instance(UUID, self.destination, in_flight=drop)
-        error = self.assertRaises(base.InstanceStateError,
+        error = self.assertRaises(exception.InstanceStateError,
                                   self.destination.measure, UUID)
         self.assertEqual('vtpm-state', error.item)
         self.assertIn('missing', str(error))
@@ -173,11 +174,11 @@ class TestMigration(FileBackendTestCase):
     def test_cannot_overwrite_an_instance_at_the_destination(self):
         self.create()
         self.source.copy_instance(UUID, self.destination)
-        error = self.assertRaises(base.InstanceStateError,
+        error = self.assertRaises(exception.InstanceStateError,
                                   self.source.copy_instance, UUID,
                                   self.destination)
         self.assertIn('already exists', str(error))
-        self.assertRaises(base.InstanceStateError,
+        self.assertRaises(exception.InstanceStateError,
                           self.source.copy_instance, UUID, self.source)
 
     def test_unknown_files_do_not_cross(self):
@@ -192,21 +193,21 @@ class TestMigration(FileBackendTestCase):
 class TestBadInput(FileBackendTestCase):
 
     def test_unknown_instance(self):
-        error = self.assertRaises(base.InstanceStateError,
+        error = self.assertRaises(exception.InstanceStateError,
                                   self.source.measure, UUID)
         self.assertIn('missing', str(error))
-        self.assertRaises(base.InstanceStateError,
+        self.assertRaises(exception.InstanceStateError,
                           self.source.copy_instance, UUID, self.destination)
 
     def test_bad_names(self):
         for host in ('..', '../x', 'a/b', '', '.hidden', None):
-            self.assertRaises(base.InstanceStateError,
+            self.assertRaises(exception.InstanceStateError,
                               file_backend.FileStateBackend, self.root, host)
-        self.assertRaises(base.InstanceStateError, self.source.measure,
+        self.assertRaises(exception.InstanceStateError, self.source.measure,
                           '../../etc')
-        self.assertRaises(base.InstanceStateError, self.source.path, UUID,
+        self.assertRaises(exception.InstanceStateError, self.source.path, UUID,
                           '../domain.xml')
-        self.assertRaises(base.InstanceStateError, self.create,
+        self.assertRaises(exception.InstanceStateError, self.create,
                           disks={'../x': b''})
 
     def test_malformed_and_unsafe_domain_xml(self):
@@ -215,14 +216,14 @@ class TestBadInput(FileBackendTestCase):
                      ' ' * (domain_xml.MAX_XML_BYTES + 1)):
             self.source.remove_instance(UUID)
             self.create(domain_xml_text=text)
-            error = self.assertRaises(base.InstanceStateError,
+            error = self.assertRaises(exception.InstanceStateError,
                                       self.source.measure, UUID)
             self.assertEqual('domain-security', error.item)
 
     def test_domain_xml_naming_another_instance(self):
         self.create(domain_xml_text=file_backend.make_domain_xml(
             '00000000-0000-0000-0000-000000000001'))
-        error = self.assertRaises(base.InstanceStateError,
+        error = self.assertRaises(exception.InstanceStateError,
                                   self.source.measure, UUID)
         self.assertIn('names instance', str(error))
 
@@ -232,12 +233,12 @@ class TestBadInput(FileBackendTestCase):
         path = self.source.path(UUID, file_backend.STATE_FILE)
         os.rename(path, elsewhere)
         os.symlink(elsewhere, path)
-        error = self.assertRaises(base.InstanceStateError,
+        error = self.assertRaises(exception.InstanceStateError,
                                   self.source.measure, UUID)
         self.assertIn('symbolic link', str(error))
         self.assertEqual('vtpm-state', error.item)
         # Nor does the fake migration carry it.
-        self.assertRaises(base.InstanceStateError,
+        self.assertRaises(exception.InstanceStateError,
                           self.source.copy_instance, UUID, self.destination)
 
     def test_oversized_state_is_refused(self):
@@ -245,13 +246,13 @@ class TestBadInput(FileBackendTestCase):
         with open(self.source.path(UUID, file_backend.STATE_FILE),
                   'r+b') as handle:
             handle.truncate(base.MAX_VTPM_STATE_BYTES + 1)
-        error = self.assertRaises(base.InstanceStateError,
+        error = self.assertRaises(exception.InstanceStateError,
                                   self.source.measure, UUID)
         self.assertIn('more than the', str(error))
 
     def test_unknown_disk_target(self):
         self.create(disks={'vda': b'x'})
-        error = self.assertRaises(base.InstanceStateError,
+        error = self.assertRaises(exception.InstanceStateError,
                                   self.source.measure, UUID,
                                   block_migration=True,
                                   disk_targets=['vdz'])

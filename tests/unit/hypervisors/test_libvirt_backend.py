@@ -12,6 +12,7 @@ import os
 import fixtures
 import libvirt
 
+from korora_nova import exception
 from korora_nova.hypervisors import base
 from korora_nova.hypervisors import domain_xml
 from korora_nova.hypervisors import libvirt_backend
@@ -263,7 +264,7 @@ class TestKVM(LibvirtTestCase):
         self.assertEqual([SECRET], asked)
 
     def test_encrypted_state_without_the_secret(self):
-        error = self.assertRaises(base.InstanceStateError,
+        error = self.assertRaises(exception.InstanceStateError,
                                   self.backend.measure, KVM_VTPM)
         self.assertEqual('vtpm-state', error.item)
         self.assertIn('needs the value of the vTPM secret', str(error))
@@ -273,8 +274,9 @@ class TestKVM(LibvirtTestCase):
 
         backend = libvirt_backend.LibvirtStateBackend(
             self.uri, swtpm_root=self.swtpm_root, secret_provider=broken)
-        error = self.assertRaises(base.InstanceStateError, backend.measure,
-                                  KVM_VTPM)
+        error = self.assertRaises(
+            exception.InstanceStateError, backend.measure,
+            KVM_VTPM)
         self.assertIn('key manager unreachable', str(error))
 
     def test_reencrypted_state_measures_the_same(self):
@@ -293,14 +295,14 @@ class TestKVM(LibvirtTestCase):
         tampered = shared.flip_byte(self.state, len(self.state) // 2)
         self.assertFalse(shared.swtpm_accepts(tampered))
         self.install_state(KVM_VTPM, tampered)
-        error = self.assertRaises(base.InstanceStateError,
+        error = self.assertRaises(exception.InstanceStateError,
                                   self.backend.measure, KVM_VTPM,
                                   vtpm_secret=PASSPHRASE)
         self.assertEqual('vtpm-state', error.item)
         self.assertIn('HMAC', str(error))
 
     def test_wrong_secret(self):
-        error = self.assertRaises(base.InstanceStateError,
+        error = self.assertRaises(exception.InstanceStateError,
                                   self.backend.measure, KVM_VTPM,
                                   vtpm_secret=b'another secret')
         self.assertIn('another secret', str(error))
@@ -339,7 +341,7 @@ class TestKVM(LibvirtTestCase):
             self.assertEqual(base.sha256_hex(handle.read()),
                              measurement['disk:vda'])
         # vdb is qcow2: its bytes would differ after any block migration.
-        error = self.assertRaises(base.InstanceStateError,
+        error = self.assertRaises(exception.InstanceStateError,
                                   self.backend.measure, KVM_VTPM,
                                   block_migration=True,
                                   vtpm_secret=PASSPHRASE)
@@ -351,15 +353,15 @@ class TestKVM(LibvirtTestCase):
                          list(self.backend.measure(KVM_NO_TPM)))
 
     def test_passthrough_tpm_is_refused(self):
-        error = self.assertRaises(base.MigrationRefused,
+        error = self.assertRaises(exception.MigrationRefused,
                                   self.backend.measure, KVM_PASSTHROUGH)
         self.assertIn('passthrough TPM', error.reason)
         self.assertIn('/dev/tpm0', error.reason)
-        self.assertRaises(base.MigrationRefused,
+        self.assertRaises(exception.MigrationRefused,
                           self.backend.check_migratable, KVM_PASSTHROUGH)
 
     def test_external_swtpm_is_refused(self):
-        error = self.assertRaises(base.MigrationRefused,
+        error = self.assertRaises(exception.MigrationRefused,
                                   self.backend.measure, KVM_EXTERNAL)
         self.assertIn('externally managed', error.reason)
 
@@ -374,7 +376,7 @@ class TestXen(LibvirtTestCase):
                                            facts.firmware.type))
 
     def test_stub_domain_vtpm_declared_in_metadata_is_refused(self):
-        error = self.assertRaises(base.MigrationRefused,
+        error = self.assertRaises(exception.MigrationRefused,
                                   self.backend.measure, XEN_METADATA)
         self.assertIn('Xen stub-domain vTPM', error.reason)
         self.assertIn('xen-guest-vtpm', error.reason)
@@ -385,7 +387,7 @@ class TestXen(LibvirtTestCase):
     def test_stub_domains_themselves_are_refused(self):
         for uuid, role in ((XEN_VTPM_STUBDOM, 'vTPM stub domain'),
                            (XEN_VTPMMGR, 'vTPM manager domain')):
-            error = self.assertRaises(base.MigrationRefused,
+            error = self.assertRaises(exception.MigrationRefused,
                                       self.backend.check_migratable, uuid)
             self.assertIn(role, error.reason)
             self.assertIn('does not yet support migration', error.reason)
@@ -400,7 +402,7 @@ class TestXen(LibvirtTestCase):
         self.assertIsNone(self.backend.describe(XEN_XL).refusal)
         xen = libvirt_backend.XenStateBackend(
             self.uri, swtpm_root=self.swtpm_root, xl_config_dir=configs)
-        error = self.assertRaises(base.MigrationRefused, xen.measure,
+        error = self.assertRaises(exception.MigrationRefused, xen.measure,
                                   XEN_XL)
         self.assertIn('xl configuration', error.reason)
         self.assertIn('xen-xl-guest-vtpm', error.reason)
@@ -415,7 +417,7 @@ class TestXen(LibvirtTestCase):
               '/usr/lib/xen/boot/vtpmmgr-stubdom.gz')],
             [(facts.name, facts.uuid, facts.kernel) for facts in found])
         error = self.assertRaises(
-            base.InstanceStateError, libvirt_backend.xen_vtpmmgr_domains,
+            exception.InstanceStateError, libvirt_backend.xen_vtpmmgr_domains,
             'test:///nonexistent/node.xml')
         self.assertIn('cannot reach libvirt at test:///nonexistent/node.xml',
                       str(error))
@@ -429,26 +431,28 @@ class TestXen(LibvirtTestCase):
 class TestBadInput(LibvirtTestCase):
 
     def test_unknown_domain(self):
-        error = self.assertRaises(base.InstanceStateError,
+        error = self.assertRaises(exception.InstanceStateError,
                                   self.backend.measure, MISSING)
         self.assertIn('has no domain', str(error))
 
     def test_not_a_uuid(self):
         for value in ('kvm-vtpm', '../../etc/passwd', ''):
-            self.assertRaises(base.InstanceStateError, self.backend.measure,
-                              value)
+            self.assertRaises(
+                exception.InstanceStateError, self.backend.measure,
+                value)
 
     def test_unreachable_libvirt(self):
         backend = libvirt_backend.LibvirtStateBackend(
             'test://' + os.path.join(self.folder, 'nowhere.xml'))
-        error = self.assertRaises(base.InstanceStateError, backend.describe,
-                                  KVM_VTPM)
+        error = self.assertRaises(
+            exception.InstanceStateError, backend.describe,
+            KVM_VTPM)
         self.assertIn('cannot reach libvirt', str(error))
 
     def test_missing_state_file(self):
         os.unlink(os.path.join(self.swtpm_root, KVM_VTPM, 'tpm2',
                                'tpm2-00.permall'))
-        error = self.assertRaises(base.InstanceStateError,
+        error = self.assertRaises(exception.InstanceStateError,
                                   self.backend.measure, KVM_VTPM,
                                   vtpm_secret=PASSPHRASE)
         self.assertEqual('vtpm-state', error.item)
@@ -462,7 +466,7 @@ class TestBadInput(LibvirtTestCase):
         good_copy = self.write('good-copy', self.state)
         os.unlink(path)
         os.symlink(good_copy, path)
-        error = self.assertRaises(base.InstanceStateError,
+        error = self.assertRaises(exception.InstanceStateError,
                                   self.backend.measure, KVM_VTPM,
                                   vtpm_secret=PASSPHRASE)
         self.assertIn('symbolic link', str(error))
@@ -471,7 +475,7 @@ class TestBadInput(LibvirtTestCase):
         real = os.path.join(self.folder, 'elsewhere')
         os.rename(os.path.join(self.swtpm_root, KVM_VTPM), real)
         os.symlink(real, os.path.join(self.swtpm_root, KVM_VTPM))
-        error = self.assertRaises(base.InstanceStateError,
+        error = self.assertRaises(exception.InstanceStateError,
                                   self.backend.measure, KVM_VTPM,
                                   vtpm_secret=PASSPHRASE)
         self.assertIn('symbolic link', str(error))
@@ -480,7 +484,7 @@ class TestBadInput(LibvirtTestCase):
         good_copy = self.write('nvram-copy', b'anything')
         os.unlink(self.nvram)
         os.symlink(good_copy, self.nvram)
-        error = self.assertRaises(base.InstanceStateError,
+        error = self.assertRaises(exception.InstanceStateError,
                                   self.backend.measure, KVM_VTPM,
                                   vtpm_secret=PASSPHRASE)
         self.assertEqual('nvram', error.item)
@@ -488,7 +492,7 @@ class TestBadInput(LibvirtTestCase):
     def test_oversized_state_file_is_refused(self):
         path = self.install_state(KVM_VTPM, b'')
         os.truncate(path, base.MAX_VTPM_STATE_BYTES + 1)
-        error = self.assertRaises(base.InstanceStateError,
+        error = self.assertRaises(exception.InstanceStateError,
                                   self.backend.measure, KVM_VTPM,
                                   vtpm_secret=PASSPHRASE)
         self.assertIn('more than the', str(error))
@@ -497,7 +501,7 @@ class TestBadInput(LibvirtTestCase):
         for data in (b'', b'garbage', self.state[:-1], self.state + b'x',
                      b'\x01\x01\x00\x0a' + self.state[4:]):
             self.install_state(KVM_VTPM, data)
-            error = self.assertRaises(base.InstanceStateError,
+            error = self.assertRaises(exception.InstanceStateError,
                                       self.backend.measure, KVM_VTPM,
                                       vtpm_secret=PASSPHRASE)
             self.assertEqual('vtpm-state', error.item)
@@ -507,7 +511,7 @@ class TestBadInput(LibvirtTestCase):
                             'tpm2-00.permall')
         os.unlink(path)
         os.mkfifo(path)
-        error = self.assertRaises(base.InstanceStateError,
+        error = self.assertRaises(exception.InstanceStateError,
                                   self.backend.measure, KVM_VTPM,
                                   vtpm_secret=PASSPHRASE)
         self.assertIn('not a regular file', str(error))

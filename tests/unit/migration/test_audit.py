@@ -17,6 +17,7 @@ from korora_nova.attestation import purpose
 from korora_nova.db import api as db
 from korora_nova.db import models
 from korora_nova.db import audit_log
+from korora_nova import exception
 from korora_nova.migration import audit
 from korora_nova.migration import records
 from korora_nova.migration import states
@@ -120,11 +121,11 @@ class TestIntactLog(AuditTestCase):
     def test_anchor_refusals(self):
         # An empty log (the enrollments' entries gone too).
         self.execute('DELETE FROM audit_log')
-        error = self.assertRaises(audit_log.AuditError, audit.anchor, self.api,
+        error = self.assertRaises(exception.AuditError, audit.anchor, self.api,
                                   'compute-1')
         self.assertIn('the audit log is empty', str(error))
         self.migrate(to=states.KEY_CERTIFIED)
-        self.assertRaises(db.HostNotFound, audit.anchor, self.api,
+        self.assertRaises(exception.HostNotFound, audit.anchor, self.api,
                           'compute-9')
         first = audit.anchor(self.api, 'compute-1')
         # The same head is anchored once; asking again returns it.
@@ -134,7 +135,7 @@ class TestIntactLog(AuditTestCase):
         # A tampered log is never anchored.
         records.transition(MIGRATION, 'compute-2', states.TRANSFERRING)
         self.execute("UPDATE audit_log SET host = 'compute-7' WHERE seq = 2")
-        error = self.assertRaises(audit_log.AuditError, audit.anchor, self.api,
+        error = self.assertRaises(exception.AuditError, audit.anchor, self.api,
                                   'compute-1')
         self.assertIn('the audit log fails verification, not anchoring it: '
                       'seq 2: entry 2 was changed', str(error))

@@ -13,6 +13,7 @@ import testscenarios
 
 from korora_nova.db import api as db
 from korora_nova.db import migration as db_migration
+from korora_nova import exception
 from korora_nova.migration import audit
 from korora_nova.migration import records
 from korora_nova.migration import states
@@ -94,7 +95,7 @@ class TestBackends(base.TestCase):
             try:
                 records.transition(migration_uuid, 'compute-%d' % number,
                                    states.PEERS_ATTESTED)
-            except states.IllegalTransition:
+            except exception.IllegalTransition:
                 lost.append(number)
             else:
                 won.append(number)

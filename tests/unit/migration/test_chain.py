@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from korora_nova.db import api as db
 from korora_nova.db import models
 from korora_nova.db import audit_log
+from korora_nova import exception
 from korora_nova.migration import audit
 from korora_nova.migration import records
 from korora_nova.migration import states
@@ -97,10 +98,10 @@ class TestChain(base.TestCase):
         self.assertEqual([(2, audit.HASH_MISMATCH)], self.codes())
 
     def test_details_are_checked_before_anything_is_written(self):
-        self.assertRaises(audit_log.AuditError, records.transition, self.uuid,
+        self.assertRaises(exception.AuditError, records.transition, self.uuid,
                           'compute-2', states.VERIFIED,
                           details={'not json': object()})
-        self.assertRaises(audit_log.AuditError, records.transition, self.uuid,
+        self.assertRaises(exception.AuditError, records.transition, self.uuid,
                           'compute-2', states.VERIFIED,
                           details={'big': 'x' * audit_log.MAX_DETAILS})
         self.assertEqual(states.MEASURED, records.get(self.uuid).state)
@@ -118,7 +119,7 @@ class TestChain(base.TestCase):
 
     def test_no_append_after_a_malformed_head(self):
         self.execute("UPDATE audit_log SET entry_hash = 'zz' WHERE seq = 5")
-        error = self.assertRaises(audit_log.AuditError, records.transition,
+        error = self.assertRaises(exception.AuditError, records.transition,
                                   self.uuid, 'compute-2', states.VERIFIED)
         self.assertIn('the audit log\'s head (seq 5) has a malformed hash',
                       str(error))

@@ -125,14 +125,14 @@ class ManifestTestCase(SourceManagerTestCase):
         self.manifest, _ = manifest_module.load(self.text)
 
     def load_error(self, text, message):
-        error = self.assertRaises(manifest_module.ManifestError,
+        error = self.assertRaises(exception.ManifestError,
                                   manifest_module.load, text)
         self.assertIn(message, str(error))
         return error
 
     def signature_error(self, text, reason, host=SOURCE):
         loaded, quote = manifest_module.load(text)
-        error = self.assertRaises(manifest_module.ManifestError,
+        error = self.assertRaises(exception.ManifestError,
                                   manifest_module.check_signature, loaded,
                                   quote, self.ak_public, host)
         self.assertIn(NOT_SIGNED % {'host': host, 'kind': loaded.kind},
@@ -195,7 +195,7 @@ class TestSignedManifest(ManifestTestCase):
     def test_another_tpms_ak_did_not_sign_it(self):
         stranger = self.useFixture(services.SoftwareTPMFixture())
         loaded, quote = manifest_module.load(self.text)
-        error = self.assertRaises(manifest_module.ManifestError,
+        error = self.assertRaises(exception.ManifestError,
                                   manifest_module.check_signature, loaded,
                                   quote, stranger.attestation_key().public,
                                   SOURCE)
@@ -412,7 +412,7 @@ class TestManagerCounter(SourceManagerTestCase):
         # Presented with the advanced counter, the old signature fails.
         replayed = edited(text, setter('manifest', 'counter', counter + 1))
         loaded, quote = manifest_module.load(replayed)
-        error = self.assertRaises(manifest_module.ManifestError,
+        error = self.assertRaises(exception.ManifestError,
                                   manifest_module.check_signature, loaded,
                                   quote, self.ak_public, SOURCE)
         self.assertIn(REPLAYED, str(error))

@@ -13,6 +13,7 @@ from korora_nova.db import api as db
 from korora_nova.db import migration as db_migration
 from korora_nova.db import models
 from korora_nova.db import audit_log
+from korora_nova import exception
 from korora_nova.migration import audit
 from korora_nova.migration import records
 from korora_nova.migration import states
@@ -131,7 +132,7 @@ class TestLifecycle(RecordsTestCase):
             last = records.history(migration_uuid)[-1]
             self.assertEqual(('quarantine', state, states.QUARANTINED),
                              (last.step, last.from_state, last.to_state))
-            self.assertRaises(states.IllegalTransition, records.transition,
+            self.assertRaises(exception.IllegalTransition, records.transition,
                               migration_uuid, 'compute-2', states.VERIFIED)
             self.assertEqual(states.QUARANTINED,
                              records.get(migration_uuid).state)
@@ -145,7 +146,7 @@ class TestLifecycle(RecordsTestCase):
                 self.walk_to(migration_uuid, state)
             before = records.history(migration_uuid)
             error = self.assertRaises(
-                states.IllegalTransition, records.transition,
+                exception.IllegalTransition, records.transition,
                 migration_uuid, 'compute-2', states.QUARANTINED,
                 reason='should not stick')
             self.assertIn('%s -> QUARANTINED is not allowed' % state,
@@ -159,15 +160,15 @@ class TestLifecycle(RecordsTestCase):
     def test_generated_uuid_and_duplicates(self):
         record = records.create(None, INSTANCE, 'compute-1', 'compute-2')
         self.assertEqual(36, len(record.uuid))
-        error = self.assertRaises(states.MigrationExists, records.create,
+        error = self.assertRaises(exception.MigrationExists, records.create,
                                   record.uuid, INSTANCE, 'compute-1',
                                   'compute-3')
         self.assertIn('already recorded', str(error))
         self.assertEqual(1, len(self.audit_rows()))
 
     def test_unknown_migration(self):
-        self.assertRaises(states.MigrationNotFound, records.get, MIGRATION)
-        self.assertRaises(states.MigrationNotFound, records.transition,
+        self.assertRaises(exception.MigrationNotFound, records.get, MIGRATION)
+        self.assertRaises(exception.MigrationNotFound, records.transition,
                           MIGRATION, 'compute-1', states.PEERS_ATTESTED)
         self.assertEqual([], self.audit_rows())
 
@@ -243,7 +244,7 @@ class TestManifest(RecordsTestCase):
         updated = records.get(MIGRATION).updated_at
         # Measuring before the transfer is refused...
         error = self.assertRaises(
-            states.IllegalTransition, records.transition, MIGRATION,
+            exception.IllegalTransition, records.transition, MIGRATION,
             'compute-1', states.MEASURED, manifest=self.MANIFEST,
             source_counter=self.COUNTER)
         self.assertIn('KEY_CERTIFIED -> MEASURED is not allowed',
@@ -257,7 +258,7 @@ class TestManifest(RecordsTestCase):
         before = self.audit_rows()
         updated = records.get(MIGRATION).updated_at
         self.assertRaises(
-            states.ConcurrentTransition, records.transition, MIGRATION,
+            exception.ConcurrentTransition, records.transition, MIGRATION,
             'compute-1', states.MEASURED, expected=states.KEY_CERTIFIED,
             manifest=self.MANIFEST, source_counter=self.COUNTER)
         self.assertEqual((states.TRANSFERRING, None, None), self.evidence())
@@ -283,7 +284,7 @@ class TestManifest(RecordsTestCase):
         self.useFixture(fixtures.MonkeyPatch(
             'korora_nova.migration.states.check', check_then_lose_the_race))
         error = self.assertRaises(
-            states.ConcurrentTransition, records.transition, MIGRATION,
+            exception.ConcurrentTransition, records.transition, MIGRATION,
             'compute-1', states.MEASURED, manifest=self.MANIFEST,
             source_counter=self.COUNTER)
         self.assertIn('TRANSFERRING -> MEASURED is not allowed (it is '
@@ -302,7 +303,7 @@ class TestManifest(RecordsTestCase):
         before = self.audit_rows()
         updated = records.get(MIGRATION).updated_at
         self.assertRaises(
-            audit_log.AuditError, records.transition, MIGRATION, 'compute-1',
+            exception.AuditError, records.transition, MIGRATION, 'compute-1',
             states.MEASURED, details={'big': 'x' * audit_log.MAX_DETAILS},
             manifest=self.MANIFEST, source_counter=self.COUNTER)
         self.assertEqual((states.TRANSFERRING, None, None), self.evidence())
@@ -325,7 +326,7 @@ class TestIllegalTransitions(RecordsTestCase):
         updated = records.get(MIGRATION).updated_at
         for target in (states.REQUESTED, states.MEASURED,
                        states.QUARANTINED, states.VERIFIED, 'TELEPORTED'):
-            error = self.assertRaises(states.IllegalTransition,
+            error = self.assertRaises(exception.IllegalTransition,
                                       records.transition, MIGRATION,
                                       'compute-9', target,
                                       details={'evil': True},
@@ -344,7 +345,7 @@ class TestIllegalTransitions(RecordsTestCase):
         self.create()
         self.walk_to(MIGRATION, states.COMMITTED)
         for target in states.ALL:
-            self.assertRaises(states.IllegalTransition, records.transition,
+            self.assertRaises(exception.IllegalTransition, records.transition,
                               MIGRATION, 'compute-1', target)
         self.assertEqual(len(states.FORWARD), len(self.audit_rows()))
 
@@ -352,7 +353,7 @@ class TestIllegalTransitions(RecordsTestCase):
         self.create()
         records.transition(MIGRATION, 'compute-1', states.PEERS_ATTESTED)
         error = self.assertRaises(
-            states.ConcurrentTransition, records.transition, MIGRATION,
+            exception.ConcurrentTransition, records.transition, MIGRATION,
             'compute-2', states.PEERS_ATTESTED, expected=states.REQUESTED)
         self.assertIn('it is PEERS_ATTESTED now', str(error))
         self.assertEqual(2, len(self.audit_rows()))
@@ -378,7 +379,7 @@ class TestConcurrency(RecordsTestCase):
 
         self.useFixture(fixtures.MonkeyPatch(
             'korora_nova.migration.states.check', check_then_lose_the_race))
-        error = self.assertRaises(states.ConcurrentTransition,
+        error = self.assertRaises(exception.ConcurrentTransition,
                                   records.transition, MIGRATION,
                                   'compute-1', states.PEERS_ATTESTED)
         self.assertEqual(
@@ -403,7 +404,7 @@ class TestConcurrency(RecordsTestCase):
             try:
                 records.transition(MIGRATION, 'compute-%d' % number,
                                    target, expected=states.REQUESTED)
-            except states.IllegalTransition:
+            except exception.IllegalTransition:
                 lost.append(number)
             except Exception as error:     # reported below
                 failed.append(error)

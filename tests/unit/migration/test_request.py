@@ -57,7 +57,7 @@ class RequestTestCase(base.TestCase):
             request.qualifying_data(), None, None, host=DEST)
 
     def load_error(self, text, message):
-        error = self.assertRaises(request_module.RequestError,
+        error = self.assertRaises(exception.RequestError,
                                   request_module.load, text)
         self.assertIn(message, str(error))
 
@@ -187,7 +187,7 @@ class TestCheck(RequestTestCase):
         for changed in ({'instance_uuid': OTHER_INSTANCE},
                         {'source_host': 'compute-3'},
                         {'dest_host': 'compute-3'}):
-            error = self.assertRaises(request_module.RequestError,
+            error = self.assertRaises(exception.RequestError,
                                       self.check, **changed)
             self.assertIn('the signed request is for instance %s from %s to '
                           '%s, not' % (INSTANCE, SOURCE, DEST), str(error))
@@ -195,7 +195,7 @@ class TestCheck(RequestTestCase):
     def test_a_stale_or_future_request_is_refused(self):
         for offset in (LIFETIME + 1, -LIFETIME - 1, 3600):
             error = self.assertRaises(
-                request_module.RequestError, self.check,
+                exception.RequestError, self.check,
                 now=self.request.requested_at + offset)
             self.assertIn('more than 60 s ([korora] result_lifetime): stale '
                           'or the clocks differ', str(error))

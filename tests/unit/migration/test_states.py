@@ -17,13 +17,13 @@ class TestTransitionTable(base.TestCase):
         self.assertEqual(
             'migration %s: KEY_CERTIFIED -> MEASURED is not allowed (from '
             'KEY_CERTIFIED only TRANSFERRING or ABORTED)' % UUID,
-            str(self.assertRaises(states.IllegalTransition, states.check,
+            str(self.assertRaises(exception.IllegalTransition, states.check,
                                   UUID, states.KEY_CERTIFIED,
                                   states.MEASURED)))
         self.assertEqual(
             'migration %s: TRANSFERRING -> VERIFIED is not allowed (from '
             'TRANSFERRING only MEASURED or QUARANTINED or ABORTED)' % UUID,
-            str(self.assertRaises(states.IllegalTransition, states.check,
+            str(self.assertRaises(exception.IllegalTransition, states.check,
                                   UUID, states.TRANSFERRING,
                                   states.VERIFIED)))
 
@@ -52,12 +52,12 @@ class TestTransitionTable(base.TestCase):
             states.check(UUID, old, states.QUARANTINED)
         for old in states.ALL:
             if old not in sources:
-                error = self.assertRaises(states.IllegalTransition,
+                error = self.assertRaises(exception.IllegalTransition,
                                           states.check, UUID, old,
                                           states.QUARANTINED)
                 self.assertEqual((old, states.QUARANTINED),
                                  (error.old, error.new))
-        error = self.assertRaises(states.IllegalTransition, states.check,
+        error = self.assertRaises(exception.IllegalTransition, states.check,
                                   UUID, states.KEY_CERTIFIED,
                                   states.QUARANTINED)
         self.assertEqual(
@@ -93,7 +93,7 @@ class TestTransitionTable(base.TestCase):
         self.assertEqual(set(states.ALL), set(states.TRANSITIONS))
 
     def test_refusal_message_for_an_operator(self):
-        error = self.assertRaises(states.IllegalTransition, states.check,
+        error = self.assertRaises(exception.IllegalTransition, states.check,
                                   UUID, states.VERIFIED, states.REQUESTED)
         self.assertIsInstance(error, exception.KororaError)
         self.assertEqual(
@@ -103,21 +103,21 @@ class TestTransitionTable(base.TestCase):
                          (error.old, error.new))
 
     def test_refusal_from_a_final_state(self):
-        error = self.assertRaises(states.IllegalTransition, states.check,
+        error = self.assertRaises(exception.IllegalTransition, states.check,
                                   UUID, states.ABORTED, states.COMMITTED)
         self.assertEqual('migration %s: ABORTED -> COMMITTED is not allowed '
                          '(ABORTED is final)' % UUID, str(error))
 
     def test_unknown_state(self):
-        error = self.assertRaises(states.IllegalTransition, states.check,
+        error = self.assertRaises(exception.IllegalTransition, states.check,
                                   UUID, states.REQUESTED, 'TELEPORTED')
         self.assertIn('TELEPORTED is not a migration state', str(error))
 
     def test_concurrent_transition_is_an_illegal_one(self):
-        error = states.ConcurrentTransition(UUID, states.REQUESTED,
-                                            states.PEERS_ATTESTED,
-                                            states.ABORTED)
-        self.assertIsInstance(error, states.IllegalTransition)
+        error = exception.ConcurrentTransition(UUID, states.REQUESTED,
+                                               states.PEERS_ATTESTED,
+                                               states.ABORTED)
+        self.assertIsInstance(error, exception.IllegalTransition)
         self.assertEqual(
             'migration %s: REQUESTED -> PEERS_ATTESTED is not allowed (it '
             'is ABORTED now: another service moved it first)' % UUID,

@@ -80,7 +80,7 @@ class TestEnrollment(HostTrustTestCase):
 
     def test_enrolling_twice_is_refused(self):
         enrollment.enroll(self.api, 'compute-1')
-        error = self.assertRaises(db.HostExists, enrollment.enroll,
+        error = self.assertRaises(exception.HostExists, enrollment.enroll,
                                   self.api, 'compute-1')
         self.assertIn('already enrolled', str(error))
 
@@ -95,7 +95,7 @@ class TestEnrollment(HostTrustTestCase):
         self.assertIn('compute-9: EK certificate (issuer CN=swtpm-localca) '
                       'does not chain to a CA in the EK CA bundle',
                       str(error))
-        self.assertRaises(db.HostNotFound, db.host_get, 'compute-9')
+        self.assertRaises(exception.HostNotFound, db.host_get, 'compute-9')
         host = enrollment.enroll(self.api, 'compute-9',
                                  trust_on_first_use=True)
         self.assertTrue(host.trust_on_first_use)

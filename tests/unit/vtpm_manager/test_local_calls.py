@@ -159,7 +159,7 @@ class TestSignManifest(LocalCallsTestCase):
         signed = json.loads(text)
         signed['manifest']['kind'] = manifest_module.ARRIVAL
         loaded, quote = manifest_module.load(json.dumps(signed))
-        self.refused(manifest_module.ManifestError,
+        self.refused(exception.ManifestError,
                      manifest_module.check_signature, loaded, quote,
                      self.ak_public, HOST,
                      message='the arrival measurement is not signed by '
@@ -168,7 +168,7 @@ class TestSignManifest(LocalCallsTestCase):
         # attestation, not a manifest signature.
         loaded, _ = manifest_module.load(text)
         attested = self.api.attest(HOST, loaded.digest())
-        self.refused(manifest_module.ManifestError,
+        self.refused(exception.ManifestError,
                      manifest_module.check_signature, loaded, attested,
                      self.ak_public, HOST,
                      message='the departure measurement is not signed by '
@@ -178,7 +178,7 @@ class TestSignManifest(LocalCallsTestCase):
         signed = json.loads(self.signed())
         signed['manifest']['items'][0][1] = 'ab' * 32
         loaded, quote = manifest_module.load(json.dumps(signed))
-        self.refused(manifest_module.ManifestError,
+        self.refused(exception.ManifestError,
                      manifest_module.check_signature, loaded, quote,
                      self.ak_public, HOST, message='not signed by compute-1')
 
@@ -351,7 +351,7 @@ class TestOpenTransfer(LocalCallsTestCase):
         key = self.certified()
         fields = self.sealed(key)
         data_key = self.open(key, fields)
-        self.refused(handover.HandoverError, handover.open_with, data_key,
+        self.refused(exception.HandoverError, handover.open_with, data_key,
                      fields, handover.binding(self.record(migration(
                          source=PEER, dest=HOST, uuid=OTHER_MIGRATION))),
                      message='the sealed vTPM secret was changed or is not '

@@ -19,6 +19,7 @@ import libvirt
 from korora_nova.db import api as db
 from tests import base
 from korora_nova.demo import services
+from korora_nova import exception
 from korora_nova.tpm import quote
 from korora_nova.verifier import attestation
 from korora_nova.verifier import enrollment
@@ -121,7 +122,7 @@ class TestImage(XenHostTestCase):
             b' xen-vtpmmgr=' + sha256(IMAGE_V1).encode()))
 
     def assertRefused(self, *parts):
-        error = self.assertRaises(self_measurement.XenVTPMMgrError,
+        error = self.assertRaises(exception.XenVTPMMgrError,
                                   self.statement)
         for part in parts:
             self.assertIn(part, str(error))
@@ -166,7 +167,7 @@ class TestImage(XenHostTestCase):
     def test_daemon_preflight_refuses_to_start(self):
         self.xen_flags(uri=False)
         os.remove(self.image)
-        error = self.assertRaises(self_measurement.XenVTPMMgrError,
+        error = self.assertRaises(exception.XenVTPMMgrError,
                                   service.preflight, self.config.conf)
         self.assertIn('is missing: %s' % self.image, str(error))
 
@@ -200,7 +201,7 @@ class TestRunningDomain(XenHostTestCase):
     def test_no_running_vtpmmgr_domain(self):
         self.xen_flags()
         self.node(kernel='/boot/vmlinuz', name='another-guest')
-        error = self.assertRaises(self_measurement.XenVTPMMgrError,
+        error = self.assertRaises(exception.XenVTPMMgrError,
                                   self.statement)
         self.assertIn('libvirt at %s lists no running Xen vTPM manager '
                       'domain (vtpmmgr)' % self.uri, str(error))
@@ -210,7 +211,7 @@ class TestRunningDomain(XenHostTestCase):
     def test_unreachable_libvirt(self):
         self.xen_flags()
         self.flags(xen_vtpmmgr_libvirt_uri='test:///nonexistent/node.xml')
-        error = self.assertRaises(self_measurement.XenVTPMMgrError,
+        error = self.assertRaises(exception.XenVTPMMgrError,
                                   self.statement)
         self.assertIn('cannot check the running Xen vTPM manager domain: '
                       'cannot reach libvirt at test:///nonexistent/node.xml',
@@ -271,7 +272,7 @@ class TestMeasuredIntoTheTPM(XenHostTestCase):
         unstarted = manager.VTPMManager(self.config.conf, host='xen-1',
                                         tcti=tpm.tpm.tcti, state_path=state)
         self.addCleanup(unstarted.stop)
-        error = self.assertRaises(self_measurement.XenVTPMMgrError,
+        error = self.assertRaises(exception.XenVTPMMgrError,
                                   unstarted.start)
         self.assertIn('the Xen vTPM manager image ([korora] '
                       'xen_vtpmmgr_image) is missing: %s' % self.image,
