@@ -16,15 +16,13 @@ that allows their own PCR values.
 """
 
 import dataclasses
-import hashlib
 import json
 import os
 
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives import serialization
 import jwt
 
 from korora_nova.attestation import canonical
+from korora_nova.attestation import es256_keys
 from korora_nova.attestation import pcr_values
 from korora_nova.attestation import verdict
 from korora_nova import exception
@@ -32,7 +30,6 @@ from korora_nova import exception
 MAX_POLICY_FILE = 1024 * 1024
 MAX_VALUES_PER_PCR = 4096
 MAX_VERSION = 2 ** 31 - 1     # a SQL INTEGER on every backend
-MAX_KEY_FILE = 16 * 1024
 # base64url of the largest policy, a header and a P-256 signature.
 MAX_SIGNATURE = MAX_POLICY_FILE * 4 // 3 + 4096
 ALGORITHM = 'ES256'
@@ -172,58 +169,21 @@ def from_values(name, version, values):
 
 # Operator signatures
 
-def _read_key_file(path, what):
-    try:
-        with open(path, 'rb') as stream:
-            data = stream.read(MAX_KEY_FILE + 1)
-    except OSError as error:
-        raise exception.SigningKeyError('cannot read %s %s: %s'
-                                        % (what, path, error.strerror))
-    if len(data) > MAX_KEY_FILE:
-        raise exception.SigningKeyError('%s %s is larger than %d bytes'
-                                        % (what, path, MAX_KEY_FILE))
-    return data
-
-
-def _p256(key, what, path):
-    if not isinstance(key, (ec.EllipticCurvePrivateKey,
-                            ec.EllipticCurvePublicKey)) or not isinstance(
-            key.curve, ec.SECP256R1):
-        raise exception.SigningKeyError(
-            '%s %s is not an EC P-256 key (ES256 needs one)' % (what, path))
-    return key
-
-
 def key_id(public_key):
-    """A short name of an operator key, for messages: the first 16 hex
-    digits of the SHA-256 of its SubjectPublicKeyInfo."""
-    der = public_key.public_bytes(
-        serialization.Encoding.DER,
-        serialization.PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(der).hexdigest()[:16]
+    """An operator key's id (its RFC 7638 thumbprint, the JWS kid)."""
+    return es256_keys.key_id(public_key)
 
 
 def load_signing_key(path):
     """The operator's private key (PEM, unencrypted, EC P-256)."""
-    data = _read_key_file(path, 'signing key')
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as error:
-        raise exception.SigningKeyError(
-            'signing key %s is not an unencrypted PEM private key: %s'
-            % (path, error))
-    return _p256(key, 'signing key', path)
+    return es256_keys.load_private_key(path, 'signing key',
+                                       exception.SigningKeyError,
+                                       owner_only=False)
 
 
 def load_public_key(path):
-    data = _read_key_file(path, 'policy signing key')
-    try:
-        key = serialization.load_pem_public_key(data)
-    except (ValueError, TypeError) as error:
-        raise exception.SigningKeyError(
-            'policy signing key %s is not a PEM public key: %s'
-            % (path, error))
-    return _p256(key, 'policy signing key', path)
+    return es256_keys.load_public_key(path, 'policy signing key',
+                                      exception.SigningKeyError)
 
 
 _trusted_cache = {}

@@ -22,17 +22,12 @@ constraints); this module only fixes what a korora token must contain.
 """
 
 import base64
-import hashlib
-import json
-import os
-import stat
 import time
 import uuid
 
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives import serialization
 import jwt
 
+from korora_nova.attestation import es256_keys
 from korora_nova import exception
 
 EAR_PROFILE = 'tag:github.com,2023:veraison/ear'
@@ -40,7 +35,6 @@ ISSUER = 'korora-verifier'
 ALGORITHM = 'ES256'
 # A token is a few hundred bytes; nothing larger is parsed.
 MAX_TOKEN = 16 * 1024
-MAX_KEY_FILE = 16 * 1024
 # Clocks of hosts differ a little.
 LEEWAY = 5
 
@@ -92,70 +86,10 @@ def nonce_bytes(claim):
                                           'base64url')
 
 
-def _thumbprint(public_key):
-    """The key id: the RFC 7638 JWK thumbprint of an EC P-256 key."""
-    numbers = public_key.public_numbers()
-
-    def coordinate(value):
-        return nonce_claim(value.to_bytes(32, 'big'))
-
-    jwk = json.dumps({'crv': 'P-256', 'kty': 'EC',
-                      'x': coordinate(numbers.x), 'y': coordinate(numbers.y)},
-                     separators=(',', ':'), sort_keys=True)
-    return nonce_claim(hashlib.sha256(jwk.encode('ascii')).digest())
-
-
-def _read_key_file(path, what, private):
-    """The bytes of a key file; a private key must be readable by its
-    owner alone."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError as error:
-        raise exception.ConfigurationError(
-            'cannot read the %s %s: %s' % (what, path, error.strerror))
-    with os.fdopen(fd, 'rb') as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise exception.ConfigurationError('the %s %s is not a file'
-                                               % (what, path))
-        if private and info.st_mode & 0o077:
-            raise exception.ConfigurationError(
-                'the %s %s is readable by others (mode %o): make it 0600'
-                % (what, path, stat.S_IMODE(info.st_mode)))
-        data = handle.read(MAX_KEY_FILE + 1)
-    if len(data) > MAX_KEY_FILE:
-        raise exception.ConfigurationError('the %s %s is larger than %d '
-                                           'bytes' % (what, path,
-                                                      MAX_KEY_FILE))
-    return data
-
-
-def _check_p256(key, what, path):
-    if not isinstance(key, (ec.EllipticCurvePrivateKey,
-                            ec.EllipticCurvePublicKey)) or not isinstance(
-            key.curve, ec.SECP256R1):
-        raise exception.ConfigurationError(
-            'the %s %s is not an EC P-256 key (ES256)' % (what, path))
-    return key
-
-
 def generate_signing_key(path):
     """Write a new EC P-256 private key to path (mode 0600, refusing to
     overwrite a file) and return it as a SigningKey."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(serialization.Encoding.PEM,
-                            serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL |
-                     os.O_NOFOLLOW, 0o600)
-    except OSError as error:
-        raise exception.ConfigurationError('cannot create the signing key '
-                                           '%s: %s' % (path, error.strerror))
-    with os.fdopen(fd, 'wb') as handle:
-        os.fchmod(handle.fileno(), 0o600)
-        handle.write(pem)
-    return SigningKey(key)
+    return SigningKey(es256_keys.generate(path))
 
 
 def write_public_key(signing_key, path):
@@ -169,23 +103,14 @@ class SigningKey:
 
     def __init__(self, private_key):
         self._key = private_key
-        self.kid = _thumbprint(private_key.public_key())
+        self.kid = es256_keys.key_id(private_key.public_key())
 
     @classmethod
     def load(cls, path):
-        data = _read_key_file(path, 'verifier signing key', private=True)
-        try:
-            key = serialization.load_pem_private_key(data, password=None)
-        except (ValueError, TypeError) as error:
-            raise exception.ConfigurationError(
-                'the verifier signing key %s is not a PEM private key: %s'
-                % (path, error))
-        return cls(_check_p256(key, 'verifier signing key', path))
+        return cls(es256_keys.load_private_key(path, 'verifier signing key'))
 
     def public_pem(self):
-        return self._key.public_key().public_bytes(
-            serialization.Encoding.PEM,
-            serialization.PublicFormat.SubjectPublicKeyInfo)
+        return es256_keys.public_pem(self._key.public_key())
 
     def sign(self, kind, subject, lifetime, claims=None):
         """A token of kind about subject (a host name), valid lifetime
@@ -207,7 +132,7 @@ class TrustedKeys:
     """The verifier public keys a relying party pins, by key id."""
 
     def __init__(self, public_keys):
-        self._keys = {_thumbprint(key): key for key in public_keys}
+        self._keys = {es256_keys.key_id(key): key for key in public_keys}
 
     @classmethod
     def load(cls, paths):
@@ -215,17 +140,8 @@ class TrustedKeys:
             raise exception.ConfigurationError(
                 '[korora] verifier_public_keys is empty: no answer of the '
                 'verifier can be checked, so none would be believed')
-        keys = []
-        for path in paths:
-            data = _read_key_file(path, 'verifier public key', private=False)
-            try:
-                key = serialization.load_pem_public_key(data)
-            except (ValueError, TypeError) as error:
-                raise exception.ConfigurationError(
-                    'the verifier public key %s is not a PEM public key: %s'
-                    % (path, error))
-            keys.append(_check_p256(key, 'verifier public key', path))
-        return cls(keys)
+        return cls([es256_keys.load_public_key(path, 'verifier public key')
+                    for path in paths])
 
     @classmethod
     def of(cls, signing_key):

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 import fixtures
 import jwt
 
+from korora_nova.attestation import es256_keys
 from korora_nova.attestation import results
 from korora_nova.attestation import verdict as verdict_module
 from korora_nova import exception
@@ -378,12 +379,14 @@ class TestKeys(ResultsTestCase):
             error = self.assertRaises(exception.ConfigurationError,
                                       results.SigningKey.load, private)
             self.assertEqual('the verifier signing key %s is not an EC '
-                             'P-256 key (ES256)' % private, str(error))
+                             'P-256 key (ES256 needs one)' % private,
+                             str(error))
             error = self.assertRaises(exception.ConfigurationError,
                                       results.TrustedKeys.load,
                                       [self.public_path, public])
             self.assertEqual('the verifier public key %s is not an EC '
-                             'P-256 key (ES256)' % public, str(error))
+                             'P-256 key (ES256 needs one)' % public,
+                             str(error))
 
     def test_files_that_are_not_keys(self):
         garbage = self.write('garbage.pem', b'-----BEGIN nothing-----\n')
@@ -393,8 +396,8 @@ class TestKeys(ResultsTestCase):
                       % garbage, str(error))
         error = self.assertRaises(exception.ConfigurationError,
                                   results.SigningKey.load, garbage)
-        self.assertIn('the verifier signing key %s is not a PEM private key'
-                      % garbage, str(error))
+        self.assertIn('the verifier signing key %s is not an unencrypted PEM '
+                      'private key' % garbage, str(error))
         # The private key is no public key to pin.
         error = self.assertRaises(exception.ConfigurationError,
                                   results.TrustedKeys.load,
@@ -402,7 +405,7 @@ class TestKeys(ResultsTestCase):
         self.assertIn('is not a PEM public key', str(error))
 
     def test_oversized_and_missing_key_files(self):
-        big = self.write('big.pem', b'x' * (results.MAX_KEY_FILE + 1))
+        big = self.write('big.pem', b'x' * (es256_keys.MAX_KEY_FILE + 1))
         error = self.assertRaises(exception.ConfigurationError,
                                   results.TrustedKeys.load, [big])
         self.assertEqual('the verifier public key %s is larger than 16384 '

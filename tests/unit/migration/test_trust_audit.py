@@ -280,7 +280,7 @@ class TestVerifyCommand(test_manage.ManageTestCase):
                                        '--signing-key',
                                        self.operator.public_path)
         self.assertEqual(2, status)
-        self.assertIn('korora-manage: --signing-key: signing key %s is not '
-                      'an unencrypted PEM private key'
+        self.assertIn('korora-manage: --signing-key: the signing key %s is '
+                      'not an unencrypted PEM private key'
                       % self.operator.public_path, err)
         self.assertEqual([], db.policy_list())
