@@ -171,14 +171,11 @@ class LiveMigrationHooks:
             return self._korora_source_checks(
                 context, instance, dest_check_data, block_device_info,
                 record)
-        except precheck.Refused as error:
-            with excutils.save_and_reraise_exception():
-                take_secret(dest_check_data)
-                commit.abort(protocol, record.uuid, error.korora_reason)
         except nova_exception.MigrationPreCheckError as error:
             with excutils.save_and_reraise_exception():
                 take_secret(dest_check_data)
-                commit.abort(protocol, record.uuid, str(error))
+                commit.abort(protocol, record.uuid,
+                             getattr(error, 'korora_reason', str(error)))
         except Exception as error:
             take_secret(dest_check_data)
             reason = 'the pre-checks failed: %s' % error

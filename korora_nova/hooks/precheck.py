@@ -28,19 +28,21 @@ def applies(instance):
                                               instance.image_meta)
 
 
-class Refused(nova_exception.MigrationPreCheckError):
-    """Kororā's refusal; korora_reason is what the migration record
-    keeps (without Nova's "Migration pre-check error: ")."""
-
-    def __init__(self, korora_reason):
-        super().__init__(reason='Korora: %s' % korora_reason)
-        self.korora_reason = korora_reason
-
-
 def refuse(instance, reason):
+    """Nova's own MigrationPreCheckError, "Korora: " and the reason.
+
+    Nova's class itself, not a subclass of ours: a destination's
+    refusal travels to nova-conductor over the bus, which rebuilds only
+    exceptions of nova's modules (any other would reach the user as an
+    unexpected error, HTTP 500). korora_reason is what the migration
+    record keeps (without Nova's "Migration pre-check error: ").
+    """
     LOG.warning('Korora refuses the live migration of %s: %s',
                 instance.uuid, reason)
-    return Refused(reason)
+    error = nova_exception.MigrationPreCheckError(reason='Korora: %s'
+                                                  % reason)
+    error.korora_reason = reason
+    return error
 
 
 def claim_destination(dest_check_data, instance, destination, record):

@@ -248,9 +248,9 @@ class MigrationSteps:
             in_order=False)
         if not verdict.trusted:
             raise exception.StepNotProven(
-                'the migration request of %s is not trusted: %s'
-                % (dest, '; '.join(str(reason) for reason in
-                                   verdict.reasons)))
+                'the destination host is not trusted: %s (its signed '
+                'migration request)' % '; '.join(str(reason) for reason in
+                                                 verdict.reasons))
         return request
 
     def _supersede(self, instance_uuid, host):

@@ -121,6 +121,11 @@ class TestKororaDriverShim(test_host_trust_in_nova.HostTrustInNovaTestBase):
         server = self.boot_server(self.vtpm_flavor, host='compute-1')
         self.change_host('compute-3')
         self.wait_for_trust('compute-3', False)
+        # Every compute of this process reads the one [korora]
+        # libvirt_hook_socket: compute-3's manager, the destination's,
+        # signs its request to receive the server.
+        self.flags(libvirt_hook_socket=self.managers['compute-3'].hook_socket,
+                   group='korora')
         error = self.assertRaises(
             nova_exceptions.ClientException, self.live_migrate_novaclient,
             server, host='compute-3', microversion='2.1')
@@ -131,8 +136,8 @@ class TestKororaDriverShim(test_host_trust_in_nova.HostTrustInNovaTestBase):
     def test_a_compute_without_its_vtpm_manager_fails_closed(self):
         # As Nova loads it, the driver reaches its vTPM manager on
         # [korora] libvirt_hook_socket; none answers there: the
-        # destination cannot open the secret, the migration is rolled
-        # back and the server stays where it was.
+        # destination cannot sign its request, the verifier opens no
+        # record and the server stays where it was.
         server = self.boot_server(self.vtpm_flavor, host='compute-1')
         migration = self.live_migrate_api(server, host='compute-2')
         self.assertIn(migration['status'], ('error', 'failed'))

@@ -841,7 +841,7 @@ class TestForgedMigrationRequests(base.TestCase):
         text = self.genuine(dest='compute-3').replace(
             '"dest_host": "compute-3"', '"dest_host": "compute-2"')
         self.assertIn('"dest_host": "compute-2"', text)
-        reasons = self.refused('the migration request of compute-2 is not '
+        reasons = self.refused('the destination host is not '
                                'trusted: compute-2: ', text)
         self.assertIn('signature', '; '.join(reasons))
         # Its request as it was signed is for compute-3 only.
@@ -861,7 +861,7 @@ class TestForgedMigrationRequests(base.TestCase):
                      % (INSTANCE, INSTANCE), text, source='compute-3')
         # The altered document no longer matches what the TPM signed.
         altered = text.replace(INSTANCE, other)
-        self.refused('the migration request of compute-2 is not trusted',
+        self.refused('the destination host is not trusted: compute-2: ',
                      altered, instance=other)
         self.assertEqual([], self.records())
 
@@ -887,8 +887,8 @@ class TestForgedMigrationRequests(base.TestCase):
         # An unexpected module on compute-2: its genuine, fresh request
         # quotes PCRs its policy does not allow.
         self.managers[DEST].extend_pcr(10, b'unexpected kernel module')
-        self.refused('the migration request of compute-2 is not trusted: '
-                     'compute-2: PCR sha256:10', self.genuine())
+        self.refused('the destination host is not trusted: compute-2: PCR '
+                     'sha256:10', self.genuine())
         self.assertEqual([], self.records())
 
     def test_a_flood_of_forged_requests_certifies_no_key(self):
@@ -900,7 +900,7 @@ class TestForgedMigrationRequests(base.TestCase):
              'the migration request is malformed'),
             (lambda: self.genuine(dest=attacker_host).replace(
                 '"dest_host": "compute-3"', '"dest_host": "compute-2"'),
-             'the migration request of compute-2 is not trusted'),
+             'the destination host is not trusted: compute-2: '),
             (lambda: genuine.replace(INSTANCE, str(uuid.uuid4())),
              'the signed request is for instance'),
         ]
