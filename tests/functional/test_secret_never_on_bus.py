@@ -37,6 +37,7 @@ from korora_nova.hooks import handover
 from korora_nova.hooks import precheck
 from korora_nova.hypervisors import file_backend
 from korora_nova.hypervisors import libvirt_migration
+from korora_nova.migration import records
 from korora_nova.migration import states
 from tests.fixtures import firehose
 from tests.functional import (
@@ -226,9 +227,11 @@ class SecretOnRabbitMQTestBase(hooks_tests.KororaMigrationTestBase):
                                        event_type.encode()),
                         'no error notification %s on the bus' % event_type)
 
-    def assert_refused_at_the_precheck(self, *words):
+    def assert_refused_at_the_precheck(self, *words, recorded=True):
         """The API refuses (Horizon's call, synchronous below 2.34); the
-        server stays on its source, the record is aborted."""
+        server stays on its source, the record is aborted (none was
+        opened when not recorded: the destination's request was
+        refused)."""
         error = self.assertRaises(
             nova_exceptions.ClientException, self.live_migrate_novaclient,
             self.server, host=DEST, microversion='2.1')
@@ -236,7 +239,12 @@ class SecretOnRabbitMQTestBase(hooks_tests.KororaMigrationTestBase):
             self.assertIn(word, str(error))
         server = self.wait_for_server(self.server, 'ACTIVE')
         self.assertEqual(SOURCE, server['OS-EXT-SRV-ATTR:host'])
-        self.assertEqual(states.ABORTED, self.wait_for_final_record().state)
+        if recorded:
+            self.assertEqual(states.ABORTED,
+                             self.wait_for_final_record().state)
+        else:
+            self.assertEqual([], [r for r in records.list()
+                                  if r.instance_uuid == self.server['id']])
         self.assertEqual([SOURCE], self.hosts_with_state())
         self.assertNotIn(self.server['id'], self.driver(DEST).vtpm_secrets)
 
@@ -263,15 +271,17 @@ class TestSecretNeverOnBus(SecretOnRabbitMQTestBase):
     def test_a_destination_with_changed_pcrs(self):
         self.change_host(DEST)
         self.wait_for_trust(DEST, False)
+        # Its own signed request already fails its policy: the verifier
+        # opens no record, and the source is never asked.
         self.assert_refused_at_the_precheck(
-            'Korora: the destination host is not trusted')
-        self.assert_error_notified('check_can_live_migrate_source')
+            'Korora: the destination host is not trusted', recorded=False)
+        self.assert_error_notified('check_can_live_migrate_destination')
         self.assert_secret_never_on_bus()
 
     def test_a_destination_not_enrolled(self):
         db.host_delete(DEST)
         self.assert_refused_at_the_precheck(
-            'is not enrolled with korora-verifier')
+            'is not enrolled with korora-verifier', recorded=False)
         self.assert_secret_never_on_bus()
 
     def test_the_destination_key_certification_fails(self):
