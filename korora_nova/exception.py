@@ -73,6 +73,30 @@ class PolicyExists(KororaError):
     """That version of the policy was imported already."""
 
 
+class MigrationNotFound(KororaError):
+    """No migration record has that UUID."""
+
+
+class MigrationExists(KororaError):
+    """A migration record with that UUID exists already."""
+
+
+class MigrationStateChanged(KororaError):
+    """A migration is no longer in the state its move was decided from:
+    another service moved it first; nothing was changed."""
+
+    def __init__(self, migration_uuid, expected, actual):
+        self.migration_uuid = migration_uuid
+        self.expected = expected
+        self.actual = actual
+        super().__init__('migration %s: not %s but %s now'
+                         % (migration_uuid, expected, actual))
+
+
+class AuditAnchorExists(KororaError):
+    """That audit entry is anchored already."""
+
+
 class DatabaseError(KororaError):
     """The verifier database cannot be reached or used."""
 

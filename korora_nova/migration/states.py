@@ -130,12 +130,9 @@ class ConcurrentTransition(IllegalTransition):
             'it is %s now: another service moved it first' % now)
 
 
-class MigrationNotFound(exception.KororaError):
-    """No migration record has that UUID."""
-
-
-class MigrationExists(exception.KororaError):
-    """A migration record with that UUID exists already."""
+# Raised by the database layer (korora_nova.db.api), named here too.
+MigrationNotFound = exception.MigrationNotFound
+MigrationExists = exception.MigrationExists
 
 
 def _allowed_from(old):
