@@ -225,9 +225,9 @@ def build_database(folder, count):
         trust.append({'host_name': name, 'trusted': verdict.trusted,
                       'summary': verdict.summary(), 'verified_at': when,
                       'verdict_id': len(verdicts)})
-    with db.writer() as session:
-        session.execute(sa.insert(models.Verdict), verdicts)
-        session.execute(sa.insert(models.HostTrust), trust)
+    with db.get_engine().begin() as connection:
+        connection.execute(sa.insert(models.Verdict), verdicts)
+        connection.execute(sa.insert(models.HostTrust), trust)
     return path
 
 

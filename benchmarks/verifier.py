@@ -70,6 +70,7 @@ from korora_nova.filters import trusted_vtpm
 from korora_nova.hypervisors import file_backend
 from korora_nova import rpc
 from tests.fixtures import rabbitmq
+from tests.fixtures import raw_sql
 from korora_nova.tpm import quote as tpm_quote
 from korora_nova.tpm import swtpm
 from korora_nova.verifier import attestation
@@ -275,13 +276,13 @@ class Fleet:
     # Measurements
 
     def make_all_due(self):
-        with db.writer() as session:
+        with raw_sql.session() as session:
             session.query(models.Host).update(
                 {'next_attestation_at': db.utcnow()})
 
     def postpone_all(self, seconds):
         """No host is due for a scheduled attestation for a while."""
-        with db.writer() as session:
+        with raw_sql.session() as session:
             session.query(models.Host).update(
                 {'next_attestation_at': db.utcnow() + datetime.timedelta(
                     seconds=seconds)})

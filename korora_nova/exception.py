@@ -164,6 +164,25 @@ class MigrationExists(KororaError):
     msg_fmt = 'migration %(migration_uuid)s is already recorded'
 
 
+class MigrationStateChanged(KororaError):
+    """A migration is no longer in the state its move was decided from:
+    another service moved it first; nothing was changed."""
+    msg_fmt = ('migration %(migration_uuid)s: not %(expected)s but '
+               '%(actual)s now')
+
+    def __init__(self, migration_uuid, expected, actual):
+        self.migration_uuid = migration_uuid
+        self.expected = expected
+        self.actual = actual
+        super().__init__(migration_uuid=migration_uuid, expected=expected,
+                         actual=actual)
+
+
+class AuditAnchorExists(KororaError):
+    """That audit entry is anchored already."""
+    msg_fmt = 'audit entry %(seq)s is anchored already'
+
+
 class IllegalTransition(KororaError):
     """A move the state machine does not allow; nothing was changed.
 

@@ -1,13 +1,17 @@
 """The verifier's database operations, through oslo.db's enginefacade.
 
-Every function opens its own transaction: the verifier's workers and the
-scheduler filter share the database, not Python objects. Rows come back
-detached (oslo.db does not expire them on commit).
+All of korora's SQL is here: the rest of the code calls these functions
+and never holds a session. Every function opens its own transaction:
+the verifier's workers and the scheduler filter share the database, not
+Python objects. Rows come back detached (oslo.db does not expire them on
+commit).
 
 Every write of a row that decides trust (a host, a policy version, a
-verdict, a host's current trust) appends its audit entry in the same
-transaction (audit_log.record): the row and its entry commit
-together or not at all.
+verdict, a host's current trust) and every move of a migration appends
+its audit entry in the same transaction (_record, _append): the row and
+its entry commit together or not at all. How entries are built and
+hashed is audit_log's; what the rules of a migration's moves are is
+korora_nova.migration's.
 """
 
 import contextlib
@@ -136,14 +140,14 @@ def _translated(transaction, url=None):
             str(error).splitlines()[0]))
 
 
-def reader(url=None):
+def _reader(url=None):
     """A read transaction on [korora_database] (or the database at url).
     """
     return _translated(context_manager(url).reader.using(_Context()),
                        url)
 
 
-def writer():
+def _writer():
     return _translated(context_manager().writer.using(_Context()))
 
 
@@ -176,24 +180,49 @@ class _SeqTaken(Exception):
     """Another transaction appended the same audit seq first."""
 
 
-def _record(session, host, step, rows=(), removed=(), details=None):
-    """Append the audit entry of a trust-deciding write."""
+def _audit_head(session):
+    """The newest audit entry, or None when the log is empty."""
+    return session.query(models.AuditEntry).order_by(
+        models.AuditEntry.seq.desc()).first()
+
+
+def _append(session, host, step, details=None, **fields):
+    """Append an audit entry within session's transaction; returns it.
+
+    fields: migration_uuid, from_state, to_state, created_at (see
+    audit_log.new_entry). _SeqTaken when another transaction took its
+    seq first.
+    """
+    text = audit_log.canonical_details(details)
+    entry = audit_log.new_entry(_audit_head(session), text, host, step,
+                                **fields)
+    session.add(entry)
     try:
-        return audit_log.record(session, host, step, rows, removed, details)
+        session.flush()
     except db_exception.DBDuplicateEntry:
         raise _SeqTaken()
+    return entry
 
 
-def _audited(function):
+def _record(session, host, step, rows=(), removed=(), details=None):
+    """Append the audit entry of a trust-deciding write: rows written
+    (their digests) and row keys removed."""
+    return _append(session, host, step,
+                   details=audit_log.trust_details(rows, removed, details))
+
+
+def _audited(function, error=exception.DatabaseError):
     """Run function() (one transaction writing rows and their entry)
     again when its entry lost the race for the next seq (PostgreSQL,
-    MySQL; SQLite serializes writers), after a short random pause."""
+    MySQL; SQLite serializes writers) or it was chosen as a deadlock's
+    victim, after a short random pause; error when it lost every time.
+    """
     for attempt in range(AUDIT_ATTEMPTS):
         try:
             return function()
         except (_SeqTaken, db_exception.DBDeadlock):
             if attempt == AUDIT_ATTEMPTS - 1:
-                raise exception.DatabaseError(
+                raise error(
                     'could not append to the audit log: %d concurrent '
                     'appends won in a row' % AUDIT_ATTEMPTS)
             time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** attempt)))
@@ -218,7 +247,7 @@ def host_create(identity, policy_name=None):
             trust_on_first_use=identity.trust_on_first_use,
             policy_name=policy_name, enrolled_at=now,
             next_attestation_at=now)
-        with writer() as session:
+        with _writer() as session:
             _refuse_enrolled_tpm(session, identity)
             session.add(host)
             try:
@@ -260,7 +289,7 @@ def _refuse_enrolled_tpm(session, identity):
 
 
 def host_get(name):
-    with reader() as session:
+    with _reader() as session:
         host = session.query(models.Host).filter_by(name=name).first()
     if host is None:
         raise exception.HostNotFound('host %s is not enrolled' % name)
@@ -268,14 +297,14 @@ def host_get(name):
 
 
 def host_list():
-    with reader() as session:
+    with _reader() as session:
         return session.query(models.Host).order_by(models.Host.name).all()
 
 
 def host_delete(name):
     """Forget a host and its current trust (its verdicts stay)."""
     def _delete():
-        with writer() as session:
+        with _writer() as session:
             count = session.query(models.Host).filter_by(name=name).delete()
             if not count:
                 raise exception.HostNotFound('host %s is not enrolled' % name)
@@ -288,7 +317,7 @@ def host_delete(name):
 
 def host_set_policy(name, policy_name):
     def _assign():
-        with writer() as session:
+        with _writer() as session:
             host = session.query(models.Host).filter_by(
                 name=name).with_for_update().first()
             if host is None:
@@ -307,7 +336,7 @@ def hosts_claim_due(interval, limit=100):
     share the database exactly one of them attests a given host per round.
     """
     now = utcnow()
-    with reader() as session:
+    with _reader() as session:
         due = session.query(models.Host.name, models.Host.next_attestation_at
                             ).filter(models.Host.next_attestation_at <= now
                                      ).order_by(
@@ -316,7 +345,7 @@ def hosts_claim_due(interval, limit=100):
     # One write-first transaction per claim: SQLite then waits for a busy
     # database instead of failing a transaction that read before writing.
     for name, scheduled in due:
-        with writer() as session:
+        with _writer() as session:
             won = session.query(models.Host).filter_by(
                 name=name, next_attestation_at=scheduled).update(
                 {'next_attestation_at':
@@ -337,7 +366,7 @@ def policy_create(reference, active=True, signature=None):
                                                 sort_keys=True),
                             active=active, created_at=utcnow(),
                             signature=signature)
-        with writer() as session:
+        with _writer() as session:
             session.add(row)
             try:
                 session.flush()
@@ -354,13 +383,13 @@ def policy_create(reference, active=True, signature=None):
 
 
 def policy_list():
-    with reader() as session:
+    with _reader() as session:
         return session.query(models.Policy).order_by(
             models.Policy.name, models.Policy.version).all()
 
 
 def policy_get(name, version=None):
-    with reader() as session:
+    with _reader() as session:
         query = session.query(models.Policy).filter_by(name=name)
         if version is not None:
             query = query.filter_by(version=version)
@@ -373,7 +402,7 @@ def policy_get(name, version=None):
 
 def policies_active(name):
     """Every active version of a policy, newest first."""
-    with reader() as session:
+    with _reader() as session:
         return session.query(models.Policy).filter_by(
             name=name, active=True).order_by(
             models.Policy.version.desc()).all()
@@ -384,7 +413,7 @@ def policy_set_active(name, version, active):
             audit_log.POLICY_DEACTIVATE)
 
     def _set():
-        with writer() as session:
+        with _writer() as session:
             row = session.query(models.Policy).filter_by(
                 name=name, version=version).with_for_update().first()
             if row is None:
@@ -439,7 +468,7 @@ def _record_verdict(host_name, verdict, nonce, quote, clock_info):
         quote_message=quote.message if quote else None,
         quote_signature=quote.signature if quote else None,
         created_at=now)
-    with writer() as session:
+    with _writer() as session:
         session.add(row)
         session.flush()
         trust = session.query(models.HostTrust).filter_by(
@@ -468,7 +497,7 @@ def host_trust_all():
     verdict: one query, whatever the number of hosts."""
     query = sa.select(models.HostTrust.host_name, models.HostTrust.trusted,
                       models.HostTrust.summary, models.HostTrust.verified_at)
-    with reader() as session:
+    with _reader() as session:
         # Core rows, not ORM ones: the scheduler runs this for every
         # request, and at 10,000 hosts ORM row objects cost as much as
         # the query (mostly in garbage collection).
@@ -478,8 +507,227 @@ def host_trust_all():
 
 
 def verdicts_for_host(host_name, limit=20):
-    with reader() as session:
+    with _reader() as session:
         return session.query(models.Verdict).filter_by(
             host_name=host_name).order_by(
             models.Verdict.created_at.desc(),
             models.Verdict.id.desc()).limit(limit).all()
+
+
+# Migrations (their states and the rules of their moves:
+# korora_nova.migration.states and records)
+
+def migration_create(migration_uuid, instance_uuid, source_host, dest_host,
+                     state, host, step, details=None):
+    """Store a new migration in state and append its audit entry (step,
+    run by host, with details) in the same transaction.
+
+    Returns (the record, its audit entry). MigrationExists when a
+    migration has that UUID already.
+    """
+    def _create():
+        now = audit_log.now()
+        record = models.Migration(
+            uuid=migration_uuid, instance_uuid=instance_uuid,
+            source_host=source_host, dest_host=dest_host, state=state,
+            created_at=now, updated_at=now)
+        with _writer() as session:
+            session.add(record)
+            try:
+                session.flush()
+            except db_exception.DBDuplicateEntry:
+                raise exception.MigrationExists(
+                    'migration %s is already recorded' % migration_uuid)
+            entry = _append(session, host, step,
+                            migration_uuid=migration_uuid, from_state=None,
+                            to_state=state, details=details, created_at=now)
+        return record, entry
+    return _audited(_create, exception.AuditError)
+
+
+def migration_update_state(migration_uuid, new_state, check, host, step,
+                           details=None, values=None):
+    """Move a migration to new_state (compare-and-swap) and append its
+    audit entry (step, run by host, with details) in the same
+    transaction; returns (the state it left, the entry).
+
+    check(old) is called with the state read, before anything is
+    written: it raises to refuse the move. The conditional UPDATE
+    (``WHERE state = old``) then stores new_state and values (other
+    columns: reason, manifest, source_counter); it takes the write lock
+    (SQLite) or the row lock before the audit log's head is read.
+    MigrationStateChanged (nothing written) when another transaction
+    moved the migration since it was read. An entry that lost the race
+    for the next seq runs it all again, from the read.
+    MigrationNotFound.
+    """
+    def _update():
+        old = migration_get(migration_uuid).state
+        check(old)
+        now = audit_log.now()
+        changes = dict(values or {}, state=new_state, updated_at=now)
+        with _writer() as session:
+            won = session.query(models.Migration).filter_by(
+                uuid=migration_uuid, state=old).update(
+                changes, synchronize_session=False)
+            if not won:
+                raise exception.MigrationStateChanged(
+                    migration_uuid, old,
+                    _migration_state(session, migration_uuid))
+            entry = _append(session, host, step,
+                            migration_uuid=migration_uuid, from_state=old,
+                            to_state=new_state, details=details,
+                            created_at=now)
+        return old, entry
+    return _audited(_update, exception.AuditError)
+
+
+def _migration_state(session, migration_uuid):
+    row = session.query(models.Migration.state).filter_by(
+        uuid=migration_uuid).first()
+    return row[0] if row else 'deleted'
+
+
+def migration_get(migration_uuid):
+    with _reader() as session:
+        record = session.get(models.Migration, migration_uuid)
+    if record is None:
+        raise exception.MigrationNotFound('no migration %s' % migration_uuid)
+    return record
+
+
+def migration_list(limit=None):
+    """Every migration, the most recently changed first (by its newest
+    audit entry: timestamps keep whole seconds only)."""
+    latest = sa.select(sa.func.max(models.AuditEntry.seq)).where(
+        models.AuditEntry.migration_uuid ==
+        models.Migration.uuid).scalar_subquery()
+    with _reader() as session:
+        query = session.query(models.Migration).order_by(
+            latest.desc(), models.Migration.updated_at.desc(),
+            models.Migration.created_at.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        return query.all()
+
+
+def migrations_in_flight(final_states, instance_uuid=None, connection=None):
+    """Migrations in none of final_states (of one instance, if given),
+    oldest first (from the database at connection, default
+    [korora_database])."""
+    with _reader(connection) as session:
+        query = session.query(models.Migration)
+        if instance_uuid is not None:
+            query = query.filter(
+                models.Migration.instance_uuid == instance_uuid)
+        return query.filter(
+            models.Migration.state.notin_(sorted(final_states))).order_by(
+            models.Migration.created_at, models.Migration.uuid).all()
+
+
+def migration_highest_counter(source_host, instance_uuid, state):
+    """The highest counter value a migration of the instance from
+    source_host in state was bound to, or None."""
+    with _reader() as session:
+        return session.query(sa.func.max(
+            models.Migration.source_counter)).filter(
+            models.Migration.source_host == source_host,
+            models.Migration.instance_uuid == instance_uuid,
+            models.Migration.state == state).scalar()
+
+
+# The audit log (its chain and its verification:
+# korora_nova.migration.audit)
+
+def audit_entries(migration_uuid=None, after=None, limit=None):
+    """Entries in seq order, of one migration or of all; those after
+    seq after, if given."""
+    with _reader() as session:
+        query = session.query(models.AuditEntry)
+        if migration_uuid is not None:
+            query = query.filter_by(migration_uuid=migration_uuid)
+        if after is not None:
+            query = query.filter(models.AuditEntry.seq > after)
+        query = query.order_by(models.AuditEntry.seq)
+        if limit is not None:
+            query = query.limit(limit)
+        return query.all()
+
+
+def audit_entry_get(seq):
+    """Entry seq, or None if there is none."""
+    with _reader() as session:
+        return session.get(models.AuditEntry, seq)
+
+
+def audit_head():
+    """The newest entry, or None when the log is empty."""
+    with _reader() as session:
+        return _audit_head(session)
+
+
+def audit_anchors():
+    with _reader() as session:
+        return session.query(models.AuditAnchor).order_by(
+            models.AuditAnchor.seq).all()
+
+
+def audit_anchor_get(seq):
+    """The anchor of entry seq, or None if there is none."""
+    with _reader() as session:
+        return session.get(models.AuditAnchor, seq)
+
+
+def audit_anchor_create(seq, host, quote_message, quote_signature,
+                        pcr_values):
+    """Store host's TPM quote anchoring entry seq (pcr_values: JSON);
+    returns the anchor. AuditAnchorExists when entry seq is anchored
+    already."""
+    row = models.AuditAnchor(
+        seq=seq, host=host, quote_message=quote_message,
+        quote_signature=quote_signature, pcr_values=pcr_values,
+        created_at=audit_log.now())
+    try:
+        with _writer() as session:
+            session.add(row)
+    except db_exception.DBDuplicateEntry:
+        raise exception.AuditAnchorExists(seq=seq)
+    return row
+
+
+def audit_unanchored():
+    """(the head or None, the seq of the newest anchor or 0, the oldest
+    entry after that anchor or None), read in one transaction."""
+    with _reader() as session:
+        last = _audit_head(session)
+        anchored = session.query(models.AuditAnchor).order_by(
+            models.AuditAnchor.seq.desc()).first()
+        after = anchored.seq if anchored is not None else 0
+        if last is None or last.seq <= after:
+            return last, after, None
+        oldest = session.query(models.AuditEntry).filter(
+            models.AuditEntry.seq > after).order_by(
+            models.AuditEntry.seq).first()
+    return last, after, oldest
+
+
+# The tables whose rows decide trust (the audit log records their
+# digests), each read in the order of one of its unique columns.
+_TRUST_TABLES = {'hosts': (models.Host, 'name'),
+                 'policies': (models.Policy, 'id'),
+                 'host_trust': (models.HostTrust, 'host_name'),
+                 'verdicts': (models.Verdict, 'id')}
+TRUST_TABLES = tuple(_TRUST_TABLES)
+
+
+def trust_rows(table, after=None, limit=None):
+    """Rows of a trust-deciding table (one of TRUST_TABLES) in a fixed
+    order: the first ones, or those after the row after (the last one
+    of the previous batch)."""
+    model, order = _TRUST_TABLES[table]
+    column = getattr(model, order)
+    with _reader() as session:
+        query = session.query(model)
+        if after is not None:
+            query = query.filter(column > getattr(after, order))
+        return query.order_by(column).limit(limit).all()

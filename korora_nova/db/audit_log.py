@@ -6,8 +6,10 @@ both commit or neither does. Each entry's hash covers its fields and
 the previous entry's hash: the log is a chain that korora_nova.migration.
 audit verifies (and a host TPM anchors).
 
-Here, in the database layer, because the database writes them; entries
-keep whole seconds (every backend stores the same timestamp).
+Here, in the database layer, because the database writes them: this
+module builds and hashes entries, korora_nova.db.api stores them (all
+SQL is there); entries keep whole seconds (every backend stores the
+same timestamp).
 """
 
 import datetime
@@ -84,14 +86,14 @@ def row_digest(row):
     return digest(canonical(row.audit_content()).encode('ascii'))
 
 
-def record(session, host, step, rows=(), removed=(), details=None):
-    """Append the entry of a trust-deciding change, within the caller's
-    transaction: rows written (their digests) and row keys removed."""
+def trust_details(rows=(), removed=(), details=None):
+    """The details of a trust-deciding change's entry: details, and the
+    rows written (their digests) and row keys removed."""
     recorded = {row_key(row): row_digest(row) for row in rows}
     recorded.update((canonical(list(key)), None) for key in removed)
     entry_details = dict(details or {})
     entry_details['rows'] = recorded
-    return append(session, host, step, details=entry_details)
+    return entry_details
 
 
 def timestamp(value):
@@ -134,23 +136,16 @@ def _is_hash(value):
         set(value) <= _HEX)
 
 
-def head(session):
-    """The newest entry, or None when the log is empty."""
-    return session.query(models.AuditEntry).order_by(
-        models.AuditEntry.seq.desc()).first()
-
-
-def append(session, host, step, migration_uuid=None, from_state=None,
-           to_state=None, details=None, created_at=None):
-    """Append an entry within the caller's transaction; returns it.
+def new_entry(last, text, host, step, migration_uuid=None, from_state=None,
+              to_state=None, created_at=None):
+    """The entry that follows last (the head; None when the log is
+    empty), not stored yet; text: its details (canonical_details).
 
     The entry takes the head's seq + 1. When another transaction appends
     at the same time, one of the two fails with DBDuplicateEntry on seq
     when it writes: the caller retries its whole transaction.
     """
-    text = canonical_details(details)
     created_at = (created_at or now()).replace(microsecond=0)
-    last = head(session)
     seq = last.seq + 1 if last is not None else 1
     prev_hash = last.entry_hash if last is not None else GENESIS
     try:
@@ -162,10 +157,7 @@ def append(session, host, step, migration_uuid=None, from_state=None,
             'the audit log\'s head (seq %d) has a malformed '
             'hash: it was tampered with; run "korora-manage '
             'audit verify"' % last.seq)
-    entry = models.AuditEntry(
+    return models.AuditEntry(
         seq=seq, migration_uuid=migration_uuid, host=host, step=step,
         from_state=from_state, to_state=to_state, details=text,
         created_at=created_at, prev_hash=prev_hash, entry_hash=entry_hash)
-    session.add(entry)
-    session.flush()
-    return entry

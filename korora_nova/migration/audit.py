@@ -35,13 +35,15 @@ version no trusted operator key signed.
 
 Timestamps are kept to the second, so that the hashed value is the one
 every database backend gives back.
+
+The rows come from korora_nova.db.api (all SQL is there); how an entry
+is hashed is korora_nova.db.audit_log's, which builds the entries.
 """
 
 import dataclasses
 import hmac
 import json
 
-from oslo_db import exception as db_exception
 from oslo_log import log as logging
 
 from korora_nova.attestation import appraisal
@@ -51,7 +53,6 @@ from korora_nova.attestation import purpose
 from korora_nova import conf
 from korora_nova.db import api as db
 from korora_nova.db import audit_log
-from korora_nova.db import models
 from korora_nova import exception
 from korora_nova.attestation.canonical import canonical
 
@@ -80,20 +81,11 @@ ROW_ROUNDS = 3
 
 def entries(migration_uuid=None, limit=None):
     """Entries in seq order, of one migration or of all."""
-    with db.reader() as session:
-        query = session.query(models.AuditEntry)
-        if migration_uuid is not None:
-            query = query.filter_by(migration_uuid=migration_uuid)
-        query = query.order_by(models.AuditEntry.seq)
-        if limit is not None:
-            query = query.limit(limit)
-        return query.all()
+    return db.audit_entries(migration_uuid, limit=limit)
 
 
 def anchors():
-    with db.reader() as session:
-        return session.query(models.AuditAnchor).order_by(
-            models.AuditAnchor.seq).all()
+    return db.audit_anchors()
 
 
 # Verification
@@ -183,9 +175,10 @@ class _AKs:
 
     def get(self, name):
         if name not in self.keys:
-            with db.reader() as session:
-                host = session.query(models.Host).filter_by(
-                    name=name).first()
+            try:
+                host = db.host_get(name)
+            except exception.HostNotFound:
+                host = None
             key = None
             if host is not None:
                 try:
@@ -202,12 +195,7 @@ def _batches(after=None):
     against the services appending meanwhile (the log only grows at its
     end, so the batches join up)."""
     while True:
-        with db.reader() as session:
-            query = session.query(models.AuditEntry)
-            if after is not None:
-                query = query.filter(models.AuditEntry.seq > after)
-            batch = query.order_by(models.AuditEntry.seq).limit(
-                _BATCH).all()
+        batch = db.audit_entries(after=after, limit=_BATCH)
         yield from batch
         if len(batch) < _BATCH:
             return
@@ -409,31 +397,16 @@ def _check_head(report, hashes, seq, entry_hash):
 
 # Trust-deciding rows
 
-_ROW_MODELS = (('hosts', 'name'), ('policies', 'id'),
-               ('host_trust', 'host_name'), ('verdicts', 'id'))
-
-
-def _models():
-    return {'hosts': models.Host, 'policies': models.Policy,
-            'host_trust': models.HostTrust, 'verdicts': models.Verdict}
-
-
-def _rows(table, order):
-    """Every row of table, _BATCH at a time, each batch read in a short
-    transaction (as _batches)."""
-    model = _models()[table]
-    column = getattr(model, order)
+def _rows(table):
+    """Every row of table (one of db.TRUST_TABLES), _BATCH at a time,
+    each batch read in a short transaction (as _batches)."""
     after = None
     while True:
-        with db.reader() as session:
-            query = session.query(model)
-            if after is not None:
-                query = query.filter(column > after)
-            batch = query.order_by(column).limit(_BATCH).all()
+        batch = db.trust_rows(table, after=after, limit=_BATCH)
         yield from batch
         if len(batch) < _BATCH:
             return
-        after = getattr(batch[-1], order)
+        after = batch[-1]
 
 
 def describe(row):
@@ -503,8 +476,8 @@ def _scan_rows(walk):
     """(row problems, rows seen) of every trust-deciding row."""
     problems = {}
     seen = set()
-    for table, order in _ROW_MODELS:
-        for row in _rows(table, order):
+    for table in db.TRUST_TABLES:
+        for row in _rows(table):
             key = audit_log.row_key(row)
             seen.add(key)
             problem = _row_problem(row, walk.covered.get(key))
@@ -540,7 +513,7 @@ def _check_rows(report, walk):
     report.rows = len(seen)
     report.problems.extend(problem for problem, _ in problems.values())
     if keys is not None:
-        for row in _rows('policies', 'id'):
+        for row in _rows('policies'):
             problem = _signature_problem(row, keys)
             if problem is not None:
                 report.problems.append(problem)
@@ -566,7 +539,7 @@ def anchor(manager_api, host_name):
         raise exception.AuditError(
             'the audit log is empty: there is nothing to anchor')
     seq, head_hash = report.last_seq, report.head_hash
-    existing = _anchor_get(seq)
+    existing = db.audit_anchor_get(seq)
     if existing is not None:
         return existing
     quote = manager_api.attest(host_name, bytes.fromhex(head_hash),
@@ -578,16 +551,13 @@ def anchor(manager_api, host_name):
         raise exception.EvidenceError(
             'cannot anchor the audit log with %s\'s TPM: %s'
             % (host_name, verdict.summary()))
-    row = models.AuditAnchor(
-        seq=seq, host=host_name, quote_message=quote.message,
-        quote_signature=quote.signature,
-        pcr_values=canonical(pcr_module.to_json(quote.pcr_values)),
-        created_at=audit_log.now())
     try:
-        with db.writer() as session:
-            session.add(row)
-    except db_exception.DBDuplicateEntry:
-        return _anchor_get(seq)       # anchored by someone else meanwhile
+        row = db.audit_anchor_create(
+            seq, host_name, quote.message, quote.signature,
+            canonical(pcr_module.to_json(quote.pcr_values)))
+    except exception.AuditAnchorExists:
+        # Anchored by someone else meanwhile.
+        return db.audit_anchor_get(seq)
     LOG.info('audit log anchored by %s\'s TPM: seq %d, entry hash %s',
              host_name, seq, head_hash)
     return row
@@ -597,16 +567,9 @@ def anchor_due(manager_api, host_name, max_entries, interval):
     """Anchor the head with host_name's TPM if max_entries entries were
     appended since the last anchor, or the oldest of them is interval
     seconds old; returns the new anchor, or None when none was due."""
-    with db.reader() as session:
-        last = audit_log.head(session)
-        anchored = session.query(models.AuditAnchor).order_by(
-            models.AuditAnchor.seq.desc()).first()
-        after = anchored.seq if anchored is not None else 0
-        if last is None or last.seq <= after:
-            return None
-        oldest = session.query(models.AuditEntry).filter(
-            models.AuditEntry.seq > after).order_by(
-            models.AuditEntry.seq).first()
+    last, after, oldest = db.audit_unanchored()
+    if last is None or last.seq <= after:
+        return None
     pending = last.seq - after
     age = (audit_log.now() - oldest.created_at).total_seconds()
     if pending < max_entries and age < interval:
@@ -616,18 +579,11 @@ def anchor_due(manager_api, host_name, max_entries, interval):
     return anchor(manager_api, host_name)
 
 
-def _anchor_get(seq):
-    with db.reader() as session:
-        return session.get(models.AuditAnchor, seq)
-
-
 def head_entry():
-    with db.reader() as session:
-        return audit_log.head(session)
+    return db.audit_head()
 
 
 def entry_hash(seq):
     """The stored entry hash of entry seq (None if there is none)."""
-    with db.reader() as session:
-        entry = session.get(models.AuditEntry, seq)
+    entry = db.audit_entry_get(seq)
     return entry.entry_hash if entry is not None else None

@@ -11,53 +11,20 @@ IllegalTransition.
 
 A restarted service calls in_flight() to find the migrations it has to
 finish or roll back (states.RESUME says which).
+
+Here are the rules (states), what each audit entry keeps and the log;
+the SQL, the transactions and their retries are korora_nova.db.api's.
 """
 
-import random
-import time
-
-from oslo_db import exception as db_exception
 from oslo_log import log as logging
 from oslo_utils import uuidutils
-import sqlalchemy as sa
 
 from korora_nova.db import api as db
-from korora_nova.db import models
-from korora_nova.db import audit_log
 from korora_nova import exception
 from korora_nova.migration import audit
 from korora_nova.migration import states
 
 LOG = logging.getLogger(__name__)
-
-# Appends racing for the same audit seq: the loser retries.
-MAX_ATTEMPTS = 10
-
-
-def _retrying(function):
-    """Run function() (one transaction) again when its audit entry lost
-    the race for the next seq to a concurrent append (PostgreSQL, MySQL;
-    SQLite serializes writers), after a short random pause."""
-    for attempt in range(MAX_ATTEMPTS):
-        try:
-            return function()
-        except (_SeqTaken, db_exception.DBDeadlock):
-            if attempt == MAX_ATTEMPTS - 1:
-                raise exception.AuditError(
-                    'could not append to the audit log: %d concurrent '
-                    'appends won in a row' % MAX_ATTEMPTS)
-            time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** attempt)))
-
-
-class _SeqTaken(Exception):
-    """Another transaction appended the same audit seq first."""
-
-
-def _append(session, **fields):
-    try:
-        return audit_log.append(session, **fields)
-    except db_exception.DBDuplicateEntry:
-        raise _SeqTaken()
 
 
 def create(migration_uuid, instance_uuid, source_host, dest_host,
@@ -70,32 +37,14 @@ def create(migration_uuid, instance_uuid, source_host, dest_host,
     """
     migration_uuid = migration_uuid or uuidutils.generate_uuid()
     host = host or source_host
-
-    def _create():
-        now = audit_log.now()
-        record = models.Migration(
-            uuid=migration_uuid, instance_uuid=instance_uuid,
-            source_host=source_host, dest_host=dest_host,
-            state=states.INITIAL, created_at=now, updated_at=now)
-        entry_details = {'instance_uuid': instance_uuid,
-                         'source_host': source_host,
-                         'dest_host': dest_host}
-        entry_details.update(details or {})
-        with db.writer() as session:
-            session.add(record)
-            try:
-                session.flush()
-            except db_exception.DBDuplicateEntry:
-                raise exception.MigrationExists(
-                    'migration %s is already recorded' % migration_uuid)
-            entry = _append(session, host=host,
-                            step=states.STEPS[states.INITIAL],
-                            migration_uuid=migration_uuid, from_state=None,
-                            to_state=states.INITIAL, details=entry_details,
-                            created_at=now)
-        return record, entry
-
-    record, entry = _retrying(_create)
+    entry_details = {'instance_uuid': instance_uuid,
+                     'source_host': source_host,
+                     'dest_host': dest_host}
+    entry_details.update(details or {})
+    record, entry = db.migration_create(
+        migration_uuid, instance_uuid, source_host, dest_host,
+        states.INITIAL, host, states.STEPS[states.INITIAL],
+        details=entry_details)
     LOG.info('migration %s of instance %s from %s to %s: %s (audit seq %d)',
              migration_uuid, instance_uuid, source_host, dest_host,
              states.INITIAL, entry.seq)
@@ -120,40 +69,27 @@ def transition(migration_uuid, host, new_state, details=None, reason=None,
     entry_details = dict(details or {})
     if reason is not None:
         entry_details['reason'] = reason
+    values = {name: value for name, value in (
+        ('reason', reason), ('manifest', manifest),
+        ('source_counter', source_counter)) if value is not None}
 
-    def _transition():
-        old = get(migration_uuid).state
+    def check(old):
         if expected is not None and expected != old:
             raise exception.ConcurrentTransition(migration_uuid, expected,
                                                  new_state, old)
         states.check(migration_uuid, old, new_state)
-        now = audit_log.now()
-        values = {'state': new_state, 'updated_at': now}
-        if reason is not None:
-            values['reason'] = reason
-        if manifest is not None:
-            values['manifest'] = manifest
-        if source_counter is not None:
-            values['source_counter'] = source_counter
-        # The conditional UPDATE comes first: it takes the write lock
-        # (SQLite) or the row lock before the audit log's head is read.
-        with db.writer() as session:
-            won = session.query(models.Migration).filter_by(
-                uuid=migration_uuid, state=old).update(
-                values, synchronize_session=False)
-            if not won:
-                raise exception.ConcurrentTransition(
-                    migration_uuid, old, new_state,
-                    _state_now(session, migration_uuid))
-            entry = _append(session, host=host,
-                            step=states.STEPS[new_state],
-                            migration_uuid=migration_uuid, from_state=old,
-                            to_state=new_state, details=entry_details,
-                            created_at=now)
-        return old, entry
 
     try:
-        old, entry = _retrying(_transition)
+        # No step for what is no state: check refuses it.
+        old, entry = db.migration_update_state(
+            migration_uuid, new_state, check, host,
+            states.STEPS.get(new_state), details=entry_details,
+            values=values)
+    except exception.MigrationStateChanged as changed:
+        error = exception.ConcurrentTransition(
+            migration_uuid, changed.expected, new_state, changed.actual)
+        LOG.warning('refused by %s: %s', host, error)
+        raise error from None
     except exception.IllegalTransition as error:
         LOG.warning('refused by %s: %s', host, error)
         raise
@@ -163,52 +99,28 @@ def transition(migration_uuid, host, new_state, details=None, reason=None,
     return get(migration_uuid)
 
 
-def _state_now(session, migration_uuid):
-    row = session.query(models.Migration.state).filter_by(
-        uuid=migration_uuid).first()
-    return row[0] if row else 'deleted'
-
-
 def get(migration_uuid):
-    with db.reader() as session:
-        record = session.get(models.Migration, migration_uuid)
-    if record is None:
-        raise exception.MigrationNotFound('no migration %s' % migration_uuid)
-    return record
+    """The migration's record; MigrationNotFound."""
+    return db.migration_get(migration_uuid)
 
 
 def list(limit=None):
     """Every migration, the most recently changed first (by its newest
     audit entry: timestamps keep whole seconds only)."""
-    latest = sa.select(sa.func.max(models.AuditEntry.seq)).where(
-        models.AuditEntry.migration_uuid ==
-        models.Migration.uuid).scalar_subquery()
-    with db.reader() as session:
-        query = session.query(models.Migration).order_by(
-            latest.desc(), models.Migration.updated_at.desc(),
-            models.Migration.created_at.desc())
-        if limit is not None:
-            query = query.limit(limit)
-        return query.all()
+    return db.migration_list(limit)
 
 
 def in_flight():
     """Migrations not in a final state, oldest first: what a restarted
     service must finish or roll back."""
-    with db.reader() as session:
-        return session.query(models.Migration).filter(
-            models.Migration.state.notin_(sorted(states.FINAL))).order_by(
-            models.Migration.created_at, models.Migration.uuid).all()
+    return db.migrations_in_flight(states.FINAL)
 
 
 def in_flight_for_instance(instance_uuid, connection=None):
     """The instance's migrations not in a final state, oldest first
     (from the database at connection, default [korora_database])."""
-    with db.reader(connection) as session:
-        return session.query(models.Migration).filter(
-            models.Migration.instance_uuid == instance_uuid,
-            models.Migration.state.notin_(sorted(states.FINAL))).order_by(
-            models.Migration.created_at, models.Migration.uuid).all()
+    return db.migrations_in_flight(states.FINAL, instance_uuid,
+                                   connection=connection)
 
 
 def highest_committed_counter(source_host, instance_uuid):
@@ -216,12 +128,8 @@ def highest_committed_counter(source_host, instance_uuid):
     from source_host was bound to, or None. (Per instance: migrations of
     other instances from the same source may run and commit meanwhile.)
     """
-    with db.reader() as session:
-        return session.query(sa.func.max(
-            models.Migration.source_counter)).filter(
-            models.Migration.source_host == source_host,
-            models.Migration.instance_uuid == instance_uuid,
-            models.Migration.state == states.COMMITTED).scalar()
+    return db.migration_highest_counter(source_host, instance_uuid,
+                                        states.COMMITTED)
 
 
 def history(migration_uuid):

@@ -65,6 +65,7 @@ from korora_nova.rpcapi import verifier as verifier_rpcapi
 from korora_nova.vtpm_manager import local_client
 from korora_nova.rpcapi import vtpm_manager as rpcapi
 from tests.fixtures import rabbitmq
+from tests.fixtures import raw_sql
 
 CONF = conf.CONF
 HOST = 'compute-1'
@@ -467,7 +468,7 @@ class TestAuditAnchorPurpose(base.TestCase):
 
     def rewrite(self, seq, details):
         """Change entry seq's details and recompute every hash from it."""
-        with db.writer() as session:
+        with raw_sql.session() as session:
             rows = session.query(models.AuditEntry).order_by(
                 models.AuditEntry.seq).all()
             previous = audit_log.GENESIS
@@ -512,7 +513,7 @@ class TestAuditAnchorPurpose(base.TestCase):
         # A genuine quote of the same TPM over the new head, for the
         # attest purpose (the only one a challenge over the bus gets).
         quote = self.api.attest(HOST, bytes.fromhex(new_head))
-        with db.writer() as session:
+        with raw_sql.session() as session:
             row = session.get(models.AuditAnchor, anchor.seq)
             row.quote_message = quote.message
             row.quote_signature = quote.signature

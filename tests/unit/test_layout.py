@@ -22,6 +22,10 @@ DATABASE_MODULES = ('korora_nova.db', 'korora_nova.migration.records',
 # The compute driver's factory switches the database off in
 # nova-compute: the one place on a compute host that names it.
 DATABASE_SWITCH = ('korora_nova.hooks.driver', 'korora_nova.db')
+# All SQL is in the database package (as Nova's nova.db.main.api): the
+# rest of the code calls korora_nova.db.api, never a query or a model.
+DATABASE_PACKAGE = 'korora_nova.db'
+SQL_MODULES = ('sqlalchemy', 'korora_nova.db.models')
 
 
 def module_name(path):
@@ -66,6 +70,12 @@ def imports_of(path, name):
             continue
         found.extend((target, id(node) in top_level) for target in targets)
     return found
+
+
+def is_module(target, modules):
+    """Is target one of modules, or inside one?"""
+    return any(target == module or target.startswith(module + '.')
+               for module in modules)
 
 
 def package_of(module):
@@ -146,11 +156,23 @@ class TestLayout(testtools.TestCase):
                     offenders.append('%s imports %s' % (name, target))
         self.assertEqual([], sorted(offenders))
 
+    def test_only_the_database_package_speaks_sql(self):
+        offenders = sorted(
+            '%s imports %s' % (name, target)
+            for name, found in self.imports.items()
+            if not is_module(name, [DATABASE_PACKAGE])
+            for target, _top in found
+            if is_module(target, SQL_MODULES))
+        self.assertEqual([], offenders)
+
     def test_the_checks_see_imports(self):
         # A cross-check that the reader works: the driver imports the
-        # protocol, and the verifier the database.
+        # protocol, the verifier the database, the database SQL.
         driver = [t for t, _ in self.imports['korora_nova.hooks.driver']]
         self.assertIn('korora_nova.hooks.protocol', driver)
         verifier = [t for t, _ in
                     self.imports['korora_nova.verifier.migrations']]
         self.assertIn('korora_nova.db.api', verifier)
+        database = [t for t, _ in self.imports['korora_nova.db.api']]
+        self.assertIn('sqlalchemy', database)
+        self.assertIn('korora_nova.db.models', database)

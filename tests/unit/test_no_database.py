@@ -211,8 +211,8 @@ class TestDisableDBAccess(NoDatabaseTestCase):
     def test_host_list(self):
         self.assertRefused('db.host_list()')
 
-    def test_a_writer(self):
-        self.assertRefused('db.writer().__enter__()')
+    def test_a_write(self):
+        self.assertRefused('db.host_delete("compute-1")')
 
     def test_the_context_manager_of_another_url(self):
         self.assertRefused('db.context_manager("sqlite://")')

@@ -37,6 +37,7 @@ from korora_nova.db import models
 from korora_nova import filters as korora_filters
 from korora_nova.filters import trusted_vtpm
 from tests import base
+from tests.fixtures import raw_sql
 
 objects.register_all()
 
@@ -120,7 +121,7 @@ class TrustedVTPMFilterTestCase(base.TestCase):
         db.record_verdict(verdict.host, verdict)
         if age is not None:
             when = db.utcnow() - datetime.timedelta(seconds=age)
-            with db.writer() as session:
+            with raw_sql.session() as session:
                 session.query(models.HostTrust).filter_by(
                     host_name=verdict.host).update({'verified_at': when})
 
@@ -215,7 +216,7 @@ class VTPMRequestTestCase(TrustedVTPMFilterTestCase):
 
     def test_stale_verdict_names_its_time(self):
         self.record(trusted('compute-4'), age=CONF.korora.trust_ttl + 60)
-        with db.reader() as session:
+        with raw_sql.session() as session:
             verified_at = session.get(models.HostTrust,
                                       'compute-4').verified_at
 

@@ -22,6 +22,7 @@ from korora_nova.migration import audit
 from korora_nova.migration import records
 from korora_nova.migration import states
 from tests import base
+from tests.fixtures import raw_sql
 from korora_nova.demo import services
 from korora_nova.verifier import enrollment
 from korora_nova.rpcapi import vtpm_manager as rpcapi
@@ -59,7 +60,7 @@ class AuditTestCase(base.TestCase):
     def rewrite(self, seq, details):
         """Change entry seq's details and recompute every hash from it
         on, as someone who knows the hashing scheme would."""
-        with db.writer() as session:
+        with raw_sql.session() as session:
             rows = session.query(models.AuditEntry).filter(
                 models.AuditEntry.seq >= seq - 1).order_by(
                 models.AuditEntry.seq).all()
@@ -211,7 +212,7 @@ class TestTampering(AuditTestCase):
         head = audit.head_entry()
         forged = self.api.attest('compute-2', bytes.fromhex(head.entry_hash),
                                  purpose_label=purpose.ANCHOR)
-        with db.writer() as session:
+        with raw_sql.session() as session:
             anchor = session.get(models.AuditAnchor, 9)
             anchor.quote_message = forged.message
             anchor.quote_signature = forged.signature

@@ -15,6 +15,7 @@ from korora_nova.migration import audit
 from korora_nova.migration import records
 from korora_nova.migration import states
 from tests import base
+from tests.fixtures import raw_sql
 from korora_nova.demo import services
 
 INSTANCE = '0b9d7a5e-4f7c-4a8e-9f33-5d2c1b6e8a70'
@@ -65,7 +66,7 @@ class TestChain(base.TestCase):
                          'deleted', str(audit.verify().first_problem))
 
     def test_entry_inserted_at_the_end_without_the_link(self):
-        with db.writer() as session:
+        with raw_sql.session() as session:
             session.add(models.AuditEntry(
                 seq=6, migration_uuid=self.uuid, host='compute-2',
                 step='commit', from_state=states.TRANSFERRING,
@@ -78,7 +79,7 @@ class TestChain(base.TestCase):
     def test_entry_swapped_for_a_correctly_hashed_fake(self):
         """Rewritten and re-hashed, but only that entry: the next one's
         link gives it away."""
-        with db.writer() as session:
+        with raw_sql.session() as session:
             entry = session.get(models.AuditEntry, 3)
             entry.host = 'compute-9'
             entry.entry_hash = audit_log.hash_of(entry)

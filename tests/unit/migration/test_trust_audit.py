@@ -20,6 +20,7 @@ from korora_nova.db import models
 from korora_nova.db import audit_log
 from korora_nova.migration import audit
 from tests import base
+from tests.fixtures import raw_sql
 from korora_nova.demo import services
 from tests.unit.migration import test_manage
 from korora_nova.verifier import attestation
@@ -194,13 +195,13 @@ class TestRowsBehindTheVerifiersBack(TrustAuditTestCase):
                            % verdict_id)], self.problems(report))
 
     def test_removed_host_restored_by_sql_is_reported(self):
-        with db.reader() as session:
+        with raw_sql.session() as session:
             host = session.query(models.Host).one()
             values = {column.name: getattr(host, column.name)
                       for column in models.Host.__table__.columns
                       if column.name != 'id'}
         db.host_delete('compute-1')
-        with db.writer() as session:
+        with raw_sql.session() as session:
             session.add(models.Host(**values))
         report = audit.verify()
         self.assertEqual([(audit.UNAUDITED, 'hosts row compute-1')],
@@ -215,7 +216,7 @@ class TestAnchorPurpose(TrustAuditTestCase):
         # A quote the same TPM made for the attest purpose over the same
         # bytes, stored as the anchor.
         quote = self.api.attest('compute-1', head)
-        with db.writer() as session:
+        with raw_sql.session() as session:
             row = session.get(models.AuditAnchor, anchor.seq)
             row.quote_message = quote.message
             row.quote_signature = quote.signature
