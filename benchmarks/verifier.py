@@ -55,10 +55,12 @@ import sys
 import tempfile
 import time
 
+from cryptography.hazmat.primitives.asymmetric import ec
 import fixtures
 from oslo_messaging import conffixture
 
 import machine  # benchmarks/machine.py, beside this script
+from korora_nova.attestation import es256_keys
 from korora_nova.attestation import policy as policy_module
 from korora_nova.attestation import results
 from korora_nova import conf as korora_conf
@@ -258,11 +260,21 @@ class Fleet:
                 for index, value in pcrs.items():
                     golden.setdefault(bank, {}).setdefault(
                         str(index), set()).add(value.hex())
-        db.policy_create(policy_module.from_json({
+        # Signed by an operator key the verifier trusts: an unsigned
+        # policy would leave every host untrusted.
+        operator = ec.generate_private_key(ec.SECP256R1())
+        operator_public = os.path.join(self.workdir, 'operator-key.pub.pem')
+        with open(operator_public, 'wb') as stream:
+            stream.write(es256_keys.public_pem(operator.public_key()))
+        CONF.set_override('policy_signing_keys', [operator_public],
+                          group='korora')
+        reference = policy_module.from_json({
             'name': POLICY, 'version': 1,
             'pcrs': {bank: {index: sorted(values)
                             for index, values in pcrs.items()}
-                     for bank, pcrs in golden.items()}}))
+                     for bank, pcrs in golden.items()}})
+        db.policy_create(reference,
+                         signature=policy_module.sign(reference, operator))
         api = manager_rpcapi.VTPMManagerAPI(self.signer)
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda name: enrollment.enroll(api, name, POLICY),
