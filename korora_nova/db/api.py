@@ -196,12 +196,18 @@ def _append(session, host, step, details=None, **fields):
     text = audit_log.canonical_details(details)
     entry = audit_log.new_entry(_audit_head(session), text, host, step,
                                 **fields)
-    session.add(entry)
+    _insert(session, entry, _SeqTaken())
+    return entry
+
+
+def _insert(session, row, duplicate):
+    """Add row now; raise duplicate (an exception) when a row with its
+    key exists already."""
+    session.add(row)
     try:
         session.flush()
     except db_exception.DBDuplicateEntry:
-        raise _SeqTaken()
-    return entry
+        raise duplicate
 
 
 def _record(session, host, step, rows=(), removed=(), details=None):
@@ -249,13 +255,9 @@ def host_create(identity, policy_name=None):
             next_attestation_at=now)
         with _writer() as session:
             _refuse_enrolled_tpm(session, identity)
-            session.add(host)
-            try:
-                session.flush()
-            except db_exception.DBDuplicateEntry:
-                raise exception.HostExists(
-                    'host %s is already enrolled; remove it '
-                    'first to enroll it again' % identity.host)
+            _insert(session, host, exception.HostExists(
+                'host %s is already enrolled; remove it first to enroll it '
+                'again' % identity.host))
             _record(session, identity.host, audit_log.HOST_ENROLL, [host],
                     details={'ek_certificate_sha256':
                              identity.ek_certificate_sha256,
@@ -367,14 +369,9 @@ def policy_create(reference, active=True, signature=None):
                             active=active, created_at=utcnow(),
                             signature=signature)
         with _writer() as session:
-            session.add(row)
-            try:
-                session.flush()
-            except db_exception.DBDuplicateEntry:
-                raise exception.PolicyExists(
-                    'policy %s v%d already exists; policies '
-                    'are immutable: import a new version'
-                    % (reference.name, reference.version))
+            _insert(session, row, exception.PolicyExists(
+                'policy %s v%d already exists; policies are immutable: '
+                'import a new version' % (reference.name, reference.version)))
             _record(session, audit_log.VERIFIER, audit_log.POLICY_IMPORT,
                     [row], details={'policy': reference.label,
                                     'active': active})
@@ -532,12 +529,8 @@ def migration_create(migration_uuid, instance_uuid, source_host, dest_host,
             source_host=source_host, dest_host=dest_host, state=state,
             created_at=now, updated_at=now)
         with _writer() as session:
-            session.add(record)
-            try:
-                session.flush()
-            except db_exception.DBDuplicateEntry:
-                raise exception.MigrationExists(
-                    'migration %s is already recorded' % migration_uuid)
+            _insert(session, record, exception.MigrationExists(
+                'migration %s is already recorded' % migration_uuid))
             entry = _append(session, host, step,
                             migration_uuid=migration_uuid, from_state=None,
                             to_state=state, details=details, created_at=now)
