@@ -19,6 +19,13 @@ MAX_CERTIFICATE_SIZE = 16 * 1024
 MAX_BUNDLE_SIZE = 4 * 1024 * 1024
 MAX_CHAIN_DEPTH = 6
 
+# What cryptography raises for a malformed certificate. It parses lazily:
+# a certificate that loads can still raise these when a field (times,
+# names, extensions, the signature's algorithm) is first read.
+MALFORMED = (ValueError, TypeError, UnsupportedAlgorithm,
+             x509.InvalidVersion, x509.DuplicateExtension,
+             x509.UnsupportedGeneralNameType)
+
 
 def load_certificate(data):
     """An EK certificate from DER (as in NV memory) or PEM."""
@@ -32,9 +39,9 @@ def load_certificate(data):
               else x509.load_der_x509_certificate)
     try:
         return loader(data)
-    except (ValueError, x509.InvalidVersion) as error:
+    except MALFORMED as error:
         raise exception.EndorsementError(
-            'EK certificate cannot be parsed: %s' % error)
+            'EK certificate cannot be parsed: %s' % _one_line(error))
 
 
 def load_bundle(path):
@@ -51,9 +58,10 @@ def load_bundle(path):
             % (path, MAX_BUNDLE_SIZE))
     try:
         anchors = x509.load_pem_x509_certificates(data)
-    except ValueError as error:
+    except MALFORMED as error:
         raise exception.ConfigurationError(
-            'EK CA bundle %s holds no PEM certificates: %s' % (path, error))
+            'EK CA bundle %s holds no usable PEM certificates: %s'
+            % (path, _one_line(error)))
     return anchors
 
 
@@ -68,24 +76,36 @@ def _valid_now(certificate, now, what):
 
 
 def _is_ca(certificate):
+    """A malformed certificate is no CA."""
     try:
         constraints = certificate.extensions.get_extension_for_class(
             x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
+    except (x509.ExtensionNotFound,) + MALFORMED:
         return False
     return constraints.ca
 
 
 def _issued_by(child, parent):
+    """A signature that cannot be checked is not a parent's."""
     try:
         child.verify_directly_issued_by(parent)
-    except (ValueError, TypeError, InvalidSignature):
+    except (InvalidSignature,) + MALFORMED:
         return False
     return True
 
 
 def verify_chain(certificate, anchors, intermediates=(), now=None):
-    """Raise EndorsementError unless certificate chains to an anchor."""
+    """The anchor certificate chains to; EndorsementError, and nothing
+    else, when it does not."""
+    try:
+        return _verify_chain(certificate, anchors, intermediates, now)
+    except MALFORMED as error:
+        raise exception.EndorsementError(
+            'EK certificate chain cannot be checked: a certificate is '
+            'malformed: %s' % _one_line(error))
+
+
+def _verify_chain(certificate, anchors, intermediates, now):
     now = now or datetime.datetime.now(datetime.timezone.utc)
     _valid_now(certificate, now, 'EK certificate')
     current, depth = certificate, 0
@@ -114,7 +134,14 @@ def public_key_matches(certificate, ek_public_der):
         certified = certificate.public_key().public_bytes(
             serialization.Encoding.DER,
             serialization.PublicFormat.SubjectPublicKeyInfo)
-    except (ValueError, UnsupportedAlgorithm) as error:
+    except MALFORMED as error:
         raise exception.EndorsementError(
-            'EK certificate holds a key of an unsupported kind: %s' % error)
+            'EK certificate holds a key of an unsupported kind: %s'
+            % _one_line(error))
     return certified == ek_public_der
+
+
+def _one_line(error, limit=200):
+    """cryptography's message, on one bounded line."""
+    text = ' '.join(str(error).split()) or type(error).__name__
+    return text[:limit]
