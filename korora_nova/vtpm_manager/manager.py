@@ -44,6 +44,7 @@ from korora_nova.tpm import endorsement
 from korora_nova.tpm import nv_counter
 from korora_nova.tpm import quote
 from korora_nova.rpcapi import verifier as verifier_rpcapi
+from korora_nova.vtpm_manager import advanced_counters
 from korora_nova.vtpm_manager import authorization
 from korora_nova.vtpm_manager import self_measurement
 
@@ -52,6 +53,10 @@ LOG = logging.getLogger(__name__)
 # Per-migration keys not yet used: at most this many, for this long.
 # Only the verifier's authorizations make them, one per migration.
 MAX_MIGRATION_KEYS = 256
+# Migrations whose counter advance is remembered (state_path), so that a
+# retried commit of one of them does not advance the counter again.
+ADVANCED_FILE = 'advanced-counters.json'
+MAX_ADVANCED = 1024
 MIGRATION_KEY_LIFETIME = 3600.0
 MAX_SECRET = 1024
 MAX_DISKS = 64
@@ -102,6 +107,10 @@ class VTPMManager:
         self._keys_lock = threading.Lock()
         # instance uuid -> Approval of its incoming migration.
         self._approvals = {}
+        # migration uuid -> the counter value its commit advanced to.
+        self._advanced = advanced_counters.load(
+            os.path.join(self.state_path, ADVANCED_FILE))
+        self._counter_lock = threading.Lock()
         # Xen: the vtpmmgr statement last measured (self_measurement).
         self._vtpmmgr = None
         self._vtpmmgr_lock = threading.Lock()
@@ -341,9 +350,25 @@ class VTPMManager:
 
     def advance_counter(self, authorization_token):
         """Commit: advance the source's counter (old copies and manifests
-        can no longer be replayed)."""
-        self.gate.authorize(authorization_token, authorization.COMMIT)
-        return self.counter.increment()
+        can no longer be replayed), once per migration: a commit retried
+        after the verifier did not record it gets the value of the first
+        advance, and the counter does not move twice."""
+        claims = self.gate.authorize(authorization_token,
+                                     authorization.COMMIT)
+        migration_uuid = claims['korora.migration']['uuid']
+        with self._counter_lock:
+            value = self._advanced.get(migration_uuid)
+            if value is not None:
+                LOG.info('%s: the counter was advanced for migration %s '
+                         'already (to %d): not again', self.host,
+                         migration_uuid, value)
+                return value
+            value = self.counter.increment()
+            self._advanced[migration_uuid] = value
+            advanced_counters.save(
+                os.path.join(self.state_path, ADVANCED_FILE),
+                self._advanced, MAX_ADVANCED)
+        return value
 
 
 def _secret(value):

@@ -190,6 +190,33 @@ class TestSignManifest(LocalCallsTestCase):
         second, _ = manifest_module.load(self.signed())
         self.assertEqual(advanced, second.counter)
 
+    def test_a_retried_commit_does_not_advance_the_counter_twice(self):
+        before = self.host.manager.counter.read()
+        first = self.local.advance_counter(self.authorization(
+            results.COMMIT))
+        # The verifier did not record the commit; the source asks again,
+        # with the verifier's new authorization for the same migration.
+        again = self.local.advance_counter(self.authorization(
+            results.COMMIT))
+        self.assertEqual((before + 1, before + 1), (first, again))
+        self.assertEqual(before + 1, self.host.manager.counter.read())
+        # Another migration's commit advances it.
+        other = self.local.advance_counter(self.authorization(
+            results.COMMIT, about=migration(uuid=OTHER_MIGRATION)))
+        self.assertEqual(before + 2, other)
+
+    def test_a_restarted_manager_remembers_the_advance(self):
+        first = self.local.advance_counter(self.authorization(
+            results.COMMIT))
+        self.host.stop()
+        restarted = self.useFixture(services.VTPMManagerFixture(
+            HOST, self.host.tpm_fixture, state_path=self.host.state_path,
+            state_backend=self.backend))
+        local = local_client.LocalManager(restarted.hook_socket, 30)
+        self.assertEqual(first, local.advance_counter(self.authorization(
+            results.COMMIT)))
+        self.assertEqual(first, restarted.manager.counter.read())
+
     def test_without_an_authorization_it_is_refused(self):
         for token in (None, '', 'not a token'):
             self.refused(exception.TPMError, self.local.sign_manifest,
