@@ -178,14 +178,20 @@ class SecretOnRabbitMQTestBase(hooks_tests.KororaMigrationTestBase):
                 found.append(message)
         return found
 
-    def assert_secret_never_on_bus(self):
+    def assert_secret_never_on_bus(self, source_asked=True):
         """0 times in the capture, in any encoding; then the control: the
-        same capture finds the passphrase's base64 form once published."""
+        same capture finds the passphrase's base64 form once published.
+
+        source_asked: the destination went on to ask the source; False
+        when the destination's own request was refused, so the source was
+        never asked."""
         self.firehose.sync()
         captured = self.firehose.snapshot()
         # Nova's own RPC and Kororā's went through this broker.
-        self.assertTrue(self.published(COMPUTE_TOPICS % SOURCE,
-                                       b'check_can_live_migrate_source'))
+        self.assertTrue(self.published(
+            COMPUTE_TOPICS % DEST, b'check_can_live_migrate_destination'))
+        self.assertEqual(source_asked, bool(self.published(
+            COMPUTE_TOPICS % SOURCE, b'check_can_live_migrate_source')))
         self.assertTrue(self.published(
             '%s.*' % CONF.korora.manager_topic, b'attest'))
         self.assertEqual([], [
@@ -276,13 +282,13 @@ class TestSecretNeverOnBus(SecretOnRabbitMQTestBase):
         self.assert_refused_at_the_precheck(
             'Korora: the destination host is not trusted', recorded=False)
         self.assert_error_notified('check_can_live_migrate_destination')
-        self.assert_secret_never_on_bus()
+        self.assert_secret_never_on_bus(source_asked=False)
 
     def test_a_destination_not_enrolled(self):
         db.host_delete(DEST)
         self.assert_refused_at_the_precheck(
             'is not enrolled with korora-verifier', recorded=False)
-        self.assert_secret_never_on_bus()
+        self.assert_secret_never_on_bus(source_asked=False)
 
     def test_the_destination_key_certification_fails(self):
         # The verifier checks the key before Nova's driver is asked for
