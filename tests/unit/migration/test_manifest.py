@@ -9,6 +9,7 @@ with an authorization signed by the test's verifier key.
 """
 
 import json
+import uuid
 
 import fixtures
 
@@ -114,7 +115,10 @@ class SourceManagerTestCase(base.TestCase):
             block_migration)
 
     def advance(self):
-        return self.local.advance_counter(self.authorization(results.COMMIT))
+        """The commit of a new migration (the manager advances the
+        counter once per migration)."""
+        return self.local.advance_counter(self.authorization(
+            results.COMMIT, uuid=str(uuid.uuid4())))
 
 
 class ManifestTestCase(SourceManagerTestCase):
