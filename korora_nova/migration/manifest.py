@@ -136,12 +136,8 @@ def check_signature(manifest, quote, ak_public, host):
 
 
 def _text(document, name, limit):
-    value = document.get(name)
-    if not isinstance(value, str) or not 0 < len(value) <= limit:
-        raise exception.ManifestError(
-            'manifest field %s is missing or too long'
-            % name)
-    return value
+    return signed.field(document, name, limit, exception.ManifestError,
+                        'manifest')
 
 
 def _counter(value):

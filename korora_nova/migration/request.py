@@ -119,9 +119,5 @@ def check(request, instance_uuid, source_host, dest_host, lifetime,
 
 
 def _text(document, name, limit):
-    value = document.get(name)
-    if not isinstance(value, str) or not 0 < len(value) <= limit:
-        raise exception.RequestError(
-            'migration request field %s is missing or too '
-            'long' % name)
-    return value
+    return signed.field(document, name, limit, exception.RequestError,
+                        'migration request')

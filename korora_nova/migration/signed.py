@@ -58,3 +58,12 @@ def load(signed_text, name, limit, error, what):
             RecursionError, exception.KororaError) as failure:
         raise error('the %s is malformed: %s' % (what, failure))
     return document, quote
+
+
+def field(document, name, limit, error, what):
+    """document[name]: a string of 1 to limit characters, else error
+    naming what document it is."""
+    value = document.get(name)
+    if not isinstance(value, str) or not 0 < len(value) <= limit:
+        raise error('%s field %s is missing or too long' % (what, name))
+    return value

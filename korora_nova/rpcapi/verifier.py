@@ -27,9 +27,9 @@ VERSION_ALIASES = {
 }
 BASE_VERSION = '1.0'
 MIGRATION_VERSION = '1.1'
-# Step arguments newer than MIGRATION_VERSION, and the version that
-# brought each: a verifier pinned below it is sent the step without.
-ARGUMENT_VERSIONS = {'signed_request': '1.2'}
+# migration_request's signed_request: a verifier pinned below this is
+# sent the request without it.
+SIGNED_REQUEST_VERSION = '1.2'
 NONCE_SIZE = 32
 
 
@@ -67,13 +67,11 @@ class VerifierAPI:
                 'Korora live migrations need verifier RPC API %s, above '
                 '[upgrade_levels] korora_verifier' % MIGRATION_VERSION)
         version = MIGRATION_VERSION
-        for name, needs in ARGUMENT_VERSIONS.items():
-            if name not in arguments:
-                continue
-            if self.client.can_send_version(needs):
-                version = needs
+        if 'signed_request' in arguments:
+            if self.client.can_send_version(SIGNED_REQUEST_VERSION):
+                version = SIGNED_REQUEST_VERSION
             else:
-                del arguments[name]
+                del arguments['signed_request']
         nonce = os.urandom(NONCE_SIZE)
         cctxt = self.client.prepare(
             version=version,
@@ -85,7 +83,15 @@ class VerifierAPI:
             raise exception.TPMConnectionError(
                 'the verifier did not answer %s within %s s'
                 % (method, CONF.korora.migration_step_timeout))
-        except messaging.RemoteError as error:
+        except (messaging.UnsupportedVersion, messaging.RemoteError) as error:
+            # A real broker brings the server's UnsupportedVersion back as
+            # a RemoteError naming it.
+            if isinstance(error, messaging.UnsupportedVersion) or (
+                    error.exc_type == 'UnsupportedVersion'):
+                raise exception.ConfigurationError(
+                    'the verifier does not serve %s at RPC API %s: until it '
+                    'is upgraded, set [upgrade_levels] korora_verifier to '
+                    'its version' % (method, version))
             raise exception.KororaError('the verifier failed %s: %s'
                                         % (method, error.value))
         except messaging.MessagingException as error:

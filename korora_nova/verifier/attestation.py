@@ -125,6 +125,25 @@ def record_policy(manager_api, host_name, name, version, signing_key):
     return reference
 
 
+def judge(host, quote, qualifying_data, in_order=True):
+    """The verdict of a quote the host made over qualifying_data, under
+    its operator-signed policies (see appraise_host for in_order);
+    untrusted, naming why, when none is active."""
+    policies, ignored = signed_policies(host)
+    if not policies:
+        return _no_policy(host, ignored)
+    return _with_ignored(appraise_host(host, quote, qualifying_data,
+                                       policies, in_order), ignored)
+
+
+def _no_policy(host, ignored):
+    return _untrusted(
+        host.name, verdict_module.NO_POLICY,
+        'no active reference policy is assigned (policy %s)%s'
+        % (host.policy_name or CONF.korora.default_policy or 'none',
+           ''.join('; ' + why for why in ignored)))
+
+
 def _with_ignored(verdict, ignored):
     """An untrusted verdict also says which versions were ignored: the
     one the operator meant may be among them."""
@@ -150,11 +169,7 @@ class Attestor:
         nonce = os.urandom(NONCE_SIZE)
         quote = None
         if not policies:
-            verdict = _untrusted(
-                host_name, verdict_module.NO_POLICY,
-                'no active reference policy is assigned (policy %s)%s'
-                % (host.policy_name or CONF.korora.default_policy or
-                   'none', ''.join('; ' + why for why in ignored)))
+            verdict = _no_policy(host, ignored)
         else:
             try:
                 quote = self.manager_api.attest(host_name, nonce)

@@ -237,15 +237,8 @@ class MigrationSteps:
             raise exception.StepNotProven(
                 'destination host %s is not enrolled with '
                 'korora-verifier' % dest)
-        policies, ignored = attestation.signed_policies(host)
-        if not policies:
-            raise exception.StepNotProven(
-                '%s: no policy signed by a trusted operator key '
-                'is active for it%s' % (dest, ''.join(
-                    '; ignored %s' % why for why in ignored)))
-        verdict = attestation.appraise_host(
-            host, quote, request.qualifying_data(), policies,
-            in_order=False)
+        verdict = attestation.judge(host, quote, request.qualifying_data(),
+                                    in_order=False)
         if not verdict.trusted:
             raise exception.StepNotProven(
                 'the destination host is not trusted: %s (its signed '

@@ -46,13 +46,12 @@ def load(path):
 
 def save(path, advanced, limit):
     """Write the newest limit entries of advanced (insertion order)
-    atomically."""
+    atomically; returns them, as the dict to keep."""
     newest = list(advanced.items())[-limit:]
-    for uuid, _ in list(advanced.items())[:-limit]:
-        del advanced[uuid]
     temporary = path + '.tmp'
     with open(temporary, 'w') as stream:
         json.dump(newest, stream)
         stream.flush()
         os.fsync(stream.fileno())
     os.replace(temporary, path)
+    return dict(newest)

@@ -365,7 +365,7 @@ class VTPMManager:
                 return value
             value = self.counter.increment()
             self._advanced[migration_uuid] = value
-            advanced_counters.save(
+            self._advanced = advanced_counters.save(
                 os.path.join(self.state_path, ADVANCED_FILE),
                 self._advanced, MAX_ADVANCED)
         return value

@@ -26,9 +26,9 @@ class TestAdvancedCounters(base.TestCase):
 
     def test_round_trip_keeps_the_newest(self):
         advanced = {'m-%d' % number: number for number in range(10)}
-        advanced_counters.save(self.path, advanced, 4)
+        kept = advanced_counters.save(self.path, advanced, 4)
         expected = {'m-%d' % number: number for number in range(6, 10)}
-        self.assertEqual(expected, advanced)
+        self.assertEqual(expected, kept)
         self.assertEqual(expected, advanced_counters.load(self.path))
 
     def test_no_file_is_no_advance(self):
