@@ -391,7 +391,7 @@ def migration_show(args):
     if states.is_final(row.state):
         where = 'final'
     else:
-        where = 'in flight; on restart: %s' % states.RESUME[row.state]
+        where = 'in flight; recovery: %s' % states.RESUME[row.state]
     print('migration:      %s' % row.uuid)
     print('instance:       %s' % row.instance_uuid)
     print('source -> dest: %s -> %s' % (row.source_host, row.dest_host))
