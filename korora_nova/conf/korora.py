@@ -436,7 +436,11 @@ def register_opts(conf):
     conf.register_opts(upgrade_levels_opts, group=UPGRADE_LEVELS_GROUP)
     conf.register_group(DATABASE_GROUP)
     conf.register_opts(db_options.database_opts, group=DATABASE_GROUP)
-    conf.set_default('connection', 'sqlite:////var/lib/korora/korora.sqlite',
+    # Not below state_path (/var/lib/korora): on a host that runs both,
+    # that folder is the vTPM manager's (root's), and the verifier's own
+    # user writes this one (etc/systemd/korora-verifier.service).
+    conf.set_default('connection',
+                     'sqlite:////var/lib/korora-verifier/korora.sqlite',
                      group=DATABASE_GROUP)
     # nova-scheduler reads verdicts through this section: an unreachable
     # database must fail the request at once (no host passes), not stall
