@@ -446,6 +446,13 @@ def register_opts(conf):
     # database must fail the request at once (no host passes), not stall
     # it through oslo.db's start-up retries.
     conf.set_default('max_retries', 0, group=DATABASE_GROUP)
+    # A busy database is waited out within one verifier answer (about
+    # 25 s on SQLite with its 5 s busy timeout per try), inside
+    # nova-compute's migration_step_timeout; past that the verifier
+    # answers "could not run" and the hook tries the step again.
+    conf.set_default('db_max_retries', 3, group=DATABASE_GROUP)
+    conf.set_default('db_retry_interval', 0.5, group=DATABASE_GROUP)
+    conf.set_default('db_max_retry_interval', 2, group=DATABASE_GROUP)
 
 
 def list_opts():

@@ -189,7 +189,6 @@ class HookServerFixture(fixtures.Fixture):
         from oslo_config import cfg
 
         from korora_nova import conf as korora_conf
-        from korora_nova.vtpm_manager import hook_server
 
         if self.conf is None:
             self.conf = cfg.ConfigOpts()
@@ -204,10 +203,24 @@ class HookServerFixture(fixtures.Fixture):
         if self.path is None:
             folder = self.useFixture(fixtures.TempDir()).path
             self.path = os.path.join(folder, 'run', 'libvirt-hook.sock')
-        self.server = hook_server.HookServer(self.conf, self.host,
-                                             self.path, self.manager)
-        self.server.start()
-        self.addCleanup(self.server.stop)
+        self.server = None
+        self.start()
+        self.addCleanup(self.stop)
+
+    def start(self):
+        """Answer on path (again, after stop: a restarted manager)."""
+        from korora_nova.vtpm_manager import hook_server
+
+        if self.server is None:
+            self.server = hook_server.HookServer(self.conf, self.host,
+                                                 self.path, self.manager)
+            self.server.start()
+
+    def stop(self):
+        """Stop answering: the socket is gone; idempotent."""
+        server, self.server = self.server, None
+        if server is not None:
+            server.stop()
 
 
 class VTPMManagerFixture(fixtures.Fixture):
@@ -268,7 +281,7 @@ class VTPMManagerFixture(fixtures.Fixture):
         """Stop the manager (a host whose agent died); idempotent."""
         if self.running:
             self.running = False
-            self.hook_server.server.stop()
+            self.hook_server.stop()
             self.server.stop()
             self.server.wait()
             self.manager.stop()

@@ -167,6 +167,12 @@ def _verify_held(driver, protocol, instance, record, host, secret):
             exception.IntegrityFailure(failure.item, failure.reason)))
         return
     except exception.KororaError as error:
+        if instance.vm_state == vm_states.ERROR:
+            # Held already: one fault and one notification per hold.
+            LOG.warning('Korora: recovery: instance %s stays held on %s '
+                        '(migration %s): %s', instance.uuid, host,
+                        record.uuid, error)
+            return
         _set_error(driver, instance, arrival.hold(driver, instance, record,
                                                   host, str(error)))
         return
