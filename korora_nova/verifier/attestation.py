@@ -24,7 +24,10 @@ CONF = conf.CONF
 LOG = logging.getLogger(__name__)
 
 NONCE_SIZE = 32
+# Reason codes of an attestation that got no quote to judge: the
+# manager did not answer (worth another try), or it answered no quote.
 UNREACHABLE = 'unreachable'
+NO_QUOTE = 'no-quote'
 
 
 def _untrusted(host, code, message, policy=None):
@@ -174,7 +177,9 @@ class Attestor:
             try:
                 quote = self.manager_api.attest(host_name, nonce)
             except exception.KororaError as error:
-                verdict = _untrusted(host_name, UNREACHABLE,
+                code = (UNREACHABLE if isinstance(
+                    error, exception.TPMConnectionError) else NO_QUOTE)
+                verdict = _untrusted(host_name, code,
                                      'no valid quote: %s' % error,
                                      policies[0].label)
             else:

@@ -209,6 +209,14 @@ class MigrationSteps:
                 % (role, host))
         if not verdict.trusted:
             reasons = '; '.join(str(r) for r in verdict.reasons)
+            if verdict.reasons and all(
+                    reason.code == attestation.UNREACHABLE
+                    for reason in verdict.reasons):
+                # Its manager did not answer (restarting, the broker
+                # down): untrusted for now, and worth another try.
+                raise exception.StepNotRun(
+                    reason='the %s host could not be attested: %s'
+                    % (role, reasons))
             raise exception.StepNotProven(
                 'the %s host is not trusted: %s' % (role, reasons))
         return verdict
