@@ -386,7 +386,7 @@ function start_korora {
             # The TPM device is usually root:tss, mode 0660.
             group=$(stat -c %G "$KORORA_TPM_DEVICE")
         fi
-        run_process korora-vtpm-manager "$(korora_bin korora-vtpm-manager) --config-file $KORORA_CONF" "$group"
+        korora_start_unit korora-vtpm-manager "$(korora_bin korora-vtpm-manager) --config-file $KORORA_CONF" "$group"
         if is_service_enabled korora-verifier; then
             korora_enroll_host
         else
@@ -397,7 +397,69 @@ function start_korora {
         fi
     fi
     if is_service_enabled korora-verifier; then
-        run_process korora-verifier "$(korora_bin korora-verifier) --config-file $KORORA_VERIFIER_CONF"
+        korora_start_unit korora-verifier "$(korora_bin korora-verifier) --config-file $KORORA_VERIFIER_CONF"
+    fi
+}
+
+# korora_unit_file SERVICE - devstack's unit of SERVICE
+function korora_unit_file {
+    echo "$SYSTEMD_DIR/devstack@$1.service"
+}
+
+# korora_start_unit SERVICE COMMAND [GROUP] - SERVICE under systemd, as
+# devstack@SERVICE.service: named as devstack names its own services
+# (so that stop_process, service_check and "journalctl -u
+# devstack@SERVICE" find it), but korora-nova's own unit
+# (etc/systemd/SERVICE.service: restart on failure, the runtime folder,
+# the sandbox) instead of devstack's plain one, with devstack's paths
+# and user in a drop-in beside it
+function korora_start_unit {
+    local service=$1 command=$2 group=${3:-} unit
+    if [[ ${USER_UNITS:-False} == True ]]; then
+        die $LINENO "$service runs as a system unit (its sandbox needs systemd's system manager): set USER_UNITS=False"
+    fi
+    unit=$(korora_unit_file "$service")
+    sudo install -d -m 0755 "$unit.d"
+    sudo install -m 0644 "$KORORA_DIR/etc/systemd/$service.service" "$unit"
+    korora_unit_dropin "$service" "$command" "$group" |
+        sudo tee "$unit.d/devstack.conf" >/dev/null
+    sudo chmod 0644 "$unit.d/devstack.conf"
+    $SYSTEMCTL daemon-reload
+    $SYSTEMCTL enable "devstack@$service.service"
+    # restart: a unit an earlier stack left running reads its new files.
+    $SYSTEMCTL restart "devstack@$service.service"
+}
+
+# korora_unit_dropin SERVICE COMMAND [GROUP] - what devstack changes in
+# korora-nova's unit: the virtualenv's console script and devstack's
+# file, $STACK_USER (who owns devstack's files and runs nova-compute,
+# which must reach the manager's socket), the state in $KORORA_STATE_DIR
+# instead of /var/lib
+function korora_unit_dropin {
+    local service=$1 command=$2 group=${3:-}
+    local writable=$KORORA_STATE_DIR folder
+    if [[ $service == korora-vtpm-manager ]]; then
+        # The unit makes /run/korora (RuntimeDirectory); another folder
+        # of the socket must exist, and be writable in the unit's
+        # read-only file system.
+        folder=$(dirname "$KORORA_LIBVIRT_HOOK_SOCKET")
+        if [[ $folder != /run/korora ]]; then
+            sudo install -d -o "$STACK_USER" -m 0755 "$folder"
+            writable+=" $folder"
+        fi
+        if is_service_enabled korora-swtpm; then
+            printf '[Unit]\nWants=devstack@korora-swtpm.service\nAfter=devstack@korora-swtpm.service\n\n'
+        fi
+    fi
+    printf '[Service]\n'
+    printf 'ExecStart=\nExecStart=%s\n' "$command"
+    printf 'User=%s\nGroup=%s\n' "$STACK_USER" "${group:-$(id -gn "$STACK_USER")}"
+    printf '# devstack keeps the state in KORORA_STATE_DIR.\n'
+    printf 'StateDirectory=\nReadWritePaths=%s\n' "$writable"
+    printf "# devstack's checkouts and virtualenv may lie below a home folder.\n"
+    printf 'ProtectHome=read-only\n'
+    if [[ $service == korora-vtpm-manager ]] && ! is_service_enabled korora-swtpm; then
+        printf 'DeviceAllow=%s rw\n' "$KORORA_TPM_DEVICE"
     fi
 }
 
@@ -531,6 +593,18 @@ function cleanup_korora {
     fi
     sudo rm -rf "$KORORA_STATE_DIR" "$KORORA_CONF_DIR"
     sudo rm -f "$KORORA_SCHEDULER_CONF"
+    # The units (unstack stopped and disabled them).
+    local service unit removed=False
+    for service in korora-vtpm-manager korora-verifier; do
+        unit=$(korora_unit_file "$service")
+        if [[ -e $unit || -e $unit.d ]]; then
+            sudo rm -rf "$unit" "$unit.d"
+            removed=True
+        fi
+    done
+    if [[ $removed == True ]]; then
+        $SYSTEMCTL daemon-reload
+    fi
 }
 
 function korora_drop_database {

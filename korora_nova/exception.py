@@ -279,6 +279,13 @@ class StepRefused(KororaError):
     msg_fmt = 'the verifier refused the step: %(reason)s'
 
 
+class StepNotRun(KororaError):
+    """A migration step that could not run (a service down or
+    restarting, a timeout, a busy database): nothing was decided, so it
+    may be tried again."""
+    msg_fmt = 'the step could not run: %(reason)s'
+
+
 class StepNotProven(KororaError):
     """The verifier: a step its evidence does not prove (the reason goes
     back to the hook, signed)."""

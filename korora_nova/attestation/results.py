@@ -43,6 +43,9 @@ RESULT = 'attestation-result'
 CHALLENGE = 'challenge'
 AUTHORIZATION = 'authorization'
 KINDS = (RESULT, CHALLENGE, AUTHORIZATION)
+# In a refusal: the step could not run (a manager unreachable, the
+# database busy) and may be asked again; nothing was decided.
+RETRY_CLAIM = 'korora.retry'
 
 # korora.action: the vTPM manager calls an authorization may be for, and
 # the role the authorized host plays in the migration.

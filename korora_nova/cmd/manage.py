@@ -391,7 +391,7 @@ def migration_show(args):
     if states.is_final(row.state):
         where = 'final'
     else:
-        where = 'in flight; on restart: %s' % states.RESUME[row.state]
+        where = 'in flight; recovery: %s' % states.RESUME[row.state]
     print('migration:      %s' % row.uuid)
     print('instance:       %s' % row.instance_uuid)
     print('source -> dest: %s -> %s' % (row.source_host, row.dest_host))
@@ -677,7 +677,9 @@ def main(argv=None):
     conf.register_host_opt(CONF)
     logging.register_options(CONF)
     logging.set_defaults(default_log_levels=logging.get_default_log_levels()
-                         + ['alembic=WARN'])
+                         + ['alembic=WARN',
+                            # A busy database is one line (below).
+                            'oslo_db=CRITICAL'])
     # stdout carries the command's answer (JSON for evidence check).
     CONF.set_default('use_stderr', True)
     try:

@@ -201,8 +201,60 @@ migration_opts = [
         default=30.0,
         min=0.1,
         help='Seconds a live-migration hook waits for a vTPM manager to '
-             'certify a key, open a sealed secret or sign a manifest; no '
-             'answer aborts the migration.'),
+             'certify a key, open a sealed secret or sign a manifest, or '
+             'for the verifier to answer a step; no answer is a step that '
+             'could not run (see step_retries).'),
+    cfg.IntOpt(
+        'step_retries',
+        default=4,
+        min=0,
+        help='How many times a live-migration hook tries a step again when '
+             'it could not run (a vTPM manager restarting, the verifier '
+             'or the message broker unreachable, the verifier\'s database '
+             'busy), before the migration is rolled back (nothing has run '
+             'on the destination yet) or held paused on the destination '
+             'for recovery. Refusals for a reason (an untrusted host, a '
+             'bad signature) are never retried.'),
+    cfg.FloatOpt(
+        'step_retry_interval',
+        default=1.0,
+        min=0.0,
+        help='Seconds before the first retry of a step; the wait grows by '
+             'this much after each retry, up to step_retry_max_interval.'),
+    cfg.FloatOpt(
+        'step_retry_max_interval',
+        default=5.0,
+        min=0.0,
+        help='The longest wait between two tries of a step.'),
+    cfg.IntOpt(
+        'recovery_interval',
+        default=60,
+        min=0,
+        help='Seconds between two recovery rounds: nova-compute finishes or '
+             'rolls back the migrations it takes part in that are stuck '
+             '(and resumes or quarantines the instances it holds), and '
+             'korora-verifier aborts stale records that never got past '
+             'KEY_CERTIFIED (stale_migration_age). 0 runs recovery only '
+             'when nova-compute starts.'),
+    cfg.IntOpt(
+        'recovery_age',
+        default=60,
+        min=0,
+        help='Seconds a migration\'s record must have stayed in the same '
+             'state before a recovery round touches it. nova-compute also '
+             'leaves alone every instance Nova is working on (task_state '
+             'set), so this only covers the moment between Nova\'s last '
+             'step and Kororā\'s commit on the source.'),
+    cfg.IntOpt(
+        'stale_migration_age',
+        default=3600,
+        min=1,
+        help='korora-verifier: seconds after which a recovery round aborts '
+             'a migration that never got past KEY_CERTIFIED (nothing has '
+             'left its source). Longer than a live migration may wait in '
+             'nova-compute\'s queue ([DEFAULT] '
+             'max_concurrent_live_migrations); a vTPM manager forgets its '
+             'per-migration keys after an hour anyway.'),
 ]
 
 trust_boundary_opts = [
@@ -384,7 +436,11 @@ def register_opts(conf):
     conf.register_opts(upgrade_levels_opts, group=UPGRADE_LEVELS_GROUP)
     conf.register_group(DATABASE_GROUP)
     conf.register_opts(db_options.database_opts, group=DATABASE_GROUP)
-    conf.set_default('connection', 'sqlite:////var/lib/korora/korora.sqlite',
+    # Not below state_path (/var/lib/korora): on a host that runs both,
+    # that folder is the vTPM manager's (root's), and the verifier's own
+    # user writes this one (etc/systemd/korora-verifier.service).
+    conf.set_default('connection',
+                     'sqlite:////var/lib/korora-verifier/korora.sqlite',
                      group=DATABASE_GROUP)
     # nova-scheduler reads verdicts through this section: an unreachable
     # database must fail the request at once (no host passes), not stall

@@ -12,16 +12,25 @@ its audit entry in the same transaction (_record, _append): the row and
 its entry commit together or not at all. How entries are built and
 hashed is audit_log's; what the rules of a migration's moves are is
 korora_nova.migration's.
+
+Every public function is one call of the database, retried whole by
+oslo.db's wrap_db_retry when the database was busy (a lock, a deadlock,
+a serialization failure) or the connection dropped, as [korora_database]
+db_max_retries and db_*retry_interval say (_retried). What still fails
+reaches the caller as exception.DatabaseError, never as a driver's,
+SQLAlchemy's or oslo.db's error. Appends to the audit log run one at a
+time (_appending), so they do not race for the next entry.
 """
 
 import contextlib
 import datetime
+import functools
 import json
-import random
+import sqlite3
 import threading
-import time
 
 from oslo_config import cfg
+from oslo_db import api as oslo_db_api
 from oslo_db import exception as db_exception
 from oslo_db.sqlalchemy import enginefacade
 import sqlalchemy as sa
@@ -123,32 +132,103 @@ def safe_url(url):
         return '(unparsable URL)'
 
 
-@contextlib.contextmanager
-def _translated(transaction, url=None):
-    """Run a transaction; errors oslo.db does not wrap become ours.
+# Driver errors that say the database was busy, not that the request
+# was wrong: worth another try.
+_SQLITE_BUSY = ('database is locked', 'database table is locked')
+# serialization_failure, deadlock_detected, lock_not_available (a
+# lock_timeout or NOWAIT).
+_POSTGRESQL_BUSY = frozenset(['40001', '40P01', '55P03'])
+# ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK.
+_MYSQL_BUSY = frozenset([1205, 1213])
 
-    oslo.db re-raises some driver errors as plain SQLAlchemy ones (a
-    refused PostgreSQL connection, a wrong password, a missing MariaDB
-    table); they must not escape into nova-scheduler or a CLI.
+
+def _driver_error(error):
+    """The driver's exception behind an oslo.db or SQLAlchemy one."""
+    if isinstance(error, db_exception.DBError):
+        error = error.inner_exception
+    return getattr(error, 'orig', error)
+
+
+def _is_busy(error):
+    """True when error (any exception) says the database was locked or
+    busy: SQLite's "database is locked", a PostgreSQL serialization or
+    lock failure, a MariaDB lock wait timeout, a deadlock."""
+    if isinstance(error, db_exception.DBDeadlock):
+        return True
+    driver_error = _driver_error(error)
+    if isinstance(driver_error, sqlite3.OperationalError):
+        return str(driver_error).startswith(_SQLITE_BUSY)
+    if getattr(driver_error, 'pgcode', None) in _POSTGRESQL_BUSY:
+        return True
+    return (type(driver_error).__module__.startswith('pymysql') and
+            bool(driver_error.args) and driver_error.args[0] in _MYSQL_BUSY)
+
+
+def _database_error(error, url, retries):
+    """The DatabaseError a caller gets for error, one line."""
+    detail = str(error).splitlines()[0] if str(error) else (
+        type(error).__name__)
+    tries = '%d %s' % (retries + 1, 'try' if retries == 0 else 'tries')
+    if _is_busy(error):
+        reason = ('database %s is busy: still locked by another '
+                  'transaction after %s (%s)' % (safe_url(url), tries,
+                                                 detail))
+    elif isinstance(error, db_exception.DBConnectionError):
+        reason = ('database %s cannot be reached after %s (%s)'
+                  % (safe_url(url), tries, detail))
+    else:
+        reason = 'database %s: %s' % (safe_url(url), detail)
+    return exception.DatabaseError(reason)
+
+
+def _calls_database(retry):
+    """Decorate a function that runs whole transactions (it must not be
+    called inside one).
+
+    retry: run it again (oslo.db's wrap_db_retry) when the database was
+    busy or the connection dropped, as [korora_database] db_max_retries,
+    db_retry_interval, db_inc_retry_interval and db_max_retry_interval
+    say. Then, and for every other database error, DatabaseError naming
+    the database (the connection keyword's, or [korora_database]
+    connection).
     """
-    try:
-        with transaction as session:
-            yield session
-    except sa.exc.SQLAlchemyError as error:
-        raise exception.DatabaseError('database %s: %s' % (
-            safe_url(url or CONF.korora_database.connection),
-            str(error).splitlines()[0]))
+    def decorate(function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            options = CONF.korora_database
+            retries = max(options.db_max_retries, 0) if retry else 0
+            call = oslo_db_api.wrap_db_retry(
+                max_retries=retries,
+                retry_interval=options.db_retry_interval,
+                inc_retry_interval=options.db_inc_retry_interval,
+                max_retry_interval=options.db_max_retry_interval,
+                retry_on_deadlock=True, retry_on_disconnect=True,
+                exception_checker=_is_busy)(function)
+            try:
+                return call(*args, **kwargs)
+            except (db_exception.DBError, sa.exc.SQLAlchemyError) as error:
+                raise _database_error(
+                    error, kwargs.get('connection') or options.connection,
+                    retries)
+        return wrapper
+    return decorate
+
+
+# What the verifier and korora-manage call.
+_retried = _calls_database(retry=True)
+# What nova-scheduler's filter calls for every request: an unusable
+# database must fail it at once (no host passes), not stall it.
+_not_retried = _calls_database(retry=False)
 
 
 def _reader(url=None):
     """A read transaction on [korora_database] (or the database at url).
     """
-    return _translated(context_manager(url).reader.using(_Context()),
-                       url)
+    return context_manager(url).reader.using(_Context())
 
 
 def _writer():
-    return _translated(context_manager().writer.using(_Context()))
+    return context_manager().writer.using(_Context())
 
 
 def get_engine():
@@ -172,31 +252,50 @@ def utcnow():
 
 # Audited writes
 
-# Appends racing for the same audit seq: the loser retries.
-AUDIT_ATTEMPTS = 10
-
-
-class _SeqTaken(Exception):
-    """Another transaction appended the same audit seq first."""
-
-
 def _audit_head(session):
     """The newest audit entry, or None when the log is empty."""
     return session.query(models.AuditEntry).order_by(
         models.AuditEntry.seq.desc()).first()
 
 
+@contextlib.contextmanager
+def _appending():
+    """A write transaction that appends to the audit log.
+
+    Its first statement updates the chain's lock row: on PostgreSQL and
+    MariaDB that row lock makes every other append wait until this
+    transaction ends, on SQLite a write as the first statement takes
+    the database's write lock, waiting for it (the busy timeout) where a
+    transaction that read first would fail at once. So the head an
+    entry follows is read when no other append can commit before it.
+    """
+    with _writer() as session:
+        locked = session.execute(
+            sa.update(models.AuditChainLock).where(
+                models.AuditChainLock.id == 1).values(id=1)).rowcount
+        if not locked:
+            # A database whose lock row went missing: put it back (a
+            # concurrent append doing the same makes one of them retry).
+            _insert(session, models.AuditChainLock(id=1),
+                    db_exception.RetryRequest(exception.AuditError(
+                        'the audit log\'s lock row is contended')))
+        yield session
+
+
 def _append(session, host, step, details=None, **fields):
-    """Append an audit entry within session's transaction; returns it.
+    """Append an audit entry within session's transaction (an
+    _appending one); returns it.
 
     fields: migration_uuid, from_state, to_state, created_at (see
-    audit_log.new_entry). _SeqTaken when another transaction took its
-    seq first.
+    audit_log.new_entry). Its seq taken already (a writer that did not
+    take the lock) runs the transaction again (RetryRequest).
     """
     text = audit_log.canonical_details(details)
     entry = audit_log.new_entry(_audit_head(session), text, host, step,
                                 **fields)
-    _insert(session, entry, _SeqTaken())
+    _insert(session, entry, db_exception.RetryRequest(exception.AuditError(
+        'could not append entry %d to the audit log: another writer '
+        'took its seq every time' % entry.seq)))
     return entry
 
 
@@ -217,55 +316,37 @@ def _record(session, host, step, rows=(), removed=(), details=None):
                    details=audit_log.trust_details(rows, removed, details))
 
 
-def _audited(function, error=exception.DatabaseError):
-    """Run function() (one transaction writing rows and their entry)
-    again when its entry lost the race for the next seq (PostgreSQL,
-    MySQL; SQLite serializes writers) or it was chosen as a deadlock's
-    victim, after a short random pause; error when it lost every time.
-    """
-    for attempt in range(AUDIT_ATTEMPTS):
-        try:
-            return function()
-        except (_SeqTaken, db_exception.DBDeadlock):
-            if attempt == AUDIT_ATTEMPTS - 1:
-                raise error(
-                    'could not append to the audit log: %d concurrent '
-                    'appends won in a row' % AUDIT_ATTEMPTS)
-            time.sleep(random.uniform(0, min(0.5, 0.005 * 2 ** attempt)))
-
-
 # Hosts
 
+@_retried
 def host_create(identity, policy_name=None):
     """Store an enrolled host (identity: attestation.enrollment.Identity).
 
     Refused when its TPM (its EK or its AK) is enrolled already under
     another name: one TPM must never vouch for two hosts.
     """
-    def _create():
-        now = utcnow()
-        host = models.Host(
-            name=identity.host, ek_type=identity.ek_type,
-            ek_certificate=identity.ek_certificate,
-            ek_certificate_sha256=identity.ek_certificate_sha256,
-            ek_public=identity.ek_public, ak_public=identity.ak_public,
-            ak_name=identity.ak_name,
-            trust_on_first_use=identity.trust_on_first_use,
-            policy_name=policy_name, enrolled_at=now,
-            next_attestation_at=now)
-        with _writer() as session:
-            _refuse_enrolled_tpm(session, identity)
-            _insert(session, host, exception.HostExists(
-                'host %s is already enrolled; remove it first to enroll it '
-                'again' % identity.host))
-            _record(session, identity.host, audit_log.HOST_ENROLL, [host],
-                    details={'ek_certificate_sha256':
-                             identity.ek_certificate_sha256,
-                             'ak_name': identity.ak_name,
-                             'trust_on_first_use':
-                             identity.trust_on_first_use})
-        return host
-    return _audited(_create)
+    now = utcnow()
+    host = models.Host(
+        name=identity.host, ek_type=identity.ek_type,
+        ek_certificate=identity.ek_certificate,
+        ek_certificate_sha256=identity.ek_certificate_sha256,
+        ek_public=identity.ek_public, ak_public=identity.ak_public,
+        ak_name=identity.ak_name,
+        trust_on_first_use=identity.trust_on_first_use,
+        policy_name=policy_name, enrolled_at=now,
+        next_attestation_at=now)
+    with _appending() as session:
+        _refuse_enrolled_tpm(session, identity)
+        _insert(session, host, exception.HostExists(
+            'host %s is already enrolled; remove it first to enroll it '
+            'again' % identity.host))
+        _record(session, identity.host, audit_log.HOST_ENROLL, [host],
+                details={'ek_certificate_sha256':
+                         identity.ek_certificate_sha256,
+                         'ak_name': identity.ak_name,
+                         'trust_on_first_use':
+                         identity.trust_on_first_use})
+    return host
 
 
 def _refuse_enrolled_tpm(session, identity):
@@ -290,6 +371,7 @@ def _refuse_enrolled_tpm(session, identity):
         'renamed' % (identity.host, other.name, what, other.name))
 
 
+@_retried
 def host_get(name):
     with _reader() as session:
         host = session.query(models.Host).filter_by(name=name).first()
@@ -298,37 +380,36 @@ def host_get(name):
     return host
 
 
+@_retried
 def host_list():
     with _reader() as session:
         return session.query(models.Host).order_by(models.Host.name).all()
 
 
+@_retried
 def host_delete(name):
     """Forget a host and its current trust (its verdicts stay)."""
-    def _delete():
-        with _writer() as session:
-            count = session.query(models.Host).filter_by(name=name).delete()
-            if not count:
-                raise exception.HostNotFound('host %s is not enrolled' % name)
-            session.query(models.HostTrust).filter_by(
-                host_name=name).delete()
-            _record(session, name, audit_log.HOST_REMOVE,
-                    removed=[('hosts', name), ('host_trust', name)])
-    _audited(_delete)
+    with _appending() as session:
+        count = session.query(models.Host).filter_by(name=name).delete()
+        if not count:
+            raise exception.HostNotFound('host %s is not enrolled' % name)
+        session.query(models.HostTrust).filter_by(
+            host_name=name).delete()
+        _record(session, name, audit_log.HOST_REMOVE,
+                removed=[('hosts', name), ('host_trust', name)])
 
 
+@_retried
 def host_set_policy(name, policy_name):
-    def _assign():
-        with _writer() as session:
-            host = session.query(models.Host).filter_by(
-                name=name).with_for_update().first()
-            if host is None:
-                raise exception.HostNotFound('host %s is not enrolled' % name)
-            host.policy_name = policy_name
-            session.flush()
-            _record(session, name, audit_log.POLICY_ASSIGN, [host],
-                    details={'policy': policy_name})
-    _audited(_assign)
+    with _appending() as session:
+        host = session.query(models.Host).filter_by(
+            name=name).with_for_update().first()
+        if host is None:
+            raise exception.HostNotFound('host %s is not enrolled' % name)
+        host.policy_name = policy_name
+        session.flush()
+        _record(session, name, audit_log.POLICY_ASSIGN, [host],
+                details={'policy': policy_name})
 
 
 def hosts_claim_due(interval, limit=100):
@@ -336,55 +417,64 @@ def hosts_claim_due(interval, limit=100):
 
     Each claim is a conditional UPDATE, so when several verifier workers
     share the database exactly one of them attests a given host per round.
+    Each claim is retried on its own: a claim won is never lost to a
+    retry of the next one.
     """
     now = utcnow()
+    next_at = now + datetime.timedelta(seconds=interval)
+    return [name for name, scheduled in _hosts_due(now, limit)
+            if _host_claim(name, scheduled, next_at)]
+
+
+@_retried
+def _hosts_due(now, limit):
     with _reader() as session:
-        due = session.query(models.Host.name, models.Host.next_attestation_at
-                            ).filter(models.Host.next_attestation_at <= now
-                                     ).order_by(
+        return session.query(
+            models.Host.name, models.Host.next_attestation_at).filter(
+            models.Host.next_attestation_at <= now).order_by(
             models.Host.next_attestation_at).limit(limit).all()
-    claimed = []
-    # One write-first transaction per claim: SQLite then waits for a busy
-    # database instead of failing a transaction that read before writing.
-    for name, scheduled in due:
-        with _writer() as session:
-            won = session.query(models.Host).filter_by(
-                name=name, next_attestation_at=scheduled).update(
-                {'next_attestation_at':
-                 now + datetime.timedelta(seconds=interval)})
-        if won:
-            claimed.append(name)
-    return claimed
+
+
+@_retried
+def _host_claim(name, scheduled, next_at):
+    """True when this worker moved the host's schedule from scheduled."""
+    # A write-first transaction: SQLite then waits for a busy database
+    # instead of failing a transaction that read before writing.
+    with _writer() as session:
+        return bool(session.query(models.Host).filter_by(
+            name=name, next_attestation_at=scheduled).update(
+            {'next_attestation_at': next_at}))
 
 
 # Policies
 
+@_retried
 def policy_create(reference, active=True, signature=None):
     """Store a reference policy (attestation.policy.ReferencePolicy) and
     its operator's signature (a compact JWS; see attestation.policy)."""
-    def _create():
-        row = models.Policy(name=reference.name, version=reference.version,
-                            document=json.dumps(reference.to_json(),
-                                                sort_keys=True),
-                            active=active, created_at=utcnow(),
-                            signature=signature)
-        with _writer() as session:
-            _insert(session, row, exception.PolicyExists(
-                'policy %s v%d already exists; policies are immutable: '
-                'import a new version' % (reference.name, reference.version)))
-            _record(session, audit_log.VERIFIER, audit_log.POLICY_IMPORT,
-                    [row], details={'policy': reference.label,
-                                    'active': active})
-        return row
-    return _audited(_create)
+    row = models.Policy(name=reference.name, version=reference.version,
+                        document=json.dumps(reference.to_json(),
+                                            sort_keys=True),
+                        active=active, created_at=utcnow(),
+                        signature=signature)
+    with _appending() as session:
+        _insert(session, row, exception.PolicyExists(
+            'policy %s v%d already exists; policies are immutable: '
+            'import a new version' % (reference.name, reference.version)))
+        _record(session, audit_log.VERIFIER, audit_log.POLICY_IMPORT,
+                [row], details={'policy': reference.label,
+                                'active': active})
+    return row
 
 
+@_retried
 def policy_list():
     with _reader() as session:
         return session.query(models.Policy).order_by(
             models.Policy.name, models.Policy.version).all()
 
 
+@_retried
 def policy_get(name, version=None):
     with _reader() as session:
         query = session.query(models.Policy).filter_by(name=name)
@@ -397,6 +487,7 @@ def policy_get(name, version=None):
     return row
 
 
+@_retried
 def policies_active(name):
     """Every active version of a policy, newest first."""
     with _reader() as session:
@@ -405,26 +496,25 @@ def policies_active(name):
             models.Policy.version.desc()).all()
 
 
+@_retried
 def policy_set_active(name, version, active):
     step = (audit_log.POLICY_ACTIVATE if active else
             audit_log.POLICY_DEACTIVATE)
-
-    def _set():
-        with _writer() as session:
-            row = session.query(models.Policy).filter_by(
-                name=name, version=version).with_for_update().first()
-            if row is None:
-                raise exception.PolicyNotFound(
-                    'no policy %s v%d' % (name, version))
-            row.active = active
-            session.flush()
-            _record(session, audit_log.VERIFIER, step, [row],
-                    details={'policy': '%s v%d' % (name, version)})
-    _audited(_set)
+    with _appending() as session:
+        row = session.query(models.Policy).filter_by(
+            name=name, version=version).with_for_update().first()
+        if row is None:
+            raise exception.PolicyNotFound(
+                'no policy %s v%d' % (name, version))
+        row.active = active
+        session.flush()
+        _record(session, audit_log.VERIFIER, step, [row],
+                details={'policy': '%s v%d' % (name, version)})
 
 
 # Verdicts and trust
 
+@_retried
 def record_verdict(host_name, verdict, nonce=None, quote=None,
                    clock_info=None):
     """Store a verdict and make it the host's current trust.
@@ -438,8 +528,8 @@ def record_verdict(host_name, verdict, nonce=None, quote=None,
     # its verdict.
     for attempt in range(RECORD_ATTEMPTS):
         try:
-            return _audited(lambda: _record_verdict(
-                host_name, verdict, nonce, quote, clock_info))
+            return _record_verdict(host_name, verdict, nonce, quote,
+                                   clock_info)
         except db_exception.DBDuplicateEntry:
             if attempt == RECORD_ATTEMPTS - 1:
                 raise exception.DatabaseError(
@@ -465,7 +555,7 @@ def _record_verdict(host_name, verdict, nonce, quote, clock_info):
         quote_message=quote.message if quote else None,
         quote_signature=quote.signature if quote else None,
         created_at=now)
-    with _writer() as session:
+    with _appending() as session:
         session.add(row)
         session.flush()
         trust = session.query(models.HostTrust).filter_by(
@@ -489,6 +579,7 @@ def _record_verdict(host_name, verdict, nonce, quote, clock_info):
     return row, previous
 
 
+@_not_retried
 def host_trust_all():
     """{host: (trusted, summary, verified_at)} for every host with a
     verdict: one query, whatever the number of hosts."""
@@ -503,6 +594,7 @@ def host_trust_all():
                 for name, trusted, summary, verified_at in rows}
 
 
+@_retried
 def verdicts_for_host(host_name, limit=20):
     with _reader() as session:
         return session.query(models.Verdict).filter_by(
@@ -514,6 +606,7 @@ def verdicts_for_host(host_name, limit=20):
 # Migrations (their states and the rules of their moves:
 # korora_nova.migration.states and records)
 
+@_retried
 def migration_create(migration_uuid, instance_uuid, source_host, dest_host,
                      state, host, step, details=None):
     """Store a new migration in state and append its audit entry (step,
@@ -522,22 +615,21 @@ def migration_create(migration_uuid, instance_uuid, source_host, dest_host,
     Returns (the record, its audit entry). MigrationExists when a
     migration has that UUID already.
     """
-    def _create():
-        now = audit_log.now()
-        record = models.Migration(
-            uuid=migration_uuid, instance_uuid=instance_uuid,
-            source_host=source_host, dest_host=dest_host, state=state,
-            created_at=now, updated_at=now)
-        with _writer() as session:
-            _insert(session, record, exception.MigrationExists(
-                'migration %s is already recorded' % migration_uuid))
-            entry = _append(session, host, step,
-                            migration_uuid=migration_uuid, from_state=None,
-                            to_state=state, details=details, created_at=now)
-        return record, entry
-    return _audited(_create, exception.AuditError)
+    now = audit_log.now()
+    record = models.Migration(
+        uuid=migration_uuid, instance_uuid=instance_uuid,
+        source_host=source_host, dest_host=dest_host, state=state,
+        created_at=now, updated_at=now)
+    with _appending() as session:
+        _insert(session, record, exception.MigrationExists(
+            'migration %s is already recorded' % migration_uuid))
+        entry = _append(session, host, step,
+                        migration_uuid=migration_uuid, from_state=None,
+                        to_state=state, details=details, created_at=now)
+    return record, entry
 
 
+@_retried
 def migration_update_state(migration_uuid, new_state, check, host, step,
                            details=None, values=None):
     """Move a migration to new_state (compare-and-swap) and append its
@@ -547,40 +639,42 @@ def migration_update_state(migration_uuid, new_state, check, host, step,
     check(old) is called with the state read, before anything is
     written: it raises to refuse the move. The conditional UPDATE
     (``WHERE state = old``) then stores new_state and values (other
-    columns: reason, manifest, source_counter); it takes the write lock
-    (SQLite) or the row lock before the audit log's head is read.
-    MigrationStateChanged (nothing written) when another transaction
-    moved the migration since it was read. An entry that lost the race
-    for the next seq runs it all again, from the read.
-    MigrationNotFound.
+    columns: reason, manifest, source_counter) in a transaction that
+    holds the audit log's lock (_appending). MigrationStateChanged
+    (nothing written) when another transaction moved the migration
+    since it was read. A busy database runs it all again, from the
+    read. MigrationNotFound.
     """
-    def _update():
-        old = migration_get(migration_uuid).state
-        check(old)
-        now = audit_log.now()
-        changes = dict(values or {}, state=new_state, updated_at=now)
-        with _writer() as session:
-            won = session.query(models.Migration).filter_by(
-                uuid=migration_uuid, state=old).update(
-                changes, synchronize_session=False)
-            if not won:
-                raise exception.MigrationStateChanged(
-                    migration_uuid, old,
-                    _migration_state(session, migration_uuid))
-            entry = _append(session, host, step,
-                            migration_uuid=migration_uuid, from_state=old,
-                            to_state=new_state, details=details,
-                            created_at=now)
-        return old, entry
-    return _audited(_update, exception.AuditError)
+    with _reader() as session:
+        old = _migration_state(session, migration_uuid)
+    if old is None:
+        raise exception.MigrationNotFound('no migration %s' % migration_uuid)
+    check(old)
+    now = audit_log.now()
+    changes = dict(values or {}, state=new_state, updated_at=now)
+    with _appending() as session:
+        won = session.query(models.Migration).filter_by(
+            uuid=migration_uuid, state=old).update(
+            changes, synchronize_session=False)
+        if not won:
+            raise exception.MigrationStateChanged(
+                migration_uuid, old,
+                _migration_state(session, migration_uuid) or 'deleted')
+        entry = _append(session, host, step,
+                        migration_uuid=migration_uuid, from_state=old,
+                        to_state=new_state, details=details,
+                        created_at=now)
+    return old, entry
 
 
 def _migration_state(session, migration_uuid):
+    """The migration's state, None when there is no such migration."""
     row = session.query(models.Migration.state).filter_by(
         uuid=migration_uuid).first()
-    return row[0] if row else 'deleted'
+    return row[0] if row else None
 
 
+@_retried
 def migration_get(migration_uuid):
     with _reader() as session:
         record = session.get(models.Migration, migration_uuid)
@@ -589,6 +683,7 @@ def migration_get(migration_uuid):
     return record
 
 
+@_retried
 def migration_list(limit=None):
     """Every migration, the most recently changed first (by its newest
     audit entry: timestamps keep whole seconds only)."""
@@ -604,6 +699,7 @@ def migration_list(limit=None):
         return query.all()
 
 
+@_retried
 def migrations_in_flight(final_states, instance_uuid=None, connection=None):
     """Migrations in none of final_states (of one instance, if given),
     oldest first (from the database at connection, default
@@ -618,6 +714,7 @@ def migrations_in_flight(final_states, instance_uuid=None, connection=None):
             models.Migration.created_at, models.Migration.uuid).all()
 
 
+@_retried
 def migration_highest_counter(source_host, instance_uuid, state):
     """The highest counter value a migration of the instance from
     source_host in state was bound to, or None."""
@@ -632,6 +729,7 @@ def migration_highest_counter(source_host, instance_uuid, state):
 # The audit log (its chain and its verification:
 # korora_nova.migration.audit)
 
+@_retried
 def audit_entries(migration_uuid=None, after=None, limit=None):
     """Entries in seq order, of one migration or of all; those after
     seq after, if given."""
@@ -647,30 +745,35 @@ def audit_entries(migration_uuid=None, after=None, limit=None):
         return query.all()
 
 
+@_retried
 def audit_entry_get(seq):
     """Entry seq, or None if there is none."""
     with _reader() as session:
         return session.get(models.AuditEntry, seq)
 
 
+@_retried
 def audit_head():
     """The newest entry, or None when the log is empty."""
     with _reader() as session:
         return _audit_head(session)
 
 
+@_retried
 def audit_anchors():
     with _reader() as session:
         return session.query(models.AuditAnchor).order_by(
             models.AuditAnchor.seq).all()
 
 
+@_retried
 def audit_anchor_get(seq):
     """The anchor of entry seq, or None if there is none."""
     with _reader() as session:
         return session.get(models.AuditAnchor, seq)
 
 
+@_retried
 def audit_anchor_create(seq, host, quote_message, quote_signature,
                         pcr_values):
     """Store host's TPM quote anchoring entry seq (pcr_values: JSON);
@@ -688,6 +791,7 @@ def audit_anchor_create(seq, host, quote_message, quote_signature,
     return row
 
 
+@_retried
 def audit_unanchored():
     """(the head or None, the seq of the newest anchor or 0, the oldest
     entry after that anchor or None), read in one transaction."""
@@ -713,6 +817,7 @@ _TRUST_TABLES = {'hosts': (models.Host, 'name'),
 TRUST_TABLES = tuple(_TRUST_TABLES)
 
 
+@_retried
 def trust_rows(table, after=None, limit=None):
     """Rows of a trust-deciding table (one of TRUST_TABLES) in a fixed
     order: the first ones, or those after the row after (the last one

@@ -204,3 +204,17 @@ class AuditAnchor(BASE):
     quote_signature = sa.Column(sa.LargeBinary, nullable=False)
     pcr_values = sa.Column(sa.Text, nullable=False)    # JSON
     created_at = sa.Column(sa.DateTime, nullable=False)
+
+
+class AuditChainLock(BASE):
+    """The audit log's one lock row (id 1).
+
+    Every transaction that appends an entry first updates this row, so
+    appends run one after the other: each reads the head its entry
+    follows only once no other append can still commit (see
+    korora_nova.db.api._appending).
+    """
+
+    __tablename__ = 'audit_chain_lock'
+
+    id = sa.Column(sa.Integer, primary_key=True, autoincrement=False)

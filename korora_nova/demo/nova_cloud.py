@@ -397,6 +397,16 @@ class NovaVTPMTestBase(integrated_helpers._IntegratedTestBase):
             first = first or compute
         return first
 
+    def start_service(self, name, host=None, **kwargs):
+        service = super().start_service(name, host=host, **kwargs)
+        # Nova's harness kills its services at the end, which skips the
+        # driver's clean-up: stop Kororā's recovery rounds here.
+        driver = getattr(service.manager, 'driver', None)
+        stop = getattr(driver, 'korora_stop_recovery', None)
+        if stop is not None:
+            self.addCleanup(stop)
+        return service
+
     # -- access ----------------------------------------------------------
 
     def driver(self, host):

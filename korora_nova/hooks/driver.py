@@ -13,10 +13,14 @@ Which host runs which hook, in Nova's order::
                                                      ends: measure + sign,
                                                      Nova's post steps,
                                                      then commit
-    destination  post_live_migration_at_destination  verify on arrival or
-                                                     quarantine
+    destination  post_live_migration_at_destination  verify on arrival;
+                                                     quarantine (evidence)
+                                                     or hold paused (not
+                                                     provable yet)
     either       rollback_live_migration_at_*        abort, remove the
                                                      arrived copy
+    either       init_host, then every [korora]      recovery: finish or
+                 recovery_interval                   roll back what is stuck
 
 Every other method is the base driver's.
 """
@@ -73,9 +77,14 @@ class LiveMigrationHooks:
         # CONF.host while each starts: keep ours.
         self.korora_host = CONF.host
         # instance uuid -> vTPM secret, while a migration needs it to
-        # measure the (encrypted) vTPM state.
+        # measure the (encrypted) vTPM state: until the migration is
+        # final here (recovery measures with it too).
         self._korora_secrets = {}
         self._korora_keys = None
+        # Instances whose live migration runs from this host now:
+        # recovery leaves them alone.
+        self._korora_leaving = set()
+        self._korora_recovery = None
 
     # What the hooks stand on; a test driver may replace them.
 
@@ -110,10 +119,36 @@ class LiveMigrationHooks:
         return objects.Instance.get_by_uuid(self.korora_context(),
                                             instance_uuid)
 
+    def korora_secret(self, instance_uuid):
+        """The vTPM secret this host holds for the instance's migration
+        (None after a restart)."""
+        return self._korora_secrets.get(instance_uuid)
+
+    def korora_forget_secret(self, instance_uuid):
+        self._korora_secrets.pop(instance_uuid, None)
+
+    def korora_leaving(self, instance_uuid):
+        """True while this host's live-migration path moves the
+        instance."""
+        return instance_uuid in self._korora_leaving
+
     def init_host(self, host):
         super().init_host(host)
-        # A restarted compute finishes or rolls back what it left.
+        # A restarted compute finishes or rolls back what it left, then
+        # looks again every [korora] recovery_interval seconds.
         recovery.resume_all(self, host)
+        self._korora_recovery = recovery.start_periodic(self, host)
+
+    def cleanup_host(self, host):
+        self.korora_stop_recovery()
+        super().cleanup_host(host)
+
+    def korora_stop_recovery(self):
+        """Stop the recovery rounds (nova-compute's clean-up; a test
+        harness that kills its services)."""
+        if self._korora_recovery is not None:
+            self._korora_recovery.stop()
+            self._korora_recovery = None
 
     # 1. The verifier attests the source; the destination opens the record.
 
@@ -258,35 +293,39 @@ class LiveMigrationHooks:
             post_method(*args, **kwargs)
             self._korora_commit(instance)
 
-        return super().live_migration(
-            context, instance, dest, post_method_with_korora,
-            recover_method, block_migration, migrate_data)
+        self._korora_leaving.add(instance.uuid)
+        try:
+            return super().live_migration(
+                context, instance, dest, post_method_with_korora,
+                recover_method, block_migration, migrate_data)
+        finally:
+            self._korora_leaving.discard(instance.uuid)
 
     def _korora_measure(self, instance, block_migration):
         """On the source: the manifest of what crossed. A failure is not
-        raised: the guest is on the destination already, whose check
-        then finds no manifest and quarantines it."""
+        raised: the guest is on the destination already, which holds it
+        paused until recovery has this host measure what it kept."""
         try:
             record = self._korora_record(instance, states.TRANSFERRING)
             self.korora_protocol().measure(
-                record, self._korora_secrets.get(instance.uuid),
+                record, self.korora_secret(instance.uuid),
                 bool(block_migration))
         except Exception as error:
-            LOG.error('Korora: no integrity manifest for instance %s: %s',
-                      instance.uuid, error)
+            LOG.error('Korora: no integrity manifest for instance %s yet '
+                      '(recovery measures again): %s', instance.uuid, error)
 
     def _korora_commit(self, instance):
         """Returns the committed record, or None."""
-        self._korora_secrets.pop(instance.uuid, None)
         try:
             record = self._korora_record(instance, states.VERIFIED)
             committed = commit.commit(self.korora_protocol(), record,
                                       self.korora_state_backend())
         except Exception as error:
-            # Stays VERIFIED: the next start of this compute commits it.
-            LOG.error('Korora: migration of instance %s not committed yet: '
-                      '%s', instance.uuid, error)
+            # Stays as it is: recovery commits it (or measures first).
+            LOG.error('Korora: migration of instance %s not committed yet '
+                      '(recovery finishes it): %s', instance.uuid, error)
             return None
+        self.korora_forget_secret(instance.uuid)
         self.korora_undefine_source(instance)
         return committed
 
@@ -327,42 +366,45 @@ class LiveMigrationHooks:
         """The guest checked out: let it run (see the libvirt hooks)."""
 
     def _korora_verify(self, instance):
+        """Verified, or raises: quarantined on evidence that something
+        changed, held paused while the arrival cannot be proven yet."""
         protocol = self.korora_protocol()
-        secret = self._korora_secrets.pop(instance.uuid, None)
         try:
             found = [record for record in protocol.in_flight(instance.uuid)
                      if record.dest_host == self.korora_host]
-        except exception.KororaError as error:
-            raise arrival.quarantine(
-                self, instance, None, self.korora_host,
-                exception.IntegrityFailure(
-                    arrival.MANIFEST_ITEM, 'the verifier\'s record of the '
-                    'migration cannot be read: %s' % error))
+        except Exception as error:      # nothing runs unverified
+            raise arrival.hold(self, instance, None, self.korora_host,
+                               'the verifier\'s record of the migration '
+                               'cannot be read: %s' % error)
         if not found:
+            self.korora_forget_secret(instance.uuid)
             raise arrival.quarantine(
                 self, instance, None, self.korora_host,
                 exception.IntegrityFailure(
                     arrival.MANIFEST_ITEM, 'no Korora migration of this '
-                    'instance to %s is in flight' % self.korora_host))
+                    'instance to %s is in flight: the verifier ended it '
+                    '(korora-manage migration list names it and why)'
+                    % self.korora_host))
         record = found[-1]
         try:
-            protocol.verify_arrival(record, secret)
+            protocol.verify_arrival(record,
+                                    self.korora_secret(instance.uuid))
         except exception.Quarantined as failure:
+            self.korora_forget_secret(instance.uuid)
             raise arrival.quarantine(
                 self, instance, failure.record, self.korora_host,
                 exception.IntegrityFailure(failure.item, failure.reason))
-        except exception.KororaError as error:
-            raise arrival.quarantine(
-                self, instance, record, self.korora_host,
-                exception.IntegrityFailure(arrival.MEASUREMENT_ITEM,
-                                           str(error)), protocol)
+        except Exception as error:      # nothing runs unverified
+            raise arrival.hold(self, instance, record, self.korora_host,
+                               str(error))
+        self.korora_forget_secret(instance.uuid)
 
     # Rollback: the instance stays on its source.
 
     def rollback_live_migration_at_source(self, context, instance,
                                           migrate_data):
         if precheck.applies(instance):
-            self._korora_secrets.pop(instance.uuid, None)
+            self.korora_forget_secret(instance.uuid)
             take_secret(migrate_data)
             for record in self._korora_in_flight(instance):
                 commit.abort(self.korora_protocol(), record.uuid,
@@ -376,7 +418,7 @@ class LiveMigrationHooks:
                                                destroy_disks=True,
                                                migrate_data=None):
         if precheck.applies(instance):
-            self._korora_secrets.pop(instance.uuid, None)
+            self.korora_forget_secret(instance.uuid)
             for record in self._korora_in_flight(instance):
                 if record.dest_host == self.korora_host:
                     commit.remove_arrived_copy(self.korora_state_backend(),

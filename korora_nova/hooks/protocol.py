@@ -30,6 +30,12 @@ verifier signed (its keys pinned in [korora] verifier_public_keys),
 bound to the nonce of the call that asked and to the migration; the
 local vTPM manager is reached over the host's root-only socket, never
 the bus.
+
+A call that could not run (the verifier, the broker or the local vTPM
+manager unreachable, the verifier's database busy: exception.StepNotRun,
+exception.TPMConnectionError) is tried again (korora_nova.hooks.retry);
+a step whose answer was lost on the way back is found done by the
+record's state, not run twice.
 """
 
 import base64
@@ -39,6 +45,7 @@ import dataclasses
 from korora_nova.attestation import results
 from korora_nova import exception
 from korora_nova.hooks import handover
+from korora_nova.hooks import retry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +58,8 @@ class MigrationRecord:
     state: str
     source_nonce: str = None
     dest_nonce: str = None
+    # Seconds since the record last moved, by the verifier's clock.
+    age: float = None
 
     @classmethod
     def from_claims(cls, claims):
@@ -87,12 +96,16 @@ class MigrationProtocol:
     def request(self, instance_uuid, source):
         """The new record, once the verifier checked this host's signed
         request and found source trusted."""
-        signed_request = self.local_manager.sign_request(instance_uuid,
-                                                         source)
-        claims = self._affirmed(source, 'migration_request',
-                                instance_uuid=instance_uuid, source=source,
-                                dest=self.host,
-                                signed_request=signed_request)
+        def attempt():
+            # A request is used once: each try is signed afresh.
+            signed_request = self.local_manager.sign_request(instance_uuid,
+                                                             source)
+            return self._signed_once(source, 'migration_request',
+                                     instance_uuid=instance_uuid,
+                                     source=source, dest=self.host,
+                                     signed_request=signed_request)
+        claims = self._affirm(source, retry.retried(
+            'migration_request (%s)' % self.host, attempt))
         return self._record(claims, instance_uuid)
 
     # 2. source
@@ -124,8 +137,9 @@ class MigrationProtocol:
         host's TPM; the incoming domain is approved from now on."""
         claims, token = self._authorization(record, results.TRANSFER)
         fields = handover.parse(envelope) if envelope else None
-        data_key = self.local_manager.open_transfer(
-            token, handover.duplicate_fields(fields) if fields else None)
+        data_key = self._local(
+            'open_transfer', token,
+            handover.duplicate_fields(fields) if fields else None)
         moved = self._record(claims, record.instance_uuid)
         if fields is None:
             return moved, None
@@ -136,29 +150,37 @@ class MigrationProtocol:
 
     def measure(self, record, secret, block_migration):
         """MEASURED: this host's vTPM manager measured and signed."""
-        _, token = self._authorization(record, results.MEASURE)
-        signed = self.local_manager.sign_manifest(token, secret,
-                                                  block_migration)
-        claims = self._affirmed(self.host, 'migration_measured',
-                                migration_uuid=record.uuid,
-                                source=self.host, signed_manifest=signed)
+        try:
+            _, token = self._authorization(record, results.MEASURE)
+            signed = self._local('sign_manifest', token, secret,
+                                 block_migration)
+            claims = self._affirmed(self.host, 'migration_measured',
+                                    migration_uuid=record.uuid,
+                                    source=self.host, signed_manifest=signed)
+        except exception.StepRefused as refusal:
+            return self._moved_already(record, 'MEASURED', refusal)
         return self._record(claims, record.instance_uuid)
 
     # 5. destination
 
     def verify_arrival(self, record, secret):
-        """VERIFIED, or Quarantined with what differs."""
+        """VERIFIED, or Quarantined with what differs. StepRefused while
+        the source has proven no manifest (TRANSFERRING): there is
+        nothing to compare yet, which says nothing about the instance."""
         if record.state == 'TRANSFERRING':
-            signed = ''     # no manifest: the verifier quarantines
-        else:
+            raise exception.StepRefused(
+                '%s has signed no integrity manifest of migration %s yet'
+                % (record.source_host, record.uuid))
+        try:
             _, token = self._authorization(record, results.VERIFY)
-            try:
-                signed = self.local_manager.measure_arrival(token, secret)
-            except exception.MeasurementFailed as failure:
-                # What arrived cannot be measured: that is a finding.
-                moved = self.quarantine(record.uuid, failure.item,
-                                        str(failure))
-                raise exception.Quarantined(failure.item, str(failure), moved)
+        except exception.StepRefused as refusal:
+            return self._moved_already(record, 'VERIFIED', refusal)
+        try:
+            signed = self._local('measure_arrival', token, secret)
+        except exception.MeasurementFailed as failure:
+            # What arrived cannot be measured: that is a finding.
+            moved = self.quarantine(record.uuid, failure.item, str(failure))
+            raise exception.Quarantined(failure.item, str(failure), moved)
         claims = self._signed(self.host, 'migration_arrived',
                               migration_uuid=record.uuid, dest=self.host,
                               signed_arrival=signed)
@@ -169,9 +191,10 @@ class MigrationProtocol:
                 str(claims.get('korora.item') or 'manifest'),
                 '; '.join(reasons), moved)
         if not affirmed or moved.state != 'VERIFIED':
-            raise exception.StepRefused(
+            refusal = exception.StepRefused(
                 '; '.join(reasons) or 'migration %s is %s'
                 % (moved.uuid, moved.state))
+            return self._moved_already(record, 'VERIFIED', refusal)
         return moved
 
     # 6. source
@@ -179,7 +202,8 @@ class MigrationProtocol:
     def commit(self, record):
         """COMMITTED: the counter advanced, the verifier recorded it."""
         _, token = self._authorization(record, results.COMMIT)
-        counter = self.local_manager.advance_counter(token)
+        # Once per migration: a retried commit gets the first advance.
+        counter = self._local('advance_counter', token)
         claims = self._affirmed(self.host, 'migration_committed',
                                 migration_uuid=record.uuid,
                                 source=self.host, counter=counter)
@@ -213,18 +237,58 @@ class MigrationProtocol:
     # What every step stands on
 
     def _signed(self, subject, method, **arguments):
+        """_signed_once, asked again (with a fresh nonce) while the call
+        could not run."""
+        return retry.retried(
+            '%s (%s)' % (method, self.host),
+            lambda: self._signed_once(subject, method, **arguments))
+
+    def _signed_once(self, subject, method, **arguments):
         """The claims of the verifier's answer to method, checked: signed
-        by a pinned key, unexpired, about subject, bound to our nonce."""
+        by a pinned key, unexpired, about subject, bound to our nonce.
+        StepNotRun when the verifier's signed answer says it could not
+        run the step (korora.retry)."""
         nonce, token = self.verifier_api.migration_step(method, **arguments)
         try:
-            return self.trusted_keys.verify(token, results.RESULT,
-                                            subject=subject, nonce=nonce)
+            claims = self.trusted_keys.verify(token, results.RESULT,
+                                              subject=subject, nonce=nonce)
         except exception.SignedResultError as error:
-            raise exception.StepRefused('the answer to %s is not believed: %s'
-                                        % (method, error))
+            raise exception.StepRefused('the answer to %s is not believed: '
+                                        '%s' % (method, error))
+        if claims.get(results.RETRY_CLAIM) is True:
+            _, reasons = results.host_status(claims, subject)
+            raise exception.StepNotRun(
+                reason='the verifier could not run %s: %s'
+                % (method, '; '.join(reasons)))
+        return claims
+
+    def _local(self, method, *arguments):
+        """This host's vTPM manager's answer to method, asked again while
+        the manager cannot be reached (restarting, say)."""
+        return retry.retried(
+            'vTPM manager call %s on %s' % (method, self.host),
+            lambda: getattr(self.local_manager, method)(*arguments))
+
+    def _moved_already(self, record, state, refusal):
+        """After refusal: the record, if it is in state already (a try
+        whose answer was lost did the step); else refusal."""
+        try:
+            found = self.in_flight(record.instance_uuid)
+        except exception.KororaError:
+            raise refusal
+        for moved in found:
+            if moved.uuid == record.uuid and moved.state == state:
+                return moved
+        raise refusal
 
     def _affirmed(self, subject, method, **arguments):
-        claims = self._signed(subject, method, **arguments)
+        return self._affirm(subject,
+                            self._signed(subject, method, **arguments))
+
+    @staticmethod
+    def _affirm(subject, claims):
+        """claims, if they affirm subject; else StepRefused with the
+        verifier's reasons."""
         affirmed, reasons = results.host_status(claims, subject)
         if not affirmed:
             raise exception.StepRefused(

@@ -1,74 +1,185 @@
-"""What a restarted nova-compute does with the migrations it left.
+"""What nova-compute does with the migrations that are stuck.
 
-Nova's own record decides where the instance lives: if Nova still has it
-on the source, the migration is aborted and the destination removes what
-it received; if Nova has it on the destination, the protocol is carried
-forward with the same steps the live path runs (korora_nova.hooks.
-protocol): the source measures what crossed, the destination verifies,
-the source commits. Either way the vTPM state ends up on exactly one
-host, the one Nova runs the instance on.
+When it starts, and then every [korora] recovery_interval seconds, a
+compute asks the verifier for the migrations it takes part in that are
+not final, and Nova's own record decides where the instance lives: if
+Nova still has it on the source, the migration is aborted and the
+destination removes what it received; if Nova has it on the destination,
+the protocol is carried forward with the same steps the live path runs
+(korora_nova.hooks.protocol): the source measures what it kept, the
+destination verifies (pausing the instance first, resuming it once
+proven), the source commits. Either way the vTPM state ends up on
+exactly one host, the one Nova runs the instance on.
+
+The periodic rounds leave alone what may still be under way: a record
+that moved less than [korora] recovery_age seconds ago, an instance a
+Nova operation is working on (task_state set), and an instance whose
+live migration this host is running. Every step is a move of the
+verifier's record from the state read, so a round that races another
+(or the live path) is refused by the verifier and changes nothing.
 """
 
+from nova.compute import power_state
 from nova.compute import utils as compute_utils
 from nova.compute import vm_states
+from nova import exception as nova_exception
 from oslo_log import log as logging
+from oslo_service import loopingcall
 
+from korora_nova import conf
 from korora_nova import exception
 from korora_nova.hooks import arrival
 from korora_nova.hooks import commit
 from korora_nova.migration import states
 
+CONF = conf.CONF
 LOG = logging.getLogger(__name__)
 
 
 def resume_all(driver, host):
-    """Finish or roll back every in-flight migration host takes part in.
-    Never raises: a compute must start even if the verifier is down."""
-    try:
-        found = driver.korora_protocol().in_flight()
-    except Exception as error:      # a compute starts even then
-        LOG.error('Korora: in-flight migrations not checked at start: %s',
-                  error)
-        return
-    for record in found:
+    """At start: finish or roll back every in-flight migration host takes
+    part in. Never raises: a compute must start even if the verifier is
+    down."""
+    for record in _in_flight(driver, host, 'at start'):
+        _resume_quietly(driver, record, host)
+
+
+def start_periodic(driver, host):
+    """The recovery rounds of host's driver, every [korora]
+    recovery_interval seconds (None when 0); stop() it at clean-up."""
+    interval = CONF.korora.recovery_interval
+    if not interval:
+        return None
+    timer = loopingcall.FixedIntervalLoopingCall(run_round, driver, host)
+    timer.start(interval=interval, initial_delay=interval,
+                stop_on_exception=False)
+    return timer
+
+
+def run_round(driver, host):
+    """One periodic round; returns the uuids of the migrations acted on.
+    Never raises."""
+    acted = []
+    for record in _in_flight(driver, host, 'in a recovery round'):
+        if record.age is not None and record.age < CONF.korora.recovery_age:
+            continue
+        if driver.korora_leaving(record.instance_uuid):
+            continue
         try:
-            resume(driver, record, host)
+            instance = driver.korora_instance(record.instance_uuid)
+        except nova_exception.InstanceNotFound:
+            instance = None
         except Exception as error:
-            LOG.error('Korora: migration %s (%s) not resumed by %s: %s',
-                      record.uuid, record.state, host, error)
+            LOG.error('Korora: recovery: instance %s of migration %s not '
+                      'read: %s', record.instance_uuid, record.uuid, error)
+            continue
+        if instance is not None and instance.task_state is not None:
+            continue    # Nova is working on it
+        if _resume_quietly(driver, record, host, instance):
+            acted.append(record.uuid)
+    return acted
 
 
-def resume(driver, record, host):
+def _in_flight(driver, host, when):
+    try:
+        return driver.korora_protocol().in_flight()
+    except Exception as error:      # never stops a compute
+        LOG.error('Korora: in-flight migrations of %s not checked %s: %s',
+                  host, when, error)
+        return []
+
+
+def _resume_quietly(driver, record, host, instance=None):
+    try:
+        return resume(driver, record, host, instance)
+    except Exception as error:
+        LOG.error('Korora: recovery: migration %s (%s) not resumed by %s: '
+                  '%s', record.uuid, record.state, host, error)
+        return False
+
+
+def resume(driver, record, host, instance=None):
+    """Carry record one step on, as this host's part; returns whether
+    this host had a part to play."""
     protocol = driver.korora_protocol()
-    instance = driver.korora_instance(record.instance_uuid)
-    LOG.info('Korora: migration %s of instance %s found %s after a '
-             'restart of %s; Nova has the instance on %s', record.uuid,
-             record.instance_uuid, record.state, host, instance.host)
-    backend = driver.korora_state_backend()
-    if instance.host != record.dest_host:
-        if host == record.dest_host:
-            commit.remove_arrived_copy(backend, record, host)
-        commit.abort(protocol, record.uuid, 'found %s after a restart of %s '
-                     'with the instance on %s' % (record.state, host,
-                                                  instance.host))
-        return
-    action = states.RESUME[record.state]
-    if action == states.FINISH and host == record.source_host:
-        protocol.measure(record, None, False)
-    elif action == states.VERIFY and host == record.dest_host:
+    if instance is None:
         try:
-            protocol.verify_arrival(record, None)
-        except exception.Quarantined as failure:
-            _quarantine(driver, instance, failure.record, host,
-                        exception.IntegrityFailure(failure.item,
-                                                   failure.reason))
+            instance = driver.korora_instance(record.instance_uuid)
+        except nova_exception.InstanceNotFound:
+            _log(record, 'found, but Nova has no such instance any more',
+                 'abort')
+            _abort(driver, protocol, record, host, 'its instance was '
+                   'deleted')
+            return True
+    if instance.host != record.dest_host:
+        _log(record, 'found with the instance on %s' % instance.host,
+             'abort')
+        _abort(driver, protocol, record, host, 'found %s by the recovery '
+               'of %s with the instance on %s'
+               % (record.state, host, instance.host))
+        return True
+    action = states.RESUME[record.state]
+    secret = driver.korora_secret(record.instance_uuid)
+    if action == states.FINISH and host == record.source_host:
+        _log(record, 'with the instance on the destination', 'measure')
+        protocol.measure(record, secret, False)
+    elif action == states.VERIFY and host == record.dest_host:
+        _log(record, 'with the instance here', 'pause, verify')
+        _verify_held(driver, protocol, instance, record, host, secret)
     elif action == states.COMMIT and host == record.source_host:
-        commit.commit(protocol, record, backend)
+        _log(record, 'verified on the destination', 'commit')
+        commit.commit(protocol, record, driver.korora_state_backend())
+        driver.korora_forget_secret(record.instance_uuid)
         driver.korora_undefine_source(instance)
+    else:
+        return False
+    return True
 
 
-def _quarantine(driver, instance, record, host, failure):
-    error = arrival.quarantine(driver, instance, record, host, failure)
+def _log(record, found, action):
+    LOG.info('Korora: recovery: migration %s of instance %s found %s %s: '
+             '%s', record.uuid, record.instance_uuid, record.state, found,
+             action)
+
+
+def _abort(driver, protocol, record, host, reason):
+    if host == record.dest_host:
+        commit.remove_arrived_copy(driver.korora_state_backend(), record,
+                                   host)
+    driver.korora_forget_secret(record.instance_uuid)
+    commit.abort(protocol, record.uuid, reason)
+
+
+def _verify_held(driver, protocol, instance, record, host, secret):
+    """The destination's check, with the guest paused: resumed when
+    proven, quarantined when something changed, held otherwise."""
+    try:
+        driver.pause(instance)
+    except Exception as error:      # paused already (held), say
+        LOG.debug('Korora: instance %s not paused again: %s',
+                  instance.uuid, error)
+    try:
+        protocol.verify_arrival(record, secret)
+    except exception.Quarantined as failure:
+        driver.korora_forget_secret(record.instance_uuid)
+        _set_error(driver, instance, arrival.quarantine(
+            driver, instance, failure.record, host,
+            exception.IntegrityFailure(failure.item, failure.reason)))
+        return
+    except exception.KororaError as error:
+        _set_error(driver, instance, arrival.hold(driver, instance, record,
+                                                  host, str(error)))
+        return
+    driver.korora_forget_secret(record.instance_uuid)
+    driver.unpause(instance)
+    instance.vm_state = vm_states.ACTIVE
+    instance.power_state = power_state.RUNNING
+    instance.save()
+    LOG.info('Korora: recovery: instance %s proven unchanged on %s '
+             '(migration %s): resumed', instance.uuid, host, record.uuid)
+
+
+def _set_error(driver, instance, error):
     instance.vm_state = vm_states.ERROR
     instance.save()
     compute_utils.add_instance_fault_from_exc(driver.korora_context(),

@@ -125,7 +125,9 @@ def swtpm_state_plaintext(data, secret=None, what='the vTPM state'):
             raise _state_error('%s is encrypted but lacks field %d'
                                % (what, tag))
     if secret is None:
-        raise _state_error(
+        # No item: this says nothing about the state, only that this
+        # host cannot read it now (nova-compute restarted, say).
+        raise exception.InstanceStateError(
             '%s is encrypted (swtpm re-encrypts it with a fresh random IV '
             'on every write, so its bytes differ from host to host): '
             'measuring it needs the value of the vTPM secret' % what)
@@ -283,8 +285,11 @@ class LibvirtStateBackend(base.InstanceStateBackend):
             except exception.InstanceStateError:
                 raise
             except Exception as error:
-                raise _state_error('cannot get the value of vTPM secret '
-                                   '%s: %s' % (tpm.secret_uuid, error))
+                # No item: the state was not read, so nothing is known
+                # of it.
+                raise exception.InstanceStateError(
+                    'cannot get the value of vTPM secret %s: %s'
+                    % (tpm.secret_uuid, error))
         plaintext = swtpm_state_plaintext(data, secret, what)
         return base.sha256_hex(plaintext)
 

@@ -104,6 +104,12 @@ def get(migration_uuid):
     return db.migration_get(migration_uuid)
 
 
+def age(record):
+    """Seconds since the record last moved (whole seconds: the database
+    keeps no more), by this host's clock."""
+    return max(0, int((db.utcnow() - record.updated_at).total_seconds()))
+
+
 def list(limit=None):
     """Every migration, the most recently changed first (by its newest
     audit entry: timestamps keep whole seconds only)."""

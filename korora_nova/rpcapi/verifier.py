@@ -80,8 +80,8 @@ class VerifierAPI:
             token = cctxt.call(rpc.request_context(), method,
                                nonce=rpc.encode(nonce), **arguments)
         except messaging.MessagingTimeout:
-            raise exception.TPMConnectionError(
-                'the verifier did not answer %s within %s s'
+            raise exception.StepNotRun(
+                reason='the verifier did not answer %s within %s s'
                 % (method, CONF.korora.migration_step_timeout))
         except (messaging.UnsupportedVersion, messaging.RemoteError) as error:
             # A real broker brings the server's UnsupportedVersion back as
@@ -92,9 +92,12 @@ class VerifierAPI:
                     'the verifier does not serve %s at RPC API %s: until it '
                     'is upgraded, set [upgrade_levels] korora_verifier to '
                     'its version' % (method, version))
-            raise exception.KororaError('the verifier failed %s: %s'
-                                        % (method, error.value))
+            # An unexpected failure in the verifier decided nothing.
+            raise exception.StepNotRun(
+                reason='the verifier failed %s: %s'
+                % (method, str(error.value).splitlines()[0]
+                   if error.value else error.exc_type))
         except messaging.MessagingException as error:
-            raise exception.TPMConnectionError(
-                'the verifier cannot be reached: %s' % error)
+            raise exception.StepNotRun(
+                reason='the verifier cannot be reached: %s' % error)
         return nonce, token

@@ -35,6 +35,7 @@ class Verifier:
         self._stop = threading.Event()
         self._scheduler = None
         self._anchor_retry_at = 0.0
+        self._recovery_at = 0.0
         self._pool = concurrent.futures.ThreadPoolExecutor(
             ROUND_WORKERS, thread_name_prefix='korora-attest')
 
@@ -148,6 +149,21 @@ class Verifier:
                       'TPM failed: %s', options.audit_anchor_host, error)
             return None
 
+    def recover_due(self):
+        """Every [korora] recovery_interval seconds: abort the stale
+        records nothing can finish (MigrationSteps.recover_stale);
+        returns their uuids."""
+        interval = self.conf.korora.recovery_interval
+        if self.steps is None or not interval or (
+                time.monotonic() < self._recovery_at):
+            return []
+        self._recovery_at = time.monotonic() + interval
+        try:
+            return self.steps.recover_stale()
+        except exception.KororaError as error:
+            LOG.error('recovery of stale migrations failed: %s', error)
+            return []
+
     def _attest_quietly(self, host):
         try:
             self.attestor.attest(host)
@@ -160,6 +176,7 @@ class Verifier:
             try:
                 self.run_due()
                 self.anchor_due()
+                self.recover_due()
             except exception.KororaError as error:
                 LOG.error('scheduled attestation round failed: %s', error)
             except Exception:

@@ -38,7 +38,11 @@ in_flight          either      the host's migrations not final
 =================  ==========  ==============================================
 
 A refusal is a signed result too (ear.status contraindicated, with the
-reasons), so a hook can tell the verifier's "no" from a forged one.
+reasons), so a hook can tell the verifier's "no" from a forged one. A
+step that could not run here (the database busy, a vTPM manager
+unreachable: NOT_RUN) is refused with korora.retry and aborts nothing:
+the hook asks again (korora_nova.hooks.retry). Only a comparison of two
+signed measurements quarantines.
 """
 
 import base64
@@ -51,6 +55,7 @@ from korora_nova.attestation import appraisal
 from korora_nova.attestation import purpose
 from korora_nova.attestation import results
 from korora_nova.db import api as db
+from korora_nova.db import audit_log
 from korora_nova import exception
 from korora_nova.hypervisors import base
 from korora_nova.migration import manifest as manifest_module
@@ -65,6 +70,10 @@ LOG = logging.getLogger(__name__)
 NONCE_SIZE = 32
 MAX_REASON = 1000
 MANIFEST_ITEM = 'manifest'
+
+# Errors of a step that could not run: nothing was decided.
+NOT_RUN = (exception.DatabaseError, exception.TPMConnectionError,
+           exception.StepNotRun)
 
 # Records in these states may be replaced by a new request: nothing has
 # left the source yet.
@@ -99,7 +108,8 @@ def migration_claims(record):
             'source_host': record.source_host, 'dest_host': record.dest_host,
             'state': record.state,
             'source_nonce': found.get('source_nonce'),
-            'dest_nonce': found.get('dest_nonce')}
+            'dest_nonce': found.get('dest_nonce'),
+            'age': records.age(record)}
 
 
 class MigrationSteps:
@@ -114,9 +124,11 @@ class MigrationSteps:
     # Answers
 
     def _answer(self, subject, nonce, record=None, verdict=None,
-                reasons=None, claims=None):
+                reasons=None, claims=None, retry=False):
         """A signed result about subject bound to the hook's nonce."""
         body = {'eat_nonce': results.nonce_claim(nonce)}
+        if retry:
+            body[results.RETRY_CLAIM] = True
         if verdict is not None:
             body.update(results.verdict_claims(verdict))
         else:
@@ -131,17 +143,26 @@ class MigrationSteps:
         return self.signer.sign(results.RESULT, subject,
                                 self.conf.korora.result_lifetime, body)
 
-    def _refused(self, subject, nonce, reason, record=None):
-        LOG.warning('migration %s refused for %s: %s',
+    def _refused(self, subject, nonce, reason, record=None, retry=False):
+        LOG.warning('migration %s refused for %s%s: %s',
                     record.uuid if record is not None else '(new)', subject,
-                    reason)
-        return self._answer(subject, nonce, record, reasons=[reason])
+                    ' (could not run; the host may ask again)' if retry
+                    else '', reason)
+        return self._answer(subject, nonce, record, reasons=[reason],
+                            retry=retry)
+
+    def _not_run(self, subject, nonce, error, record=None):
+        """The refusal of a step that could not run (error: NOT_RUN)."""
+        return self._refused(subject, nonce, str(error), record, retry=True)
 
     def _run(self, subject, nonce, step, record=None, abort=True):
         """Run step(); a StepNotProven or any KororaError becomes a signed
-        refusal, and aborts record first when abort."""
+        refusal, and aborts record first when abort; a step that could
+        not run (NOT_RUN) is refused for a retry and aborts nothing."""
         try:
             return step()
+        except NOT_RUN as error:
+            return self._not_run(subject, nonce, error, record)
         except exception.KororaError as error:
             if record is not None and abort:
                 self._abort(record.uuid, subject, str(error))
@@ -154,9 +175,13 @@ class MigrationSteps:
                                reason=reason[:MAX_REASON])
         except exception.IllegalTransition as error:
             LOG.info('migration %s not aborted: %s', migration_uuid, error)
+        except exception.DatabaseError as error:
+            # The hook aborts again on its failure path.
+            LOG.error('migration %s not aborted: %s', migration_uuid, error)
 
     def _record(self, migration_uuid, host, role, state):
-        """The record, if host plays role in it and it is in state."""
+        """The record, if host plays role in it and it is in state (or
+        one of the states, a tuple)."""
         try:
             record = records.get(migration_uuid)
         except exception.MigrationNotFound:
@@ -167,10 +192,11 @@ class MigrationSteps:
         if party != host:
             raise exception.StepNotProven('%s is not the %s of migration %s'
                                           % (host, role, migration_uuid))
-        if record.state != state:
+        wanted = state if isinstance(state, tuple) else (state,)
+        if record.state not in wanted:
             raise exception.StepNotProven(
                 'migration %s is %s, not %s'
-                % (migration_uuid, record.state, state))
+                % (migration_uuid, record.state, ' or '.join(wanted)))
         return record
 
     def _attest(self, role, host):
@@ -264,21 +290,26 @@ class MigrationSteps:
     # 2. The source asks; the destination is attested, its key certified.
 
     def attest_destination(self, migration_uuid, source, nonce):
+        """Also from PEERS_ATTESTED: a retry after the key's
+        certification could not run attests the destination again."""
         try:
             record = self._record(migration_uuid, source, 'source',
-                                  states.REQUESTED)
+                                  (states.REQUESTED, states.PEERS_ATTESTED))
         except exception.StepNotProven as error:
             return self._refused(source, nonce, str(error))
+        except NOT_RUN as error:
+            return self._not_run(source, nonce, error)
 
         def step():
             dest = record.dest_host
             verdict = self._attest('destination', dest)
-            records.transition(
-                record.uuid, source, states.PEERS_ATTESTED,
-                details={'source_nonce':
-                         verdict.attestation.extra_data.hex(),
-                         'dest_verdict': verdict.summary()},
-                expected=states.REQUESTED)
+            if record.state == states.REQUESTED:
+                records.transition(
+                    record.uuid, source, states.PEERS_ATTESTED,
+                    details={'source_nonce':
+                             verdict.attestation.extra_data.hex(),
+                             'dest_verdict': verdict.summary()},
+                    expected=states.REQUESTED)
             key = self._certify_key(records.get(record.uuid))
             unique = base64.b64encode(key.unique).decode('ascii')
             moved = records.transition(
@@ -332,6 +363,8 @@ class MigrationSteps:
             record = self._record(migration_uuid, host, role, state)
         except exception.StepNotProven as error:
             return self._refused(host, nonce, str(error))
+        except NOT_RUN as error:
+            return self._not_run(host, nonce, error)
 
         def step():
             claims = {}
@@ -358,19 +391,24 @@ class MigrationSteps:
     # 4. The source's manifest.
 
     def measured(self, migration_uuid, source, signed_manifest, nonce):
+        """MEASURED; a manifest that does not hold (not signed by the
+        source's AK for the purpose, not bound to this migration, a
+        replayed counter) is evidence against what the destination holds:
+        QUARANTINED."""
         try:
             record = self._record(migration_uuid, source, 'source',
                                   states.TRANSFERRING)
-            document = self._check_document(
-                record, signed_manifest, manifest_module.DEPARTURE, source)
-            highest = records.highest_committed_counter(
-                record.source_host, record.instance_uuid)
-            if highest is not None and document.counter <= highest:
-                raise exception.StepNotProven(
-                    'the integrity manifest is bound to counter '
-                    'value %d of %s, which a committed migration '
-                    'of this instance used already (replay)'
-                    % (document.counter, source))
+        except exception.StepNotProven as error:
+            return self._refused(source, nonce, str(error))
+        except NOT_RUN as error:
+            return self._not_run(source, nonce, error)
+        try:
+            document = self._check_manifest(record, signed_manifest, source)
+        except NOT_RUN as error:
+            return self._not_run(source, nonce, error)
+        except exception.KororaError as error:
+            return self._quarantine_for(record, source, nonce, error)
+        try:
             moved = records.transition(
                 record.uuid, source, states.MEASURED,
                 details={'manifest_sha256': document.digest().hex(),
@@ -378,11 +416,38 @@ class MigrationSteps:
                          'counter': document.counter},
                 manifest=signed_manifest, source_counter=document.counter,
                 expected=states.TRANSFERRING)
+        except NOT_RUN as error:
+            return self._not_run(source, nonce, error)
         except exception.KororaError as error:
-            # The record stays TRANSFERRING: the destination's check then
-            # finds no manifest.
             return self._refused(source, nonce, str(error))
         return self._answer(source, nonce, moved)
+
+    def _check_manifest(self, record, signed_manifest, source):
+        document = self._check_document(
+            record, signed_manifest, manifest_module.DEPARTURE, source)
+        highest = records.highest_committed_counter(record.source_host,
+                                                    record.instance_uuid)
+        if highest is not None and document.counter <= highest:
+            raise exception.StepNotProven(
+                'the integrity manifest is bound to counter value %d of '
+                '%s, which a committed migration of this instance used '
+                'already (replay)' % (document.counter, source))
+        return document
+
+    def _quarantine_for(self, record, source, nonce, error):
+        """The source's manifest did not hold: QUARANTINED, naming it."""
+        reason = ('%s: %s' % (MANIFEST_ITEM, error))[:MAX_REASON]
+        try:
+            moved = records.transition(record.uuid, source,
+                                       states.QUARANTINED,
+                                       details={'item': MANIFEST_ITEM},
+                                       reason=reason,
+                                       expected=states.TRANSFERRING)
+        except NOT_RUN as failure:
+            return self._not_run(source, nonce, failure)
+        except exception.IllegalTransition:
+            moved = records.get(record.uuid)    # moved meanwhile
+        return self._refused(source, nonce, str(error), moved)
 
     def _check_document(self, record, text, kind, host):
         """The document in text: of kind, bound to record, signed by
@@ -413,40 +478,47 @@ class MigrationSteps:
     # 5. The destination's arrival.
 
     def arrived(self, migration_uuid, dest, signed_arrival, nonce):
-        """VERIFIED, or QUARANTINED naming the first item that differs."""
+        """VERIFIED, or QUARANTINED naming the first item that differs.
+        Without the source's manifest (TRANSFERRING) there is nothing to
+        compare: refused, the record stays as it is."""
         try:
             record = records.get(migration_uuid)
+            if record.dest_host != dest or record.state != states.MEASURED:
+                return self._refused(
+                    dest, nonce, 'migration %s (%s to %s) is not waiting '
+                    'for its arrival at %s%s'
+                    % (record.uuid, record.state, record.dest_host, dest,
+                       ': the source has signed no manifest yet'
+                       if record.state == states.TRANSFERRING else ''),
+                    record)
+            try:
+                item, reason = self._compare(record, signed_arrival, dest)
+            except NOT_RUN:
+                raise
+            except exception.KororaError as error:
+                item, reason = MANIFEST_ITEM, str(error)
+            if item is None:
+                moved = records.transition(record.uuid, dest,
+                                           states.VERIFIED,
+                                           details={'items': reason},
+                                           expected=states.MEASURED)
+                return self._answer(dest, nonce, moved)
+            moved = records.transition(record.uuid, dest, states.QUARANTINED,
+                                       details={'item': item},
+                                       reason=('%s: %s' % (item, reason))[
+                                           :MAX_REASON],
+                                       expected=states.MEASURED)
         except exception.MigrationNotFound:
             return self._refused(dest, nonce, 'no migration %s is recorded'
                                  % migration_uuid)
-        if record.dest_host != dest or record.state not in (
-                states.TRANSFERRING, states.MEASURED):
-            return self._refused(dest, nonce, 'migration %s (%s to %s) is '
-                                 'not waiting for its arrival at %s'
-                                 % (record.uuid, record.state,
-                                    record.dest_host, dest), record)
-        try:
-            item, reason = self._compare(record, signed_arrival, dest)
-        except exception.KororaError as error:
-            item, reason = MANIFEST_ITEM, str(error)
-        if item is None:
-            moved = records.transition(record.uuid, dest, states.VERIFIED,
-                                       details={'items': reason},
-                                       expected=states.MEASURED)
-            return self._answer(dest, nonce, moved)
-        moved = records.transition(record.uuid, dest, states.QUARANTINED,
-                                   details={'item': item},
-                                   reason=('%s: %s' % (item, reason))[
-                                       :MAX_REASON])
+        except NOT_RUN as error:
+            return self._not_run(dest, nonce, error)
         return self._answer(dest, nonce, moved, reasons=[reason],
                             claims={'korora.item': item})
 
     def _compare(self, record, signed_arrival, dest):
         """(None, items) when the arrival equals the manifest, else
         (item, reason)."""
-        if record.state != states.MEASURED:
-            return MANIFEST_ITEM, ('the source signed no integrity manifest '
-                                   'of this migration')
         departed, _ = manifest_module.load(record.manifest)
         try:
             arrived = self._check_document(record, signed_arrival,
@@ -482,6 +554,8 @@ class MigrationSteps:
                                        states.COMMITTED,
                                        details={'counter': counter},
                                        expected=states.VERIFIED)
+        except NOT_RUN as error:
+            return self._not_run(source, nonce, error)
         except exception.KororaError as error:
             return self._refused(source, nonce, str(error))
         return self._answer(source, nonce, moved)
@@ -489,15 +563,24 @@ class MigrationSteps:
     def abort(self, migration_uuid, host, reason, nonce):
         try:
             record = records.get(migration_uuid)
+            if host not in (record.source_host, record.dest_host):
+                return self._refused(host, nonce, '%s takes no part in '
+                                     'migration %s' % (host, migration_uuid),
+                                     record)
+            if not states.is_final(record.state):
+                try:
+                    records.transition(record.uuid, host, states.ABORTED,
+                                       reason=str(reason)[:MAX_REASON],
+                                       expected=record.state)
+                except exception.IllegalTransition as error:
+                    LOG.info('migration %s not aborted: %s', record.uuid,
+                             error)
+            return self._answer(host, nonce, records.get(record.uuid))
         except exception.MigrationNotFound:
             return self._refused(host, nonce, 'no migration %s is recorded'
                                  % migration_uuid)
-        if host not in (record.source_host, record.dest_host):
-            return self._refused(host, nonce, '%s takes no part in migration '
-                                 '%s' % (host, migration_uuid), record)
-        if not states.is_final(record.state):
-            self._abort(record.uuid, host, str(reason))
-        return self._answer(host, nonce, records.get(record.uuid))
+        except NOT_RUN as error:
+            return self._not_run(host, nonce, error)
 
     def quarantine(self, migration_uuid, host, item, reason, nonce):
         """The destination holds an instance it could not check."""
@@ -512,9 +595,46 @@ class MigrationSteps:
                                    details={'item': str(item)[:64]},
                                    reason=('%s: %s' % (item, reason))[
                                        :MAX_REASON])
+            return self._answer(host, nonce, records.get(record.uuid))
+        except NOT_RUN as error:
+            return self._not_run(host, nonce, error)
         except exception.KororaError as error:
             return self._refused(host, nonce, str(error))
-        return self._answer(host, nonce, records.get(record.uuid))
+
+    # Recovery of what the verifier alone can decide.
+
+    def recover_stale(self):
+        """Abort the records that never got past KEY_CERTIFIED and have
+        not moved for [korora] stale_migration_age seconds (nothing had
+        left the source), and warn of later ones that have not moved for
+        stale_migration_age (only the computes know where their instance
+        runs). Returns the aborted records' uuids; safe on several
+        workers at once."""
+        limit = self.conf.korora.stale_migration_age
+        aborted = []
+        for record in records.in_flight():
+            age = records.age(record)
+            if age < limit:
+                continue
+            if record.state not in SUPERSEDABLE:
+                LOG.warning('recovery: migration %s of instance %s (%s to '
+                            '%s) has been %s for %d s; the compute hosts\' '
+                            'recovery finishes it', record.uuid,
+                            record.instance_uuid, record.source_host,
+                            record.dest_host, record.state, age)
+                continue
+            try:
+                records.transition(
+                    record.uuid, audit_log.VERIFIER, states.ABORTED,
+                    reason='no step for %d s after %s (verifier recovery)'
+                    % (age, record.state), expected=record.state)
+            except exception.IllegalTransition:
+                continue    # moved meanwhile, or another worker aborted it
+            LOG.info('recovery: migration %s of instance %s aborted: it '
+                     'stayed %s for %d s', record.uuid,
+                     record.instance_uuid, record.state, age)
+            aborted.append(record.uuid)
+        return aborted
 
     def in_flight(self, host, instance_uuid, nonce):
         """The migrations host takes part in that are not final (of one

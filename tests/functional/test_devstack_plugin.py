@@ -7,13 +7,17 @@ recorded, not made. Everything Korora does runs for real: korora-manage
 (signing-key create, db sync, libvirt-hook install/status/remove, host
 enroll, policy record, host attest) against a SQLite verifier database,
 a software TPM the plugin manufactures and starts, korora-vtpm-manager
-and korora-verifier started by run_process on a private RabbitMQ node
-(the manager refuses to start if its file holds database credentials),
+and korora-verifier started from the units the plugin writes (the
+shim's systemctl start runs the ExecStart of the unit and its drop-in)
+on a private RabbitMQ node (the manager refuses to start if its file
+holds database credentials), systemd-analyze verify on those units,
 the hook the plugin installed, run as libvirt runs it, and oslo.config
 reading the files as nova-scheduler and nova-compute would. What is not
 run: devstack itself (stack.sh, lib/nova, its ini functions unless
 DEVSTACK_DIR names a checkout; devstack's copy of nova.conf to
-nova-cpu.conf is done by the test), pip, MySQL, systemd and libvirtd.
+nova-cpu.conf is done by the test), pip, MySQL, systemd (so neither
+the units' sandbox: tests/functional/test_systemd_units.py) and
+libvirtd.
 """
 
 import configparser
@@ -174,6 +178,10 @@ class PluginTestCase(base.TestCase):
         self.database_url = 'sqlite:///%s' % self.path('db', 'korora.sqlite')
         self.state = self.path('data/korora')
         self.hooks = self.path('etc/libvirt/hooks')
+        # Not the default /run/korora: the machine's. The plugin makes
+        # this folder, as the unit makes /run/korora.
+        self.socket = self.path('korora-run', 'libvirt-hook.sock')
+        self.systemd_dir = self.path('etc/systemd/system')
         self.env = {
             'PATH': os.environ.get('PATH', '/usr/bin:/bin'),
             'HOME': self.top,
@@ -187,6 +195,8 @@ class PluginTestCase(base.TestCase):
             'KORORA_HOST': HOST,
             'KORORA_TPM_DEVICE': self.path('no-tpm'),
             'KORORA_LIBVIRT_HOOKS_DIR': self.hooks,
+            'KORORA_LIBVIRT_HOOK_SOCKET': self.socket,
+            'SHIM_SYSTEMD_DIR': self.systemd_dir,
             'KORORA_SERVICE_TIMEOUT': '90',
             'NOVA_CONF_DIR': self.path('.nova'),
             'NOVA_CONF': self.nova_conf,
@@ -301,6 +311,7 @@ class TestStackUnstackClean(PluginTestCase):
         self.check_nova_conf()
         self.check_what_nova_reads()
         self.check_calls()
+        self.check_units()
         self.check_trust()
         self.check_hook()
 
@@ -340,6 +351,11 @@ class TestStackUnstackClean(PluginTestCase):
         self.assertFalse(os.path.exists(self.path('etc/korora')))
         self.assertFalse(os.path.exists(self.scheduler_conf))
         self.assertIn('database korora left on sqlite', result.stderr)
+        # The units and their drop-ins, and systemd told.
+        self.assertEqual([], [name for name in os.listdir(self.systemd_dir)
+                              if 'korora' in name])
+        self.assertEqual(['systemctl', 'daemon-reload'],
+                         self.calls('systemctl')[-1])
 
     def check_korora_conf(self):
         """The vTPM manager's file: no database, the pinned key."""
@@ -355,7 +371,7 @@ class TestStackUnstackClean(PluginTestCase):
         self.assertEqual(self.state, korora['state_path'])
         self.assertEqual(self.public_key, korora['verifier_public_keys'])
         # nova-compute and the hook call the manager there.
-        self.assertEqual(os.path.join(self.state, 'libvirt-hook.sock'),
+        self.assertEqual(self.socket,
                          korora['libvirt_hook_socket'])
         self.assertEqual('libvirt', korora['instance_state_backend'])
         self.assertEqual('qemu:///system', korora['libvirt_uri'])
@@ -403,7 +419,7 @@ class TestStackUnstackClean(PluginTestCase):
         self.assertEqual(['libvirt.LibvirtDriver'],
                          korora['base_compute_driver'])
         self.assertEqual([self.public_key], korora['verifier_public_keys'])
-        self.assertEqual([os.path.join(self.state, 'libvirt-hook.sock')],
+        self.assertEqual([self.socket],
                          korora['libvirt_hook_socket'])
         self.assertNotIn('local_channel_key', korora)
         # devstack copies nova.conf to nova-cpu.conf: no database here.
@@ -425,7 +441,7 @@ class TestStackUnstackClean(PluginTestCase):
     def check_what_nova_reads(self):
         """nova-scheduler reads the database; nova-compute, on the
         nova-cpu.conf devstack made, neither reads nor refuses it."""
-        socket_path = os.path.join(self.state, 'libvirt-hook.sock')
+        socket_path = self.socket
         scheduler = self.as_nova_reads('nova-scheduler', self.nova_conf)
         self.assertEqual(self.database_url, scheduler['connection'])
         self.assertEqual({'connection': None, 'refused': None,
@@ -439,19 +455,23 @@ class TestStackUnstackClean(PluginTestCase):
                          self.calls('setup_develop'))
         self.assertEqual([['recreate_database', 'korora']],
                          self.calls('recreate_database'))
-        started = self.calls('run_process')
-        self.assertEqual(['korora-swtpm', 'korora-vtpm-manager',
-                          'korora-verifier'],
-                         [call[1] for call in started])
+        # The software TPM is devstack's plain unit, the daemons
+        # korora-nova's own.
+        self.assertEqual(['korora-swtpm'],
+                         [call[1] for call in self.calls('run_process')])
+        systemctl = [call[1:] for call in self.calls('systemctl')
+                     if call[1] != 'is-active']
         self.assertEqual(
-            '%s --config-file %s' % (os.path.join(BIN_DIR,
-                                                  'korora-vtpm-manager'),
-                                     self.korora_conf), started[1][2])
-        self.assertEqual('', started[1][3])     # no group for swtpm
+            [['daemon-reload'],
+             ['enable', 'devstack@korora-vtpm-manager.service'],
+             ['restart', 'devstack@korora-vtpm-manager.service'],
+             ['daemon-reload'],
+             ['enable', 'devstack@korora-verifier.service'],
+             ['restart', 'devstack@korora-verifier.service']], systemctl)
+        # systemctl runs as root (devstack's SYSTEMCTL).
         self.assertEqual(
-            '%s --config-file %s' % (os.path.join(BIN_DIR,
-                                                  'korora-verifier'),
-                                     self.verifier_conf), started[2][2])
+            6, len([call for call in self.calls('sudo')
+                    if call[1] == 'systemctl' and call[2] != 'is-active']))
         warnings = [call[2] for call in self.calls('warn')]
         self.assertEqual(1, len(warnings), warnings)
         self.assertIn('not TLS-protected', warnings[0])
@@ -464,6 +484,66 @@ class TestStackUnstackClean(PluginTestCase):
         self.assertEqual(1, len(installed))
         self.assertGreater(restarted, installed[0])
         self.assertEqual([], self.calls('die'))
+
+    def check_units(self):
+        """korora-nova's units as devstack@SERVICE.service, devstack's
+        paths in a drop-in; systemd loads them without a warning, and
+        what runs is the drop-in's command."""
+        manager_command = '%s --config-file %s' % (
+            os.path.join(BIN_DIR, 'korora-vtpm-manager'), self.korora_conf)
+        verifier_command = '%s --config-file %s' % (
+            os.path.join(BIN_DIR, 'korora-verifier'), self.verifier_conf)
+        common = {'User': ['root'], 'Group': ['root'],
+                  'StateDirectory': [''], 'ProtectHome': ['read-only']}
+        wanted = {
+            'korora-vtpm-manager': {
+                'Unit': {'Wants': ['devstack@korora-swtpm.service'],
+                         'After': ['devstack@korora-swtpm.service']},
+                'Service': dict(common, ExecStart=['', manager_command],
+                                ReadWritePaths=['%s %s' % (
+                                    self.state,
+                                    os.path.dirname(self.socket))])},
+            'korora-verifier': {
+                'Service': dict(common, ExecStart=['', verifier_command],
+                                ReadWritePaths=[self.state])},
+        }
+        for service, dropin in wanted.items():
+            unit = os.path.join(self.systemd_dir,
+                                'devstack@%s.service' % service)
+            with open(unit) as stream, open(os.path.join(
+                    REPO, 'etc', 'systemd', service + '.service')) as shipped:
+                self.assertEqual(shipped.read(), stream.read())
+            self.assertEqual(0o644, self.mode(unit))
+            path = os.path.join(unit + '.d', 'devstack.conf')
+            self.assertEqual(dropin, read_ini(path))
+            self.assertEqual(0o644, self.mode(path))
+            # The process the unit started runs the drop-in's command
+            # (oslo.service names it "SERVICE: master process [COMMAND]").
+            with open(self.path('run', service + '.pid')) as stream:
+                pid = int(stream.read())
+            with open('/proc/%d/cmdline' % pid, 'rb') as stream:
+                title = stream.read().decode().replace('\0', ' ')
+            self.assertIn('[%s]' % dropin['Service']['ExecStart'][1], title)
+        self.assertEqual(0o755, self.mode(os.path.dirname(self.socket)))
+        analyze = shutil.which('systemd-analyze')
+        if analyze is None:
+            return
+        # As systemd would load them, unit and drop-in, offline: the
+        # node's files are below self.top, the executables' stand-ins too
+        # (verify checks only that they are executable).
+        for name in ('korora-vtpm-manager', 'korora-verifier'):
+            stand_in = self.path(BIN_DIR.lstrip('/'), name)
+            os.makedirs(os.path.dirname(stand_in), exist_ok=True)
+            with open(stand_in, 'w') as stream:
+                stream.write('#!/bin/sh\n')
+            os.chmod(stand_in, 0o755)
+        result = subprocess.run(
+            [analyze, 'verify', '--man=no', '--recursive-errors=no',
+             '--root=%s' % self.top, 'devstack@korora-vtpm-manager.service',
+             'devstack@korora-verifier.service'],
+            capture_output=True, text=True, timeout=PHASE_TIMEOUT)
+        self.assertEqual((0, '', ''), (result.returncode, result.stdout,
+                                       result.stderr))
 
     def check_trust(self):
         shown = self.manage('host', 'show', HOST)
@@ -483,7 +563,7 @@ class TestStackUnstackClean(PluginTestCase):
     def check_hook(self):
         # The hook asks the manager the plugin started, on the socket
         # the plugin configured for both.
-        socket_path = os.path.join(self.state, 'libvirt-hook.sock')
+        socket_path = self.socket
         self.assertTrue(stat.S_ISSOCK(os.lstat(socket_path).st_mode))
         self.assertEqual(0o600, stat.S_IMODE(os.lstat(socket_path).st_mode))
         wanted = hook_install.hook_script(socket_path, 10)
@@ -597,7 +677,7 @@ class TestPostConfig(PluginTestCase):
         result = self.run_plugin(('stack', 'post-config'), script=check)
         self.assertRan(result)
         self.assertIn('checked', result.stdout)
-        socket_path = os.path.join(self.state, 'libvirt-hook.sock')
+        socket_path = self.socket
         for path in (self.nova_conf, cpu_conf):
             conf = read_ini(path)
             self.assertEqual(['korora.KororaDriver'],
@@ -648,8 +728,36 @@ class TestPostConfig(PluginTestCase):
         self.assertEqual(1, result.returncode, result)
         self.assertIn('nova-compute calls the vTPM manager on '
                       '/run/other.sock, the manager answers on %s'
-                      % os.path.join(self.state, 'libvirt-hook.sock'),
+                      % self.socket,
                       result.stderr)
+
+    def test_a_hardware_tpm_node_gets_its_device_and_run_korora(self):
+        # devstack's default socket, in the unit's runtime folder.
+        del self.env['KORORA_LIBVIRT_HOOK_SOCKET']
+        self.env['ENABLED_SERVICES'] = 'n-cpu,korora-vtpm-manager'
+        self.env['KORORA_TPM_DEVICE'] = '/dev/null'   # a character device
+        dropin = self.path('devstack.conf')
+        result = self.run_plugin(script=(
+            'echo "$KORORA_LIBVIRT_HOOK_SOCKET"\n'
+            'korora_unit_dropin korora-vtpm-manager /venv/korora-vtpm-manager'
+            ' tss > %s' % dropin))
+        self.assertRan(result)
+        self.assertEqual('/run/korora/libvirt-hook.sock\n', result.stdout)
+        self.assertEqual({'Service': {
+            'ExecStart': ['', '/venv/korora-vtpm-manager'],
+            'User': ['root'], 'Group': ['tss'], 'StateDirectory': [''],
+            'ReadWritePaths': [self.state], 'ProtectHome': ['read-only'],
+            'DeviceAllow': ['/dev/null rw']}}, read_ini(dropin))
+        # systemd makes /run/korora: the plugin does not.
+        self.assertEqual([], self.calls('sudo'))
+
+    def test_user_units_are_refused(self):
+        self.env['USER_UNITS'] = 'True'
+        result = self.run_plugin(script='korora_start_unit korora-verifier '
+                                 '/venv/korora-verifier')
+        self.assertEqual(1, result.returncode, result)
+        self.assertIn('korora-verifier runs as a system unit', result.stderr)
+        self.assertFalse(os.path.exists(self.systemd_dir))
 
     def test_a_local_conf_filter_list_without_the_filter_fails(self):
         # devstack merges local.conf's post-config after the plugin's.

@@ -479,7 +479,7 @@ class TestRestartBetweenStates(KororaMigrationTestBase):
     def assert_rolled_back(self, state, function='transition'):
         record, nova_host = self.run_and_stop_at(state, function)
         self.assertEqual((states.ABORTED, SOURCE), (record.state, nova_host))
-        self.assertIn('found %s after a restart' % state, record.reason)
+        self.assertIn('found %s by the recovery of' % state, record.reason)
 
     def test_stopped_after_requested(self):
         self.assert_rolled_back(states.REQUESTED, 'create')

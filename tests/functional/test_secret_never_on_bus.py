@@ -17,18 +17,11 @@ from korora_nova.demo import nova_cloud  # noqa: F401
 
 import base64
 import fnmatch
-import functools
-import importlib
-from unittest import mock
-import uuid
 
 import fixtures
 import libvirt
 from nova import exception as nova_exception
-from nova import rpc as nova_rpc
-from nova.tests import fixtures as nova_fixtures
 from novaclient import exceptions as nova_exceptions
-from oslo_messaging import conffixture as messaging_conffixture
 from testtools import content
 
 from korora_nova import conf
@@ -40,9 +33,9 @@ from korora_nova.hypervisors import libvirt_migration
 from korora_nova.migration import records
 from korora_nova.migration import states
 from tests.fixtures import firehose
+from tests.fixtures import nova_rabbitmq
 from tests.functional import (
     test_live_migration_hooks_in_nova as hooks_tests)
-from tests.fixtures import rabbitmq
 
 CONF = conf.CONF
 SOURCE = hooks_tests.SOURCE
@@ -55,113 +48,18 @@ PLAIN_STREAM_FLAGS = (libvirt.VIR_MIGRATE_LIVE |
                       libvirt.VIR_MIGRATE_PERSIST_DEST)
 
 
-class BrokerRPCFixture(nova_fixtures.RPCFixture):
-    """Nova's RPCFixture on a real RabbitMQ node instead of oslo.messaging's
-    in-process fake driver: the one transport of every cell (as the
-    original fixture collapses them), on a control exchange of this
-    test's own, with Nova's legacy and versioned notifications sent to
-    the broker."""
-
-    def __init__(self, broker, exchange, *exmods):
-        super().__init__(*exmods)
-        self.broker = broker
-        self.exchange = exchange
-
-    def setUp(self):
-        # Not RPCFixture.setUp: it would install the fake driver.
-        fixtures.Fixture.setUp(self)
-        self.addCleanup(nova_rpc.cleanup)
-        nova_rpc.add_extra_exmods(*self.exmods)
-        self.addCleanup(nova_rpc.clear_extra_exmods)
-        self.messaging_conf = self.useFixture(
-            messaging_conffixture.ConfFixture(CONF))
-        self.messaging_conf.transport_url = self.broker.url
-        for name, value, group in (
-                ('control_exchange', self.exchange, None),
-                ('notification_format', 'both', 'notifications'),
-                ('driver', ['messagingv2'], 'oslo_messaging_notifications')):
-            CONF.set_override(name, value, group=group)
-            self.addCleanup(CONF.clear_override, name, group=group)
-        self.useFixture(fixtures.MonkeyPatch(
-            'nova.rpc.create_transport', self._fake_create_transport))
-        with mock.patch('nova.rpc.get_transport_url') as transport_url:
-            transport_url.return_value = None
-            nova_rpc.init(CONF)
-
-
-class ByReferenceCheatingSerializer(nova_rpc.RequestContextSerializer):
-    """What Nova's CheatingSerializer does (cell-targeted calls keep the
-    caller's cell database and transport: every service runs in this
-    process), fit for a real broker: the context carries a reference to
-    them, not the objects, which JSON cannot hold. (Not a subclass: the
-    original calls super() by its module name, which this replaces.)"""
-
-    _kept = {}
-    _names = ('db_connection', 'mq_connection')
-
-    def serialize_context(self, context):
-        values = super().serialize_context(context)
-        for name in self._names:
-            value = getattr(context, name, None)
-            if value is not None:
-                reference = 'in-process-%s-%d' % (name, id(value))
-                self._kept[reference] = value
-                values[name] = reference
-        return values
-
-    def deserialize_context(self, values):
-        kept = {name: self._kept.get(values.pop(name, None))
-                for name in self._names}
-        context = super().deserialize_context(values)
-        for name, value in kept.items():
-            setattr(context, name, value)
-        return context
-
-
-class BusNotificationFixture(nova_fixtures.NotificationFixture):
-    """Nova's NotificationFixture, with Nova's real notifiers left in
-    place: notifications go to the broker, not to a list."""
-
-    def setUp(self):
-        legacy, versioned = nova_rpc.LEGACY_NOTIFIER, nova_rpc.NOTIFIER
-        super().setUp()
-        self.test.stub_out('nova.rpc.LEGACY_NOTIFIER', legacy)
-        self.test.stub_out('nova.rpc.NOTIFIER', versioned)
-
-
-class SecretOnRabbitMQTestBase(hooks_tests.KororaMigrationTestBase):
+class SecretOnRabbitMQTestBase(nova_rabbitmq.OnRabbitMQ,
+                               hooks_tests.KororaMigrationTestBase):
     """Kororā's flow in Nova 34, every service on a real RabbitMQ node
     whose firehose is collected in self.firehose."""
 
     def setUp(self):
-        self.broker = rabbitmq.shared_broker()
-        exchange = 'korora-firehose-' + uuid.uuid4().hex
-        self.useFixture(fixtures.MonkeyPatch(
-            'nova.tests.fixtures.RPCFixture',
-            functools.partial(BrokerRPCFixture, self.broker, exchange)))
-        self.useFixture(fixtures.MonkeyPatch(
-            'nova.tests.fixtures.NotificationFixture',
-            BusNotificationFixture))
-        # By the module: the package's name 'nova' is the top package.
-        self.useFixture(fixtures.MockPatchObject(
-            importlib.import_module('nova.tests.fixtures.nova'),
-            'CheatingSerializer', ByReferenceCheatingSerializer))
-        self.addCleanup(ByReferenceCheatingSerializer._kept.clear)
         super().setUp()
         # Kororā's own notifications (integrity failures) on the bus too.
         self.flags(driver=['messagingv2', 'test'],
                    group='oslo_messaging_notifications')
         self.passphrase = self.secret[1]
         self.firehose = self.useFixture(firehose.FirehoseFixture(self.broker))
-
-    def _setup_services(self):
-        # Nova's base points [DEFAULT] transport_url (which Kororā's
-        # managers and verifier use) at cell1's: the broker, not its
-        # 'fake://nowhere/'.
-        for cell in self.cell_mappings.values():
-            cell.transport_url = self.broker.url
-            cell.save()
-        super()._setup_services()
 
     # what crossed the bus
 

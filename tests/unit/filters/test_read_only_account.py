@@ -41,11 +41,12 @@ SCHEDULER_GRANTS = {
         "GRANT SELECT ON {database}.host_trust TO '{role}'@'127.0.0.1'",
     ),
 }
-# What each backend answers an INSERT through that account.
+# What each backend answers a verdict's write through that account (its
+# first statement updates the audit log's lock row).
 WRITE_REFUSED = {
     databases.SQLITE: 'attempt to write a readonly database',
-    databases.POSTGRESQL: 'permission denied for table verdicts',
-    databases.MYSQL: "INSERT command denied to user 'scheduler_",
+    databases.POSTGRESQL: 'permission denied for table audit_chain_lock',
+    databases.MYSQL: "UPDATE command denied to user 'scheduler_",
 }
 
 

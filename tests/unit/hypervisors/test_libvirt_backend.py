@@ -266,7 +266,9 @@ class TestKVM(LibvirtTestCase):
     def test_encrypted_state_without_the_secret(self):
         error = self.assertRaises(exception.InstanceStateError,
                                   self.backend.measure, KVM_VTPM)
-        self.assertEqual('vtpm-state', error.item)
+        # No item: a destination without the secret has found nothing
+        # about the state, and must not quarantine for it.
+        self.assertIsNone(error.item)
         self.assertIn('needs the value of the vTPM secret', str(error))
 
         def broken(secret_uuid):
@@ -278,6 +280,7 @@ class TestKVM(LibvirtTestCase):
             exception.InstanceStateError, backend.measure,
             KVM_VTPM)
         self.assertIn('key manager unreachable', str(error))
+        self.assertIsNone(error.item)
 
     def test_reencrypted_state_measures_the_same(self):
         # What the destination's swtpm writes: the same TPM state under a

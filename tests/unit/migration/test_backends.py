@@ -3,8 +3,8 @@ MariaDB.
 
 The hashes must survive each backend's round trip (MariaDB's DATETIME
 keeps whole seconds), and concurrent appends must still form one chain:
-SQLite serializes writers, the servers let two transactions read the
-same head, and the loser of the race for the next seq retries.
+each takes the audit log's lock row first (korora_nova.db.api), so they
+run one at a time on every backend.
 """
 
 import threading

@@ -141,11 +141,11 @@ class TestMigrationCommands(ManageTestCase):
         self.migrate(OTHER, states.MEASURED)
         status, out, err = self.manage('migration', 'show', MIGRATION)
         self.assertEqual(0, status, err)
-        self.assertIn('state:          TRANSFERRING (in flight; on restart: '
+        self.assertIn('state:          TRANSFERRING (in flight; recovery: '
                       'finish)\n', out)
         status, out, err = self.manage('migration', 'show', OTHER)
         self.assertEqual(0, status, err)
-        self.assertIn('state:          MEASURED (in flight; on restart: '
+        self.assertIn('state:          MEASURED (in flight; recovery: '
                       'verify)\n', out)
 
     def test_unknown_migration_is_a_usage_error(self):

@@ -71,7 +71,7 @@ class TestTransitionTable(base.TestCase):
                           states.TRANSFERRING: states.FINISH,
                           states.MEASURED: states.VERIFY,
                           states.VERIFIED: states.COMMIT}, states.RESUME)
-        # What korora-manage shows an operator after "on restart: ".
+        # What korora-manage shows an operator after "recovery: ".
         self.assertEqual(('roll back', 'finish', 'verify', 'commit'),
                          (states.ROLL_BACK, states.FINISH, states.VERIFY,
                           states.COMMIT))
