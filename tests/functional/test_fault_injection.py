@@ -39,11 +39,13 @@ EXPECTED = {
     # per-migration key: rolled back. Otherwise each step is retried.
     'kill_source_manager': {},
     'kill_dest_manager': {states.KEY_CERTIFIED: ROLLED_BACK},
-    # The stopped compute's step never runs; recovery follows Nova's
-    # record: the source still has the server before the transfer
-    # ended (rolled back); a restarted compute serves the calls that
-    # waited for it.
-    'stop_compute': {states.TRANSFERRING: ROLLED_BACK},
+    # The stopped compute's step never runs. A restarted source has
+    # Nova reset the interrupted migration (its task state), so recovery
+    # rolls back what it finds (REQUESTED, TRANSFERRING: Nova still has
+    # the server there). A restarted destination leaves alone what Nova
+    # is working on and serves the calls that waited for it: committed.
+    'stop_compute': {states.REQUESTED: ROLLED_BACK,
+                     states.TRANSFERRING: ROLLED_BACK},
     'restart_broker': {},
     'lock_database': {},
     'cut_database': {},
@@ -88,6 +90,8 @@ class FaultMatrixBase(fault_bed.FaultInjection):
             wanted = (states.ABORTED, 'ACTIVE', SOURCE, RUNNING, [SOURCE])
         self.assertEqual(wanted, seen, 'record %s (%s): %s' % (
             record.uuid, record.reason, self.history(record)))
+        # Faults still being undone (a manager's restart) end first.
+        self._join_background()
         report = self.audit_report()
         self.assertTrue(report.ok, report.summary())
         for name, daemon in self.daemons.items():
