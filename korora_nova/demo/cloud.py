@@ -129,11 +129,10 @@ def server_id(server):
     return server if isinstance(server, str) else server['id']
 
 
-class KororaCloud(TrustedCloud):
-    """Kororā on: the hooked fake driver and TrustedVTPMFilter."""
-
-    COMPUTE_DRIVER_CLASS = nova_cloud.KororaHookedFakeDriver
-    SCHEDULER_FILTERS = (TRUSTED_FILTER,)
+class KororaRecords:
+    """What a cloud with Kororā on shows of a server's migrations: its
+    records (in the verifier's database) and where its vTPM files are
+    (the fake hosts' folders below self.state_root)."""
 
     def korora_records(self, server):
         """The server's Kororā migration records."""
@@ -170,6 +169,13 @@ class KororaCloud(TrustedCloud):
         return [host for host in self.COMPUTE_HOSTS
                 if file_backend.FileStateBackend(
                     self.state_root, host).has_instance(server_id(server))]
+
+
+class KororaCloud(KororaRecords, TrustedCloud):
+    """Kororā on: the hooked fake driver and TrustedVTPMFilter."""
+
+    COMPUTE_DRIVER_CLASS = nova_cloud.KororaHookedFakeDriver
+    SCHEDULER_FILTERS = (TRUSTED_FILTER,)
 
 
 class PlainCloud(KororaCloud):

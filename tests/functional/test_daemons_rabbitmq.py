@@ -34,8 +34,6 @@ way, with the manager running, so that its PCR watch sees it.
 import hashlib
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -57,6 +55,7 @@ from korora_nova.db import api as db
 from korora_nova import rpc
 from tests import base
 from korora_nova.demo import services
+from tests.fixtures import daemons
 from tests.fixtures import hook_process
 from tests.fixtures import rabbitmq
 from korora_nova.tpm import quote as tpm_quote
@@ -76,86 +75,7 @@ MANAGER_TOPIC = 'korora-vtpm-manager'
 TRUST_EVENT = 'korora.host.trust.update'
 WAIT = 30.0             # every wait of these tests is bounded by this
 COMMAND_TIMEOUT = 60.0
-STOP_TIMEOUT = 10.0
 LOG_DETAIL_SIZE = 64 * 1024
-
-
-def console_script(name):
-    """An installed console script: beside this Python, else on PATH."""
-    path = os.path.join(os.path.dirname(sys.executable), name)
-    if os.access(path, os.X_OK):
-        return path
-    found = shutil.which(name)
-    if found is None:
-        raise RuntimeError('console script %s is not installed' % name)
-    return found
-
-
-def write_config(path, sections):
-    """An oslo.config file: {section: {option: value}}."""
-    with open(path, 'w') as stream:
-        for section, options in sections.items():
-            stream.write('[%s]\n' % section)
-            for option, value in options.items():
-                stream.write('%s = %s\n' % (option, value))
-            stream.write('\n')
-    return path
-
-
-def read_log(path):
-    try:
-        with open(path, encoding='utf-8', errors='replace') as stream:
-            return stream.read()
-    except OSError:
-        return ''
-
-
-class Daemon(fixtures.Fixture):
-    """A console-script daemon; stopped with SIGTERM, then SIGKILL."""
-
-    def __init__(self, name, argv, log_path):
-        super().__init__()
-        self.name = name
-        self.argv = argv
-        self.log_path = log_path
-        self.process = None
-        self.stopped = False      # stopped on purpose by the test
-
-    def _setUp(self):
-        self.addCleanup(self.stop)
-        with open(self.log_path, 'ab') as log:
-            # A process group of its own: oslo.service's threading backend
-            # forks a worker, which stop() must not leave behind.
-            self.process = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=rabbitmq.die_with_parent)
-
-    def running(self):
-        return self.process is not None and self.process.poll() is None
-
-    def log(self):
-        return read_log(self.log_path)
-
-    def terminate(self):
-        """Ask the daemon to stop (SIGTERM); stop() waits for it."""
-        if self.running():
-            self.process.send_signal(signal.SIGTERM)
-
-    def stop(self):
-        """SIGTERM, then SIGKILL to what is left of its process group."""
-        if self.process is None or self.process.returncode is not None:
-            return
-        self.terminate()
-        try:
-            self.process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait(STOP_TIMEOUT)
 
 
 class RogueManager:
@@ -269,8 +189,8 @@ class DaemonsOverRabbitMQTest(base.TestCase):
             'policy_signing_keys': self.operator.public_path,
         }
         sections['korora_database'] = {'connection': self.database}
-        return write_config(os.path.join(self.workdir, 'verifier.conf'),
-                            sections)
+        return daemons.write_config(
+            os.path.join(self.workdir, 'verifier.conf'), sections)
 
     def _write_manager_config(self, host):
         sections = self._common(host)
@@ -284,8 +204,8 @@ class DaemonsOverRabbitMQTest(base.TestCase):
             'verifier_public_keys': self.public_key,
         }
         # No [korora_database]: a compute host holds no credentials.
-        return write_config(os.path.join(self.workdir, '%s.conf' % host),
-                            sections)
+        return daemons.write_config(
+            os.path.join(self.workdir, '%s.conf' % host), sections)
 
     def hook_socket(self, host):
         return os.path.join(self.workdir, host, 'run', 'libvirt-hook.sock')
@@ -295,8 +215,9 @@ class DaemonsOverRabbitMQTest(base.TestCase):
     def start_daemon(self, name, script, config_file):
         log_path = os.path.join(self.workdir, '%s.log' % name)
         self.logs[name] = log_path
-        daemon = Daemon(name, [console_script(script), '--config-file',
-                               config_file], log_path)
+        daemon = daemons.Daemon(
+            name, [daemons.console_script(script), '--config-file',
+                   config_file], log_path)
         self.daemons[name] = self.useFixture(daemon)
         self.step('started %s (pid %d)' % (name, daemon.process.pid))
         return daemon
@@ -346,7 +267,7 @@ class DaemonsOverRabbitMQTest(base.TestCase):
 
     def manage_start(self, *args):
         return subprocess.Popen(
-            [console_script('korora-manage'), '--config-file',
+            [daemons.console_script('korora-manage'), '--config-file',
              self.verifier_conf] + list(args),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True)
