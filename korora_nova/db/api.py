@@ -715,6 +715,18 @@ def migrations_in_flight(final_states, instance_uuid=None, connection=None):
 
 
 @_retried
+def migrations_ended_recently(state, dest_host, since, limit):
+    """Up to limit migrations to dest_host in state that moved there at
+    or after since, the newest first."""
+    with _reader() as session:
+        return session.query(models.Migration).filter(
+            models.Migration.state == state,
+            models.Migration.dest_host == dest_host,
+            models.Migration.updated_at >= since).order_by(
+            models.Migration.updated_at.desc()).limit(limit).all()
+
+
+@_retried
 def migration_highest_counter(source_host, instance_uuid, state):
     """The highest counter value a migration of the instance from
     source_host in state was bound to, or None."""

@@ -226,9 +226,17 @@ class MigrationProtocol:
 
     def in_flight(self, instance_uuid=None):
         """This host's migrations not final, oldest first."""
+        return self._listed(instance_uuid, 'korora.migrations')
+
+    def abandoned(self):
+        """The migrations to this host aborted lately (what their
+        transfers left here may need removing)."""
+        return self._listed(None, 'korora.abandoned')
+
+    def _listed(self, instance_uuid, claim):
         claims = self._affirmed(self.host, 'migrations_in_flight',
                                 host=self.host, instance_uuid=instance_uuid)
-        found = claims.get('korora.migrations')
+        found = claims.get(claim)
         if not isinstance(found, list):
             raise exception.StepRefused(
                 'the verifier\'s answer lists no migrations')

@@ -37,11 +37,12 @@ LOG = logging.getLogger(__name__)
 
 
 def resume_all(driver, host):
-    """At start: finish or roll back every in-flight migration host takes
-    part in. Never raises: a compute must start even if the verifier is
-    down."""
-    for record in _in_flight(driver, host, 'at start'):
-        _resume_quietly(driver, record, host)
+    """At start: a round without the age rule (what this compute left is
+    not under way any more). Instances Nova still works on are left to
+    the periodic rounds: Nova resets a live migration a restart
+    interrupted itself, after the driver's init_host. Never raises: a
+    compute must start even if the verifier is down."""
+    return run_round(driver, host, min_age=0, when='at start')
 
 
 def start_periodic(driver, host):
@@ -56,12 +57,15 @@ def start_periodic(driver, host):
     return timer
 
 
-def run_round(driver, host):
-    """One periodic round; returns the uuids of the migrations acted on.
-    Never raises."""
+def run_round(driver, host, min_age=None, when='in a recovery round'):
+    """One round over the records that have not moved for min_age
+    seconds (default [korora] recovery_age); returns the uuids of the
+    migrations acted on. Never raises."""
+    if min_age is None:
+        min_age = CONF.korora.recovery_age
     acted = []
-    for record in _in_flight(driver, host, 'in a recovery round'):
-        if record.age is not None and record.age < CONF.korora.recovery_age:
+    for record in _in_flight(driver, host, when):
+        if record.age is not None and record.age < min_age:
             continue
         if driver.korora_leaving(record.instance_uuid):
             continue
@@ -74,10 +78,46 @@ def run_round(driver, host):
                       'read: %s', record.instance_uuid, record.uuid, error)
             continue
         if instance is not None and instance.task_state is not None:
-            continue    # Nova is working on it
+            LOG.debug('Korora: recovery: migration %s left alone: Nova is '
+                      'working on instance %s (%s)', record.uuid,
+                      instance.uuid, instance.task_state)
+            continue
         if _resume_quietly(driver, record, host, instance):
             acted.append(record.uuid)
+    _remove_abandoned(driver, host)
     return acted
+
+
+def _remove_abandoned(driver, host):
+    """Remove what the transfers of migrations to host that were
+    aborted elsewhere (a restarted source) left here, for instances Nova
+    runs elsewhere and is not moving."""
+    try:
+        found = driver.korora_protocol().abandoned()
+    except Exception as error:
+        LOG.error('Korora: recovery: aborted migrations to %s not read: %s',
+                  host, error)
+        return
+    for record in found:
+        if driver.korora_leaving(record.instance_uuid):
+            continue
+        try:
+            instance = driver.korora_instance(record.instance_uuid)
+        except nova_exception.InstanceNotFound:
+            instance = None
+        except Exception as error:
+            LOG.error('Korora: recovery: instance %s not read: %s',
+                      record.instance_uuid, error)
+            continue
+        if instance is not None and (instance.host == host or
+                                     instance.task_state is not None):
+            continue
+        backend = driver.korora_state_backend()
+        if backend.has_instance(record.instance_uuid):
+            _log(record, 'with the instance on %s' % (
+                instance.host if instance else 'no host'),
+                'remove the copy its transfer left on %s' % host)
+            commit.remove_arrived_copy(backend, record, host)
 
 
 def _in_flight(driver, host, when):

@@ -362,6 +362,11 @@ class InstanceStateBackend(metaclass=abc.ABCMeta):
         return Measurement(items)
 
     @abc.abstractmethod
+    def has_instance(self, instance_uuid):
+        """True when this host holds a copy of the instance's vTPM
+        state (what remove_instance removes)."""
+
+    @abc.abstractmethod
     def remove_instance(self, instance_uuid):
         """Remove this host's copy of the instance's vTPM state: the
         source's once a migration committed, the destination's after a

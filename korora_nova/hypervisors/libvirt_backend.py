@@ -254,6 +254,11 @@ class LibvirtStateBackend(base.InstanceStateBackend):
         return os.path.join(self.swtpm_root, base.validate_uuid(uuid),
                             folder, name)
 
+    def has_instance(self, instance_uuid):
+        """<swtpm_root>/<uuid> is a folder (a link is not followed)."""
+        path = os.path.join(self.swtpm_root, base.validate_uuid(instance_uuid))
+        return os.path.isdir(path) and not os.path.islink(path)
+
     def remove_instance(self, instance_uuid):
         """Remove <swtpm_root>/<uuid> (libvirt leaves it after an
         outgoing migration when the domain is kept defined)."""

@@ -16,6 +16,8 @@ Here are the rules (states), what each audit entry keeps and the log;
 the SQL, the transactions and their retries are korora_nova.db.api's.
 """
 
+import datetime
+
 from oslo_log import log as logging
 from oslo_utils import uuidutils
 
@@ -127,6 +129,14 @@ def in_flight_for_instance(instance_uuid, connection=None):
     (from the database at connection, default [korora_database])."""
     return db.migrations_in_flight(states.FINAL, instance_uuid,
                                    connection=connection)
+
+
+def aborted_recently(dest_host, within, limit=50):
+    """Migrations to dest_host aborted within the last within seconds
+    (the destination may hold what a transfer brought it)."""
+    since = db.utcnow() - datetime.timedelta(seconds=within)
+    return db.migrations_ended_recently(states.ABORTED, dest_host, since,
+                                        limit)
 
 
 def highest_committed_counter(source_host, instance_uuid):

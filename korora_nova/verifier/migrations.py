@@ -95,7 +95,8 @@ def nonces(record):
     found = {}
     for entry in records.history(record.uuid):
         details = json.loads(entry.details)
-        for name in ('source_nonce', 'dest_nonce', 'key_unique'):
+        for name in ('source_nonce', 'dest_nonce', 'key_unique',
+                     'key_public'):
             if name in details:
                 found[name] = details[name]
     return found
@@ -163,6 +164,12 @@ class MigrationSteps:
             return step()
         except NOT_RUN as error:
             return self._not_run(subject, nonce, error, record)
+        except exception.IllegalTransition as error:
+            # Another call moved the record first (a retry of this same
+            # step, say): refused, and nothing is aborted for it.
+            return self._refused(subject, nonce, str(error),
+                                 records.get(record.uuid)
+                                 if record is not None else None)
         except exception.KororaError as error:
             if record is not None and abort:
                 self._abort(record.uuid, subject, str(error))
@@ -298,19 +305,29 @@ class MigrationSteps:
     # 2. The source asks; the destination is attested, its key certified.
 
     def attest_destination(self, migration_uuid, source, nonce):
-        """Also from PEERS_ATTESTED: a retry after the key's
-        certification could not run attests the destination again."""
+        """Also from PEERS_ATTESTED (a retry after the key's
+        certification could not run) and KEY_CERTIFIED (a retry after the
+        answer was lost: the same certified key again): the destination
+        is attested afresh each time."""
         try:
             record = self._record(migration_uuid, source, 'source',
-                                  (states.REQUESTED, states.PEERS_ATTESTED))
+                                  (states.REQUESTED, states.PEERS_ATTESTED,
+                                   states.KEY_CERTIFIED))
         except exception.StepNotProven as error:
-            return self._refused(source, nonce, str(error))
+            return self._refused(self._dest_of(migration_uuid, source),
+                                 nonce, str(error))
         except NOT_RUN as error:
-            return self._not_run(source, nonce, error)
+            return self._not_run(self._dest_of(migration_uuid, source),
+                                 nonce, error)
 
         def step():
             dest = record.dest_host
             verdict = self._attest('destination', dest)
+            if record.state == states.KEY_CERTIFIED:
+                found = nonces(record)
+                return self._answer(dest, nonce, record, verdict, claims={
+                    'korora.key': {'public': found.get('key_public'),
+                                   'unique': found.get('key_unique')}})
             if record.state == states.REQUESTED:
                 records.transition(
                     record.uuid, source, states.PEERS_ATTESTED,
@@ -320,16 +337,24 @@ class MigrationSteps:
                     expected=states.REQUESTED)
             key = self._certify_key(records.get(record.uuid))
             unique = base64.b64encode(key.unique).decode('ascii')
+            public = base64.b64encode(key.public).decode('ascii')
             moved = records.transition(
                 record.uuid, source, states.KEY_CERTIFIED,
                 details={'key_certification': key.attestation,
-                         'key_unique': unique},
+                         'key_unique': unique, 'key_public': public},
                 expected=states.PEERS_ATTESTED)
             return self._answer(dest, nonce, moved, verdict, claims={
-                'korora.key': {
-                    'public': base64.b64encode(key.public).decode('ascii'),
-                    'unique': unique}})
+                'korora.key': {'public': public, 'unique': unique}})
         return self._run(record.dest_host, nonce, step, record)
+
+    @staticmethod
+    def _dest_of(migration_uuid, fallback):
+        """Whom a refusal of attest_destination is about: the record's
+        destination (what the source checks it against)."""
+        try:
+            return records.get(migration_uuid).dest_host
+        except exception.KororaError:
+            return fallback
 
     def _certify_key(self, record):
         dest = record.dest_host
@@ -646,10 +671,18 @@ class MigrationSteps:
 
     def in_flight(self, host, instance_uuid, nonce):
         """The migrations host takes part in that are not final (of one
-        instance, if given), oldest first."""
+        instance, if given), oldest first. Without an instance, also the
+        migrations to host aborted within [korora] stale_migration_age
+        (korora.abandoned): its recovery removes what their transfers
+        left there, since an abort by the source cannot."""
         found = (records.in_flight_for_instance(instance_uuid)
                  if instance_uuid else records.in_flight())
-        mine = [migration_claims(record) for record in found
-                if host in (record.source_host, record.dest_host)]
-        return self._answer(host, nonce,
-                            claims={'korora.migrations': mine})
+        claims = {'korora.migrations': [
+            migration_claims(record) for record in found
+            if host in (record.source_host, record.dest_host)]}
+        if not instance_uuid:
+            claims['korora.abandoned'] = [
+                migration_claims(record) for record in
+                records.aborted_recently(
+                    host, self.conf.korora.stale_migration_age)]
+        return self._answer(host, nonce, claims=claims)

@@ -13,6 +13,8 @@ import subprocess
 import threading
 
 import fixtures
+from nova import context as nova_context
+from nova import objects
 from novaclient import exceptions as nova_exceptions
 import oslo_messaging as messaging
 from oslo_messaging._drivers import impl_fake
@@ -452,7 +454,14 @@ class TestRestartBetweenStates(KororaMigrationTestBase):
 
     def restart_computes(self):
         """Run Korora's start-up recovery as the restarted computes do,
-        the destination and the source in turn, until nothing changes."""
+        the destination and the source in turn, until nothing changes.
+        First what a restarted nova-compute of the server's host does
+        itself (ComputeManager._init_instance): an interrupted live
+        migration's task_state is reset."""
+        instance = objects.Instance.get_by_uuid(
+            nova_context.get_admin_context(), self.server['id'])
+        instance.task_state = None
+        instance.save()
         for _round in range(3):
             for host in (DEST, SOURCE):
                 driver = self.COMPUTE_DRIVER_CLASS(
