@@ -350,7 +350,9 @@ class MigrationSteps:
     @staticmethod
     def _dest_of(migration_uuid, fallback):
         """Whom a refusal of attest_destination is about: the record's
-        destination (what the source checks it against)."""
+        destination (what the source checks it against), or the caller
+        when the record cannot be read (the hook believes a "could not
+        run" answer about itself: all it grants is a retry)."""
         try:
             return records.get(migration_uuid).dest_host
         except exception.KororaError:
