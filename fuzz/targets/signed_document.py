@@ -1,0 +1,18 @@
+"""The signed-document envelope itself (migration.signed.load) and its
+field reader, for each document name."""
+
+from korora_nova import exception
+from korora_nova.migration import signed
+from fuzz import common
+
+
+def fuzz_one_input(data):
+    text = common.text(data)
+    for name in ('manifest', 'request'):
+        loaded = common.answer(signed.load, text, name, 64 * 1024,
+                               exception.ManifestError, 'document')
+        if loaded is not None:
+            document, _quote = loaded
+            for field in sorted(document)[:8]:
+                common.answer(signed.field, document, field, 255,
+                              exception.ManifestError, 'document')
