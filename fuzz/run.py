@@ -16,6 +16,7 @@ target restarts after a crash until its budget is spent.
 import argparse
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -30,7 +31,8 @@ _STAT = re.compile(rb'stat::(\w+):\s*(\d+)')
 
 
 def fuzz_target(name, seconds, runs, crashes, scratch, max_len):
-    """(inputs executed, crashes, seconds spent) of one target."""
+    """(inputs executed, crashes, seconds spent, CPU seconds) of one
+    target."""
     artifacts = os.path.join(crashes, name)
     os.makedirs(artifacts, exist_ok=True)
     work = os.path.join(scratch, name)
@@ -40,6 +42,7 @@ def fuzz_target(name, seconds, runs, crashes, scratch, max_len):
              if os.path.isdir(folder)]
     executed = crashed = 0
     started = time.monotonic()
+    cpu = _children_cpu()
     while True:
         left = seconds - (time.monotonic() - started)
         if left < 1 or (runs and executed >= runs):
@@ -64,12 +67,18 @@ def fuzz_target(name, seconds, runs, crashes, scratch, max_len):
         if status != 0:
             crashed += 1
             tail = text.decode('utf-8', 'replace').splitlines()[-30:]
-            print('\n'.join('    | ' + line for line in tail))
+            print('\n'.join('    | ' + line for line in tail), flush=True)
             if 'number_of_executed_units' not in stats:
                 executed += _progress(text)
             if crashed >= 20:
                 break
-    return executed, crashed, time.monotonic() - started
+    return (executed, crashed, time.monotonic() - started,
+            _children_cpu() - cpu)
+
+
+def _children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _progress(text):
@@ -97,16 +106,19 @@ def main(argv=None):
         parser.error('unknown targets: %s' % ', '.join(unknown))
     scratch = tempfile.mkdtemp(prefix='korora-fuzz-')
     total = 0
-    print('%-24s %12s %8s %10s' % ('target', 'inputs', 'crashes', 'exec/s'))
+    print('%-24s %12s %8s %10s %8s'
+          % ('target', 'inputs', 'crashes', 'exec/s', 'CPU s'))
     try:
         for name in options.targets or targets.NAMES:
-            executed, crashed, spent = fuzz_target(
+            executed, crashed, spent, cpu = fuzz_target(
                 name, options.time, options.runs, options.crashes, scratch,
                 options.max_len)
             total += crashed
-            print('%-24s %12d %8d %10d' % (name, executed, crashed,
-                                           executed / max(spent, 1e-9)),
-                  flush=True)
+            # exec/s per CPU second: what the target costs, whatever else
+            # the machine runs.
+            print('%-24s %12d %8d %10d %8d' % (
+                name, executed, crashed, executed / max(cpu, 1e-9), cpu),
+                flush=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 1 if total else 0

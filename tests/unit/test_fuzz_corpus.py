@@ -6,8 +6,11 @@ lets only the project's errors (with one-line messages) through, so any
 other exception is a parser leak that came back.
 """
 
+import logging
+import os
 import traceback
 
+import fixtures
 import testtools
 
 from fuzz import common
@@ -38,6 +41,11 @@ def replay(name):
 
 
 class TestFuzzCorpus(testtools.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        # The product logs each refusal it is fed.
+        self.useFixture(fixtures.FakeLogger(level=logging.WARNING))
 
     def test_every_entry_point_has_a_target(self):
         self.assertEqual(sorted(EXPECTED_TARGETS), targets.NAMES)
@@ -81,3 +89,59 @@ def _replay_test(name):
 
 for _name in sorted(EXPECTED_TARGETS):
     setattr(TestFuzzCorpus, 'test_replay_%s' % _name, _replay_test(_name))
+
+
+def regression(target, name):
+    with open(os.path.join(common.REGRESSIONS, target, name), 'rb') as stream:
+        return stream.read()
+
+
+class TestFoundLeaks(testtools.TestCase):
+    """What the leaks the fuzzers found now answer an operator."""
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(fixtures.FakeLogger(level=logging.WARNING))
+
+    def enroll(self, name):
+        from fuzz import keys
+        from korora_nova.attestation import enrollment
+        from korora_nova.attestation import evidence
+
+        certificate, ek_public, ak_public = common.parts(
+            regression('enrollment', name), 3)
+        endorsement = evidence.Endorsement('EK-RSA2048', certificate,
+                                           ek_public)
+        return self.assertRaises(
+            exception.KororaError, enrollment.challenge, 'compute-1',
+            endorsement, ak_public, keys.anchors(), True)
+
+    def test_an_ek_tpm2_pytss_cannot_encrypt_to(self):
+        error = self.enroll('ek-unsupported-symmetric-mode')
+        self.assertIsInstance(error, exception.EndorsementError)
+        self.assertIn('compute-1: no credential can be made for this EK: '
+                      'unsupported symmetric mode', str(error))
+
+    def test_an_ek_of_an_unknown_name_algorithm(self):
+        error = self.enroll('ek-unsupported-name-algorithm')
+        self.assertIsInstance(error, exception.EndorsementError)
+        self.assertIn('no credential can be made for this EK: unsupported '
+                      'digest algorithm', str(error))
+
+    def test_an_ak_with_attribute_bits_tpm2_pytss_cannot_name(self):
+        error = self.enroll('ak-unknown-attribute-bits')
+        self.assertIsInstance(error, exception.EnrollmentError)
+        self.assertRegex(str(error), r'^the AK is not a restricted, '
+                         r'TPM-bound signing key '
+                         r'\(attributes 0x[0-9a-f]{8}\)$')
+
+    def test_a_receiving_key_whose_point_is_off_its_curve(self):
+        from korora_nova.tpm import duplication
+
+        error = self.assertRaises(
+            exception.EvidenceError, duplication.wrap,
+            regression('public_area', 'receiver-point-off-curve'),
+            b'k' * 32)
+        self.assertEqual('the receiving key cannot be used to seal a secret: '
+                         'Invalid EC key. Point is not on the curve '
+                         'specified.', str(error))
