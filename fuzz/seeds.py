@@ -143,6 +143,9 @@ def make(tpm):
                                    endorsed.certificate).public_bytes(
                                        serialization.Encoding.PEM)]
     seeds['ca_bundle'] = [material['ek-ca.pem']]
+    seeds['key_files'] = [material['verifier-key.pem'],
+                          material['policy-key.pem'],
+                          signer.public_pem()]
     seeds['enrollment'] = [common.join(endorsed.certificate, endorsed.public,
                                        ak.public)]
 

@@ -21,9 +21,9 @@ from korora_nova import exception
 EXPECTED_TARGETS = {
     'appraise_certification', 'appraise_quote', 'attestation', 'bus_fields',
     'ca_bundle', 'domain_xml', 'ek_certificate', 'enrollment', 'envelope',
-    'hook_socket', 'manifest', 'pcr_files', 'pcr_json', 'policy',
-    'public_area', 'request', 'results_token', 'signature', 'signed_claims',
-    'signed_document', 'signed_policy', 'verifier_rpc'}
+    'hook_socket', 'key_files', 'manifest', 'pcr_files', 'pcr_json',
+    'policy', 'public_area', 'request', 'results_token', 'signature',
+    'signed_claims', 'signed_document', 'signed_policy', 'verifier_rpc'}
 
 
 def replay(name):
@@ -145,3 +145,19 @@ class TestFoundLeaks(testtools.TestCase):
         self.assertEqual('the receiving key cannot be used to seal a secret: '
                          'Invalid EC key. Point is not on the curve '
                          'specified.', str(error))
+
+    def test_key_files_on_a_curve_cryptography_cannot_read(self):
+        from korora_nova.attestation import policy
+        from korora_nova.attestation import results
+
+        for name, load in (
+                ('public-key-on-an-unsupported-curve',
+                 lambda path: results.TrustedKeys.load([path])),
+                ('private-key-on-an-unsupported-curve',
+                 policy.load_signing_key)):
+            path = os.path.join(common.REGRESSIONS, 'key_files', name)
+            error = self.assertRaises(exception.ConfigurationError, load,
+                                      path)
+            self.assertIn('%s is not an EC P-256 key (ES256 needs one): '
+                          'Curve 1.3.132.0.6 is not supported' % path,
+                          str(error))
