@@ -63,7 +63,7 @@ def check_ak(ak_public):
     if missing or area.objectAttributes & TPMA_OBJECT.DECRYPT:
         raise exception.EnrollmentError(
             'the AK is not a restricted, TPM-bound signing key (attributes '
-            '%s)' % TPMA_OBJECT(area.objectAttributes))
+            '0x%08x)' % int(area.objectAttributes))
     if area.type not in (TPM2_ALG.ECC, TPM2_ALG.RSA):
         raise exception.EnrollmentError(
             'the AK is of type 0x%04x, not RSA or ECC' % int(area.type))
@@ -107,7 +107,12 @@ def challenge(host, endorsement, ak_public, anchors,
     ak = check_ak(ak_public)
     secret = os.urandom(SECRET_SIZE)
     name = ak.get_name()
-    blob, encrypted = make_credential(ek_public, secret, name)
+    try:
+        blob, encrypted = make_credential(ek_public, secret, name)
+    except (ValueError, TypeError) as error:
+        # tpm2-pytss refuses an EK whose scheme or hash it cannot use.
+        raise exception.EndorsementError(
+            '%s: no credential can be made for this EK: %s' % (host, error))
     return Challenge(blob.marshal(), encrypted.marshal(), secret,
                      bytes(name))
 

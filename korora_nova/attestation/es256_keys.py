@@ -14,6 +14,7 @@ import json
 import os
 import stat
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives import serialization
 
@@ -42,6 +43,8 @@ def load_private_key(path, what, error=exception.ConfigurationError,
     data = _read(path, what, error, owner_only)
     try:
         key = serialization.load_pem_private_key(data, password=None)
+    except UnsupportedAlgorithm as failure:
+        raise _not_p256(what, path, error, failure)
     except (ValueError, TypeError) as failure:
         raise error('the %s %s is not an unencrypted PEM private key: %s'
                     % (what, path, failure))
@@ -52,6 +55,8 @@ def load_public_key(path, what, error=exception.ConfigurationError):
     data = _read(path, what, error, owner_only=False)
     try:
         key = serialization.load_pem_public_key(data)
+    except UnsupportedAlgorithm as failure:
+        raise _not_p256(what, path, error, failure)
     except (ValueError, TypeError) as failure:
         raise error('the %s %s is not a PEM public key: %s'
                     % (what, path, failure))
@@ -104,12 +109,17 @@ def _read(path, what, error, owner_only):
     return data
 
 
+def _not_p256(what, path, error, why=None):
+    reason = 'the %s %s is not an EC P-256 key (ES256 needs one)' % (what,
+                                                                     path)
+    return error('%s: %s' % (reason, why) if why else reason)
+
+
 def _p256(key, what, path, error):
     if not isinstance(key, (ec.EllipticCurvePrivateKey,
                             ec.EllipticCurvePublicKey)) or not isinstance(
             key.curve, ec.SECP256R1):
-        raise error('the %s %s is not an EC P-256 key (ES256 needs one)'
-                    % (what, path))
+        raise _not_p256(what, path, error)
     return key
 
 

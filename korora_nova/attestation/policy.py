@@ -80,9 +80,12 @@ def from_json(document):
     name = document.get('name')
     version = document.get('version', 1)
     banks = document.get('pcrs')
-    if not isinstance(name, str) or not name.strip() or len(name) > 255:
+    # The name goes into every message about the policy: one line.
+    if not isinstance(name, str) or not name.strip() or len(name) > 255 or (
+            not name.isprintable()):
         raise exception.PolicyError(
-            'a policy needs a "name" (text, at most 255 characters)')
+            'a policy needs a "name" (printable text, at most 255 '
+            'characters)')
     if isinstance(version, bool) or not isinstance(version, int) or not (
             1 <= version <= MAX_VERSION):
         raise exception.PolicyError(

@@ -61,9 +61,11 @@ def load(signed_text, name, limit, error, what):
 
 
 def field(document, name, limit, error, what):
-    """document[name]: a string of 1 to limit characters, else error
-    naming what document it is."""
+    """document[name]: a string of 1 to limit printable characters (it
+    goes into messages), else error naming what document it is."""
     value = document.get(name)
-    if not isinstance(value, str) or not 0 < len(value) <= limit:
-        raise error('%s field %s is missing or too long' % (what, name))
+    if not isinstance(value, str) or not 0 < len(value) <= limit or (
+            not value.isprintable()):
+        raise error('%s field %s is missing, too long or not printable'
+                    % (what, name))
     return value

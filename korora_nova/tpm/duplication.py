@@ -65,8 +65,14 @@ def wrap(receiver_public_bytes, secret):
     receiver = check_receiver_key(receiver_public_bytes)
     sensitive, public = TPM2B_SENSITIVE.keyedhash_from_secret(
         secret, objectAttributes=SEALED_OBJECT_ATTRIBUTES)
-    _, duplicate, seed = tss_utils.wrap(receiver.publicArea, public,
-                                        sensitive)
+    try:
+        _, duplicate, seed = tss_utils.wrap(receiver.publicArea, public,
+                                            sensitive)
+    except (ValueError, TypeError) as error:
+        # tpm2-pytss refuses a key it cannot encrypt to (a point off its
+        # curve, a scheme it does not know).
+        raise exception.EvidenceError(
+            'the receiving key cannot be used to seal a secret: %s' % error)
     return Duplicate(public.marshal(), duplicate.marshal(), seed.marshal())
 
 

@@ -260,6 +260,10 @@ class VTPMManager:
         return data_key
 
     def _open_envelope(self, migration_uuid, claims, envelope):
+        if not isinstance(envelope, dict):
+            raise exception.EvidenceError(
+                '%s: the sealed secret\'s fields are not an object'
+                % self.host)
         unique = rpc.decode(envelope.get('unique'), 'key unique',
                             certify.UNIQUE_SIZE)
         if base64.b64encode(unique).decode('ascii') != claims.get(

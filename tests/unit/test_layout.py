@@ -14,6 +14,8 @@ import korora_nova
 ROOT = os.path.dirname(korora_nova.__file__)
 PRODUCT = 'korora_nova'
 TESTS = 'tests'
+# The fuzz targets (fuzz/) call the product; the product never calls them.
+FUZZ = 'fuzz'
 # What runs on a compute host, which holds no database credentials.
 COMPUTE_HOST_PACKAGES = ('korora_nova.hooks', 'korora_nova.vtpm_manager',
                          'korora_nova.libvirt_hook')
@@ -123,6 +125,14 @@ class TestLayout(testtools.TestCase):
             for name, found in self.imports.items()
             for target, _top in found
             if target == TESTS or target.startswith(TESTS + '.'))
+        self.assertEqual([], offenders)
+
+    def test_no_product_module_imports_the_fuzzers(self):
+        offenders = sorted(
+            '%s imports %s' % (name, target)
+            for name, found in self.imports.items()
+            for target, _top in found
+            if target == FUZZ or target.startswith(FUZZ + '.'))
         self.assertEqual([], offenders)
 
     def test_conf_is_a_leaf(self):

@@ -82,7 +82,9 @@ class LoadTest(base.TestCase):
             self.assertRefused(text, 'a policy is a JSON object')
 
     def test_missing_or_bad_name(self):
-        for name in (None, '', '   ', 42, ['x'], 'n' * 256):
+        # A name goes into every message about its policy: one line.
+        for name in (None, '', '   ', 42, ['x'], 'n' * 256,
+                     'compute\nforged log line', 'tab\there'):
             self.assertRefused(json.dumps(document(name=name)),
                                'a policy needs a "name"',
                                'at most 255 characters')

@@ -301,10 +301,12 @@ class TestLoadRefusals(ManifestTestCase):
                   'source_host': 255, 'dest_host': 255,
                   'source_nonce': 128, 'dest_nonce': 128}
         for name in FIELDS:
-            message = 'manifest field %s is missing or too long' % name
+            message = ('manifest field %s is missing, too long or not '
+                       'printable' % name)
             self.load_error(edited(self.text, remover('manifest', name)),
                             message)
-            for value in ('', 'x' * (limits[name] + 1), 5, None, ['x']):
+            for value in ('', 'x' * (limits[name] + 1), 5, None, ['x'],
+                          'compute-1\nforged log line'):
                 self.load_error(
                     edited(self.text, setter('manifest', name, value)),
                     message)

@@ -144,10 +144,11 @@ class TestLoadRefusals(RequestTestCase):
     def test_missing_or_oversized_fields(self):
         for name, limit in (('instance_uuid', 36), ('source_host', 255),
                             ('dest_host', 255), ('nonce', 64)):
-            for value in (REMOVE, '', 'x' * (limit + 1), 7, None):
+            for value in (REMOVE, '', 'x' * (limit + 1), 7, None,
+                          'compute-2\nforged log line'):
                 self.load_error(edited(self.text, name, value),
-                                'migration request field %s is missing or '
-                                'too long' % name)
+                                'migration request field %s is missing, '
+                                'too long or not printable' % name)
 
     def test_instance_is_a_uuid(self):
         self.load_error(edited(self.text, 'instance_uuid', 'x' * 36),

@@ -395,6 +395,16 @@ class TestOpenTransfer(LocalCallsTestCase):
                              'one the verifier certified for migration %s'
                      % MIGRATION)
 
+    def test_sealed_fields_that_are_not_an_object_are_refused(self):
+        # Found by reading what the fuzzers cannot reach: the local
+        # call's envelope is whatever JSON nova-compute sent.
+        key = self.certified()
+        self.refused(exception.TPMError, self.local.open_transfer,
+                     self.transfer(key), ['unique', 'public'],
+                     message="the vTPM manager refused open_transfer: "
+                             "compute-1: the sealed secret's fields are "
+                             "not an object")
+
     def test_a_secret_sealed_to_another_migrations_key_is_refused(self):
         # The authorization names the key, but the manager made that key
         # for another migration.
