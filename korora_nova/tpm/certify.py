@@ -41,8 +41,10 @@ def storage_key_template(unique):
     return template
 
 
-def create_certified_storage_key(connection, attestation_key, nonce):
-    """Create a fresh ECC storage key in the NULL hierarchy, certified.
+def create_certified_storage_key(connection, attestation_key, nonce,
+                                 unique=None):
+    """Create a fresh ECC storage key in the NULL hierarchy, certified
+    (with unique: the same key again, certified anew).
 
     Keys of the NULL hierarchy vanish at the TPM's next reset, so a
     migration key cannot outlive the host's current boot.
@@ -51,7 +53,8 @@ def create_certified_storage_key(connection, attestation_key, nonce):
             0 < len(nonce) <= evidence.MAX_NONCE_SIZE):
         raise exception.EvidenceError(
             'a nonce is 1 to %d bytes' % evidence.MAX_NONCE_SIZE)
-    unique = os.urandom(UNIQUE_SIZE)
+    if unique is None:
+        unique = os.urandom(UNIQUE_SIZE)
     with connection.esapi() as ectx:
         handle, public, _, _, _ = ectx.create_primary(
             None, storage_key_template(unique), ESYS_TR.NULL)

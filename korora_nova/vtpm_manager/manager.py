@@ -209,26 +209,31 @@ class VTPMManager:
 
     def certify_migration_key(self, ctxt, authorization_token):
         """A fresh storage key for one migration, certified by the AK over
-        the verifier's nonce. It opens one sealed secret, then is gone."""
+        the verifier's nonce. It opens one sealed secret, then is gone.
+        One key per migration: a second authorization (the verifier's
+        retry after its answer was lost) certifies the same key again."""
         claims = self.gate.authorize(authorization_token,
                                      authorization.CERTIFY_KEY)
         migration_uuid = claims['korora.migration']['uuid']
         nonce = self.gate.nonce_of(claims, authorization.CERTIFY_KEY)
+        qualifying_data = purpose.qualifying_data(purpose.CERTIFY, nonce)
         with self._keys_lock:
             self._expire_keys()
             if migration_uuid in self._migration_keys:
-                raise exception.NotAuthorized(
-                    '%s: a key for migration %s was certified already'
-                    % (self.host, migration_uuid))
-            if len(self._migration_keys) >= MAX_MIGRATION_KEYS:
-                raise exception.TPMError(
-                    '%s: %d migration keys are waiting to be used; refusing '
-                    'another' % (self.host, MAX_MIGRATION_KEYS))
-            key = certify.create_certified_storage_key(
-                self.connection, self.ak,
-                purpose.qualifying_data(purpose.CERTIFY, nonce))
-            self._migration_keys[migration_uuid] = (key.unique,
-                                                    time.monotonic())
+                unique, _ = self._migration_keys[migration_uuid]
+                LOG.info('%s: the key of migration %s certified again',
+                         self.host, migration_uuid)
+                key = certify.create_certified_storage_key(
+                    self.connection, self.ak, qualifying_data, unique)
+            else:
+                if len(self._migration_keys) >= MAX_MIGRATION_KEYS:
+                    raise exception.TPMError(
+                        '%s: %d migration keys are waiting to be used; '
+                        'refusing another' % (self.host, MAX_MIGRATION_KEYS))
+                key = certify.create_certified_storage_key(
+                    self.connection, self.ak, qualifying_data)
+                self._migration_keys[migration_uuid] = (key.unique,
+                                                        time.monotonic())
         return {'public': rpc.encode(key.public),
                 'attestation': rpc.encode(key.attestation),
                 'signature': rpc.encode(key.signature),
