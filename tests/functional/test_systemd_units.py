@@ -25,9 +25,12 @@ from testtools import content
 from korora_nova.conf import korora as korora_conf
 from korora_nova.demo import services
 from tests import base
+from tests.fixtures import daemons
 from tests.fixtures import hook_process
 from tests.fixtures import rabbitmq
-from tests.functional import test_daemons_rabbitmq as daemons
+
+# korora-manage db sync, at most.
+COMMAND_TIMEOUT = 60.0
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -334,7 +337,7 @@ class TestExecStartAsWritten(base.TestCase):
             self.space.command([daemons.console_script('korora-manage'),
                                 '--config-file', '/etc/korora/korora.conf',
                                 'db', 'sync']),
-            capture_output=True, text=True, timeout=daemons.COMMAND_TIMEOUT,
+            capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
             env=hook_process.hook_environment())
         self.assertEqual(0, synced.returncode, synced.stderr[-3000:])
         self.assertEqual(['korora.sqlite'],
