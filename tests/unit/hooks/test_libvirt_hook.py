@@ -9,7 +9,6 @@ import logging
 import os
 import socket
 import stat
-import subprocess
 import sys
 import threading
 import time
@@ -26,7 +25,6 @@ from korora_nova.demo import services
 from tests.fixtures import hook_process
 from tests.fixtures.hook_process import DOMAIN
 from tests.fixtures.hook_process import hook_command
-from tests.fixtures.hook_process import HookResult
 from tests.fixtures.hook_process import INSTANCE
 from tests.fixtures.hook_process import RUN_LIMIT
 from tests.fixtures.hook_process import xml
@@ -281,10 +279,9 @@ class TestBadInput(HookTestCase):
     def test_missing_arguments(self):
         # libvirt always gives four; fewer cannot be told apart from
         # options, so only a lone operation is refused as such.
-        process = subprocess.run(hook_command() + ['migrate'], input=xml(),
-                                 capture_output=True, timeout=RUN_LIMIT,
-                                 cwd=self.folder)
-        self.assertRefuses(HookResult(process, 0), 'bad arguments', 'usage')
+        result = hook_process.run(hook_command() + ['migrate'], xml(),
+                                  cwd=self.folder)
+        self.assertRefuses(result, 'bad arguments', 'usage')
 
     def test_bad_options(self):
         path = self.serve()
