@@ -94,15 +94,17 @@ class HookTestCase(hook_process.HookAssertions, base.TestCase):
             **korora)).path
 
     def run_hook(self, stdin=None, args=('migrate', 'begin', '-'),
-                 name=DOMAIN, socket_path=None, options=(), **server):
+                 name=DOMAIN, socket_path=None, options=(), pipe=False,
+                 **server):
         """The hook as libvirt runs it, asking a new server (options of
-        serve()) unless socket_path is given."""
+        serve()) unless socket_path is given; stdin from a pipe, as
+        libvirt gives it, when pipe."""
         if socket_path is None:
             socket_path = self.serve(**server)
         command = hook_command() + ['--socket', socket_path] + list(
             options) + [name] + list(args)
         return hook_process.run(command, xml() if stdin is None else stdin,
-                                cwd=self.folder)
+                                cwd=self.folder, pipe=pipe)
 
     def record(self, state=states.TRANSFERRING, **approval):
         return self.manager.approve(state, **approval)
@@ -258,7 +260,11 @@ class TestBadInput(HookTestCase):
         self.record(states.TRANSFERRING)
         data = xml().replace(b'</domain>', b'<!--' + b'x' * (
             protocol.MAX_XML_BYTES) + b'--></domain>')
-        self.assertRefuses(self.run_hook(data), 'larger than')
+        # Read from libvirt's pipe, and from a file, whose size is known.
+        self.assertRefuses(self.run_hook(data, pipe=True), 'larger than')
+        self.assertRefuses(self.run_hook(data),
+                           'stdin holds %d bytes, more than the %d allowed'
+                           % (len(data), protocol.MAX_XML_BYTES))
 
     def test_empty_stdin(self):
         self.assertRefuses(self.run_hook(b''), 'no domain XML')
