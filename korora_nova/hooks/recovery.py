@@ -67,20 +67,8 @@ def run_round(driver, host, min_age=None, when='in a recovery round'):
     for record in _in_flight(driver, host, when):
         if record.age is not None and record.age < min_age:
             continue
-        if driver.korora_leaving(record.instance_uuid):
-            continue
-        try:
-            instance = driver.korora_instance(record.instance_uuid)
-        except nova_exception.InstanceNotFound:
-            instance = None
-        except Exception as error:
-            LOG.error('Korora: recovery: instance %s of migration %s not '
-                      'read: %s', record.instance_uuid, record.uuid, error)
-            continue
-        if instance is not None and instance.task_state is not None:
-            LOG.debug('Korora: recovery: migration %s left alone: Nova is '
-                      'working on instance %s (%s)', record.uuid,
-                      instance.uuid, instance.task_state)
+        free, instance = _left_alone_by_all(driver, record)
+        if not free:
             continue
         if _resume_quietly(driver, record, host, instance):
             acted.append(record.uuid)
@@ -99,18 +87,8 @@ def _remove_abandoned(driver, host):
                   host, error)
         return
     for record in found:
-        if driver.korora_leaving(record.instance_uuid):
-            continue
-        try:
-            instance = driver.korora_instance(record.instance_uuid)
-        except nova_exception.InstanceNotFound:
-            instance = None
-        except Exception as error:
-            LOG.error('Korora: recovery: instance %s not read: %s',
-                      record.instance_uuid, error)
-            continue
-        if instance is not None and (instance.host == host or
-                                     instance.task_state is not None):
+        free, instance = _left_alone_by_all(driver, record)
+        if not free or (instance is not None and instance.host == host):
             continue
         backend = driver.korora_state_backend()
         if backend.has_instance(record.instance_uuid):
@@ -118,6 +96,28 @@ def _remove_abandoned(driver, host):
                 instance.host if instance else 'no host'),
                 'remove the copy its transfer left on %s' % host)
             commit.remove_arrived_copy(backend, record, host)
+
+
+def _left_alone_by_all(driver, record):
+    """(free, instance): free when neither this host's live-migration path
+    nor a Nova operation works on record's instance (None when Nova has
+    no such instance any more)."""
+    if driver.korora_leaving(record.instance_uuid):
+        return False, None
+    try:
+        instance = driver.korora_instance(record.instance_uuid)
+    except nova_exception.InstanceNotFound:
+        return True, None
+    except Exception as error:
+        LOG.error('Korora: recovery: instance %s of migration %s not read: '
+                  '%s', record.instance_uuid, record.uuid, error)
+        return False, None
+    if instance.task_state is not None:
+        LOG.debug('Korora: recovery: migration %s left alone: Nova is '
+                  'working on instance %s (%s)', record.uuid, instance.uuid,
+                  instance.task_state)
+        return False, instance
+    return True, instance
 
 
 def _in_flight(driver, host, when):

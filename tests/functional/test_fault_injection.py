@@ -141,8 +141,9 @@ for _database in (databases.POSTGRESQL, databases.MYSQL):
 del _fault, _database, _class
 
 
-class CleanMigrationBase(fault_bed.FaultInjection):
-    """No fault: the bed itself migrates and commits."""
+class TestCleanMigration(fault_bed.FaultInjection):
+    """No fault: the bed itself migrates and commits (SQLite; the
+    subclasses on the database servers)."""
 
     FAULT = 'none'
 
@@ -156,13 +157,9 @@ class CleanMigrationBase(fault_bed.FaultInjection):
         FaultMatrixBase.assert_outcome(self, record, COMMITTED)
 
 
-class TestCleanMigration(CleanMigrationBase):
-    pass
-
-
-class TestCleanMigrationPostgreSQL(CleanMigrationBase):
+class TestCleanMigrationPostgreSQL(TestCleanMigration):
     DATABASE = databases.POSTGRESQL
 
 
-class TestCleanMigrationMariaDB(CleanMigrationBase):
+class TestCleanMigrationMariaDB(TestCleanMigration):
     DATABASE = databases.MYSQL
