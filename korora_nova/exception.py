@@ -68,6 +68,12 @@ class TPMConnectionError(TPMError):
     msg_fmt = 'the TPM at %(tcti)s is unreachable: %(reason)s'
 
 
+class TPMBusy(TPMError):
+    """Another operation holds the TPM; a background job asked not to
+    wait for it (the PCR watch, housekeeping)."""
+    msg_fmt = 'the TPM at %(tcti)s is busy'
+
+
 class MeasurementFailed(TPMError):
     """A vTPM manager could not measure an item (item names it)."""
     msg_fmt = '%(item)s could not be measured: %(reason)s'

@@ -287,6 +287,20 @@ trust_boundary_opts = [
              'destination\'s signed migration request made more than '
              'this many seconds from its own clock.'),
     cfg.IntOpt(
+        'request_certify_window',
+        default=10000,
+        min=100,
+        max=600000,
+        help='Milliseconds of the destination TPM\'s own clock allowed '
+             'between the quote that signs its migration request and the '
+             'certification of its key for that migration, which the '
+             'verifier asks for at once. Only then does the request\'s '
+             'quote stand as the destination\'s attestation; otherwise the '
+             'key is refused (a stale or replayed request), and the '
+             'migration is refused with the reason. The TPM\'s clock '
+             'cannot be set back, so an old quote cannot be made to look '
+             'recent.'),
+    cfg.IntOpt(
         'authorization_lifetime',
         default=300,
         min=5,

@@ -91,8 +91,11 @@ def claimed_record(context, instance, dest_check_data, protocol):
         raise refuse(instance, 'the destination named an unknown migration '
                      'record %s' % claim.uuid)
     record = records[0]
-    if (record.source_host, record.dest_host, record.state) != (
-            protocol.host, destination, 'REQUESTED'):
+    # The verifier certifies the destination's key with the request
+    # when it can (KEY_CERTIFIED), else the source's next call does.
+    if (record.source_host, record.dest_host) != (
+            protocol.host, destination) or record.state not in (
+            'REQUESTED', 'PEERS_ATTESTED', 'KEY_CERTIFIED'):
         raise refuse(instance, 'migration record %s is not a new request for '
                      'this instance from %s to %s' % (record.uuid,
                                                       protocol.host,

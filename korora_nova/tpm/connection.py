@@ -60,8 +60,12 @@ class TPMConnection:
         self._ectx = None
 
     @contextlib.contextmanager
-    def esapi(self):
-        with self._lock:
+    def esapi(self, wait=True):
+        """wait=False: TPMBusy at once if another operation holds the
+        TPM (for background work that must never delay a migration)."""
+        if not self._lock.acquire(blocking=wait):
+            raise exception.TPMBusy(tcti=self.tcti)
+        try:
             if self._ectx is None:
                 self._open()
             try:
@@ -75,6 +79,8 @@ class TPMConnection:
                         'TPM at %s is unreachable: %s' % (self.tcti, error))
                 raise exception.TPMError(
                     'TPM at %s refused a command: %s' % (self.tcti, error))
+        finally:
+            self._lock.release()
 
     def close(self):
         with self._lock:

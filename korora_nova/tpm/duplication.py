@@ -9,6 +9,8 @@ inside the receiving TPM and the process that asked it.
 
 import dataclasses
 
+from oslo_log import log as logging
+from tpm2_pytss import TSS2_Exception
 from tpm2_pytss import utils as tss_utils
 from tpm2_pytss.constants import TPM2_ALG
 from tpm2_pytss.constants import TPMA_OBJECT
@@ -22,6 +24,8 @@ from korora_nova.attestation import evidence
 from korora_nova import exception
 from korora_nova.tpm import certify
 from korora_nova.tpm import connection as tpm_connection
+
+LOG = logging.getLogger(__name__)
 
 MAX_SEALED_SIZE = 128           # TPM2B_SENSITIVE_DATA (MAX_SYM_DATA)
 MAX_DUPLICATE_SIZE = 1024       # TPM2B_PRIVATE of a small sealed object
@@ -76,9 +80,14 @@ def wrap(receiver_public_bytes, secret):
     return Duplicate(public.marshal(), duplicate.marshal(), seed.marshal())
 
 
-def unwrap(connection, receiver_unique, duplicated):
-    """Import the duplicate under the certified key recreated from
-    receiver_unique (see certify.load_storage_key) and unseal it."""
+def unwrap(connection, receiver_unique, duplicated, loaded=None):
+    """Import the duplicate under the certified key and unseal it.
+
+    loaded: the certify.LoadedKey of receiver_unique, if it is still
+    loaded (it stays so; the caller releases it): three TPM commands and
+    a flush. Without it the key is recreated from receiver_unique (a key
+    generation) and flushed again.
+    """
     if not isinstance(receiver_unique, bytes) or len(receiver_unique) != (
             certify.UNIQUE_SIZE):
         raise exception.EvidenceError('the receiving key\'s unique is not '
@@ -95,14 +104,32 @@ def unwrap(connection, receiver_unique, duplicated):
         TPM2B_ENCRYPTED_SECRET, 'encrypted seed',
         evidence.bounded('encrypted seed', duplicated.seed, MAX_SEED_SIZE))
     with connection.esapi() as ectx:
+        if loaded is not None and loaded.context is ectx and (
+                loaded.unique == receiver_unique):
+            try:
+                return _open(ectx, loaded.handle, public, duplicate, seed)
+            except TSS2_Exception as error:
+                # The TPM restarted under the link: the handle is gone,
+                # or another key's (whose import then fails its check).
+                LOG.info('a kept TPM key did not open the secret (%s); '
+                         'making it again', error)
         parent = certify.load_storage_key(ectx, receiver_unique)
-        loaded = None
         try:
-            private = ectx.import_(
-                parent, TPM2B_DATA(), public, duplicate, seed,
-                TPMT_SYM_DEF_OBJECT(algorithm=TPM2_ALG.NULL))
-            loaded = ectx.load(parent, private, public)
-            return bytes(ectx.unseal(loaded))
+            return _open(ectx, parent, public, duplicate, seed)
         finally:
-            tpm_connection.flush(ectx, *[h for h in (loaded, parent)
-                                         if h is not None])
+            tpm_connection.flush(ectx, parent)
+
+
+def _open(ectx, parent, public, duplicate, seed):
+    """Import, load and unseal under parent; the sealed object is
+    flushed again at once (the parent is the caller's)."""
+    sealed = None
+    try:
+        private = ectx.import_(
+            parent, TPM2B_DATA(), public, duplicate, seed,
+            TPMT_SYM_DEF_OBJECT(algorithm=TPM2_ALG.NULL))
+        sealed = ectx.load(parent, private, public)
+        return bytes(ectx.unseal(sealed))
+    finally:
+        if sealed is not None:
+            tpm_connection.flush(ectx, sealed)

@@ -5,6 +5,8 @@ commit, so an old manifest or an old copy of a vTPM's state cannot be
 replayed. The TPM itself guarantees the counter never goes back.
 """
 
+import contextlib
+
 from tpm2_pytss import TSS2_Exception
 from tpm2_pytss.constants import TPM2_ALG
 from tpm2_pytss.constants import TPM2_NT
@@ -32,8 +34,18 @@ class MonotonicCounter:
                 '0x%08x-0x%08x' % (index, NV_INDEX_FIRST, NV_INDEX_LAST))
         self.connection = connection
         self.index = index
+        # (ESAPI context, its handle of the index): found once per link,
+        # not with an NV_ReadPublic before every read.
+        self._esys = (None, None)
 
     def _handle(self, ectx):
+        context, handle = self._esys
+        if context is not ectx:
+            handle = self._find_or_define(ectx)
+            self._esys = (ectx, handle)
+        return handle
+
+    def _find_or_define(self, ectx):
         try:
             return ectx.tr_from_tpmpublic(self.index)
         except TSS2_Exception as error:
@@ -47,15 +59,25 @@ class MonotonicCounter:
         return handle                       # until first incremented
 
     def read(self):
-        with self.connection.esapi() as ectx:
+        with self.connection.esapi() as ectx, self._forgotten_on_error():
             handle = self._handle(ectx)
             data = ectx.nv_read(handle, 8, 0, auth_handle=handle)
         return int.from_bytes(bytes(data), 'big')
 
     def increment(self):
         """Advance the counter; returns the new value."""
-        with self.connection.esapi() as ectx:
+        with self.connection.esapi() as ectx, self._forgotten_on_error():
             handle = self._handle(ectx)
             ectx.nv_increment(handle, handle)
             data = ectx.nv_read(handle, 8, 0, auth_handle=handle)
         return int.from_bytes(bytes(data), 'big')
+
+    @contextlib.contextmanager
+    def _forgotten_on_error(self):
+        """A refused command may mean the index was undefined or
+        redefined behind our back: look it up again next time."""
+        try:
+            yield
+        except TSS2_Exception:
+            self._esys = (None, None)
+            raise

@@ -3,6 +3,8 @@
 import hashlib
 
 from tpm2_pytss.constants import ESYS_TR
+from tpm2_pytss.constants import TPM2_CAP
+from tpm2_pytss.constants import TPM2_PT_PCR
 from tpm2_pytss.constants import TPM2_ALG
 from tpm2_pytss.types import TPMT_SIG_SCHEME
 from tpm2_pytss.types import TPML_DIGEST_VALUES
@@ -16,10 +18,11 @@ from korora_nova import exception
 _READ_CHUNK = pcr_values.MAX_DIGESTS_PER_LIST
 
 
-def read_pcrs(connection, selection):
-    """Read the selected PCRs: {bank: {index: digest}}."""
+def read_pcrs(connection, selection, wait=True):
+    """Read the selected PCRs: {bank: {index: digest}} (wait: as
+    TPMConnection.esapi)."""
     values = {}
-    with connection.esapi() as ectx:
+    with connection.esapi(wait=wait) as ectx:
         for start in range(0, len(selection), _READ_CHUNK):
             chunk = selection[start:start + _READ_CHUNK]
             requested = pcr_values.to_tpml(chunk)
@@ -48,12 +51,44 @@ def extend_pcr(connection, bank, index, data):
     return digest
 
 
-def quote(connection, attestation_key, selection, nonce):
+def pcr_update_counter(connection, selection, wait=True):
+    """The TPM's PCR update counter, read with one PCR of selection.
+
+    The counter moves with every extend of any PCR, so reading it is
+    how a watch learns that PCRs changed in one TPM command instead of
+    one per eight PCRs. wait=False: exception.TPMBusy rather than wait
+    for another user of the TPM.
+    """
+    with connection.esapi(wait=wait) as ectx:
+        counter, _, _ = ectx.pcr_read(pcr_values.to_tpml(selection[:1]))
+    return int(counter)
+
+
+def uncounted_pcrs(connection, selection):
+    """The PCRs of selection whose extends leave the update counter as
+    it is (PC Client TPMs: 16 and 21 to 23): a watch must read them.
+    All of selection when the TPM does not say."""
+    with connection.esapi() as ectx:
+        _, data = ectx.get_capability(TPM2_CAP.PCR_PROPERTIES,
+                                      TPM2_PT_PCR.NO_INCREMENT, 1)
+    found = data.data.pcrProperties
+    if found.count < 1 or found.pcrProperty[0].tag != (
+            TPM2_PT_PCR.NO_INCREMENT):
+        return list(selection)
+    bits = bytes(found.pcrProperty[0].pcrSelect)[
+        :found.pcrProperty[0].sizeofSelect]
+    return [(bank, index) for bank, index in selection
+            if index // 8 < len(bits) and bits[index // 8] >> index % 8 & 1]
+
+
+def quote(connection, attestation_key, selection, nonce, known_values=None):
     """Quote the selected PCRs with the AK over the verifier's nonce.
 
-    Returns QuoteEvidence with the values read right after the quote; if a
-    PCR changed in between, the verifier sees a digest mismatch and asks
-    again.
+    known_values: the PCR values the caller read last. If the digest the
+    TPM quoted is theirs, they are the values reported and no PCR is read
+    (a quote is one TPM command); if not, the PCRs are read right after
+    the quote, and if one changed in between, the verifier sees a digest
+    mismatch and asks again.
     """
     if not isinstance(nonce, bytes) or not (
             0 < len(nonce) <= evidence.MAX_NONCE_SIZE):
@@ -63,6 +98,26 @@ def quote(connection, attestation_key, selection, nonce):
         attested, signature = ectx.quote(
             attestation_key.handle(ectx), pcr_values.to_tpml(selection),
             nonce, TPMT_SIG_SCHEME(scheme=TPM2_ALG.NULL))
-        values = read_pcrs(connection, selection)
-    return evidence.QuoteEvidence(bytes(attested), signature.marshal(),
-                                  values)
+        message, signed = bytes(attested), signature.marshal()
+        if _quoted(message, signed, known_values):
+            values = {}
+            for bank, index in selection:
+                values.setdefault(bank, {})[index] = known_values[bank][index]
+        else:
+            values = read_pcrs(connection, selection)
+    return evidence.QuoteEvidence(message, signed, values)
+
+
+def _quoted(message, signature, values):
+    """True if values are what the quote signed (the TPM's own output,
+    read back on the host: nothing here is a verdict)."""
+    if not values:
+        return False
+    attested = evidence.parse_attestation(message)
+    hash_name = pcr_values.BANKS.get(
+        evidence.parse_signature(signature).hash_alg)
+    if hash_name is None or any(index not in values.get(bank, {})
+                                for bank, index in attested.pcr_selection):
+        return False
+    return attested.pcr_digest == pcr_values.quoted_digest(
+        attested.pcr_selection, values, hash_name)

@@ -46,6 +46,7 @@ signed measurements quarantines.
 """
 
 import base64
+from concurrent import futures
 import json
 import os
 
@@ -121,6 +122,10 @@ class MigrationSteps:
         self.attestor = attestor
         self.manager_api = manager_api
         self.signer = signer
+        # Runs a destination's key certification beside the source's
+        # attestation (a blocking RPC each).
+        self._beside = futures.ThreadPoolExecutor(
+            max_workers=8, thread_name_prefix='korora-certify')
 
     # Answers
 
@@ -231,23 +236,61 @@ class MigrationSteps:
     # 1. The destination asks; the source is attested.
 
     def request(self, instance_uuid, source, dest, signed_request, nonce):
+        """REQUESTED, then at once PEERS_ATTESTED and KEY_CERTIFIED: the
+        request's quote is the destination's attestation, and its key
+        is certified while the source is attested (two TPMs at work at
+        the same time). If the key cannot be certified now, the record
+        stays PEERS_ATTESTED and attest_destination certifies it."""
         def step():
             if not source or not dest or source == dest:
                 raise exception.StepNotProven(
                     'a migration needs a source and another '
                     'destination host (%s -> %s)' % (source, dest))
-            request = self._check_request(instance_uuid, source, dest,
-                                          signed_request)
-            verdict = self._attest('source', source)
+            request, dest_verdict = self._check_request(
+                instance_uuid, source, dest, signed_request)
             self._supersede(instance_uuid, dest)
             record = records.create(
                 request.migration_uuid(), instance_uuid, source, dest,
-                host=dest,
+                host=dest, details={'request_nonce': request.nonce})
+            certifying = self._beside.submit(self._certify_key, record,
+                                             dest_verdict.attestation)
+            try:
+                verdict = self._attest('source', source)
+            except exception.KororaError as error:
+                futures.wait([certifying])
+                self._abort(record.uuid, dest, str(error))
+                raise
+            record = records.transition(
+                record.uuid, dest, states.PEERS_ATTESTED,
                 details={'dest_nonce': verdict.attestation.extra_data.hex(),
-                         'request_nonce': request.nonce,
-                         'source_verdict': verdict.summary()})
+                         'source_nonce':
+                         dest_verdict.attestation.extra_data.hex(),
+                         'source_verdict': verdict.summary(),
+                         'dest_verdict': dest_verdict.summary()},
+                expected=states.REQUESTED)
+            try:
+                record = self._key_certified(record, dest,
+                                             certifying.result())
+            except NOT_RUN as error:
+                LOG.info('migration %s: the destination\'s key was not '
+                         'certified with the request (%s); the source\'s '
+                         'call will certify it', record.uuid, error)
+            except exception.KororaError as error:
+                self._abort(record.uuid, dest, str(error))
+                raise
             return self._answer(source, nonce, record, verdict)
         return self._run(source, nonce, step)
+
+    def _key_certified(self, record, host, key):
+        """KEY_CERTIFIED, with what the source will seal to."""
+        return records.transition(
+            record.uuid, host, states.KEY_CERTIFIED,
+            details={'key_certification': key.attestation,
+                     'key_unique': base64.b64encode(key.unique).decode(
+                         'ascii'),
+                     'key_public': base64.b64encode(key.public).decode(
+                         'ascii')},
+            expected=states.PEERS_ATTESTED)
 
     def _check_request(self, instance_uuid, source, dest, signed_request):
         """The destination's request, or StepNotProven: for exactly this
@@ -285,7 +328,7 @@ class MigrationSteps:
                 'the destination host is not trusted: %s (its signed '
                 'migration request)' % '; '.join(str(reason) for reason in
                                                  verdict.reasons))
-        return request
+        return request, verdict
 
     def _supersede(self, instance_uuid, host):
         for stale in records.in_flight_for_instance(instance_uuid):
@@ -322,12 +365,15 @@ class MigrationSteps:
 
         def step():
             dest = record.dest_host
-            verdict = self._attest('destination', dest)
             if record.state == states.KEY_CERTIFIED:
-                found = nonces(record)
-                return self._answer(dest, nonce, record, verdict, claims={
-                    'korora.key': {'public': found.get('key_public'),
-                                   'unique': found.get('key_unique')}})
+                # Certified with the request, bound by the destination
+                # TPM's clock to the request's quote: no TPM is asked
+                # again, unless the destination was found untrusted since.
+                self._still_trusted(dest, record)
+                return self._key_answer(dest, nonce, record)
+            # The key could not be certified with the request: the
+            # destination is attested afresh and its key certified now.
+            verdict = self._attest('destination', dest)
             if record.state == states.REQUESTED:
                 records.transition(
                     record.uuid, source, states.PEERS_ATTESTED,
@@ -335,17 +381,29 @@ class MigrationSteps:
                              verdict.attestation.extra_data.hex(),
                              'dest_verdict': verdict.summary()},
                     expected=states.REQUESTED)
-            key = self._certify_key(records.get(record.uuid))
-            unique = base64.b64encode(key.unique).decode('ascii')
-            public = base64.b64encode(key.public).decode('ascii')
-            moved = records.transition(
-                record.uuid, source, states.KEY_CERTIFIED,
-                details={'key_certification': key.attestation,
-                         'key_unique': unique, 'key_public': public},
-                expected=states.PEERS_ATTESTED)
-            return self._answer(dest, nonce, moved, verdict, claims={
-                'korora.key': {'public': public, 'unique': unique}})
+            moved = self._key_certified(
+                records.get(record.uuid), source,
+                self._certify_key(records.get(record.uuid)))
+            return self._key_answer(dest, nonce, moved, verdict)
         return self._run(record.dest_host, nonce, step, record)
+
+    def _key_answer(self, dest, nonce, record, verdict=None):
+        found = nonces(record)
+        return self._answer(dest, nonce, record, verdict, claims={
+            'korora.key': {'public': found.get('key_public'),
+                           'unique': found.get('key_unique')}})
+
+    def _still_trusted(self, dest, record):
+        """StepNotProven if the verifier recorded an untrusted verdict of
+        dest after the record was opened (its PCR watch, say)."""
+        latest = next(iter(db.verdicts_for_host(dest, limit=1)), None)
+        if latest is not None and not latest.trusted and (
+                latest.created_at >= record.created_at):
+            raise exception.StepNotProven(
+                'the destination host is not trusted: %s (since migration '
+                '%s was requested)' % ('; '.join(
+                    reason['message'] for reason in json.loads(
+                        latest.reasons)), record.uuid))
 
     @staticmethod
     def _dest_of(migration_uuid, fallback):
@@ -358,7 +416,12 @@ class MigrationSteps:
         except exception.KororaError:
             return fallback
 
-    def _certify_key(self, record):
+    def _certify_key(self, record, request_quote=None):
+        """The destination's certified key for record. request_quote: the
+        Attestation of its request's quote, which stands as its
+        attestation only if the certification follows it on the same
+        TPM, unreset, within [korora] request_certify_window ms of the
+        TPM's own clock."""
         dest = record.dest_host
         certify_nonce = os.urandom(NONCE_SIZE)
         token = self._authorization(record, dest, results.CERTIFY_KEY,
@@ -373,11 +436,28 @@ class MigrationSteps:
             raise exception.StepNotProven(
                 'the destination\'s migration key is not certified '
                 'by its attestation key: %s' % verdict.summary())
+        if request_quote is not None:
+            self._check_request_clock(dest, request_quote.clock_info,
+                                      verdict.attestation.clock_info)
         try:
             duplication.check_receiver_key(key.public, 'the migration key')
         except exception.EvidenceError as error:
             raise exception.StepNotProven('%s: %s' % (dest, error))
         return key
+
+    def _check_request_clock(self, dest, requested, certified):
+        window = self.conf.korora.request_certify_window
+        if (requested.reset_count, requested.restart_count) != (
+                certified.reset_count, certified.restart_count) or not (
+                0 <= certified.clock - requested.clock <= window):
+            raise exception.StepNotProven(
+                '%s: its migration request was not quoted within %d ms of '
+                'its TPM\'s clock before its key was certified (clock %d '
+                '-> %d ms, resets %d -> %d, restarts %d -> %d): a stale or '
+                'replayed request' % (
+                    dest, window, requested.clock, certified.clock,
+                    requested.reset_count, certified.reset_count,
+                    requested.restart_count, certified.restart_count))
 
     def _authorization(self, record, host, action, nonce, claims=None):
         body = {'korora.action': action,

@@ -58,12 +58,27 @@ MAX_MIGRATION_KEYS = 256
 ADVANCED_FILE = 'advanced-counters.json'
 MAX_ADVANCED = 1024
 MIGRATION_KEY_LIFETIME = 3600.0
+# Seconds a certified key stays loaded waiting for its secret.
+KEY_KEPT = 60.0
 MAX_SECRET = 1024
 MAX_DISKS = 64
+# Storage keys kept loaded at once (the one made ahead, or the one
+# certified and waiting for its secret). A TPM without a resource manager
+# (swtpm) holds three objects, and signing with the persistent AK takes
+# one: with one key kept, the next migration's key can still be made and
+# certified while it waits (a key generation on that migration's path).
+MAX_LOADED_KEYS = 1
+# Background TPM work (the PCR watch, flushes, the next key) pauses this
+# many seconds after any migration call: it never delays a migration's
+# commands, and a migration's quotes compare the PCRs themselves.
+QUIET_AFTER_MIGRATION = 10.0
 
 # An incoming migration an authorization approved (for the libvirt hook).
 Approval = collections.namedtuple(
     'Approval', 'uuid instance_uuid source_host dest_host state until')
+# A migration's certified key: its unique, when it was made, and its
+# certify.LoadedKey while it stays loaded (None once flushed).
+MigrationKey = collections.namedtuple('MigrationKey', 'unique made loaded')
 
 
 def state_backend_from_conf(conf, host):
@@ -97,13 +112,22 @@ class VTPMManager:
         self.counter = nv_counter.MonotonicCounter(
             self.connection, int(conf.korora.migration_counter_index, 0))
         self._stop = threading.Event()
-        self._watcher = None
+        self._background = None
+        # The attested PCRs as last read, and the TPM's PCR update
+        # counter then.
         self._last_values = None
+        self._update_counter = None
+        self._uncounted = None
+        self._values_lock = threading.Lock()
+        self._quiet_until = 0.0
         self.gate = gate or authorization.Gate.from_conf(conf, self.host)
         self.state_backend = state_backend or state_backend_from_conf(
             conf, self.host)
-        # migration uuid -> (key unique, when it was made), not yet used.
+        # migration uuid -> MigrationKey, not yet used.
         self._migration_keys = {}
+        # The next migration's key, made ahead; LoadedKeys to flush.
+        self._spare_key = None
+        self._to_release = []
         self._keys_lock = threading.Lock()
         # instance uuid -> Approval of its incoming migration.
         self._approvals = {}
@@ -123,38 +147,110 @@ class VTPMManager:
             self.connection, self.ak, self.conf,
             os.path.join(self.state_path, 'self-measurement'),
             vtpmmgr=self._vtpmmgr)
+        self._update_counter = quote.pcr_update_counter(self.connection,
+                                                        self.selection)
+        self._uncounted = quote.uncounted_pcrs(self.connection,
+                                               self.selection)
         self._last_values = quote.read_pcrs(self.connection, self.selection)
         self._stop.clear()
-        self._watcher = threading.Thread(target=self._watch_pcrs,
-                                         name='korora-pcr-watch',
-                                         daemon=True)
-        self._watcher.start()
+        self._background = threading.Thread(target=self._background_work,
+                                            name='korora-tpm-background',
+                                            daemon=True)
+        self._background.start()
 
     def stop(self):
         self._stop.set()
-        if self._watcher is not None:
-            self._watcher.join(timeout=5)
+        if self._background is not None:
+            self._background.join(timeout=5)
         self.connection.close()
 
-    def _watch_pcrs(self):
-        """Tell the verifier at once when an attested PCR changes."""
+    # Background work: never in a migration's way
+
+    def _background_work(self):
+        """The PCR watch, the flushes of used keys and the next
+        migration's key, each only while the TPM is idle (TPMBusy: not
+        now) and not within QUIET_AFTER_MIGRATION of a migration call."""
         while not self._stop.wait(self.conf.korora.pcr_watch_interval):
-            try:
-                values = quote.read_pcrs(self.connection, self.selection)
-            except exception.KororaError as error:
-                LOG.warning('%s: reading PCRs failed: %s', self.host, error)
+            if time.monotonic() < self._quiet_until:
                 continue
-            if values != self._last_values:
-                changed = sorted(
-                    '%s:%d' % (bank, index)
-                    for bank, pcrs in values.items()
-                    for index, value in pcrs.items()
-                    if self._last_values.get(bank, {}).get(index) != value)
-                LOG.warning('%s: PCRs %s changed; asking the verifier to '
-                            'attest this host now', self.host,
-                            ', '.join(changed))
-                self._last_values = values
-                self.verifier_api.pcrs_changed(self.host)
+            try:
+                self._watch_pcrs()
+                self._release_keys()
+                self._make_spare_key()
+            except exception.TPMBusy:
+                continue
+            except exception.KororaError as error:
+                LOG.warning('%s: background TPM work failed: %s', self.host,
+                            error)
+
+    def _quiet(self):
+        self._quiet_until = time.monotonic() + QUIET_AFTER_MIGRATION
+
+    def _watch_pcrs(self):
+        """Tell the verifier at once when an attested PCR changes: one
+        TPM command (the update counter) unless one did, or unless the
+        selection has PCRs the counter does not count."""
+        counter = quote.pcr_update_counter(self.connection, self.selection,
+                                           wait=False)
+        if counter == self._update_counter and not self._uncounted:
+            return
+        values = quote.read_pcrs(self.connection, self.selection, wait=False)
+        self._update_counter = counter
+        self._note_values(values)
+
+    def _note_values(self, values):
+        """Keep the PCR values last read; report a change to the
+        verifier (from the watch, or from a quote that found them)."""
+        with self._values_lock:
+            last, self._last_values = self._last_values, values
+        if values == last:
+            return
+        changed = sorted('%s:%d' % (bank, index)
+                         for bank, pcrs in values.items()
+                         for index, value in pcrs.items()
+                         if (last or {}).get(bank, {}).get(index) != value)
+        LOG.warning('%s: PCRs %s changed; asking the verifier to attest '
+                    'this host now', self.host, ', '.join(changed))
+        self.verifier_api.pcrs_changed(self.host)
+
+    def _release_keys(self):
+        with self._keys_lock:
+            self._expire_keys()
+            now = time.monotonic()
+            for migration_uuid, key in list(self._migration_keys.items()):
+                if key.loaded is not None and now - key.made > KEY_KEPT:
+                    # Its migration may never come (refused, aborted):
+                    # recreated from its unique if it does.
+                    self._to_release.append(key.loaded)
+                    self._migration_keys[migration_uuid] = key._replace(
+                        loaded=None)
+            released, self._to_release = self._to_release, []
+        for number, key in enumerate(released):
+            try:
+                certify.release_key(self.connection, key, wait=False)
+            except exception.TPMBusy:
+                with self._keys_lock:
+                    self._to_release.extend(released[number:])
+                raise
+
+    def _loaded_keys(self):
+        return (len(self._to_release) + (self._spare_key is not None)
+                + sum(1 for key in self._migration_keys.values()
+                      if key.loaded is not None))
+
+    def _make_spare_key(self):
+        """Make the next migration's key ahead of it (a key generation
+        takes a discrete TPM 150 ms or more)."""
+        with self._keys_lock:
+            if self._spare_key is not None or (
+                    self._loaded_keys() >= MAX_LOADED_KEYS):
+                return
+        made = certify.create_loaded_key(self.connection, wait=False)
+        with self._keys_lock:
+            if self._spare_key is None:
+                self._spare_key = made
+                return
+        certify.release_key(self.connection, made)
 
     # RPC API 2.0 (the message bus): the verifier's calls
 
@@ -194,9 +290,14 @@ class VTPMManager:
                 self._vtpmmgr = now
 
     def _quote(self, label, payload):
+        """One TPM command while the PCRs are as last read (their values
+        are then not read again)."""
         self._measure_vtpmmgr()
-        return quote.quote(self.connection, self.ak, self.selection,
-                           purpose.qualifying_data(label, payload))
+        made = quote.quote(self.connection, self.ak, self.selection,
+                           purpose.qualifying_data(label, payload),
+                           known_values=self._last_values)
+        self._note_values(made.pcr_values)
+        return made
 
     def attest(self, ctxt, challenge):
         """A quote over the verifier's nonce, for the purpose its signed
@@ -217,33 +318,51 @@ class VTPMManager:
         migration_uuid = claims['korora.migration']['uuid']
         nonce = self.gate.nonce_of(claims, authorization.CERTIFY_KEY)
         qualifying_data = purpose.qualifying_data(purpose.CERTIFY, nonce)
+        self._quiet()
         with self._keys_lock:
             self._expire_keys()
-            if migration_uuid in self._migration_keys:
-                unique, _ = self._migration_keys[migration_uuid]
+            known = self._migration_keys.get(migration_uuid)
+            if known is not None:
                 LOG.info('%s: the key of migration %s certified again',
                          self.host, migration_uuid)
-                key = certify.create_certified_storage_key(
-                    self.connection, self.ak, qualifying_data, unique)
+                key, loaded = self._certify(qualifying_data, known.loaded,
+                                            known.unique)
+                made = known.made
             else:
                 if len(self._migration_keys) >= MAX_MIGRATION_KEYS:
                     raise exception.TPMError(
                         '%s: %d migration keys are waiting to be used; '
                         'refusing another' % (self.host, MAX_MIGRATION_KEYS))
-                key = certify.create_certified_storage_key(
-                    self.connection, self.ak, qualifying_data)
-                self._migration_keys[migration_uuid] = (key.unique,
-                                                        time.monotonic())
+                spare, self._spare_key = self._spare_key, None
+                key, loaded = self._certify(qualifying_data, spare)
+                made = time.monotonic()
+            self._migration_keys[migration_uuid] = MigrationKey(
+                key.unique, made, loaded)
         return {'public': rpc.encode(key.public),
                 'attestation': rpc.encode(key.attestation),
                 'signature': rpc.encode(key.signature),
                 'unique': rpc.encode(key.unique)}
 
+    def _certify(self, qualifying_data, loaded, unique=None):
+        """(CertifiedKey, the LoadedKey kept or None), under _keys_lock:
+        the loaded key in one TPM command; else the key of unique (a new
+        one without), made now and kept loaded while there is room."""
+        if loaded is None and (unique is not None or self._loaded_keys()
+                               >= MAX_LOADED_KEYS):
+            return certify.create_certified_storage_key(
+                self.connection, self.ak, qualifying_data, unique), None
+        if loaded is None:
+            loaded = certify.create_loaded_key(self.connection)
+        return certify.certify_loaded_key(self.connection, self.ak,
+                                          qualifying_data, loaded)
+
     def _expire_keys(self):
         now = time.monotonic()
-        for migration_uuid, (_, made) in list(self._migration_keys.items()):
-            if now - made > MIGRATION_KEY_LIFETIME:
+        for migration_uuid, key in list(self._migration_keys.items()):
+            if now - key.made > MIGRATION_KEY_LIFETIME:
                 del self._migration_keys[migration_uuid]
+                if key.loaded is not None:
+                    self._to_release.append(key.loaded)
 
     # The host's UNIX socket: nova-compute of this host
 
@@ -253,6 +372,7 @@ class VTPMManager:
         migration key and return it (bytes; it never leaves the host)."""
         claims = self.gate.authorize(authorization_token,
                                      authorization.TRANSFER)
+        self._quiet()
         migration = claims['korora.migration']
         data_key = None
         if envelope is not None:
@@ -285,14 +405,21 @@ class VTPMManager:
             rpc.decode(envelope.get('seed'), 'encrypted seed',
                        duplication.MAX_SEED_SIZE))
         with self._keys_lock:
-            made = self._migration_keys.pop(migration_uuid, None)
-        if made is None or made[0] != unique or (
-                time.monotonic() - made[1] > MIGRATION_KEY_LIFETIME):
-            raise exception.EvidenceError(
-                '%s: the secret is sealed to a key this vTPM manager did not '
-                'certify for migration %s, used already or let expire'
-                % (self.host, migration_uuid))
-        return duplication.unwrap(self.connection, unique, duplicated)
+            key = self._migration_keys.pop(migration_uuid, None)
+        try:
+            if key is None or key.unique != unique or (
+                    time.monotonic() - key.made > MIGRATION_KEY_LIFETIME):
+                raise exception.EvidenceError(
+                    '%s: the secret is sealed to a key this vTPM manager did '
+                    'not certify for migration %s, used already or let '
+                    'expire' % (self.host, migration_uuid))
+            return duplication.unwrap(self.connection, unique, duplicated,
+                                      key.loaded)
+        finally:
+            if key is not None and key.loaded is not None:
+                with self._keys_lock:
+                    # Flushed in the background, after the migration.
+                    self._to_release.append(key.loaded)
 
     def incoming(self, instance_uuid):
         """The approved incoming migrations of the instance (for the
@@ -317,6 +444,7 @@ class VTPMManager:
         if source_host == self.host:
             raise exception.EvidenceError('%s: an instance cannot migrate to '
                                           'its own host' % self.host)
+        self._quiet()
         request = request_module.new(instance_uuid, source_host, self.host)
         return request_module.signed_text(
             request, self._quote(purpose.REQUEST, request.digest()))
@@ -326,6 +454,7 @@ class VTPMManager:
         """The source's manifest: measured here, signed here."""
         claims = self.gate.authorize(authorization_token,
                                      authorization.MEASURE)
+        self._quiet()
         migration = claims['korora.migration']
         items = self.state_backend.measure(
             migration['instance_uuid'], block_migration=bool(block_migration),
@@ -341,6 +470,7 @@ class VTPMManager:
         bound to the manifest's counter and disks the verifier names."""
         claims = self.gate.authorize(authorization_token,
                                      authorization.VERIFY)
+        self._quiet()
         migration = claims['korora.migration']
         disks = claims.get('korora.disks') or []
         counter = claims.get('korora.counter')
@@ -364,6 +494,7 @@ class VTPMManager:
         advance, and the counter does not move twice."""
         claims = self.gate.authorize(authorization_token,
                                      authorization.COMMIT)
+        self._quiet()
         migration_uuid = claims['korora.migration']['uuid']
         with self._counter_lock:
             value = self._advanced.get(migration_uuid)

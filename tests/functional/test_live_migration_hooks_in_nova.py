@@ -383,26 +383,31 @@ class TestRefusals(KororaMigrationTestBase):
             'its attestation key')
         self.assertIn('not certified', record.reason)
 
+    # The verifier quotes the source when the destination requests the
+    # migration; the destination's attestation is the quote that signs
+    # its request (its replays: test_trust_boundary_attacks,
+    # TestForgedMigrationRequests).
+
     def test_replayed_quote_is_refused(self):
-        honest = self.managers[DEST].manager
-        # A quote the verifier once asked for, kept by root on compute-2.
+        honest = self.managers[SOURCE].manager
+        # A quote the verifier once asked for, kept by root on compute-1.
         old = honest.attest({}, self.verifier_keys.signer.sign(
-            results.CHALLENGE, DEST, 60,
+            results.CHALLENGE, SOURCE, 60,
             {'eat_nonce': results.nonce_claim(b'\x01' * 32),
              'korora.purpose': 'attest'}))
-        self.replace_manager(DEST, attest=lambda ctxt, challenge: old)
+        self.replace_manager(SOURCE, attest=lambda ctxt, challenge: old)
         record = self.assert_refused_before_anything_moved(
-            'Korora: the destination host is not trusted',
-            'compute-2: nonce mismatch: stale or replayed evidence')
+            'Korora: the source host is not trusted',
+            'compute-1: nonce mismatch: stale or replayed evidence')
         self.assertIn('nonce mismatch', record.reason)
 
     def test_forged_trusted_verdict_is_refused(self):
-        forged = {'trusted': True, 'verdict': 'trusted', 'host': DEST,
-                  'summary': 'compute-2: trusted under policy %s'
+        forged = {'trusted': True, 'verdict': 'trusted', 'host': SOURCE,
+                  'summary': 'compute-1: trusted under policy %s'
                   % test_host_trust_in_nova.POLICY}
-        self.replace_manager(DEST, attest=lambda ctxt, challenge: forged)
+        self.replace_manager(SOURCE, attest=lambda ctxt, challenge: forged)
         self.assert_refused_before_anything_moved(
-            'Korora: the destination host is not trusted',
+            'Korora: the source host is not trusted',
             'no valid quote')
 
 

@@ -681,7 +681,9 @@ class TestForgedVerifierAnswers(
             seen.add(record.uuid)
             self.assertEqual(states.ABORTED, record.state)
             self.assertIn(reason, record.reason)
-            self.assertNotIn(states.KEY_CERTIFIED,
+            # Certified with the request, the genuine key was never sealed
+            # to, nor was compute-3's.
+            self.assertNotIn(states.TRANSFERRING,
                              [e.to_state
                               for e in records.history(record.uuid)])
         report = audit.verify()
@@ -701,8 +703,10 @@ class TestForgedVerifierAnswers(
         # Its challenges did not make the source's TPM quote either.
         self.assertIn('compute-1: attest refused: ' + NOT_PINNED,
                       self.stdlog.logger.output)
-        self.assertEqual([], [r for r in records.list()
-                              if r.instance_uuid == self.server['id']])
+        # What it recorded in the database it holds went nowhere.
+        self.assertEqual([states.ABORTED], [
+            r.state for r in records.list()
+            if r.instance_uuid == self.server['id']])
 
     def test_a_replayed_verifier_answer_is_refused(self):
         # A genuine, affirming answer, taken off the bus from an earlier
@@ -729,12 +733,12 @@ class TestForgedVerifierAnswers(
             'verifier\'s attestation-result is not bound to this nonce '
             '(replayed?)')
         self.assertEqual(1, len(replayed))
-        # Nothing moved: the only record is the captured call's, still
-        # REQUESTED.
+        # Nothing moved: the only record is the captured call's, as that
+        # call left it.
         found = [r for r in records.list()
                  if r.instance_uuid == self.server['id']]
         self.assertEqual([(claims['korora.migration']['uuid'],
-                           states.REQUESTED)],
+                           states.KEY_CERTIFIED)],
                          [(r.uuid, r.state) for r in found])
 
 
@@ -812,15 +816,54 @@ class TestForgedMigrationRequests(base.TestCase):
                 for r in records.list()]
 
     def test_a_genuine_request_opens_one_record(self):
+        # The request's quote attests the destination; its key is
+        # certified while the source is attested.
         claims = self.ask(self.genuine())
         self.assertTrue(results.host_status(claims, SOURCE)[0])
         migration = claims['korora.migration']
-        self.assertEqual((INSTANCE, SOURCE, DEST, states.REQUESTED),
+        self.assertEqual((INSTANCE, SOURCE, DEST, states.KEY_CERTIFIED),
                          (migration['instance_uuid'],
                           migration['source_host'], migration['dest_host'],
                           migration['state']))
-        self.assertEqual([(INSTANCE, DEST, states.REQUESTED)],
+        self.assertEqual([(INSTANCE, DEST, states.KEY_CERTIFIED)],
                          self.records())
+        self.assertEqual(1, len(self.managers[DEST].manager._migration_keys))
+
+    def test_a_request_quoted_long_before_its_key_is_refused(self):
+        # Root on compute-2 had its manager sign a request while the host
+        # was still good, and sends it later: the TPM's own clock between
+        # that quote and the fresh certification of the key gives it
+        # away (a clock that cannot be set back).
+        self.flags(request_certify_window=100)
+        text = self.genuine()
+        time.sleep(0.5)
+        self.refused('its migration request was not quoted within 100 ms '
+                     'of its TPM\'s clock before its key was certified',
+                     text)
+        self.assertEqual([(INSTANCE, DEST, states.ABORTED)], self.records())
+        # A request sent at once is within the window.
+        claims = self.ask(self.genuine())
+        self.assertEqual(states.KEY_CERTIFIED,
+                         claims['korora.migration']['state'])
+
+    def test_a_destination_found_untrusted_after_its_request_gets_no_key(self):
+        record = protocol.MigrationProtocol(
+            DEST, verifier_rpcapi.VerifierAPI(), self.trusted,
+            self.local(DEST)).request(INSTANCE, SOURCE)
+        self.assertEqual(states.KEY_CERTIFIED, record.state)
+        # Then its PCR 10 changes and the verifier attests it (its watch).
+        self.managers[DEST].extend_pcr(10, b'unexpected kernel module')
+        self.assertFalse(self.verifier.attestor.attest(DEST).trusted)
+        source = protocol.MigrationProtocol(
+            SOURCE, verifier_rpcapi.VerifierAPI(), self.trusted,
+            self.local(SOURCE))
+        error = self.assertRaises(exception.StepRefused,
+                                  source.attest_destination, record)
+        self.assertIn('the destination host is not trusted: compute-2: PCR '
+                      'sha256:10', str(error))
+        self.assertIn('since migration %s was requested' % record.uuid,
+                      str(error))
+        self.assertEqual(states.ABORTED, records.get(record.uuid).state)
 
     def test_an_unsigned_request_is_refused(self):
         # A 1.1 client, or anyone who leaves the request out.
@@ -877,8 +920,9 @@ class TestForgedMigrationRequests(base.TestCase):
         self.refused('the signed request of compute-2 was used already '
                      '(replay)', text)
         # The replay superseded nothing: the genuine record is as it was.
-        self.assertEqual(states.REQUESTED, records.get(first['uuid']).state)
-        self.assertEqual([(INSTANCE, DEST, states.REQUESTED)],
+        self.assertEqual(states.KEY_CERTIFIED,
+                         records.get(first['uuid']).state)
+        self.assertEqual([(INSTANCE, DEST, states.KEY_CERTIFIED)],
                          self.records())
 
     def test_a_stale_request_is_refused(self):
@@ -936,7 +980,7 @@ class TestForgedMigrationRequests(base.TestCase):
         record, key = protocols[SOURCE].attest_destination(record)
         self.assertEqual(states.KEY_CERTIFIED, record.state)
         self.assertEqual([key.unique], [
-            unique for unique, _made in
+            made.unique for made in
             self.managers[DEST].manager._migration_keys.values()])
         self.addDetail('flood', content.text_content(
             '%d forged requests and %d made-up key certifications refused '
