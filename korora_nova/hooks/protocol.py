@@ -6,12 +6,17 @@ this object; no step is written twice. It reads in the order a
 migration runs::
 
     destination  request            the local vTPM manager signs the
-                                    request; the verifier checks it,
-                                    attests the source and opens the
-                                    record
-    source       attest_destination the verifier attests the destination
-                                    and certifies its key for this
+                                    request; the verifier checks it (its
+                                    quote attests the destination), opens
+                                    the record, and at the same time
+                                    attests the source and has the
+                                    destination certify its key for this
                                     migration
+    source       attest_destination the verifier's answer: the certified
+                                    key (or, if it could not be certified
+                                    with the request, the destination
+                                    attested afresh and its key certified
+                                    now)
     source       seal               the vTPM secret, sealed to that key
     destination  open_transfer      the verifier authorizes the transfer;
                                     the local vTPM manager opens the secret

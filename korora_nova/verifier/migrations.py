@@ -12,13 +12,20 @@ call               caller      what the verifier checks, then records
 =================  ==========  ==============================================
 request            destination the request, signed by the destination's AK
                                for the request purpose, fresh and never
-                               used (migration.request); a fresh quote of
-                               the source (its own nonce, the enrolled AK,
-                               the active policy): REQUESTED
-attest_destination source      a fresh quote of the destination:
-                               PEERS_ATTESTED; the destination's key for
-                               this migration certified by its AK over the
-                               verifier's nonce: KEY_CERTIFIED
+                               used (migration.request): REQUESTED; a
+                               fresh quote of the source (its own nonce,
+                               the enrolled AK, the active policy):
+                               PEERS_ATTESTED; at the same time, the
+                               destination's key for this migration
+                               certified by its AK over the verifier's
+                               nonce, within [korora]
+                               request_certify_window ms of the request's
+                               quote by its TPM's clock: KEY_CERTIFIED
+attest_destination source      no untrusted verdict of the destination
+                               since the request; the certified key. If
+                               it was not certified with the request: a
+                               fresh quote of the destination, then the
+                               certification
 authorize          either      the record's state and the caller's role;
                                answers with the authorization of one vTPM
                                manager call (transfer: TRANSFERRING)
