@@ -14,6 +14,7 @@ import base64
 import hashlib
 import json
 import os
+import time
 
 import fixtures
 
@@ -433,6 +434,49 @@ class TestOpenTransfer(LocalCallsTestCase):
                          (again.unique, again.public))
         self.assertNotEqual(first.attestation, again.attestation)
         self.assertEqual(1, len(self.host.manager._migration_keys))
+
+    def wait_for(self, what, predicate):
+        for _ in range(400):
+            if predicate():
+                return
+            time.sleep(0.025)
+        self.fail('never: %s' % what)
+
+    def test_the_next_migrations_key_is_made_ahead(self):
+        # Background work waits this long after a migration call.
+        self.useFixture(fixtures.MonkeyPatch(
+            'korora_nova.vtpm_manager.manager.QUIET_AFTER_MIGRATION', 0.3))
+        manager = self.host.manager
+        self.wait_for('a key made ahead',
+                      lambda: manager._spare_key is not None)
+        ahead = manager._spare_key
+        key = self.certified()
+        # The migration got the key made ahead, still loaded for the
+        # import; the next one is made after the migration's calls.
+        self.assertEqual(ahead.unique, key.unique)
+        self.assertIs(ahead, manager._migration_keys[MIGRATION].loaded)
+        fields = self.sealed(key)
+        self.assertEqual(SECRET, handover.open_with(
+            self.open(key, fields), fields, handover.binding(self.record())))
+        self.wait_for('the used key flushed and the next made ahead',
+                      lambda: manager._spare_key is not None
+                      and not manager._to_release)
+        self.assertNotEqual(ahead.unique, manager._spare_key.unique)
+
+    def test_keys_of_migrations_that_never_come_are_unloaded(self):
+        self.useFixture(fixtures.MonkeyPatch(
+            'korora_nova.vtpm_manager.manager.QUIET_AFTER_MIGRATION', 0.1))
+        self.useFixture(fixtures.MonkeyPatch(
+            'korora_nova.vtpm_manager.manager.KEY_KEPT', 0.2))
+        manager = self.host.manager
+        key = self.certified()
+        # Its transfer does not come (refused, aborted): the key leaves
+        # the TPM's few object slots, and is made again if it comes.
+        self.wait_for('the waiting key unloaded', lambda: manager.
+                      _migration_keys[MIGRATION].loaded is None)
+        fields = self.sealed(key)
+        self.assertEqual(SECRET, handover.open_with(
+            self.open(key, fields), fields, handover.binding(self.record())))
 
     def test_a_key_is_certified_only_with_an_authorization(self):
         for token in (None,
