@@ -267,6 +267,7 @@ class MigrationSteps:
                 futures.wait([certifying])
                 self._abort(record.uuid, dest, str(error))
                 raise
+            key = self._certified_beside(record, dest, certifying)
             record = records.transition(
                 record.uuid, dest, states.PEERS_ATTESTED,
                 details={'dest_nonce': verdict.attestation.extra_data.hex(),
@@ -275,18 +276,25 @@ class MigrationSteps:
                          'source_verdict': verdict.summary(),
                          'dest_verdict': dest_verdict.summary()},
                 expected=states.REQUESTED)
-            try:
-                record = self._key_certified(record, dest,
-                                             certifying.result())
-            except NOT_RUN as error:
-                LOG.info('migration %s: the destination\'s key was not '
-                         'certified with the request (%s); the source\'s '
-                         'call will certify it', record.uuid, error)
-            except exception.KororaError as error:
-                self._abort(record.uuid, dest, str(error))
-                raise
+            if key is not None:
+                record = self._key_certified(record, dest, key)
             return self._answer(source, nonce, record, verdict)
         return self._run(source, nonce, step)
+
+    def _certified_beside(self, record, dest, certifying):
+        """The key certifying (a future) got, or None if the step could
+        not run (the source's call certifies it then); any other failure
+        aborts the record."""
+        try:
+            return certifying.result()
+        except NOT_RUN as error:
+            LOG.info('migration %s: the destination\'s key was not '
+                     'certified with the request (%s); the source\'s call '
+                     'will certify it', record.uuid, error)
+            return None
+        except exception.KororaError as error:
+            self._abort(record.uuid, dest, str(error))
+            raise
 
     def _key_certified(self, record, host, key):
         """KEY_CERTIFIED, with what the source will seal to."""

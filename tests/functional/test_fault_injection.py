@@ -3,9 +3,11 @@ Kororā's daemons as real processes on a real RabbitMQ node, and one
 fault at one moment of it per test (tests.fixtures.fault_bed).
 
 Each test class is one fault, each of its tests one moment: right after
-the verifier's answer showed the record in that state (PEERS_ATTESTED:
-while the verifier, paused by the test, has recorded it and not yet had
-the destination certify its key; COMMIT: just before the source's
+the verifier's answer showed the record in that state (REQUESTED and
+PEERS_ATTESTED, recorded inside the destination's request call: while
+the verifier, paused by the test, has recorded it; at REQUESTED it has
+not yet attested the source nor had the destination certify its key,
+at PEERS_ATTESTED it has done both; COMMIT: just before the source's
 commit). After the fault the test waits for the outcome, recovery
 included, and checks it against doc/source/admin/live-migration.rst
 ("When something fails", "Recovery"): the record's final state, where
@@ -39,7 +41,10 @@ EXPECTED = {
     # A manager restarted in between has forgotten the destination's
     # per-migration key: rolled back. Otherwise each step is retried.
     'kill_source_manager': {},
-    'kill_dest_manager': {states.KEY_CERTIFIED: ROLLED_BACK},
+    # At REQUESTED its key is not certified yet: the source's call
+    # certifies it after the restart.
+    'kill_dest_manager': {states.PEERS_ATTESTED: ROLLED_BACK,
+                          states.KEY_CERTIFIED: ROLLED_BACK},
     # The stopped compute's step never runs. A restarted source has
     # Nova reset the interrupted migration (its task state), so recovery
     # rolls back what it finds (REQUESTED, TRANSFERRING: Nova still has
