@@ -43,22 +43,31 @@ WAIT = 15.0
 class TrustedCloud(nova_cloud.NovaVTPMTestBase):
 
     SCHEDULER_FILTERS = ('korora_nova.filters.TrustedVTPMFilter',)
+    #: Not None: every host's manager reaches its swtpm through a
+    #: slow-TPM proxy with delays of this scale (0: counting only),
+    #: self.slow_tpms[host] (korora_nova.demo.slow_tpm.SlowTPM).
+    SLOW_TPM_SCALE = None
 
     def setUp(self):
         super().setUp()
         self.addCleanup(rpc.cleanup)
-        self.tpms, self.managers = {}, {}
+        self.tpms, self.managers, self.slow_tpms = {}, {}, {}
         sockets = {}
         self.useFixture(fixtures_lib.MonkeyPatch(
             'korora_nova.demo.nova_cloud.KororaHookedFakeDriver.'
             'local_sockets', sockets))
         for host in self.COMPUTE_HOSTS:
             self.tpms[host] = self.useFixture(services.SoftwareTPMFixture())
+            tcti = None
+            if self.SLOW_TPM_SCALE is not None:
+                self.slow_tpms[host] = self.useFixture(services.SlowTPMFixture(
+                    self.tpms[host], self.SLOW_TPM_SCALE)).slow
+                tcti = self.slow_tpms[host].tcti
             self.managers[host] = self.useFixture(
                 services.VTPMManagerFixture(
                     host, self.tpms[host],
                     state_backend=file_backend.FileStateBackend(
-                        self.state_root, host)))
+                        self.state_root, host), tcti=tcti))
             sockets[host] = self.managers[host].hook_socket
         self.flags(ek_ca_bundle=self.tpms['compute-1'].ca_bundle,
                    group='korora')

@@ -235,9 +235,12 @@ class VTPMManagerFixture(fixtures.Fixture):
     """
 
     def __init__(self, host, tpm=None, verifier_api=None, state_path=None,
-                 state_backend=None):
+                 state_backend=None, tcti=None):
+        """tcti: how the manager reaches the TPM, if not straight (the
+        slow-TPM proxy, korora_nova.demo.slow_tpm)."""
         super().__init__()
         self.host = host
+        self.tcti = tcti
         self.tpm_fixture = tpm
         self.verifier_api = verifier_api
         self.state_path = state_path
@@ -263,7 +266,8 @@ class VTPMManagerFixture(fixtures.Fixture):
             self.state_backend = file_backend.FileStateBackend(
                 os.path.join(self.state_path, 'instances'), self.host)
         self.manager = manager.VTPMManager(
-            conf.CONF, host=self.host, tcti=self.tpm_fixture.tpm.tcti,
+            conf.CONF, host=self.host,
+            tcti=self.tcti or self.tpm_fixture.tpm.tcti,
             state_path=self.state_path, verifier_api=self.verifier_api,
             state_backend=self.state_backend)
         self.manager.start()
@@ -293,6 +297,25 @@ class VTPMManagerFixture(fixtures.Fixture):
 
         return quote.extend_pcr(self.manager.connection, 'sha256', index,
                                 data)
+
+
+class SlowTPMFixture(fixtures.Fixture):
+    """A started slow-TPM proxy (korora_nova.demo.slow_tpm) in front of
+    the swtpm of tpm (a SoftwareTPMFixture); attribute slow (SlowTPM)."""
+
+    def __init__(self, tpm, scale=1.0):
+        super().__init__()
+        self.tpm = tpm
+        self.scale = scale
+
+    def _setUp(self):
+        from korora_nova.demo import slow_tpm
+
+        self.slow = slow_tpm.SlowTPM(
+            self.tpm.tpm.port, self.useFixture(fixtures.TempDir()).path,
+            self.scale)
+        self.slow.start()
+        self.addCleanup(self.slow.stop)
 
 
 class InProcessBusFixture(fixtures.Fixture):

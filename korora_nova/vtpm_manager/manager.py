@@ -152,6 +152,10 @@ class VTPMManager:
         self._uncounted = quote.uncounted_pcrs(self.connection,
                                                self.selection)
         self._last_values = quote.read_pcrs(self.connection, self.selection)
+        # What the first migration would otherwise wait for: the
+        # counter's handle, and a key made ahead.
+        self.counter.read()
+        self._make_spare_key()
         self._stop.clear()
         self._background = threading.Thread(target=self._background_work,
                                             name='korora-tpm-background',
