@@ -6,6 +6,8 @@ no filter sees it. These tests run without TrustedVTPMFilter to show
 that the compute-side hooks alone refuse such a destination.
 """
 
+import json
+
 import fixtures
 from nova.tests.functional.api import client as api_client
 from novaclient import exceptions as nova_exceptions
@@ -13,6 +15,8 @@ from novaclient import exceptions as nova_exceptions
 from korora_nova.db import api as db
 from korora_nova.hooks import driver as hooks_driver
 from korora_nova.demo import nova_cloud
+from korora_nova.migration import records
+from korora_nova.migration import states
 from tests.functional import test_host_trust_in_nova
 
 
@@ -85,9 +89,16 @@ class TestPrecheckHooks(test_host_trust_in_nova.HostTrustInNovaTestBase):
                                                  microversion='2.1')
         self.assertEqual('completed', migration['status'])
         self.assertEqual('compute-2', self.server_host(self.server))
-        verdicts = [v.summary for v in db.verdicts_for_host('compute-2')]
-        # The source attested compute-2 afresh for this migration.
-        self.assertGreaterEqual(len(verdicts), 2)
+        # The verifier attested the source afresh for this migration, and
+        # the destination by the quote of its request.
+        self.assertGreaterEqual(len(db.verdicts_for_host('compute-1')), 2)
+        record = records.list()[-1]
+        details = [json.loads(entry.details)
+                   for entry in records.history(record.uuid)
+                   if entry.to_state == states.PEERS_ATTESTED]
+        self.assertEqual('compute-2: trusted under policy %s v1'
+                         % test_host_trust_in_nova.POLICY,
+                         details[0]['dest_verdict'])
 
 
 class TestKororaDriverShim(test_host_trust_in_nova.HostTrustInNovaTestBase):

@@ -191,16 +191,17 @@ class TestSecretNeverOnBus(SecretOnRabbitMQTestBase):
         self.assert_secret_never_on_bus(source_asked=False)
 
     def test_the_destination_key_certification_fails(self):
-        # The verifier checks the key before Nova's driver is asked for
-        # the secret: refused, and nothing of the secret anywhere.
+        # The verifier checks the key with the destination's request,
+        # before the source is asked: refused, and nothing of the secret
+        # anywhere.
         hooks_tests.TestRefusals.replace_manager(
             self, DEST, certify_migration_key=(
                 hooks_tests.TestRefusals.another_tpm_certifies(self)))
         self.assert_refused_at_the_precheck(
             "the destination's migration key is not certified by its "
             "attestation key")
-        self.assert_error_notified('check_can_live_migrate_source')
-        self.assert_secret_never_on_bus()
+        self.assert_error_notified('check_can_live_migrate_destination')
+        self.assert_secret_never_on_bus(source_asked=False)
 
     def test_the_stream_check_refuses(self):
         # After the base driver put the secret into the check data: the
