@@ -181,9 +181,31 @@ class Sample:
         # destination.
         self.tpm_cpu = None
         self.commands = {}
+        self.background = {}
 
     def seen(self, table, state, when):
         table.setdefault(state, when)
+
+
+def on_the_path(role, commands):
+    """(Counter of the commands on the migration's path, Counter of the
+    manager's background work) among a host's commands (slow_tpm.Command
+    tuples) while one migration ran, by the protocol's shape: a PCR read
+    is the PCR watch's (a migration's quotes reuse the values last read,
+    unless a PCR changed meanwhile), and what the destination's TPM does
+    after its last quote (the arrival's) is the flush of the used key and
+    the next key made ahead, beside the source's commit."""
+    done = [c for c in commands if c.rc != slow_tpm.RC_RETRY]
+    last_quote = max((n for n, c in enumerate(done) if c.name == 'Quote'),
+                     default=-1)
+    path, background = collections.Counter(), collections.Counter()
+    for number, command in enumerate(done):
+        if command.name == 'PCR_Read' or (
+                role == 'dest' and number > last_quote >= 0):
+            background[command.name] += 1
+        else:
+            path[command.name] += 1
+    return path, background
 
 
 def quicken_fake_bus(seconds):
@@ -292,8 +314,9 @@ def make_cases(args):
             sample.tpm_cpu = self.swtpm_cpu() - tpm_cpu_start
             for role, host in (('source', server_host), ('dest', dest)):
                 if host in self.slow_tpms:
-                    sample.commands[role] = self.slow_tpms[host].since(
-                        marks[host])
+                    sample.commands[role], sample.background[role] = (
+                        on_the_path(role, self.slow_tpms[host].commands()[
+                            marks[host]:]))
             if migration.status != 'completed':
                 self.fail('%s: the migration to %s ended %s'
                           % (self.kind, dest, migration.status))
@@ -460,20 +483,24 @@ def report_commands(samples):
     Nova: no migration step asks a TPM)."""
     print()
     print('TPM commands per migration (slow-TPM proxy), median per host, '
-          'and the most frequent mix:')
-    for kind in (OFF, ON):
+          'and the most frequent mix;')
+    print('on the migration\'s path, then the managers\' background work '
+          '(on_the_path):')
+    rows = ((OFF, 'commands', 'path'), (OFF, 'background', 'background'),
+            (ON, 'commands', 'path'), (ON, 'background', 'background'))
+    for kind, table, label in rows:
         for role in ('source', 'dest'):
-            found = [s.commands.get(role, collections.Counter())
+            found = [getattr(s, table).get(role, collections.Counter())
                      for s in samples[kind]]
-            totals = [sum(c.values()) for c in found]
-            generations = [slow_tpm.key_generations(c) for c in found]
             mix = collections.Counter(
                 tuple(sorted(c.items())) for c in found).most_common(1)
-            print('  %-3s %-6s %4.0f commands, %d key generations: %s' % (
-                kind, role, statistics.median(totals),
-                statistics.median(generations),
-                ', '.join('%s %d' % item for item in mix[0][0])
-                if mix and mix[0][0] else '-'))
+            print('  %-3s %-10s %-6s %4.0f commands, %d key generations: '
+                  '%s' % (kind, label, role,
+                          statistics.median(sum(c.values()) for c in found),
+                          statistics.median(slow_tpm.key_generations(c)
+                                            for c in found),
+                          ', '.join('%s %d' % item for item in mix[0][0])
+                          if mix and mix[0][0] else '-'))
     both = [sum(s.commands.get('source', {}).values()) +
             sum(s.commands.get('dest', {}).values()) for s in samples[ON]]
     print('  ON, both hosts: %.0f commands per migration (goal: at most '

@@ -112,6 +112,9 @@ class VTPMManager:
         self.counter = nv_counter.MonotonicCounter(
             self.connection, int(conf.korora.migration_counter_index, 0))
         self._stop = threading.Event()
+        # Set to run the background work now (stop, or a migration's
+        # last call on this host).
+        self._wake = threading.Event()
         self._background = None
         # The attested PCRs as last read, and the TPM's PCR update
         # counter then.
@@ -157,6 +160,7 @@ class VTPMManager:
         self.counter.read()
         self._make_spare_key()
         self._stop.clear()
+        self._wake.clear()
         self._background = threading.Thread(target=self._background_work,
                                             name='korora-tpm-background',
                                             daemon=True)
@@ -164,6 +168,7 @@ class VTPMManager:
 
     def stop(self):
         self._stop.set()
+        self._wake.set()
         if self._background is not None:
             self._background.join(timeout=5)
         self.connection.close()
@@ -173,8 +178,13 @@ class VTPMManager:
     def _background_work(self):
         """The PCR watch, the flushes of used keys and the next
         migration's key, each only while the TPM is idle (TPMBusy: not
-        now) and not within QUIET_AFTER_MIGRATION of a migration call."""
-        while not self._stop.wait(self.conf.korora.pcr_watch_interval):
+        now) and not within QUIET_AFTER_MIGRATION of a migration call,
+        unless that call was the migration's last on this host."""
+        while not self._stop.is_set():
+            self._wake.wait(self.conf.korora.pcr_watch_interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
             if time.monotonic() < self._quiet_until:
                 continue
             try:
@@ -189,6 +199,14 @@ class VTPMManager:
 
     def _quiet(self):
         self._quiet_until = time.monotonic() + QUIET_AFTER_MIGRATION
+
+    def _migration_done_here(self):
+        """The destination measured the arrival: its TPM has nothing more
+        to do for the migration (the source commits on its own), so the
+        used key is flushed and the next one made now, not after the
+        quiet time, which would leave the next migration without it."""
+        self._quiet_until = 0.0
+        self._wake.set()
 
     def _watch_pcrs(self):
         """Tell the verifier at once when an attested PCR changes: one
@@ -488,8 +506,10 @@ class VTPMManager:
         document = manifest_module.for_migration(
             migration, counter, items, manifest_module.ARRIVAL)
         self._approvals.pop(migration['instance_uuid'], None)
-        return manifest_module.signed_text(
+        signed = manifest_module.signed_text(
             document, self._quote(purpose.ARRIVAL, document.digest()))
+        self._migration_done_here()
+        return signed
 
     def advance_counter(self, authorization_token):
         """Commit: advance the source's counter (old copies and manifests

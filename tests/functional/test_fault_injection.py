@@ -56,7 +56,9 @@ EXPECTED = {
     # Nova, whose task state was reset under it, leaves the server in
     # ERROR on the destination). Either way the vTPM state is once,
     # where Nova runs the server.
+    # PEERS_ATTESTED is recorded in the same request call: the same.
     'stop_compute': {states.REQUESTED: EITHER,
+                     states.PEERS_ATTESTED: EITHER,
                      states.TRANSFERRING: ROLLED_BACK},
     'restart_broker': {},
     'lock_database': {},
