@@ -47,7 +47,8 @@ VTPM_EXTRA_SPECS = {'hw:tpm_version': '2.0', 'hw:tpm_model': 'tpm-crb'}
 VTPM_IMAGE_PROPERTIES = {'hw_tpm_version': '2.0', 'hw_tpm_model': 'tpm-crb'}
 POLICY = 'fleet v3'
 PCR_VALUE = '5a' * 32
-REFUSED = 'not a trusted vTPM destination'
+REFUSED = 'not trusted vTPM destinations'
+DETAIL = 'not a trusted vTPM destination'
 FILTER_PATH = 'korora_nova.filters.TrustedVTPMFilter'
 
 
@@ -153,10 +154,15 @@ class TrustedVTPMFilterTestCase(base.TestCase):
     def filter_all(self, hosts, spec):
         return list(self.filter.filter_all(hosts, spec))
 
+    def refused_lines(self, output=None):
+        return [line for line in (output or self.logger.output).splitlines()
+                if REFUSED in line]
+
     def assertRefused(self, host, reason):
-        """The log line naming the host and why it was refused."""
-        self.assertIn('%s: %s: %s' % (host, REFUSED, reason),
-                      self.logger.output)
+        """The request's log line names the host and, in short, why it
+        was refused."""
+        [line] = self.refused_lines()
+        self.assertIn('%s (%s' % (host, reason), line)
 
 
 class VTPMRequestTestCase(TrustedVTPMFilterTestCase):
@@ -194,25 +200,24 @@ class VTPMRequestTestCase(TrustedVTPMFilterTestCase):
         self.assertEqual([], self.filter_all([host_state('compute-2')],
                                              vtpm_spec()))
         self.assertRefused(
-            'compute-2', 'untrusted: compute-2: PCR sha256:10 = %s: not '
-            'allowed by policy %s' % (PCR_VALUE, POLICY))
+            'compute-2', 'untrusted: PCR sha256:10 = %s: not allowed by '
+            'policy %s)' % (PCR_VALUE, POLICY))
 
     def test_unknown_host_is_refused(self):
         self.record(trusted('compute-1'))
 
         self.assertFalse(self.filter.host_passes(host_state('compute-3'),
                                                  vtpm_spec()))
-        self.assertRefused('compute-3', 'no verdict (is the host enrolled '
-                                        'with korora-verifier?)')
+        self.assertRefused('compute-3', 'no verdict: not enrolled?)')
 
     def test_stale_trusted_host_is_refused(self):
         self.record(trusted('compute-4'), age=CONF.korora.trust_ttl + 60)
 
         self.assertEqual([], self.filter_all([host_state('compute-4')],
                                              vtpm_spec()))
-        self.assertRefused('compute-4', 'last verdict of ')
-        self.assertIn('is older than trust_ttl (%d s): is korora-verifier '
-                      'running?' % CONF.korora.trust_ttl, self.logger.output)
+        self.assertRefused('compute-4', 'last verdict ')
+        self.assertIn('older than trust_ttl %d s)' % CONF.korora.trust_ttl,
+                      self.logger.output)
 
     def test_stale_verdict_names_its_time(self):
         self.record(trusted('compute-4'), age=CONF.korora.trust_ttl + 60)
@@ -222,7 +227,7 @@ class VTPMRequestTestCase(TrustedVTPMFilterTestCase):
 
         self.filter_all([host_state('compute-4')], vtpm_spec())
 
-        self.assertRefused('compute-4', 'last verdict of %s is older'
+        self.assertRefused('compute-4', 'last verdict %s older'
                            % verified_at.isoformat(timespec='seconds'))
 
     def test_trust_ttl_is_read_from_the_configuration(self):
@@ -247,7 +252,8 @@ class VTPMRequestTestCase(TrustedVTPMFilterTestCase):
         while self.filter_all(hosts, vtpm_spec()):
             self.assertLess(db.utcnow(), deadline)
             threading.Event().wait(0.1)
-        self.assertRefused('compute-1', 'last verdict of ')
+        self.assertIn('compute-1 (last verdict ',
+                      self.refused_lines()[-1])
 
     def test_a_new_trusted_verdict_brings_a_host_back(self):
         self.record(untrusted('compute-2'))
@@ -276,15 +282,73 @@ class VTPMRequestTestCase(TrustedVTPMFilterTestCase):
 
         self.assertEqual(['compute-1'], names(self.filter_all(hosts, spec)))
 
-    def test_every_refused_host_is_logged_once(self):
+    def test_one_line_per_request_names_the_refused_hosts(self):
         hosts = self.fleet()
+        with raw_sql.session() as session:
+            stale = session.get(models.HostTrust, 'compute-4').verified_at
 
         self.filter_all(hosts, vtpm_spec())
 
-        lines = [line for line in self.logger.output.splitlines()
-                 if REFUSED in line]
-        self.assertEqual(['compute-2', 'compute-3', 'compute-4'],
-                         [line.split(':')[0] for line in lines])
+        self.assertEqual(
+            ['TrustedVTPMFilter: 3 of 4 hosts are not trusted vTPM '
+             'destinations: compute-2 (untrusted: PCR sha256:10 = %s: not '
+             'allowed by policy %s), compute-3 (no verdict: not enrolled?), '
+             'compute-4 (last verdict %s older than trust_ttl %d s)'
+             % (PCR_VALUE, POLICY, stale.isoformat(timespec='seconds'),
+                CONF.korora.trust_ttl)],
+            self.refused_lines())
+        # The per-host detail is not at INFO.
+        self.assertNotIn(DETAIL, self.logger.output)
+
+    def test_every_reason_in_full_at_debug(self):
+        hosts = self.fleet()
+        debug = self.useFixture(fixtures.FakeLogger(
+            name=trusted_vtpm.__name__, level=logging.DEBUG))
+
+        self.filter_all(hosts, vtpm_spec())
+
+        self.assertIn('compute-2: %s: untrusted: compute-2: PCR sha256:10 = '
+                      '%s: not allowed by policy %s'
+                      % (DETAIL, PCR_VALUE, POLICY), debug.output)
+        self.assertIn('compute-3: %s: no verdict (is the host enrolled with '
+                      'korora-verifier?)' % DETAIL, debug.output)
+        self.assertIn('compute-4: %s: last verdict of ' % DETAIL,
+                      debug.output)
+        self.assertIn('is older than trust_ttl (%d s): is korora-verifier '
+                      'running?' % CONF.korora.trust_ttl, debug.output)
+        self.assertEqual(1, len(self.refused_lines(debug.output)))
+
+    def test_the_line_names_twenty_hosts_and_counts_the_rest(self):
+        self.record(trusted('compute-0'))
+        hosts = [host_state('compute-%d' % i) for i in range(26)]
+
+        self.assertEqual(['compute-0'],
+                         names(self.filter_all(hosts, vtpm_spec())))
+
+        [line] = self.refused_lines()
+        self.assertIn('25 of 26 hosts are not trusted vTPM destinations: '
+                      'compute-1 (no verdict: not enrolled?), ', line)
+        self.assertIn(', compute-20 (no verdict: not enrolled?); and 5 more',
+                      line)
+        self.assertTrue(line.endswith('; and 5 more'), line)
+        self.assertNotIn('compute-21', line)
+
+    def test_a_long_verdict_is_cut_in_the_line(self):
+        reasons = tuple(verdict_module.Reason(
+            verdict_module.PCR_POLICY,
+            'compute-2: PCR sha256:%d = %s: not allowed by policy %s'
+            % (index, PCR_VALUE, POLICY)) for index in range(8))
+        self.record(verdict_module.Verdict(False, True, reasons,
+                                           'compute-2', POLICY))
+
+        self.filter_all([host_state('compute-2')], vtpm_spec())
+
+        [line] = self.refused_lines()
+        reason = line.split('compute-2 (untrusted: ', 1)[1]
+        self.assertTrue(reason.startswith('PCR sha256:0 = %s' % PCR_VALUE),
+                        reason)
+        self.assertEqual(trusted_vtpm.MAX_REASON + 1, len(reason))
+        self.assertTrue(reason.endswith('...)'), reason)
 
 
 class WhichRequestsTestCase(TrustedVTPMFilterTestCase):
