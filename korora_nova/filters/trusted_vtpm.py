@@ -60,11 +60,11 @@ class TrustedVTPMFilter(filters.BaseHostFilter):
             return filter_obj_list
         if not applies_to(spec_obj):
             return filter_obj_list
-        trust = self._trust()
-        if trust is None:
-            return []
         cutoff = db.utcnow() - datetime.timedelta(
             seconds=CONF.korora.trust_ttl)
+        trust = self._trust(cutoff)
+        if trust is None:
+            return []
         passed, refused = [], []
         for host_state in filter_obj_list:
             why = self._refusal(host_state.host, trust, cutoff)
@@ -80,9 +80,9 @@ class TrustedVTPMFilter(filters.BaseHostFilter):
         return bool(self.filter_all([host_state], spec_obj))
 
     @staticmethod
-    def _trust():
+    def _trust(cutoff):
         try:
-            return db.host_trust_all()
+            return db.host_trust_for_scheduling(cutoff)
         except (exception.DatabaseError, db_exception.DBError) as error:
             LOG.error('TrustedVTPMFilter: the verifier database cannot be '
                       'read (%s): no host is trusted', error)
@@ -97,7 +97,9 @@ class TrustedVTPMFilter(filters.BaseHostFilter):
             LOG.debug('%s: not a trusted vTPM destination: no verdict (is '
                       'the host enrolled with korora-verifier?)', host)
             return 'no verdict: not enrolled?'
-        trusted, summary, verified_at = entry
+        passes, summary, verified_at = entry
+        if passes:
+            return None
         if verified_at < cutoff:
             when = verified_at.isoformat(timespec='seconds')
             LOG.debug('%s: not a trusted vTPM destination: last verdict of '
@@ -105,11 +107,8 @@ class TrustedVTPMFilter(filters.BaseHostFilter):
                       'running?', host, when, CONF.korora.trust_ttl)
             return 'last verdict %s older than trust_ttl %d s' % (
                 when, CONF.korora.trust_ttl)
-        if not trusted:
-            LOG.debug('%s: not a trusted vTPM destination: %s', host,
-                      summary)
-            return 'untrusted: %s' % _short(summary, host)
-        return None
+        LOG.debug('%s: not a trusted vTPM destination: %s', host, summary)
+        return 'untrusted: %s' % _short(summary, host)
 
 
 def _short(summary, host):

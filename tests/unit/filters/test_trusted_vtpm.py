@@ -22,6 +22,7 @@ from unittest import mock
 import fixtures
 import oslo_messaging as messaging
 from oslo_utils.fixture import uuidsentinel
+import sqlalchemy
 from sqlalchemy import event
 
 from nova import objects
@@ -135,19 +136,16 @@ class TrustedVTPMFilterTestCase(base.TestCase):
         return [host_state('compute-%d' % i) for i in range(1, 5)]
 
     def count_statements(self):
-        """A list that grows by one per SQL statement on the engine.
-
-        oslo.db starts every SQLite transaction with an explicit BEGIN
-        (pysqlite would not): that is a statement, not a query.
-        """
+        """A list that grows by one per SQL statement on any engine of
+        this process (the filter's has connections of its own)."""
         statements = []
 
         def before_cursor_execute(conn, cursor, statement, *args):
             statements.append(statement)
 
-        engine = db.get_engine()
-        event.listen(engine, 'before_cursor_execute', before_cursor_execute)
-        self.addCleanup(event.remove, engine, 'before_cursor_execute',
+        engines = sqlalchemy.engine.Engine
+        event.listen(engines, 'before_cursor_execute', before_cursor_execute)
+        self.addCleanup(event.remove, engines, 'before_cursor_execute',
                         before_cursor_execute)
         return statements
 
@@ -428,11 +426,9 @@ class DatabaseTestCase(TrustedVTPMFilterTestCase):
         five_hundred_hosts = list(statements)
 
         self.assertEqual(one_host, five_hundred_hosts)
-        queries = [s for s in one_host if s != 'BEGIN']
-        self.assertEqual(1, len(queries))
-        self.assertIn('FROM host_trust', queries[0])
-        self.assertNotIn('WHERE', queries[0])
-        self.assertEqual(['BEGIN'], one_host[:-1])
+        [query] = one_host
+        self.assertIn('FROM host_trust', query)
+        self.assertNotIn('WHERE', query)
 
     def test_every_request_reads_the_database_again(self):
         # No cache: a verdict is used by the very next request.
@@ -442,7 +438,8 @@ class DatabaseTestCase(TrustedVTPMFilterTestCase):
         for _ in range(3):
             self.filter_all([host_state('compute-1')], vtpm_spec())
 
-        self.assertEqual(3, len([s for s in statements if s != 'BEGIN']))
+        self.assertEqual(3, len([s for s in statements
+                                 if 'FROM host_trust' in s]))
 
     def test_unreachable_database_passes_no_host(self):
         self.fleet()
@@ -456,6 +453,21 @@ class DatabaseTestCase(TrustedVTPMFilterTestCase):
         self.assertIn(path, self.logger.output)
         self.assertIn('no host is trusted', self.logger.output)
         self.assertFalse(os.path.exists(os.path.dirname(path)))
+
+    def test_a_replaced_database_file_is_noticed_at_once(self):
+        self.record(trusted('compute-1'))
+        hosts = [host_state('compute-1')]
+        self.assertEqual(['compute-1'],
+                         names(self.filter_all(hosts, vtpm_spec())))
+        path = os.path.join(self.folder, 'korora.sqlite')
+        os.replace(path, path + '.moved')
+        with open(path, 'wb') as stream:
+            stream.write(b'not a database\n' * 512)
+
+        self.assertEqual([], self.filter_all(hosts, vtpm_spec()))
+        self.assertIn('TrustedVTPMFilter: the verifier database cannot be '
+                      'read', self.logger.output)
+        self.assertIn('file is not a database', self.logger.output)
 
     def test_database_never_synced_passes_no_host(self):
         self.use_database(os.path.join(self.folder, 'empty.sqlite'))
