@@ -392,8 +392,15 @@ def keylime_quotes(path, prepared, ak_public):
     allowed values, written to path for keylime_check_quote.py."""
     b64 = (lambda data: base64.b64encode(data).decode('ascii'))
     quotes = []
+    previous = None
     for quote, nonce, _ in prepared['appraise']:
-        selection = evidence.parse_attestation(quote.message).pcr_selection
+        attested = evidence.parse_attestation(quote.message)
+        # Keylime refuses a quote whose clock is not later than the last
+        # one's (Kororā accepts the same millisecond): one per clock.
+        if previous is not None and attested.clock_info.clock <= previous:
+            continue
+        previous = attested.clock_info.clock
+        selection = attested.pcr_selection
         pcr_file = tools_pcr_file(selection, quote.pcr_values)
         if pcr_values.from_tools_serialized(pcr_file) != (
                 list(selection), quote.pcr_values):

@@ -623,6 +623,8 @@ def host_trust_all():
                 for name, trusted, summary, verified_at in rows}
 
 
+_PASSES = (True, None, None)
+_TRUST_BATCH = 500
 _FRESH_AND_TRUSTED = sa.and_(
     models.HostTrust.trusted,
     models.HostTrust.verified_at >= sa.bindparam('cutoff'))
@@ -644,11 +646,17 @@ def host_trust_for_scheduling(cutoff):
     sends summary and verified_at only for the hosts that do not pass:
     turning each row's time into a datetime cost more than the query.
     """
+    trust = {}
     with _trust_engine().connect() as connection:
-        rows = connection.execute(_SCHEDULING_QUERY,
-                                  {'cutoff': cutoff}).all()
-    return {name: (bool(passes), summary, verified_at)
-            for name, passes, summary, verified_at in rows}
+        result = connection.execute(_SCHEDULING_QUERY, {'cutoff': cutoff})
+        # Rows fetched in batches and dropped, and one tuple for every
+        # host that passes: 10,000 objects kept at once set off Python's
+        # full garbage collections, which cost more than the query.
+        for rows in result.partitions(_TRUST_BATCH):
+            for name, passes, summary, verified_at in rows:
+                trust[name] = _PASSES if passes else (False, summary,
+                                                      verified_at)
+    return trust
 
 
 @_retried
