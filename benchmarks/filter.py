@@ -31,8 +31,8 @@ every scheduler runs, which looks at each host's service record). The
 two alternate, and which goes first swaps from round to round. Reported:
 the median milliseconds per request of each, in wall-clock time and in
 CPU time of the process (steadier when the machine is busy), and the
-ratio TrustedVTPMFilter / ComputeFilter. Goal: at most 1.5 at 10,000
-hosts, judged on --clock (wall by default).
+ratio TrustedVTPMFilter / ComputeFilter. Goals: at most 1.2 at 100
+hosts and 0.5 at 10,000, judged on --clock (wall by default).
 
 A measurement is an average over whole requests, garbage collections
 included: the verdict rows a request reads are what sets off Python's
@@ -45,11 +45,11 @@ long the run lasts; the cost of the checks does not depend on them.
 
 With --log devnull (the default) logging is on at INFO, as in a
 nova-scheduler, and written to /dev/null, so the filter's log line for
-each refused host costs what it costs in production; --log off drops
+each request costs what it costs in production; --log off drops
 INFO records before they are formatted.
 
-Exit status: 0 if the goal is met at the largest N, 1 if it is missed, 2
-if the set-up failed, 130 when interrupted.
+Exit status: 0 if the goals are met at the numbers of hosts measured, 1
+if one is missed, 2 if the set-up failed, 130 when interrupted.
 """
 
 import argparse
@@ -88,8 +88,9 @@ from korora_nova import exception
 from korora_nova.filters import trusted_vtpm
 
 CONF = conf.CONF
-GOAL = 1.5
-GOAL_HOSTS = 10000
+# The goals: TrustedVTPMFilter's time at most this many times
+# ComputeFilter's, by number of hosts (issue 12).
+GOALS = {100: 1.2, 10000: 0.5}
 COMPUTE = 'ComputeFilter'
 TRUSTED = 'TrustedVTPMFilter'
 NAMES = (COMPUTE, TRUSTED)
@@ -345,14 +346,14 @@ def report(results, args):
           'CPU time of the process:' % (args.rounds, args.seconds))
     print('  %6s  %-5s %13s  %17s  %6s  %6s  %s' % (
         'hosts', 'clock', COMPUTE, TRUSTED, 'ratio', 'paired',
-        'goal <= %.1f' % GOAL))
+        'goal'))
     for r in results:
         for clock in ('wall', 'cpu'):
             m = r[clock]
             print('  %6d  %-5s %10.3f ms  %14.3f ms  %6.2f  %6.2f  %s' % (
                 r['hosts'], clock, m['compute'] * 1e3, m['trusted'] * 1e3,
                 m['ratio'], m['paired'],
-                'PASS' if m['ratio'] <= GOAL else 'MISS'))
+                _judgement(r['hosts'], m['ratio'])))
     for r in results:
         m = r['cpu']
         print('  %6d hosts, CPU time per host: %s %.2f us, %s %.2f us; '
@@ -363,15 +364,25 @@ def report(results, args):
     print('  (ratio: of the medians; paired: median of the per-round '
           'ratios. A CPU share well under 95%: the machine was busy and '
           'wall-clock figures include waiting for it; CPU time does not.)')
-    judged = results[-1]
-    if judged['hosts'] != GOAL_HOSTS:
-        print('  note: the goal is stated at %d hosts; judged here at %d'
-              % (GOAL_HOSTS, judged['hosts']))
-    met = judged[args.clock]['ratio'] <= GOAL
-    print('  goal: %s at most %.1f x %s at %d hosts (%s time): %s'
-          % (TRUSTED, GOAL, COMPUTE, judged['hosts'], args.clock,
-             'PASS' if met else 'MISS'))
+    met = True
+    judged = [r for r in results if r['hosts'] in GOALS]
+    for r in judged:
+        ratio = r[args.clock]['ratio']
+        met = met and ratio <= GOALS[r['hosts']]
+        print('  goal: %s at most %.1f x %s at %d hosts (%s time): %s'
+              % (TRUSTED, GOALS[r['hosts']], COMPUTE, r['hosts'],
+                 args.clock, 'PASS' if ratio <= GOALS[r['hosts']] else 'MISS'))
+    if not judged:
+        print('  note: the goals are stated at %s hosts; none was measured'
+              % ' and '.join(str(n) for n in sorted(GOALS)))
     return 0 if met else 1
+
+
+def _judgement(hosts, ratio):
+    goal = GOALS.get(hosts)
+    if goal is None:
+        return '-'
+    return '<= %.1f: %s' % (goal, 'PASS' if ratio <= goal else 'MISS')
 
 
 def gc_cost(filter_obj, states, spec, requests):

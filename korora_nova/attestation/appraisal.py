@@ -5,6 +5,7 @@ and every failed check is reported, so an operator sees all that is wrong
 at once. No exception other than the project's own leaves this module.
 """
 
+import functools
 import hmac
 
 from cryptography.exceptions import InvalidSignature
@@ -23,6 +24,10 @@ from korora_nova.attestation import verdict
 from korora_nova import exception
 
 MAX_PUBLIC_KEY_SIZE = 16 * 1024
+# AKs kept loaded, by their bytes. A verifier attests its whole fleet in
+# turn (up to 10,000 hosts), and an LRU smaller than the fleet would
+# have dropped each key before its host comes round again.
+AK_CACHE_SIZE = 16384
 
 # Signature hashes accepted from a TPM; SHA-1 is not.
 _SIGNATURE_HASHES = {
@@ -43,7 +48,14 @@ def load_public_key(data):
             len(data) > MAX_PUBLIC_KEY_SIZE):
         raise exception.EvidenceError(
             'AK public key must be 1 to %d bytes' % MAX_PUBLIC_KEY_SIZE)
-    data = bytes(data)
+    return _load_public_key(bytes(data))
+
+
+@functools.lru_cache(maxsize=AK_CACHE_SIZE)
+def _load_public_key(data):
+    """Cached by the key's bytes: a changed AK is other bytes, so it is
+    loaded afresh; a key that does not load raises, and is not cached.
+    Keys are immutable, so one object serves every caller."""
     loaders = (serialization.load_pem_public_key,
                serialization.load_der_public_key, _load_tpm2b_public)
     for loader in loaders:

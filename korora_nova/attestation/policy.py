@@ -15,9 +15,12 @@ write the verifier's database cannot sign, so cannot slip in a version
 that allows their own PCR values.
 """
 
+import collections
 import dataclasses
+import hashlib
 import json
 import os
+import threading
 
 import jwt
 
@@ -34,6 +37,9 @@ MAX_VERSION = 2 ** 31 - 1     # a SQL INTEGER on every backend
 MAX_SIGNATURE = MAX_POLICY_FILE * 4 // 3 + 4096
 ALGORITHM = 'ES256'
 JWS_TYPE = 'korora-policy+jws'
+# Policy versions verified already (verified()): a verifier holds a few
+# policies with a few active versions each.
+VERIFIED_CACHE_SIZE = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,6 +195,7 @@ def load_public_key(path):
                                       exception.SigningKeyError)
 
 
+# {path: (file's stamp, key id, public key)}
 _trusted_cache = {}
 
 
@@ -207,9 +214,10 @@ def trusted_keys(paths):
             stamp = None
         cached = _trusted_cache.get(path)
         if cached is None or stamp is None or cached[0] != stamp:
-            cached = (stamp, load_public_key(path))
+            public_key = load_public_key(path)
+            cached = (stamp, key_id(public_key), public_key)
             _trusted_cache[path] = cached
-        keys[key_id(cached[1])] = cached[1]
+        keys[cached[1]] = cached[2]
     return keys
 
 
@@ -273,13 +281,48 @@ def _signed_payload(name, version, signature, keys):
                     % str(header.get('kid', 'unknown'))[:64])
 
 
+_verified_cache = collections.OrderedDict()
+_verified_lock = threading.Lock()
+
+
+def _digest(text):
+    return hashlib.sha256(text.encode('utf-8', 'surrogatepass')).digest()
+
+
 def verified(name, version, document, signature, keys):
     """The ReferencePolicy a stored version holds, if a trusted operator
     key signed exactly it; PolicySignatureError with the reason if not.
 
     name, version: the row's; document: its stored JSON text; keys: as
     trusted_keys() gives them.
+
+    The verifier asks this of every active version at every attestation,
+    and a signature check costs several appraisals, so versions that
+    verified are remembered by everything the answer depends on: the
+    row's name, version, document and signature, and the trusted key ids
+    (thumbprints of the keys). A changed or re-signed row, or a key no
+    longer trusted, is verified afresh; a refusal is never remembered.
     """
+    if not all(isinstance(field, str)
+               for field in (name, document, signature)) or (
+            not isinstance(version, int)):
+        return _verified(name, version, document, signature, keys)
+    cache_key = (name, version, _digest(document), _digest(signature),
+                 frozenset(keys))
+    with _verified_lock:
+        reference = _verified_cache.get(cache_key)
+        if reference is not None:
+            _verified_cache.move_to_end(cache_key)
+            return reference
+    reference = _verified(name, version, document, signature, keys)
+    with _verified_lock:
+        _verified_cache[cache_key] = reference
+        while len(_verified_cache) > VERIFIED_CACHE_SIZE:
+            _verified_cache.popitem(last=False)
+    return reference
+
+
+def _verified(name, version, document, signature, keys):
     payload = _signed_payload(name, version, signature, keys)
     stored = loads(document)
     if payload != canonical_payload(stored):

@@ -139,7 +139,7 @@ class HostTrust(BASE):
         return ('host_trust', self.host_name)
 
     def audit_content(self):
-        """What the scheduler filter reads (db.api.host_trust_all)."""
+        """What the scheduler filter reads (db.api, host_trust_*)."""
         return {'host_name': self.host_name,
                 'trusted': bool(self.trusted), 'summary': self.summary,
                 'verified_at': _seconds(self.verified_at),

@@ -3,7 +3,9 @@ attestation verdict.
 
 Verdicts are read from the verifier's database ([korora_database]), never
 from the message bus, so nothing injected on the bus can make a host
-pass. One query per scheduling request serves every candidate host.
+pass. One query per scheduling request serves every candidate host, and
+one log line at INFO names the hosts it refused (each host's whole
+reason is logged at DEBUG).
 """
 
 import datetime
@@ -22,6 +24,10 @@ CONF = conf.CONF
 LOG = logging.getLogger(__name__)
 
 EXTRA_SPEC = 'korora:trusted_host'
+# A request's log line names this many refused hosts and counts the
+# rest; each reason is cut to MAX_REASON characters.
+MAX_NAMED = 20
+MAX_REASON = 160
 
 
 def requires_trusted_host(flavor, image_meta):
@@ -54,42 +60,72 @@ class TrustedVTPMFilter(filters.BaseHostFilter):
             return filter_obj_list
         if not applies_to(spec_obj):
             return filter_obj_list
-        trust = self._trust()
-        if trust is None:
-            return []
         cutoff = db.utcnow() - datetime.timedelta(
             seconds=CONF.korora.trust_ttl)
-        return [host_state for host_state in filter_obj_list
-                if self._passes(host_state.host, trust, cutoff)]
+        trust = self._trust(cutoff)
+        if trust is None:
+            return []
+        passed, refused = [], []
+        for host_state in filter_obj_list:
+            why = self._refusal(host_state.host, trust, cutoff)
+            if why is None:
+                passed.append(host_state)
+            else:
+                refused.append((host_state.host, why))
+        if refused:
+            _log_refused(refused, len(passed) + len(refused))
+        return passed
 
     def host_passes(self, host_state, spec_obj):
         return bool(self.filter_all([host_state], spec_obj))
 
     @staticmethod
-    def _trust():
+    def _trust(cutoff):
         try:
-            return db.host_trust_all()
+            return db.host_trust_for_scheduling(cutoff)
         except (exception.DatabaseError, db_exception.DBError) as error:
             LOG.error('TrustedVTPMFilter: the verifier database cannot be '
                       'read (%s): no host is trusted', error)
             return None
 
     @staticmethod
-    def _passes(host, trust, cutoff):
+    def _refusal(host, trust, cutoff):
+        """Why host is refused, in short (None if it passes); the whole
+        reason goes to the debug log."""
         entry = trust.get(host)
         if entry is None:
-            LOG.info('%s: not a trusted vTPM destination: no verdict (is '
-                     'the host enrolled with korora-verifier?)', host)
-            return False
-        trusted, summary, verified_at = entry
+            LOG.debug('%s: not a trusted vTPM destination: no verdict (is '
+                      'the host enrolled with korora-verifier?)', host)
+            return 'no verdict: not enrolled?'
+        passes, summary, verified_at = entry
+        if passes:
+            return None
         if verified_at < cutoff:
-            LOG.info('%s: not a trusted vTPM destination: last verdict of '
-                     '%s is older than trust_ttl (%d s): is korora-verifier '
-                     'running?', host, verified_at.isoformat(
-                         timespec='seconds'), CONF.korora.trust_ttl)
-            return False
-        if not trusted:
-            LOG.info('%s: not a trusted vTPM destination: %s', host,
-                     summary)
-            return False
-        return True
+            when = verified_at.isoformat(timespec='seconds')
+            LOG.debug('%s: not a trusted vTPM destination: last verdict of '
+                      '%s is older than trust_ttl (%d s): is korora-verifier '
+                      'running?', host, when, CONF.korora.trust_ttl)
+            return 'last verdict %s older than trust_ttl %d s' % (
+                when, CONF.korora.trust_ttl)
+        LOG.debug('%s: not a trusted vTPM destination: %s', host, summary)
+        return 'untrusted: %s' % _short(summary, host)
+
+
+def _short(summary, host):
+    """A verdict's summary without what the line says already, cut."""
+    for prefix in ('untrusted: ', '%s: ' % host):
+        if summary.startswith(prefix):
+            summary = summary[len(prefix):]
+    if len(summary) > MAX_REASON:
+        summary = summary[:MAX_REASON - 3] + '...'
+    return summary
+
+
+def _log_refused(refused, total):
+    """One line per request: the refused hosts, MAX_NAMED at most, each
+    with its reason in short."""
+    named = ', '.join('%s (%s)' % item for item in refused[:MAX_NAMED])
+    more = len(refused) - MAX_NAMED
+    LOG.info('TrustedVTPMFilter: %d of %d hosts are not trusted vTPM '
+             'destinations: %s%s', len(refused), total, named,
+             '; and %d more' % more if more > 0 else '')

@@ -133,12 +133,11 @@ class TestReadOnlyAccount(base.TrustedVTPMFilterTestCase):
 
         self.assertEqual(['compute-1'], through_read_write)
         self.assertEqual(through_read_write, self.decide())
-        self.assertRefused('compute-2', 'untrusted: compute-2: PCR '
-                           'sha256:10 = %s: not allowed by policy %s'
+        self.assertRefused('compute-2', 'untrusted: PCR sha256:10 = %s: '
+                           'not allowed by policy %s)'
                            % (base.PCR_VALUE, base.POLICY))
-        self.assertRefused('compute-3', 'no verdict (is the host enrolled '
-                                        'with korora-verifier?)')
-        self.assertRefused('compute-4', 'last verdict of ')
+        self.assertRefused('compute-3', 'no verdict: not enrolled?)')
+        self.assertRefused('compute-4', 'last verdict ')
         self.assertNotIn('cannot be read', self.logger.output)
 
     def test_a_new_verdict_is_seen_through_the_read_only_account(self):

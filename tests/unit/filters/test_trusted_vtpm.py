@@ -22,6 +22,7 @@ from unittest import mock
 import fixtures
 import oslo_messaging as messaging
 from oslo_utils.fixture import uuidsentinel
+import sqlalchemy
 from sqlalchemy import event
 
 from nova import objects
@@ -47,7 +48,8 @@ VTPM_EXTRA_SPECS = {'hw:tpm_version': '2.0', 'hw:tpm_model': 'tpm-crb'}
 VTPM_IMAGE_PROPERTIES = {'hw_tpm_version': '2.0', 'hw_tpm_model': 'tpm-crb'}
 POLICY = 'fleet v3'
 PCR_VALUE = '5a' * 32
-REFUSED = 'not a trusted vTPM destination'
+REFUSED = 'not trusted vTPM destinations'
+DETAIL = 'not a trusted vTPM destination'
 FILTER_PATH = 'korora_nova.filters.TrustedVTPMFilter'
 
 
@@ -134,29 +136,31 @@ class TrustedVTPMFilterTestCase(base.TestCase):
         return [host_state('compute-%d' % i) for i in range(1, 5)]
 
     def count_statements(self):
-        """A list that grows by one per SQL statement on the engine.
-
-        oslo.db starts every SQLite transaction with an explicit BEGIN
-        (pysqlite would not): that is a statement, not a query.
-        """
+        """A list that grows by one per SQL statement on any engine of
+        this process (the filter's has connections of its own)."""
         statements = []
 
         def before_cursor_execute(conn, cursor, statement, *args):
             statements.append(statement)
 
-        engine = db.get_engine()
-        event.listen(engine, 'before_cursor_execute', before_cursor_execute)
-        self.addCleanup(event.remove, engine, 'before_cursor_execute',
+        engines = sqlalchemy.engine.Engine
+        event.listen(engines, 'before_cursor_execute', before_cursor_execute)
+        self.addCleanup(event.remove, engines, 'before_cursor_execute',
                         before_cursor_execute)
         return statements
 
     def filter_all(self, hosts, spec):
         return list(self.filter.filter_all(hosts, spec))
 
+    def refused_lines(self, output=None):
+        return [line for line in (output or self.logger.output).splitlines()
+                if REFUSED in line]
+
     def assertRefused(self, host, reason):
-        """The log line naming the host and why it was refused."""
-        self.assertIn('%s: %s: %s' % (host, REFUSED, reason),
-                      self.logger.output)
+        """The request's log line names the host and, in short, why it
+        was refused."""
+        [line] = self.refused_lines()
+        self.assertIn('%s (%s' % (host, reason), line)
 
 
 class VTPMRequestTestCase(TrustedVTPMFilterTestCase):
@@ -194,25 +198,24 @@ class VTPMRequestTestCase(TrustedVTPMFilterTestCase):
         self.assertEqual([], self.filter_all([host_state('compute-2')],
                                              vtpm_spec()))
         self.assertRefused(
-            'compute-2', 'untrusted: compute-2: PCR sha256:10 = %s: not '
-            'allowed by policy %s' % (PCR_VALUE, POLICY))
+            'compute-2', 'untrusted: PCR sha256:10 = %s: not allowed by '
+            'policy %s)' % (PCR_VALUE, POLICY))
 
     def test_unknown_host_is_refused(self):
         self.record(trusted('compute-1'))
 
         self.assertFalse(self.filter.host_passes(host_state('compute-3'),
                                                  vtpm_spec()))
-        self.assertRefused('compute-3', 'no verdict (is the host enrolled '
-                                        'with korora-verifier?)')
+        self.assertRefused('compute-3', 'no verdict: not enrolled?)')
 
     def test_stale_trusted_host_is_refused(self):
         self.record(trusted('compute-4'), age=CONF.korora.trust_ttl + 60)
 
         self.assertEqual([], self.filter_all([host_state('compute-4')],
                                              vtpm_spec()))
-        self.assertRefused('compute-4', 'last verdict of ')
-        self.assertIn('is older than trust_ttl (%d s): is korora-verifier '
-                      'running?' % CONF.korora.trust_ttl, self.logger.output)
+        self.assertRefused('compute-4', 'last verdict ')
+        self.assertIn('older than trust_ttl %d s)' % CONF.korora.trust_ttl,
+                      self.logger.output)
 
     def test_stale_verdict_names_its_time(self):
         self.record(trusted('compute-4'), age=CONF.korora.trust_ttl + 60)
@@ -222,7 +225,7 @@ class VTPMRequestTestCase(TrustedVTPMFilterTestCase):
 
         self.filter_all([host_state('compute-4')], vtpm_spec())
 
-        self.assertRefused('compute-4', 'last verdict of %s is older'
+        self.assertRefused('compute-4', 'last verdict %s older'
                            % verified_at.isoformat(timespec='seconds'))
 
     def test_trust_ttl_is_read_from_the_configuration(self):
@@ -247,7 +250,8 @@ class VTPMRequestTestCase(TrustedVTPMFilterTestCase):
         while self.filter_all(hosts, vtpm_spec()):
             self.assertLess(db.utcnow(), deadline)
             threading.Event().wait(0.1)
-        self.assertRefused('compute-1', 'last verdict of ')
+        self.assertIn('compute-1 (last verdict ',
+                      self.refused_lines()[-1])
 
     def test_a_new_trusted_verdict_brings_a_host_back(self):
         self.record(untrusted('compute-2'))
@@ -276,15 +280,73 @@ class VTPMRequestTestCase(TrustedVTPMFilterTestCase):
 
         self.assertEqual(['compute-1'], names(self.filter_all(hosts, spec)))
 
-    def test_every_refused_host_is_logged_once(self):
+    def test_one_line_per_request_names_the_refused_hosts(self):
         hosts = self.fleet()
+        with raw_sql.session() as session:
+            stale = session.get(models.HostTrust, 'compute-4').verified_at
 
         self.filter_all(hosts, vtpm_spec())
 
-        lines = [line for line in self.logger.output.splitlines()
-                 if REFUSED in line]
-        self.assertEqual(['compute-2', 'compute-3', 'compute-4'],
-                         [line.split(':')[0] for line in lines])
+        self.assertEqual(
+            ['TrustedVTPMFilter: 3 of 4 hosts are not trusted vTPM '
+             'destinations: compute-2 (untrusted: PCR sha256:10 = %s: not '
+             'allowed by policy %s), compute-3 (no verdict: not enrolled?), '
+             'compute-4 (last verdict %s older than trust_ttl %d s)'
+             % (PCR_VALUE, POLICY, stale.isoformat(timespec='seconds'),
+                CONF.korora.trust_ttl)],
+            self.refused_lines())
+        # The per-host detail is not at INFO.
+        self.assertNotIn(DETAIL, self.logger.output)
+
+    def test_every_reason_in_full_at_debug(self):
+        hosts = self.fleet()
+        debug = self.useFixture(fixtures.FakeLogger(
+            name=trusted_vtpm.__name__, level=logging.DEBUG))
+
+        self.filter_all(hosts, vtpm_spec())
+
+        self.assertIn('compute-2: %s: untrusted: compute-2: PCR sha256:10 = '
+                      '%s: not allowed by policy %s'
+                      % (DETAIL, PCR_VALUE, POLICY), debug.output)
+        self.assertIn('compute-3: %s: no verdict (is the host enrolled with '
+                      'korora-verifier?)' % DETAIL, debug.output)
+        self.assertIn('compute-4: %s: last verdict of ' % DETAIL,
+                      debug.output)
+        self.assertIn('is older than trust_ttl (%d s): is korora-verifier '
+                      'running?' % CONF.korora.trust_ttl, debug.output)
+        self.assertEqual(1, len(self.refused_lines(debug.output)))
+
+    def test_the_line_names_twenty_hosts_and_counts_the_rest(self):
+        self.record(trusted('compute-0'))
+        hosts = [host_state('compute-%d' % i) for i in range(26)]
+
+        self.assertEqual(['compute-0'],
+                         names(self.filter_all(hosts, vtpm_spec())))
+
+        [line] = self.refused_lines()
+        self.assertIn('25 of 26 hosts are not trusted vTPM destinations: '
+                      'compute-1 (no verdict: not enrolled?), ', line)
+        self.assertIn(', compute-20 (no verdict: not enrolled?); and 5 more',
+                      line)
+        self.assertTrue(line.endswith('; and 5 more'), line)
+        self.assertNotIn('compute-21', line)
+
+    def test_a_long_verdict_is_cut_in_the_line(self):
+        reasons = tuple(verdict_module.Reason(
+            verdict_module.PCR_POLICY,
+            'compute-2: PCR sha256:%d = %s: not allowed by policy %s'
+            % (index, PCR_VALUE, POLICY)) for index in range(8))
+        self.record(verdict_module.Verdict(False, True, reasons,
+                                           'compute-2', POLICY))
+
+        self.filter_all([host_state('compute-2')], vtpm_spec())
+
+        [line] = self.refused_lines()
+        reason = line.split('compute-2 (untrusted: ', 1)[1]
+        self.assertTrue(reason.startswith('PCR sha256:0 = %s' % PCR_VALUE),
+                        reason)
+        self.assertEqual(trusted_vtpm.MAX_REASON + 1, len(reason))
+        self.assertTrue(reason.endswith('...)'), reason)
 
 
 class WhichRequestsTestCase(TrustedVTPMFilterTestCase):
@@ -364,11 +426,9 @@ class DatabaseTestCase(TrustedVTPMFilterTestCase):
         five_hundred_hosts = list(statements)
 
         self.assertEqual(one_host, five_hundred_hosts)
-        queries = [s for s in one_host if s != 'BEGIN']
-        self.assertEqual(1, len(queries))
-        self.assertIn('FROM host_trust', queries[0])
-        self.assertNotIn('WHERE', queries[0])
-        self.assertEqual(['BEGIN'], one_host[:-1])
+        [query] = one_host
+        self.assertIn('FROM host_trust', query)
+        self.assertNotIn('WHERE', query)
 
     def test_every_request_reads_the_database_again(self):
         # No cache: a verdict is used by the very next request.
@@ -378,7 +438,8 @@ class DatabaseTestCase(TrustedVTPMFilterTestCase):
         for _ in range(3):
             self.filter_all([host_state('compute-1')], vtpm_spec())
 
-        self.assertEqual(3, len([s for s in statements if s != 'BEGIN']))
+        self.assertEqual(3, len([s for s in statements
+                                 if 'FROM host_trust' in s]))
 
     def test_unreachable_database_passes_no_host(self):
         self.fleet()
@@ -392,6 +453,21 @@ class DatabaseTestCase(TrustedVTPMFilterTestCase):
         self.assertIn(path, self.logger.output)
         self.assertIn('no host is trusted', self.logger.output)
         self.assertFalse(os.path.exists(os.path.dirname(path)))
+
+    def test_a_replaced_database_file_is_noticed_at_once(self):
+        self.record(trusted('compute-1'))
+        hosts = [host_state('compute-1')]
+        self.assertEqual(['compute-1'],
+                         names(self.filter_all(hosts, vtpm_spec())))
+        path = os.path.join(self.folder, 'korora.sqlite')
+        os.replace(path, path + '.moved')
+        with open(path, 'wb') as stream:
+            stream.write(b'not a database\n' * 512)
+
+        self.assertEqual([], self.filter_all(hosts, vtpm_spec()))
+        self.assertIn('TrustedVTPMFilter: the verifier database cannot be '
+                      'read', self.logger.output)
+        self.assertIn('file is not a database', self.logger.output)
 
     def test_database_never_synced_passes_no_host(self):
         self.use_database(os.path.join(self.folder, 'empty.sqlite'))

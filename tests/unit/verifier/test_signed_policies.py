@@ -235,6 +235,101 @@ class TestSignedPolicies(SignedPolicyTestCase):
                       'key' % path, str(error))
 
 
+class TestRememberedVerification(SignedPolicyTestCase):
+    """The verifier remembers verified policy versions and loaded AKs;
+    whatever changes under it is judged afresh."""
+
+    def setUp(self):
+        super().setUp()
+        attestation.record_policy(self.api, 'compute-1', POLICY, 1,
+                                  self.operator.key)
+        db.host_set_policy('compute-1', POLICY)
+        # Remembered from here on.
+        self.assertTrusted()
+
+    def assertTrusted(self):
+        verdict = self.attestor.attest('compute-1')
+        self.assertTrue(verdict.trusted, verdict.summary())
+        return verdict
+
+    def assertUntrusted(self, *words):
+        verdict = self.attestor.attest('compute-1')
+        self.assertFalse(verdict.trusted)
+        for text in words:
+            self.assertIn(text, verdict.summary())
+        self.assertFalse(db.host_trust_all()['compute-1'][0])
+        return verdict
+
+    def test_a_remembered_policy_is_the_stored_one(self):
+        host = db.host_get('compute-1')
+        [first], [] = attestation.signed_policies(host)
+        [again], [] = attestation.signed_policies(host)
+        self.assertIs(first, again)
+        row = db.policy_get(POLICY, 1)
+        self.assertEqual(policy_module.loads(row.document), first)
+
+    def test_a_row_changed_after_verification_is_judged_afresh(self):
+        self.host1.extend_pcr(10, b'rootkit')
+        changed = policy_module.from_values(POLICY, 1, self.current_values())
+        self.execute('UPDATE policies SET document = :document',
+                     document=audit.canonical(changed.to_json()))
+        self.assertUntrusted('policy %s version 1: its content differs '
+                             'from what the operator signed' % POLICY)
+
+    def test_a_re_signed_row_is_judged_afresh(self):
+        row = db.policy_get(POLICY, 1)
+        reference = policy_module.loads(row.document)
+        stranger = self.useFixture(services.OperatorKeyFixture(
+            self.config.conf, trusted=False))
+        self.execute('UPDATE policies SET signature = :signature',
+                     signature=stranger.sign(reference))
+        self.assertUntrusted('signed by key %s, which [korora] '
+                             'policy_signing_keys does not list'
+                             % stranger.key_id)
+        # Signed again by the operator (another ES256 signature of the
+        # same document): trusted again.
+        signature = self.operator.sign(reference)
+        self.assertNotEqual(row.signature, signature)
+        self.execute('UPDATE policies SET signature = :signature',
+                     signature=signature)
+        self.assertTrusted()
+
+    def test_a_key_removed_from_the_trusted_keys_is_judged_afresh(self):
+        other = self.useFixture(services.OperatorKeyFixture(
+            self.config.conf))
+        self.flags(policy_signing_keys=[other.public_path])
+        self.assertUntrusted('signed by key %s' % self.operator.key_id)
+        self.flags(policy_signing_keys=[self.operator.public_path])
+        self.assertTrusted()
+
+    def test_a_trusted_key_file_replaced_in_place_is_judged_afresh(self):
+        stranger = self.useFixture(services.OperatorKeyFixture(
+            self.config.conf, trusted=False))
+        stat = os.stat(self.operator.public_path)
+        with open(stranger.public_path, 'rb') as source:
+            data = source.read()
+        with open(self.operator.public_path, 'wb') as target:
+            target.write(data)
+        # Another stamp however coarse the file system's clock.
+        os.utime(self.operator.public_path,
+                 ns=(stat.st_atime_ns, stat.st_mtime_ns + 10 ** 9))
+        self.assertUntrusted('signed by key %s, which [korora] '
+                             'policy_signing_keys does not list'
+                             % self.operator.key_id)
+
+    def test_a_changed_ak_is_loaded_afresh(self):
+        enrolled = db.host_get('compute-1').ak_public
+        # Another TPM's AK in the host's row (whoever can write the
+        # database): compute-1's quotes no longer verify.
+        other = self.useFixture(services.SoftwareTPMFixture())
+        self.execute('UPDATE hosts SET ak_public = :ak',
+                     ak=other.attestation_key().public)
+        self.assertUntrusted('signature does not verify with the enrolled '
+                             'AK')
+        self.execute('UPDATE hosts SET ak_public = :ak', ak=enrolled)
+        self.assertTrusted()
+
+
 class TestOneTPMOneHost(SignedPolicyTestCase):
 
     def test_same_tpm_under_a_second_name_is_refused(self):
