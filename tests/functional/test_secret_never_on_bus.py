@@ -91,9 +91,12 @@ class SecretOnRabbitMQTestBase(nova_rabbitmq.OnRabbitMQ,
         self.assertEqual(source_asked, bool(self.published(
             COMPUTE_TOPICS % SOURCE, b'check_can_live_migrate_source')))
         if source_asked:
-            # The verifier attested the hosts over the bus.
+            # The verifier talked to the vTPM managers over the bus (the
+            # source's quote, the destination's key).
             self.assertTrue(self.published(
-                '%s.*' % CONF.korora.manager_topic, b'attest'))
+                '%s.*' % CONF.korora.manager_topic, b'certify_migration_key'
+            ) or self.published('%s.*' % CONF.korora.manager_topic,
+                                b'attest'))
         self.assertEqual([], [
             (key, message.headers.get('routing_keys'), form)
             for key, form, message in self.firehose.find(self.passphrase,
