@@ -105,8 +105,9 @@ class TrustedVTPMFilter(filters.BaseHostFilter):
             LOG.debug('%s: not a trusted vTPM destination: last verdict of '
                       '%s is older than trust_ttl (%d s): is korora-verifier '
                       'running?', host, when, CONF.korora.trust_ttl)
-            return 'last verdict %s older than trust_ttl %d s' % (
-                when, CONF.korora.trust_ttl)
+            return ('last verdict %s older than trust_ttl %d s: is '
+                    'korora-verifier running?' % (when,
+                                                  CONF.korora.trust_ttl))
         LOG.debug('%s: not a trusted vTPM destination: %s', host, summary)
         return 'untrusted: %s' % _short(summary, host)
 

@@ -90,7 +90,7 @@ class TestSchedulingOnTrustedHosts(HostTrustInNovaTestBase):
         server = self.boot_server(self.vtpm_flavor, expected_status='ERROR')
         self.assertIn('No valid host',
                       self.server_fault(server, admin=True)['message'])
-        self.assertIn('is older than trust_ttl (1 s): is korora-verifier '
+        self.assertIn('older than trust_ttl 1 s: is korora-verifier '
                       'running?', self.filter_log())
 
 

@@ -214,7 +214,8 @@ class VTPMRequestTestCase(TrustedVTPMFilterTestCase):
         self.assertEqual([], self.filter_all([host_state('compute-4')],
                                              vtpm_spec()))
         self.assertRefused('compute-4', 'last verdict ')
-        self.assertIn('older than trust_ttl %d s)' % CONF.korora.trust_ttl,
+        self.assertIn('older than trust_ttl %d s: is korora-verifier '
+                      'running?)' % CONF.korora.trust_ttl,
                       self.logger.output)
 
     def test_stale_verdict_names_its_time(self):
@@ -291,7 +292,8 @@ class VTPMRequestTestCase(TrustedVTPMFilterTestCase):
             ['TrustedVTPMFilter: 3 of 4 hosts are not trusted vTPM '
              'destinations: compute-2 (untrusted: PCR sha256:10 = %s: not '
              'allowed by policy %s), compute-3 (no verdict: not enrolled?), '
-             'compute-4 (last verdict %s older than trust_ttl %d s)'
+             'compute-4 (last verdict %s older than trust_ttl %d s: is '
+             'korora-verifier running?)'
              % (PCR_VALUE, POLICY, stale.isoformat(timespec='seconds'),
                 CONF.korora.trust_ttl)],
             self.refused_lines())
