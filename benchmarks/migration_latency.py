@@ -187,27 +187,6 @@ class Sample:
         table.setdefault(state, when)
 
 
-def on_the_path(role, commands):
-    """(Counter of the commands on the migration's path, Counter of the
-    manager's background work) among a host's commands (slow_tpm.Command
-    tuples) while one migration ran, by the protocol's shape: a PCR read
-    is the PCR watch's (a migration's quotes reuse the values last read,
-    unless a PCR changed meanwhile), and what the destination's TPM does
-    after its last quote (the arrival's) is the flush of the used key and
-    the next key made ahead, beside the source's commit."""
-    done = [c for c in commands if c.rc != slow_tpm.RC_RETRY]
-    last_quote = max((n for n, c in enumerate(done) if c.name == 'Quote'),
-                     default=-1)
-    path, background = collections.Counter(), collections.Counter()
-    for number, command in enumerate(done):
-        if command.name == 'PCR_Read' or (
-                role == 'dest' and number > last_quote >= 0):
-            background[command.name] += 1
-        else:
-            path[command.name] += 1
-    return path, background
-
-
 def quicken_fake_bus(seconds):
     """Make the in-process bus's listeners look at their queues at least
     every `seconds` instead of every 50 ms.
@@ -314,9 +293,9 @@ def make_cases(args):
             sample.tpm_cpu = self.swtpm_cpu() - tpm_cpu_start
             for role, host in (('source', server_host), ('dest', dest)):
                 if host in self.slow_tpms:
+                    ran = self.slow_tpms[host].commands()[marks[host]:]
                     sample.commands[role], sample.background[role] = (
-                        on_the_path(role, self.slow_tpms[host].commands()[
-                            marks[host]:]))
+                        slow_tpm.on_the_path(role, ran))
             if migration.status != 'completed':
                 self.fail('%s: the migration to %s ended %s'
                           % (self.kind, dest, migration.status))
@@ -485,7 +464,7 @@ def report_commands(samples):
     print('TPM commands per migration (slow-TPM proxy), median per host, '
           'and the most frequent mix;')
     print('on the migration\'s path, then the managers\' background work '
-          '(on_the_path):')
+          '(slow_tpm.on_the_path):')
     rows = ((OFF, 'commands', 'path'), (OFF, 'background', 'background'),
             (ON, 'commands', 'path'), (ON, 'background', 'background'))
     for kind, table, label in rows:

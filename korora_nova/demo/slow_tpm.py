@@ -305,5 +305,26 @@ def key_generations(counts):
     return sum(counts.get(name, 0) for name in KEY_GENERATIONS)
 
 
+def on_the_path(role, commands):
+    """(Counter of the commands on the migration's path, Counter of the
+    manager's background work) among a host's commands (slow_tpm.Command
+    tuples) while one migration ran, by the protocol's shape: a PCR read
+    is the PCR watch's (a migration's quotes reuse the values last read,
+    unless a PCR changed meanwhile), and what the destination's TPM does
+    after its last quote (the arrival's) is the flush of the used key and
+    the next key made ahead, beside the source's commit."""
+    done = [c for c in commands if c.rc != RC_RETRY]
+    last_quote = max((n for n, c in enumerate(done) if c.name == 'Quote'),
+                     default=-1)
+    path, background = collections.Counter(), collections.Counter()
+    for number, command in enumerate(done):
+        if command.name == 'PCR_Read' or (
+                role == 'dest' and number > last_quote >= 0):
+            background[command.name] += 1
+        else:
+            path[command.name] += 1
+    return path, background
+
+
 if __name__ == '__main__':
     main()

@@ -40,13 +40,29 @@ class TestTPMCommandsPerMigration(cloud.KororaCloud):
                               wait=False)
         record = self.wait_for_new_final_record(server, known)
         self.assertEqual(states.COMMITTED, record.state, record.reason)
-        counts = {host: self.slow_tpms[host].since(marks[host])
-                  for host in self.COMPUTE_HOSTS}
+        manager = self.managers[DEST].manager
+        self._poll(lambda: manager._spare_key is not None, 30,
+                   'the next key made ahead on %s' % DEST)
+        # What the destination's manager does after the arrival's quote
+        # (the next key, the used one flushed) is off the path, beside the
+        # source's commit (slow_tpm.on_the_path).
+        counts, background = {}, {}
+        for host, role in ((SOURCE, 'source'), (DEST, 'dest'),
+                           ('compute-3', 'source')):
+            counts[host], background[host] = slow_tpm.on_the_path(
+                role, self.slow_tpms[host].commands()[marks[host]:])
         self.addDetail('tpm-commands', content.text_content('\n'.join(
-            '%s: %d commands: %s' % (host, sum(found.values()), ', '.join(
-                '%s %d' % item for item in sorted(found.items())))
+            '%s: %d commands on the path: %s; beside it: %s' % (
+                host, sum(found.values()), ', '.join(
+                    '%s %d' % item for item in sorted(found.items())),
+                ', '.join('%s %d' % item
+                          for item in sorted(background[host].items())))
             for host, found in sorted(counts.items()))))
         self.assertEqual({}, counts['compute-3'])
+        # The next migration's key is made once this one's arrival is
+        # measured.
+        self.assertEqual(1, slow_tpm.key_generations(background[DEST]),
+                         background)
         self.assertEqual(0, sum(slow_tpm.key_generations(found)
                                 for found in counts.values()), counts)
         self.assertLessEqual(sum(sum(found.values())
