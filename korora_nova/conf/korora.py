@@ -160,6 +160,24 @@ host_trust_opts = [
         help='Worker processes of korora-verifier. They share the database '
              'and the RPC topic; each scheduled attestation is claimed by '
              'exactly one of them.'),
+    cfg.IntOpt(
+        'attestations_in_flight',
+        default=64,
+        min=1,
+        max=1024,
+        help='Scheduled attestations each verifier worker keeps waiting '
+             'for their quotes at once. A worker attests at most this many '
+             'hosts per TPM latency: with 250 ms per quote, 64 give up to '
+             '256 attestations a second, if the CPU keeps up.'),
+    cfg.IntOpt(
+        'verdict_batch_size',
+        default=100,
+        min=1,
+        max=1000,
+        help='Verdicts of scheduled attestations that a verifier worker '
+             'writes in one database transaction (one lock of the audit '
+             'log). A batch is written when it is full or when no other '
+             'attestation is waiting.'),
     cfg.StrOpt(
         'verifier_topic',
         default='korora-verifier',

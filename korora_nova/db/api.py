@@ -22,6 +22,7 @@ SQLAlchemy's or oslo.db's error. Appends to the audit log run one at a
 time (_appending), so they do not race for the next entry.
 """
 
+import collections
 import contextlib
 import datetime
 import functools
@@ -314,17 +315,20 @@ def _appending():
         yield session
 
 
-def _append(session, host, step, details=None, **fields):
+def _append(session, host, step, details=None, head=None, **fields):
     """Append an audit entry within session's transaction (an
     _appending one); returns it.
 
-    fields: migration_uuid, from_state, to_state, created_at (see
-    audit_log.new_entry). Its seq taken already (a writer that did not
-    take the lock) runs the transaction again (RetryRequest).
+    head: the entry it follows, when the caller just appended it (else
+    it is read). fields: migration_uuid, from_state, to_state,
+    created_at (see audit_log.new_entry). Its seq taken already (a
+    writer that did not take the lock) runs the transaction again
+    (RetryRequest).
     """
     text = audit_log.canonical_details(details)
-    entry = audit_log.new_entry(_audit_head(session), text, host, step,
-                                **fields)
+    if head is None:
+        head = _audit_head(session)
+    entry = audit_log.new_entry(head, text, host, step, **fields)
     _insert(session, entry, db_exception.RetryRequest(exception.AuditError(
         'could not append entry %d to the audit log: another writer '
         'took its seq every time' % entry.seq)))
@@ -445,37 +449,65 @@ def host_set_policy(name, policy_name):
 
 
 def hosts_claim_due(interval, limit=100):
-    """Claim hosts whose scheduled attestation is due.
+    """Claim up to limit hosts whose scheduled attestation is due, the
+    most overdue first, and move their schedule one interval on.
 
-    Each claim is a conditional UPDATE, so when several verifier workers
-    share the database exactly one of them attests a given host per round.
-    Each claim is retried on its own: a claim won is never lost to a
-    retry of the next one.
+    One statement per claim where the database can return what it
+    updated (PostgreSQL, SQLite): UPDATE ... WHERE id IN (SELECT ... FOR
+    UPDATE SKIP LOCKED) RETURNING. MariaDB cannot, so there it is a
+    SELECT ... FOR UPDATE SKIP LOCKED and an UPDATE in one transaction.
+    Either way, verifier workers sharing the database claim disjoint
+    hosts without waiting for each other (SQLite has one writer at a
+    time). Returns the claimed hosts as ClaimedHost rows: what an
+    attestation needs of them, so it reads nothing more per host.
+
+    A worker that dies after its claim leaves its hosts to the next
+    interval, when they are due again.
     """
     now = utcnow()
     next_at = now + datetime.timedelta(seconds=interval)
-    return [name for name, scheduled in _hosts_due(now, limit)
-            if _host_claim(name, scheduled, next_at)]
+    return _claim_due(now, next_at, limit)
+
+
+# What an attestation reads of a claimed host (attestation.Attestor).
+_CLAIMED = (models.Host.id, models.Host.name, models.Host.ak_public,
+            models.Host.policy_name, models.Host.last_reset_count,
+            models.Host.last_clock)
 
 
 @_retried
-def _hosts_due(now, limit):
-    with _reader() as session:
-        return session.query(
-            models.Host.name, models.Host.next_attestation_at).filter(
-            models.Host.next_attestation_at <= now).order_by(
-            models.Host.next_attestation_at).limit(limit).all()
-
-
-@_retried
-def _host_claim(name, scheduled, next_at):
-    """True when this worker moved the host's schedule from scheduled."""
-    # A write-first transaction: SQLite then waits for a busy database
-    # instead of failing a transaction that read before writing.
+def _claim_due(now, next_at, limit):
+    Host = models.Host
+    due = sa.select(Host.id).where(Host.next_attestation_at <= now).order_by(
+        Host.next_attestation_at).limit(limit)
     with _writer() as session:
-        return bool(session.query(models.Host).filter_by(
-            name=name, next_attestation_at=scheduled).update(
-            {'next_attestation_at': next_at}))
+        dialect = session.get_bind().dialect
+        if not dialect.update_returning:
+            # Under REPEATABLE READ, InnoDB keeps the locks of every row a
+            # locking read examined, matching or not (a small table is
+            # read whole): READ COMMITTED lets go of the others.
+            session.connection(execution_options={
+                'isolation_level': 'READ COMMITTED'})
+        if dialect.update_returning:
+            return session.execute(
+                sa.update(Host).where(Host.id.in_(
+                    due.with_for_update(skip_locked=True).scalar_subquery()))
+                .values(next_attestation_at=next_at)
+                .returning(*_CLAIMED)).all()
+        # InnoDB locks every row a locking read examines, before ORDER BY
+        # and LIMIT: the due hosts are read without locks, then locked by
+        # their keys, skipping those another worker holds.
+        candidates = list(session.scalars(due))
+        claimed = session.execute(
+            sa.select(*_CLAIMED).where(
+                Host.id.in_(candidates), Host.next_attestation_at <= now)
+            .with_for_update(skip_locked=True)).all() if candidates else []
+        if claimed:
+            session.execute(
+                sa.update(Host).where(Host.id.in_(
+                    [host.id for host in claimed]))
+                .values(next_attestation_at=next_at))
+        return claimed
 
 
 # Policies
@@ -546,69 +578,124 @@ def policy_set_active(name, version, active):
 
 # Verdicts and trust
 
-@_retried
 def record_verdict(host_name, verdict, nonce=None, quote=None,
                    clock_info=None):
     """Store a verdict and make it the host's current trust.
 
-    Returns (verdict row, previously trusted or None if no verdict yet).
-    The TPM clock of a trusted quote becomes the host's new floor.
+    Returns (verdict row, previously trusted or None if no verdict yet);
+    HostNotFound if the host is not enrolled. The TPM clock of a trusted
+    quote becomes the host's new floor.
     """
-    # Two workers may record verdicts of one host at once (a PCR-change
-    # attestation beside a scheduled one): the trust row is locked, and
-    # the loser of a race to create it tries again rather than losing
-    # its verdict.
-    for attempt in range(RECORD_ATTEMPTS):
-        try:
-            return _record_verdict(host_name, verdict, nonce, quote,
-                                   clock_info)
-        except db_exception.DBDuplicateEntry:
-            if attempt == RECORD_ATTEMPTS - 1:
-                raise exception.DatabaseError(
-                    '%s: could not record a verdict: the trust row is '
-                    'contended' % host_name)
+    written = record_verdicts([VerdictRecord(host_name, verdict, nonce,
+                                             quote, clock_info)])[0]
+    if written is None:
+        raise exception.HostNotFound('host %s is not enrolled' % host_name)
+    return written
+
+
+class VerdictRecord(collections.namedtuple(
+        'VerdictRecord', 'host_name verdict nonce quote clock_info')):
+    """One verdict to store: the quote and nonce it judged, and the TPM
+    clock of a trusted quote (None otherwise)."""
 
 
 RECORD_ATTEMPTS = 3
 
 
-def _record_verdict(host_name, verdict, nonce, quote, clock_info):
-    # To the second: the audited digest must be what every backend
-    # gives back (MySQL rounds DATETIME's fractions away).
-    now = utcnow().replace(microsecond=0)
-    row = models.Verdict(
-        host_name=host_name, trusted=verdict.trusted,
+@_retried
+def record_verdicts(records):
+    """Store verdicts (VerdictRecords) in one transaction, in order, each
+    with its audit entry; returns [(verdict row, previously trusted or
+    None)], one per record, or None for a host no longer enrolled (its
+    verdict is not stored: it must not give trust to a removed host).
+
+    One transaction takes the audit log's lock once for the whole batch:
+    the verifier's scheduled rounds write their verdicts this way.
+    """
+    # Two workers may record verdicts of one host at once (a PCR-change
+    # attestation beside a scheduled one): the trust rows are locked,
+    # and the loser of a race to create one runs the batch again rather
+    # than losing its verdicts.
+    for attempt in range(RECORD_ATTEMPTS):
+        try:
+            return _record_verdicts(records)
+        except db_exception.DBDuplicateEntry:
+            if attempt == RECORD_ATTEMPTS - 1:
+                raise exception.DatabaseError(
+                    '%s: could not record a verdict: the trust row is '
+                    'contended' % ', '.join(sorted(
+                        {record.host_name for record in records})))
+
+
+def _verdict_row(record, created_at):
+    verdict, quote = record.verdict, record.quote
+    return models.Verdict(
+        host_name=record.host_name, trusted=verdict.trusted,
         summary=verdict.summary(),
         reasons=json.dumps([{'code': r.code, 'message': r.message}
                             for r in verdict.reasons]),
         policy=verdict.policy,
-        nonce=nonce.hex() if nonce else None,
+        nonce=record.nonce.hex() if record.nonce else None,
         pcr_values=json.dumps(verdict.to_json()['pcr_values']),
         quote_message=quote.message if quote else None,
         quote_signature=quote.signature if quote else None,
-        created_at=now)
+        created_at=created_at)
+
+
+def _record_verdicts(records):
+    # To the second: the audited digest must be what every backend
+    # gives back (MySQL rounds DATETIME's fractions away).
+    now = utcnow().replace(microsecond=0)
+    names = sorted({record.host_name for record in records})
+    answers, floors = [], {}
     with _appending() as session:
-        session.add(row)
+        # Removing a host takes the audit log's lock too, so a host
+        # enrolled now stays enrolled until this commits.
+        enrolled = set(session.scalars(sa.select(models.Host.name).where(
+            models.Host.name.in_(names))))
+        kept = [record for record in records if record.host_name in enrolled]
+        rows = {id(record): _verdict_row(record, now) for record in kept}
+        session.add_all(rows.values())
         session.flush()
-        trust = session.query(models.HostTrust).filter_by(
-            host_name=host_name).with_for_update().first()
-        previous = trust.trusted if trust is not None else None
-        if trust is None:
-            trust = models.HostTrust(host_name=host_name)
-            session.add(trust)
-        trust.trusted = verdict.trusted
-        trust.summary = verdict.summary()
-        trust.verified_at = now
-        trust.verdict_id = row.id
-        if verdict.trusted and clock_info is not None:
-            session.query(models.Host).filter_by(name=host_name).update({
-                'last_reset_count': clock_info.reset_count,
-                'last_clock': clock_info.clock})
-        session.flush()
-        _record(session, host_name, audit_log.VERDICT, [row, trust],
-                details={'trusted': verdict.trusted,
-                         'policy': verdict.policy})
-    return row, previous
+        trusts = {trust.host_name: trust for trust in session.query(
+            models.HostTrust).filter(models.HostTrust.host_name.in_(
+                sorted(enrolled))).with_for_update()}
+        head = _audit_head(session) if kept else None
+        for record in records:
+            row = rows.get(id(record))
+            if row is None:
+                answers.append(None)
+                continue
+            verdict = record.verdict
+            trust = trusts.get(record.host_name)
+            previous = trust.trusted if trust is not None else None
+            if trust is None:
+                trust = trusts[record.host_name] = models.HostTrust(
+                    host_name=record.host_name)
+                session.add(trust)
+            trust.trusted = verdict.trusted
+            trust.summary = verdict.summary()
+            trust.verified_at = now
+            trust.verdict_id = row.id
+            if verdict.trusted and record.clock_info is not None:
+                floors[record.host_name] = record.clock_info
+            head = _append(session, record.host_name, audit_log.VERDICT,
+                           details=audit_log.trust_details(
+                               [row, trust], details={
+                                   'trusted': verdict.trusted,
+                                   'policy': verdict.policy}),
+                           head=head)
+            answers.append((row, previous))
+        if floors:
+            hosts = models.Host.__table__   # executemany: Core, not ORM
+            session.connection().execute(
+                hosts.update().where(
+                    hosts.c.name == sa.bindparam('host_name')).values(
+                    last_reset_count=sa.bindparam('reset_count'),
+                    last_clock=sa.bindparam('clock')),
+                [{'host_name': name, 'reset_count': clock.reset_count,
+                  'clock': clock.clock} for name, clock in floors.items()])
+    return answers
 
 
 @_not_retried

@@ -42,16 +42,25 @@ def active_policies(host):
 
 
 def signed_policies(host):
-    """(active versions signed by a trusted operator key, newest first;
-    why each other active version is ignored)."""
-    name = host.policy_name or CONF.korora.default_policy
+    """(active versions of the host's policy signed by a trusted operator
+    key, newest first; why each other active version is ignored)."""
+    return signed_policies_named(policy_name(host), host.name)
+
+
+def policy_name(host):
+    return host.policy_name or CONF.korora.default_policy
+
+
+def signed_policies_named(name, who):
+    """signed_policies of policy name; who: the hosts it is read for,
+    as the log should name them."""
     if not name:
         return [], []
     rows = db.policies_active(name)
     try:
         keys = policy_module.trusted_keys(CONF.korora.policy_signing_keys)
     except exception.KororaError as error:
-        LOG.error('%s: no policy can be trusted: %s', host.name, error)
+        LOG.error('%s: no policy can be trusted: %s', who, error)
         return [], ['[korora] policy_signing_keys: %s' % error]
     policies, ignored = [], []
     for row in rows:
@@ -59,8 +68,7 @@ def signed_policies(host):
             policies.append(policy_module.verified(
                 row.name, row.version, row.document, row.signature, keys))
         except exception.PolicyError as error:
-            LOG.warning('%s: ignoring a policy version: %s', host.name,
-                        error)
+            LOG.warning('%s: ignoring a policy version: %s', who, error)
             ignored.append(str(error))
     return policies, ignored
 
@@ -143,7 +151,7 @@ def _no_policy(host, ignored):
     return _untrusted(
         host.name, verdict_module.NO_POLICY,
         'no active reference policy is assigned (policy %s)%s'
-        % (host.policy_name or CONF.korora.default_policy or 'none',
+        % (policy_name(host) or 'none',
            ''.join('; ' + why for why in ignored)))
 
 
@@ -167,19 +175,29 @@ class Attestor:
         self.placement = placement
 
     def attest(self, host_name):
+        """Attest one host now and record its verdict."""
         host = db.host_get(host_name)
-        policies, ignored = signed_policies(host)
+        verdicts = self.record([self.challenge(host, signed_policies(host))])
+        if not verdicts:
+            raise exception.HostNotFound('host %s is not enrolled' % host_name)
+        return verdicts[0]
+
+    def challenge(self, host, signed):
+        """Challenge host (a Host row, or a db ClaimedHost) and judge its
+        quote under signed (its signed_policies); the verdict is not
+        recorded yet: a db.VerdictRecord for record()."""
+        policies, ignored = signed
         nonce = os.urandom(NONCE_SIZE)
         quote = None
         if not policies:
             verdict = _no_policy(host, ignored)
         else:
             try:
-                quote = self.manager_api.attest(host_name, nonce)
+                quote = self.manager_api.attest(host.name, nonce)
             except exception.KororaError as error:
                 code = (UNREACHABLE if isinstance(
                     error, exception.TPMConnectionError) else NO_QUOTE)
-                verdict = _untrusted(host_name, code,
+                verdict = _untrusted(host.name, code,
                                      'no valid quote: %s' % error,
                                      policies[0].label)
             else:
@@ -187,13 +205,27 @@ class Attestor:
                     host, quote, attestation_data(nonce), policies), ignored)
         clock = verdict.attestation.clock_info if (
             verdict.trusted and verdict.attestation) else None
-        row, previous = db.record_verdict(host_name, verdict, nonce, quote,
-                                          clock)
-        log = LOG.info if verdict.trusted else LOG.warning
-        log('%s', verdict.summary())
-        if previous != verdict.trusted:
-            self._announce(host_name, verdict, row)
-        return verdict
+        return db.VerdictRecord(host.name, verdict, nonce, quote, clock)
+
+    def record(self, records):
+        """Record verdicts (challenge's) in one transaction, log each and
+        announce each change of trust; returns the verdicts kept (not
+        those of hosts removed meanwhile)."""
+        verdicts = []
+        for record, written in zip(records, db.record_verdicts(records)):
+            verdict = record.verdict
+            if written is None:
+                LOG.warning('%s was removed while it was attested; its '
+                            'verdict is not kept: %s', record.host_name,
+                            verdict.summary())
+                continue
+            row, previous = written
+            log = LOG.info if verdict.trusted else LOG.warning
+            log('%s', verdict.summary())
+            if previous != verdict.trusted:
+                self._announce(record.host_name, verdict, row)
+            verdicts.append(verdict)
+        return verdicts
 
     def _announce(self, host_name, verdict, row):
         payload = {'host': host_name,

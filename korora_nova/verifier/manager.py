@@ -12,10 +12,10 @@ from oslo_log import log as logging
 from korora_nova.db import api as db
 from korora_nova import exception
 from korora_nova.migration import audit
+from korora_nova.verifier import attestation
 
 LOG = logging.getLogger(__name__)
 
-ROUND_WORKERS = 8
 # After a failed anchoring, wait this long (at most) before the next try:
 # each try walks the log and may wait for an unreachable host.
 ANCHOR_RETRY = 60.0
@@ -37,7 +37,8 @@ class Verifier:
         self._anchor_retry_at = 0.0
         self._recovery_at = 0.0
         self._pool = concurrent.futures.ThreadPoolExecutor(
-            ROUND_WORKERS, thread_name_prefix='korora-attest')
+            conf.korora.attestations_in_flight,
+            thread_name_prefix='korora-attest')
 
     # RPC API 1.0
 
@@ -122,12 +123,66 @@ class Verifier:
         self._pool.shutdown(wait=False)
 
     def run_due(self):
-        """Attest every host whose turn has come; returns how many."""
-        hosts = db.hosts_claim_due(self.conf.korora.attestation_interval)
-        for future in [self._pool.submit(self._attest_quietly, host)
-                       for host in hosts]:
-            future.result()
-        return len(hosts)
+        """Attest every host whose turn has come; returns how many.
+
+        A pipeline: claims keep [korora] attestations_in_flight
+        challenges waiting for their quotes (one statement claims as many
+        hosts as there are free places), and the verdicts are written
+        verdict_batch_size at a time, while the next quotes are awaited.
+        It returns when no host is due and every verdict is written.
+        """
+        options = self.conf.korora
+        in_flight, batch_size = (options.attestations_in_flight,
+                                 options.verdict_batch_size)
+        waiting, verdicts, policies = set(), [], {}
+        attested, more_due = 0, True
+        while waiting or verdicts or more_due:
+            free = in_flight - len(waiting)
+            if more_due and not self._stop.is_set() and (
+                    free >= in_flight // 2 or not waiting):
+                hosts = db.hosts_claim_due(options.attestation_interval,
+                                           limit=free)
+                more_due = len(hosts) == free
+                waiting.update(self._pool.submit(
+                    self._challenge_quietly, host,
+                    self._policies(policies, host)) for host in hosts)
+            elif self._stop.is_set():
+                more_due = False
+            if waiting:
+                done, waiting = concurrent.futures.wait(
+                    waiting, return_when=concurrent.futures.FIRST_COMPLETED)
+                verdicts.extend(record for record in (
+                    future.result() for future in done) if record)
+            if verdicts and (len(verdicts) >= batch_size or not waiting):
+                attested += self._record_quietly(verdicts)
+                verdicts = []
+        return attested
+
+    @staticmethod
+    def _policies(policies, host):
+        """The host's signed policies, read and checked once per round
+        for all the hosts that share them."""
+        name = attestation.policy_name(host)
+        if name not in policies:
+            policies[name] = attestation.signed_policies_named(
+                name, 'hosts of policy %s' % name)
+        return policies[name]
+
+    def _challenge_quietly(self, host, policies):
+        try:
+            return self.attestor.challenge(host, policies)
+        except exception.KororaError as error:
+            LOG.error('%s: attestation failed: %s', host.name, error)
+            return None
+
+    def _record_quietly(self, verdicts):
+        try:
+            return len(self.attestor.record(verdicts))
+        except exception.KororaError as error:
+            LOG.error('%d verdicts (%s) not recorded: %s', len(verdicts),
+                      ', '.join(record.host_name for record in verdicts),
+                      error)
+            return 0
 
     def anchor_due(self):
         """Anchor the audit log in [korora] audit_anchor_host's TPM when
@@ -163,12 +218,6 @@ class Verifier:
         except exception.KororaError as error:
             LOG.error('recovery of stale migrations failed: %s', error)
             return []
-
-    def _attest_quietly(self, host):
-        try:
-            self.attestor.attest(host)
-        except exception.KororaError as error:
-            LOG.error('%s: attestation failed: %s', host, error)
 
     def _schedule(self):
         tick = min(1.0, self.conf.korora.attestation_interval)

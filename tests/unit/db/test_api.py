@@ -607,14 +607,19 @@ class DueHostsTestCase(DatabaseTestCase):
         return {host.name: host.next_attestation_at
                 for host in db.host_list()}
 
+    def claim(self, limit=100):
+        """The names of the hosts one worker claims."""
+        return [host.name for host in db.hosts_claim_due(self.INTERVAL,
+                                                         limit=limit)]
+
 
 class TestClaimDue(DueHostsTestCase):
 
     def test_two_workers_in_a_row(self):
         before = self.scheduled()
         started = db.utcnow()
-        first = db.hosts_claim_due(self.INTERVAL)
-        second = db.hosts_claim_due(self.INTERVAL)
+        first = self.claim()
+        second = self.claim()
         self.assertEqual(sorted(self.names), sorted(first))
         self.assertEqual([], second)
         after = self.scheduled()
@@ -626,20 +631,20 @@ class TestClaimDue(DueHostsTestCase):
                 seconds=self.INTERVAL))
 
     def test_two_workers_with_a_limit(self):
-        first = db.hosts_claim_due(self.INTERVAL, limit=4)
-        second = db.hosts_claim_due(self.INTERVAL, limit=4)
-        third = db.hosts_claim_due(self.INTERVAL, limit=4)
+        first = self.claim(limit=4)
+        second = self.claim(limit=4)
+        third = self.claim(limit=4)
         self.assertEqual(4, len(first))
         self.assertEqual(2, len(second))
         self.assertEqual([], third)
         self.assertEqual(sorted(self.names), sorted(first + second))
 
     def test_next_round(self):
-        self.assertEqual(6, len(db.hosts_claim_due(self.INTERVAL)))
+        self.assertEqual(6, len(self.claim()))
         later = db.utcnow() + datetime.timedelta(seconds=self.INTERVAL + 5)
         with mock.patch.object(db, 'utcnow', return_value=later):
-            first = db.hosts_claim_due(self.INTERVAL)
-            second = db.hosts_claim_due(self.INTERVAL)
+            first = self.claim()
+            second = self.claim()
         self.assertEqual(sorted(self.names), sorted(first))
         self.assertEqual([], second)
         moved = later + datetime.timedelta(seconds=self.INTERVAL)
@@ -648,7 +653,7 @@ class TestClaimDue(DueHostsTestCase):
             self.assertLessEqual(scheduled, moved)
 
     def test_oldest_due_first(self):
-        db.hosts_claim_due(self.INTERVAL)
+        self.claim()
         now = db.utcnow()
         # Spread the schedule: compute-6 is the most overdue.
         engine = db.get_engine()
@@ -659,50 +664,55 @@ class TestClaimDue(DueHostsTestCase):
                         models.Host.name == name).values(
                         next_attestation_at=now - datetime.timedelta(
                             minutes=10 - offset)))
-        self.assertEqual(['compute-6', 'compute-5'],
-                         db.hosts_claim_due(self.INTERVAL, limit=2))
+        self.assertEqual(['compute-5', 'compute-6'],
+                         sorted(self.claim(limit=2)))
 
 
 class TestClaimDueRace(DueHostsTestCase):
-    """Worker B claims between worker A's read of the due hosts and A's
-    conditional UPDATEs, which must then find the hosts moved on.
+    """Worker B claims while worker A's claim holds its hosts, before A
+    commits: B must get the other hosts at once, never one of A's, and
+    not wait for A (FOR UPDATE SKIP LOCKED).
 
     PostgreSQL and MariaDB only: SQLite locks the whole database for a
-    writer, so B cannot commit while A's transaction is open there (B's
-    claim fails with "database is locked" instead).
+    writer, so B cannot claim while A's transaction is open there (B's
+    claim waits for A instead).
     """
 
     scenarios = [(backend, {'backend': backend})
                  for backend in (databases.POSTGRESQL, databases.MYSQL)]
 
     def test_two_workers_racing(self):
-        """A's UPDATEs find the hosts moved on by B: A wins none."""
         claims = {}
         engine = db.get_engine()
         racer = threading.current_thread()
         raced = []
 
         def worker_b():
-            claims['b'] = db.hosts_claim_due(self.INTERVAL)
+            claims['b'] = self.claim()
 
-        def before_cursor_execute(conn, cursor, statement, *args):
+        def after_cursor_execute(conn, cursor, statement, *args):
+            # A's hosts are locked once its claim read them (MariaDB's
+            # SELECT) or moved them (PostgreSQL's UPDATE ... RETURNING).
             if (threading.current_thread() is racer and not raced
-                    and statement.lstrip().upper().startswith(
-                        'UPDATE HOSTS')):
+                    and 'FOR UPDATE' in statement.upper()):
                 raced.append(statement)
                 thread = threading.Thread(target=worker_b)
                 thread.start()
-                thread.join(60)
+                thread.join(30)
                 if thread.is_alive():
-                    raise AssertionError('worker B did not finish')
+                    raise AssertionError('worker B waited for worker A')
 
-        event.listen(engine, 'before_cursor_execute', before_cursor_execute)
-        self.addCleanup(event.remove, engine, 'before_cursor_execute',
-                        before_cursor_execute)
-        claims['a'] = db.hosts_claim_due(self.INTERVAL)
+        event.listen(engine, 'after_cursor_execute', after_cursor_execute)
+        self.addCleanup(event.remove, engine, 'after_cursor_execute',
+                        after_cursor_execute)
+        claims['a'] = self.claim(limit=4)
         self.assertEqual(1, len(raced))
-        self.assertEqual(sorted(self.names), sorted(claims['b']))
-        self.assertEqual([], claims['a'])
+        self.assertEqual(4, len(claims['a']))
+        self.assertEqual(2, len(claims['b']))
+        self.assertEqual(set(), set(claims['a']) & set(claims['b']))
+        self.assertEqual(sorted(self.names),
+                         sorted(claims['a'] + claims['b']))
+        self.assertEqual([], self.claim())
 
 
 class TestConnectionSwitch(DatabaseTestCase):

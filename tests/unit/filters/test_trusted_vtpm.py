@@ -118,8 +118,25 @@ class TrustedVTPMFilterTestCase(base.TestCase):
         self.config.config(group='korora_database',
                            connection='sqlite:///' + path)
 
+    def enroll(self, name):
+        """An enrolled host for the filter to judge: the filter reads
+        only trust, so its identity is a placeholder (the enrollment's
+        own tests make real ones)."""
+        with raw_sql.session() as session:
+            if session.query(models.Host).filter_by(name=name).count():
+                return
+            placeholder = ('placeholder of %s' % name).encode()
+            session.add(models.Host(
+                name=name, ek_type='rsa2048', ek_certificate=placeholder,
+                ek_certificate_sha256=name, ek_public=placeholder,
+                ak_public=placeholder, ak_name=name,
+                trust_on_first_use=False, enrolled_at=db.utcnow(),
+                next_attestation_at=db.utcnow()))
+
     def record(self, verdict, age=None):
-        """Store a verdict; age (seconds) moves its time back."""
+        """Store a verdict of an enrolled host; age (seconds) moves its
+        time back."""
+        self.enroll(verdict.host)
         db.record_verdict(verdict.host, verdict)
         if age is not None:
             when = db.utcnow() - datetime.timedelta(seconds=age)
