@@ -70,7 +70,8 @@ class TestVerifierAccount(base.TestCase):
         for host in ('compute-1', 'compute-2'):
             db.host_create(test_api.make_identity(host), policy_name='fleet')
         self.assertEqual(['compute-1', 'compute-2'],
-                         sorted(host.name for host in db.hosts_claim_due(interval=60)))
+                         sorted(host.name
+                                for host in db.hosts_claim_due(interval=60)))
         values = test_api.pcr_values(b'fleet')
         db.record_verdict('compute-1', test_api.make_verdict(
             'compute-1', True, reference, values))
