@@ -422,8 +422,10 @@ class TestWithDevstacksFunctions(DevstackTestCase):
             'verifier_public_keys': [public_key],
             'libvirt_hook_socket': [socket_path]}, nova['korora'])
         self.assertNotIn('korora_database', nova)
-        # What devstack wrote and Korora leaves alone.
-        self.assertIn('connection', nova['database'])
+        # What devstack's create_nova_conf wrote, left alone.
+        self.assertEqual(['127.0.0.1'], nova['DEFAULT']['my_ip'])
+        self.assertEqual(['messagingv2'],
+                         nova['oslo_messaging_notifications']['driver'])
         # nova-scheduler reads the verifier's database from its own
         # file; nova-compute, on the nova-cpu.conf devstack's
         # start_nova_compute made, neither reads nor refuses it.
@@ -479,9 +481,11 @@ class TestWithDevstacksFunctions(DevstackTestCase):
         swtpm_unit = read_ini(os.path.join(
             units, 'devstack@korora-swtpm.service'))
         self.assertEqual(['root'], swtpm_unit['Service']['User'])
-        self.assertEqual('%s socket --tpm2' % shutil.which('swtpm'),
-                         swtpm_unit['Service']['ExecStart'][0][:len(
-                             shutil.which('swtpm')) + 15])
+        command = swtpm_unit['Service']['ExecStart'][0]
+        self.assertTrue(command.startswith(
+            '%s socket --tpm2 --tpmstate dir=%s ' % (
+                shutil.which('swtpm'),
+                node.path('opt', 'data', 'korora', 'swtpm'))), command)
         for service, conf in (('korora-vtpm-manager', 'korora.conf'),
                               ('korora-verifier', 'verifier.conf')):
             unit = os.path.join(units, 'devstack@%s.service' % service)
@@ -514,8 +518,6 @@ class TestWithDevstacksFunctions(DevstackTestCase):
             with open(stand_in, 'w') as stream:
                 stream.write('#!/bin/sh\n')
             os.chmod(stand_in, 0o755)
-        os.makedirs(node.path('etc', 'systemd', 'system', 'units'),
-                    exist_ok=True)
         result = subprocess.run(
             [analyze, 'verify', '--man=no', '--recursive-errors=no',
              '--root=%s' % node.top, 'devstack@korora-vtpm-manager.service',
