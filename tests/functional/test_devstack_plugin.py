@@ -320,6 +320,21 @@ class DevstackTestCase(base.TestCase):
         os.makedirs(node.path('etc', 'libvirt', 'hooks', 'qemu.d'))
         return node
 
+    def check_clean(self, node):
+        """clean.sh, its database server gone with unstack: mysql (a
+        stand-in that records its arguments) fails, clean goes on."""
+        with open(node.path('bin', 'mysql'), 'w') as stream:
+            stream.write('#!/bin/sh\necho "$@" >> %s\nexit 1\n'
+                         % node.path('mysql.args'))
+        os.chmod(node.path('bin', 'mysql'), 0o755)
+        result = node.run(*devstack.CLEAN + ('echo cleaned',))
+        self.assertIn('cleaned', result.stdout)
+        self.assertIn('cannot drop database korora', result.stdout)
+        with open(node.path('mysql.args')) as stream:
+            # lib/database's user and host, local.conf's password.
+            self.assertEqual('-uroot -h127.0.0.1 -psecretdatabase -e DROP '
+                             'DATABASE IF EXISTS korora;\n', stream.read())
+
     def as_nova_reads(self, node, prog, path):
         """What prog reads with --config-file path (AS_NOVA_READS), with
         the node's ~/.nova as its /etc/nova."""
@@ -390,19 +405,7 @@ class TestWithDevstacksFunctions(DevstackTestCase):
             self.assertIn(['disable', unit], calls)
             self.assertIsNone(node.pid(service))
 
-        # clean.sh, its database server gone with unstack: mysql fails
-        # (a stand-in that records its arguments), clean goes on.
-        with open(node.path('bin', 'mysql'), 'w') as stream:
-            stream.write('#!/bin/sh\necho "$@" >> %s\nexit 1\n'
-                         % node.path('mysql.args'))
-        os.chmod(node.path('bin', 'mysql'), 0o755)
-        result = node.run(*devstack.CLEAN + ('echo cleaned',))
-        self.assertIn('cleaned', result.stdout)
-        self.assertIn('cannot drop database korora', result.stdout)
-        with open(node.path('mysql.args')) as stream:
-            # lib/database's user and host, local.conf's password.
-            self.assertEqual('-uroot -h127.0.0.1 -psecretdatabase -e DROP '
-                             'DATABASE IF EXISTS korora;\n', stream.read())
+        self.check_clean(node)
         for path in ('etc/korora', 'opt/data/korora',
                      'home/.nova/nova-scheduler.conf.d/korora.conf',
                      'etc/libvirt/hooks/qemu.d/korora',
@@ -567,6 +570,10 @@ class TestDevstackDefects(DevstackTestCase):
                       "local.conf's post-config sections (install gawk)",
                       result.stderr)
         self.assertEqual([], node.calls('setup_develop'))
+
+    def test_clean_drops_the_database_as_devstack_would(self):
+        # clean.sh sets neither DATABASE_HOST nor DATABASE_USER.
+        self.check_clean(self.node(self.CONTROLLER))
 
     def test_a_filter_list_merged_after_extra_fails_the_check(self):
         # post-extra is merged after the plugin's extra phase: only
