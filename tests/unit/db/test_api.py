@@ -49,6 +49,7 @@ from korora_nova.db import api as db
 from korora_nova.db import migration
 from korora_nova.db import models
 from korora_nova import exception
+from korora_nova.migration import audit
 from tests import base
 from tests.fixtures import databases
 from korora_nova.tpm import attestation_key
@@ -589,6 +590,84 @@ class TestVerdicts(DatabaseTestCase):
         self.assertEqual((None, None),
                          (db.host_get('compute-2').last_reset_count,
                           db.host_get('compute-2').last_clock))
+
+
+class TestVerdictBatches(TestVerdicts):
+    """The verifier's rounds write their verdicts in batches."""
+
+    def chain_problems(self):
+        """What audit verify finds wrong with the chain and its rows (this
+        test's policy is unsigned on purpose)."""
+        return [problem for problem in audit.verify().problems
+                if problem.code != 'unsigned-policy']
+
+    def made(self, host, trusted, clock=7200000):
+        nonce = os.urandom(32)
+        values = pcr_values(b'fleet' if trusted else b'tampered')
+        quote = make_quote(nonce, values, clock, 3)
+        attestation = evidence.parse_attestation(quote.message)
+        return db.VerdictRecord(
+            host, make_verdict(host, trusted, self.reference, values,
+                               attestation),
+            nonce, quote, attestation.clock_info if trusted else None)
+
+    def test_a_batch_is_stored_in_order_with_its_audit_entries(self):
+        db.host_create(make_identity('compute-3'), policy_name='fleet')
+        head = db.audit_head()
+        batch = [self.made('compute-1', True, clock=8000000),
+                 self.made('compute-2', False),
+                 self.made('compute-3', True, clock=9000000)]
+        written = db.record_verdicts(batch)
+        self.assertEqual([None, None, None],
+                         [previous for _, previous in written])
+        trust = db.host_trust_all()
+        self.assertEqual({'compute-1': True, 'compute-2': False,
+                          'compute-3': True},
+                         {name: trust[name][0] for name in trust})
+        for record, (row, _) in zip(batch, written):
+            stored = db.verdicts_for_host(record.host_name)[0]
+            self.assertEqual((row.id, record.nonce.hex()),
+                             (stored.id, stored.nonce))
+        first = db.host_get('compute-1')
+        self.assertEqual((3, 8000000),
+                         (first.last_reset_count, first.last_clock))
+        self.assertEqual(9000000, db.host_get('compute-3').last_clock)
+        self.assertIsNone(db.host_get('compute-2').last_clock)
+        entries = db.audit_entries(after=head.seq)
+        self.assertEqual(['compute-1', 'compute-2', 'compute-3'],
+                         [entry.host for entry in entries])
+        self.assertEqual({'verdict'}, {entry.step for entry in entries})
+        self.assertEqual([], self.chain_problems())
+
+    def test_the_next_batch_sees_the_previous_trust(self):
+        db.record_verdicts([self.made('compute-1', True),
+                            self.made('compute-2', True)])
+        written = db.record_verdicts([self.made('compute-2', False),
+                                      self.made('compute-1', True)])
+        self.assertEqual([True, True],
+                         [previous for _, previous in written])
+        self.assertIs(False, db.host_trust_all()['compute-2'][0])
+
+    def test_a_host_removed_meanwhile_loses_its_verdict_not_the_others(self):
+        """Removed between its claim and the batch's write: its verdict
+        must not give a removed host a trusted row again."""
+        db.host_delete('compute-2')
+        written = db.record_verdicts([self.made('compute-1', True),
+                                      self.made('compute-2', True)])
+        self.assertIsNone(written[1])
+        self.assertIsNotNone(written[0])
+        self.assertEqual({'compute-1'}, set(db.host_trust_all()))
+        self.assertEqual([], db.verdicts_for_host('compute-2'))
+        self.assertEqual([], self.chain_problems())
+        error = self.assertRaises(
+            exception.HostNotFound, db.record_verdict, 'compute-2',
+            self.made('compute-2', True).verdict)
+        self.assertEqual('host compute-2 is not enrolled', str(error))
+
+    def test_an_empty_batch(self):
+        head = db.audit_head()
+        self.assertEqual([], db.record_verdicts([]))
+        self.assertEqual(head.seq, db.audit_head().seq)
 
 
 class DueHostsTestCase(DatabaseTestCase):
