@@ -447,16 +447,6 @@ api_opts = [
         default=8790,
         help='korora-api (the development server): the TCP port to listen '
              'on.'),
-    cfg.StrOpt(
-        'auth_strategy',
-        default='keystone',
-        choices=[('keystone', 'keystonemiddleware\'s auth_token: every '
-                  'request but the version document needs a Keystone '
-                  'token'),
-                 ('noauth2', 'no authentication: roles and project come '
-                  'from the X-Roles and X-Project-Id headers; for tests '
-                  'only, never in a deployment')],
-        help='How requests are authenticated.'),
     cfg.IntOpt(
         'max_limit',
         default=1000,
