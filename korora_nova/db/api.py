@@ -1037,3 +1037,15 @@ def audit_anchor_page(limit, marker=None):
         if marker is not None:
             query = query.filter(models.AuditAnchor.seq > marker)
         return query.order_by(models.AuditAnchor.seq).limit(limit).all()
+
+
+@_retried
+def migration_latest(instance_uuid):
+    """The instance's migration that moved last (by its newest audit
+    entry: timestamps keep whole seconds only), or None."""
+    Migration, Entry = models.Migration, models.AuditEntry
+    with _reader() as session:
+        return session.query(Migration).join(
+            Entry, Entry.migration_uuid == Migration.uuid).filter(
+            Migration.instance_uuid == instance_uuid).order_by(
+            Entry.seq.desc()).first()

@@ -27,10 +27,9 @@ CONF = conf.CONF
 def _where(instance_uuid):
     """(the host Kororā last saw the instance on or None, the migration
     in flight or None), from its newest migration record."""
-    newest = db.migration_page(1, instance_uuid=instance_uuid)
-    if not newest:
+    record = db.migration_latest(instance_uuid)
+    if record is None:
         return None, None
-    record = newest[0]
     if not states.is_final(record.state):
         return record.source_host, record
     if record.state in (states.COMMITTED, states.QUARANTINED):
