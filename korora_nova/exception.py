@@ -339,4 +339,3 @@ class VerifierRefused(KororaError):
     def __init__(self, message=None, error_type=None, **kwargs):
         self.error_type = error_type
         super().__init__(message, **kwargs)
-

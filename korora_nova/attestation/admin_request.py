@@ -101,4 +101,3 @@ class Checker:
                 reason='the admin request names no requester')
         claims[REQUESTER] = _requester(claims[REQUESTER])
         return claims
-
