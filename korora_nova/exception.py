@@ -322,3 +322,20 @@ class IntegrityFailure(KororaError):
 class HandoverError(KororaError):
     """The secret could not be sealed to, or opened by, the destination."""
     msg_fmt = 'the vTPM secret cannot be handed over: %(reason)s'
+
+
+# korora-api.
+
+class VerifierUnavailable(KororaError):
+    """korora-verifier did not answer a write korora-api sent it."""
+    msg_fmt = 'korora-verifier cannot be reached: %(reason)s'
+
+
+class VerifierRefused(KororaError):
+    """korora-verifier refused a write korora-api sent it; error_type
+    names the verifier's exception (HostNotFound, PolicyExists...)."""
+    msg_fmt = 'korora-verifier refused: %(reason)s'
+
+    def __init__(self, message=None, error_type=None, **kwargs):
+        self.error_type = error_type
+        super().__init__(message, **kwargs)

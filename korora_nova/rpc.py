@@ -59,10 +59,12 @@ def get_client(topic, base_version, upgrade_level, aliases):
                                     version_cap=version_cap)
 
 
-def request_context():
-    """A fresh request context, so that one request id follows a call
-    into the logs of the service that answers it."""
-    return oslo_context.RequestContext(overwrite=False).to_dict()
+def request_context(request_id=None):
+    """A request context (fresh, or with the request id of the API
+    request it serves), so that one request id follows a call into the
+    logs of the service that answers it."""
+    return oslo_context.RequestContext(
+        overwrite=False, request_id=request_id).to_dict()
 
 
 def encode(data):

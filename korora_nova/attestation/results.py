@@ -42,7 +42,10 @@ LEEWAY = 5
 RESULT = 'attestation-result'
 CHALLENGE = 'challenge'
 AUTHORIZATION = 'authorization'
-KINDS = (RESULT, CHALLENGE, AUTHORIZATION)
+# Signed by korora-api, not by the verifier: an operator's write the
+# verifier is asked to carry out (korora_nova.attestation.admin_request).
+ADMIN_REQUEST = 'admin-request'
+KINDS = (RESULT, CHALLENGE, AUTHORIZATION, ADMIN_REQUEST)
 # In a refusal: the step could not run (a manager unreachable, the
 # database busy) and may be asked again; nothing was decided.
 RETRY_CLAIM = 'korora.retry'
@@ -102,15 +105,17 @@ def write_public_key(signing_key, path):
 
 
 class SigningKey:
-    """The verifier's signing key ([korora] verifier_signing_key)."""
+    """The verifier's signing key ([korora] verifier_signing_key), or
+    korora-api's ([korora_api] signing_key, issuer korora-api)."""
 
-    def __init__(self, private_key):
+    def __init__(self, private_key, issuer=ISSUER):
         self._key = private_key
+        self.issuer = issuer
         self.kid = es256_keys.key_id(private_key.public_key())
 
     @classmethod
-    def load(cls, path):
-        return cls(es256_keys.load_private_key(path, 'verifier signing key'))
+    def load(cls, path, issuer=ISSUER, what='verifier signing key'):
+        return cls(es256_keys.load_private_key(path, what), issuer)
 
     def public_pem(self):
         return es256_keys.public_pem(self._key.public_key())
@@ -121,7 +126,7 @@ class SigningKey:
         if kind not in KINDS:
             raise ValueError('unknown token kind %r' % (kind,))
         now = int(time.time())
-        body = {'eat_profile': EAR_PROFILE, 'iss': ISSUER, 'iat': now,
+        body = {'eat_profile': EAR_PROFILE, 'iss': self.issuer, 'iat': now,
                 'exp': now + max(1, int(lifetime)), 'sub': subject,
                 'jti': str(uuid.uuid4()), 'korora.kind': kind,
                 'ear.verifier-id': {'developer': 'korora-nova',
@@ -132,10 +137,21 @@ class SigningKey:
 
 
 class TrustedKeys:
-    """The verifier public keys a relying party pins, by key id."""
+    """The verifier public keys a relying party pins, by key id.
 
-    def __init__(self, public_keys):
+    issuer, audience: what the tokens must say (korora-api's admin
+    requests have their own); what: how messages name a token, option:
+    the option that pins the keys.
+    """
+
+    def __init__(self, public_keys, issuer=ISSUER, audience=None,
+                 what='the verifier\'s answer',
+                 option='[korora] verifier_public_keys'):
         self._keys = {es256_keys.key_id(key): key for key in public_keys}
+        self.issuer = issuer
+        self.audience = audience
+        self.what = what
+        self.option = option
 
     @classmethod
     def load(cls, paths):
@@ -177,35 +193,39 @@ class TrustedKeys:
         return claims
 
     def _decode(self, token):
+        what = self.what
         if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN:
             raise exception.SignedResultError(
-                'the verifier\'s answer is missing or larger than %d bytes'
-                % MAX_TOKEN)
+                '%s is missing or larger than %d bytes' % (what, MAX_TOKEN))
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as error:
             raise exception.SignedResultError(
-                'the verifier\'s answer is not a signed token: %s' % error)
+                '%s is not a signed token: %s' % (what, error))
         key = self._keys.get(header.get('kid'))
         if key is None or header.get('alg') != ALGORITHM:
+            if self.issuer == ISSUER:
+                raise exception.SignedResultError(
+                    'the answer is not signed by a pinned verifier key '
+                    '([korora] verifier_public_keys)')
             raise exception.SignedResultError(
-                'the answer is not signed by a pinned verifier key ([korora] '
-                'verifier_public_keys)')
+                '%s is not signed by a key of %s' % (what, self.option))
+        required = ['exp', 'iat', 'iss', 'sub']
+        if self.audience is not None:
+            required.append('aud')
         try:
             return jwt.decode(token, key, algorithms=[ALGORITHM],
-                              issuer=ISSUER, leeway=LEEWAY,
-                              options={'require': ['exp', 'iat', 'iss',
-                                                   'sub']})
+                              issuer=self.issuer, audience=self.audience,
+                              leeway=LEEWAY,
+                              options={'require': required})
         except jwt.ExpiredSignatureError:
-            raise exception.SignedResultError('the verifier\'s answer has '
-                                              'expired')
+            raise exception.SignedResultError('%s has expired' % what)
         except jwt.InvalidSignatureError:
             raise exception.SignedResultError(
-                'the verifier\'s answer has a bad signature (forged or '
-                'altered)')
+                '%s has a bad signature (forged or altered)' % what)
         except jwt.PyJWTError as error:
             raise exception.SignedResultError(
-                'the verifier\'s answer is not valid: %s' % error)
+                '%s is not valid: %s' % (what, error))
 
 
 def verdict_claims(verdict, nonce=None):

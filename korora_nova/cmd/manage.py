@@ -158,12 +158,9 @@ def _manager_api():
 
 
 def host_enroll(args):
-    from korora_nova.db import api as db
-    from korora_nova.verifier import enrollment as verifier_enrollment
-    if args.policy:
-        db.policy_get(args.policy)
-    host = verifier_enrollment.enroll(_manager_api(), args.host_name,
-                                      args.policy, args.trust_on_first_use)
+    from korora_nova.verifier import admin
+    host = admin.enroll(_manager_api(), args.host_name, args.policy,
+                        args.trust_on_first_use)
     print('%s enrolled: EK %s (certificate sha256 %s), AK %s, policy %s%s'
           % (host.name, host.ek_type, host.ek_certificate_sha256,
              host.ak_name, host.policy_name or 'none',
@@ -187,14 +184,10 @@ def host_list(args):
 
 def _trust_word(entry):
     """trusted / untrusted / stale (older than trust_ttl) / unknown."""
+    from korora_nova.attestation import freshness
     from korora_nova.db import api as db
-    if entry is None:
-        return 'unknown'
-    trusted, _, verified_at = entry
-    age = (db.utcnow() - verified_at).total_seconds()
-    if age > CONF.korora.trust_ttl:
-        return 'stale'
-    return 'trusted' if trusted else 'untrusted'
+    return freshness.state(entry, freshness.cutoff(db.utcnow(),
+                                                   CONF.korora.trust_ttl))
 
 
 def host_show(args):
@@ -221,8 +214,8 @@ def host_show(args):
 
 
 def host_remove(args):
-    from korora_nova.db import api as db
-    db.host_delete(args.host_name)
+    from korora_nova.verifier import admin
+    admin.remove(args.host_name)
     print('%s removed' % args.host_name)
     return EXIT_OK
 
@@ -234,9 +227,8 @@ def host_attest(args):
 
 
 def host_set_policy(args):
-    from korora_nova.db import api as db
-    db.policy_get(args.policy)
-    db.host_set_policy(args.host_name, args.policy)
+    from korora_nova.verifier import admin
+    admin.set_policy(args.host_name, args.policy)
     print('%s now judged by policy %s' % (args.host_name, args.policy))
     return EXIT_OK
 
@@ -252,11 +244,11 @@ def _signing_key(path):
 
 
 def policy_import(args):
-    from korora_nova.db import api as db
+    from korora_nova.verifier import admin
     key = _signing_key(args.signing_key)
     reference = policy_module.load(args.file)
-    db.policy_create(reference, active=not args.inactive,
-                     signature=policy_module.sign(reference, key))
+    admin.import_policy(reference, policy_module.sign(reference, key),
+                        active=not args.inactive)
     print('policy %s imported (%d PCRs, %s), signed by key %s' % (
         reference.label, len(reference.allowed),
         'inactive' if args.inactive else 'active',
@@ -311,15 +303,15 @@ def policy_show(args):
 
 
 def policy_activate(args):
-    from korora_nova.db import api as db
-    db.policy_set_active(args.policy_name, args.version, True)
+    from korora_nova.verifier import admin
+    admin.set_active(args.policy_name, args.version, True)
     print('policy %s v%d active' % (args.policy_name, args.version))
     return EXIT_OK
 
 
 def policy_deactivate(args):
-    from korora_nova.db import api as db
-    db.policy_set_active(args.policy_name, args.version, False)
+    from korora_nova.verifier import admin
+    admin.set_active(args.policy_name, args.version, False)
     print('policy %s v%d inactive' % (args.policy_name, args.version))
     return EXIT_OK
 
@@ -422,25 +414,18 @@ def migration_show(args):
 
 def _print_manifest(row):
     """The source's integrity manifest and whether its signature holds."""
-    from korora_nova.db import api as db
-    from korora_nova import exception
-    from korora_nova.migration import manifest as manifest_module
+    from korora_nova.migration import records
 
     print('integrity manifest:')
-    if not row.manifest:
+    manifest, problem = records.checked_manifest(row)
+    if problem is not None:
+        print('  INVALID: %s' % problem)
+        return
+    if manifest is None:
         print('  none (the source measures when the transfer ends)')
         return
-    try:
-        manifest, quote = manifest_module.load(row.manifest)
-        manifest_module.check_signature(
-            manifest, quote, db.host_get(row.source_host).ak_public,
-            row.source_host)
-        check = 'signature valid'
-    except (exception.ManifestError, exception.KororaError) as error:
-        print('  INVALID: %s' % error)
-        return
-    print('  signed by %s\'s TPM, counter %d: %s'
-          % (manifest.source_host, manifest.counter, check))
+    print('  signed by %s\'s TPM, counter %d: signature valid'
+          % (manifest.source_host, manifest.counter))
     for name, digest in manifest.items.items():
         print('  %-16s sha256:%s' % (name, digest))
 

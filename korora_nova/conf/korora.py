@@ -348,6 +348,26 @@ trust_boundary_opts = [
         default='$state_path/instances',
         help='korora-vtpm-manager with instance_state_backend = files: the '
              'folder of the per-host instance files.'),
+    cfg.ListOpt(
+        'api_public_keys',
+        default=[],
+        help='korora-verifier: the public keys (PEM, EC P-256) of the '
+             'korora-api processes whose signed admin requests it obeys '
+             '(enroll or remove a host, attest it now, set its policy, '
+             'import, activate or deactivate a policy version). A request '
+             'that is unsigned, signed by another key, expired, replayed, '
+             'for another operation or with other arguments is refused: '
+             'anyone on the message bus can send the call, only korora-api '
+             'can sign it. Empty: the verifier obeys no admin request '
+             'from the bus (korora-manage keeps working).'),
+    cfg.IntOpt(
+        'api_request_lifetime',
+        default=30,
+        min=5,
+        max=600,
+        help='Seconds an admin request signed by korora-api stays valid. '
+             'The verifier remembers each request\'s id in its database '
+             'until then, and refuses it a second time.'),
 ]
 
 libvirt_hook_opts = [
@@ -425,6 +445,57 @@ audit_opts = [
 ]
 
 
+API_GROUP = cfg.OptGroup(
+    'korora_api',
+    title='korora-api, the REST API',
+    help='korora-api: the REST API behind Keystone (keystonemiddleware\'s '
+         '[keystone_authtoken]) and oslo.policy ([oslo_policy]). It reads '
+         'the verifier\'s database (a read-only account is enough) and '
+         'sends every write to korora-verifier, signed with its own key.')
+
+api_opts = [
+    cfg.HostAddressOpt(
+        'bind_host',
+        default='0.0.0.0',
+        help='korora-api (the development server): the address to listen '
+             'on. Under uWSGI, mod_wsgi or Apache (korora-api-wsgi) the '
+             'web server binds.'),
+    cfg.PortOpt(
+        'bind_port',
+        default=8790,
+        help='korora-api (the development server): the TCP port to listen '
+             'on.'),
+    cfg.IntOpt(
+        'max_limit',
+        default=1000,
+        min=1,
+        max=10000,
+        help='The most items one page of a list holds, whatever the '
+             'limit a request asks for.'),
+    cfg.IntOpt(
+        'default_limit',
+        default=100,
+        min=1,
+        max=10000,
+        help='Items per page of a list when a request gives no limit (at '
+             'most max_limit).'),
+    cfg.StrOpt(
+        'signing_key',
+        default='/etc/korora/api-signing-key.pem',
+        help='The EC P-256 private key (PEM, mode 0600, readable by '
+             'korora-api alone) that signs each admin request to '
+             'korora-verifier. List its public key in the verifier\'s '
+             '[korora] api_public_keys. Create both with "korora-manage '
+             'signing-key create --path KEY --public PUB".'),
+    cfg.IntOpt(
+        'verifier_timeout',
+        default=60,
+        min=1,
+        help='Seconds korora-api waits for korora-verifier\'s answer to a '
+             'write (enrollment and attestation ask the host\'s TPM).'),
+]
+
+
 UPGRADE_LEVELS_GROUP = cfg.OptGroup(
     'upgrade_levels',
     title='RPC version caps during a rolling upgrade',
@@ -464,6 +535,8 @@ def register_opts(conf):
     conf.register_opts(tpm_opts + attestation_opts + host_trust_opts +
                        migration_opts + trust_boundary_opts +
                        libvirt_hook_opts + audit_opts, group=GROUP)
+    conf.register_group(API_GROUP)
+    conf.register_opts(api_opts, group=API_GROUP)
     conf.register_group(UPGRADE_LEVELS_GROUP)
     conf.register_opts(upgrade_levels_opts, group=UPGRADE_LEVELS_GROUP)
     conf.register_group(DATABASE_GROUP)
@@ -494,5 +567,6 @@ def list_opts():
             GROUP: (tpm_opts + attestation_opts + host_trust_opts +
                     migration_opts + trust_boundary_opts +
                     libvirt_hook_opts + audit_opts),
+            API_GROUP: api_opts,
             UPGRADE_LEVELS_GROUP: upgrade_levels_opts,
             DATABASE_GROUP: db_options.database_opts}

@@ -50,6 +50,8 @@ _trust_engines = {}
 
 # The service that disable_db_access() switched database access off for.
 _disabled_for = None
+# The service that read_only() kept from writing.
+_read_only_for = None
 
 
 def disable_db_access(service):
@@ -66,6 +68,18 @@ def disable_db_access(service):
         _disabled_for = service
     # Engines opened before (a preflight, a test) go too.
     dispose()
+
+
+def read_only(service):
+    """Refuse every later write of this process to [korora_database].
+
+    korora-api reads the verifier's database and sends every write to
+    korora-verifier, the only writer: a write attempted here anyway is a
+    bug, and fails loudly instead of bypassing the verifier.
+    """
+    global _read_only_for
+    with _lock:
+        _read_only_for = service
 
 
 def refuse_configured_connection(conf, service):
@@ -231,6 +245,10 @@ def _reader(url=None):
 
 
 def _writer():
+    if _read_only_for is not None:
+        raise exception.DatabaseError(
+            '%s only reads the database: every write goes through '
+            'korora-verifier' % _read_only_for)
     return context_manager().writer.using(_Context())
 
 
@@ -345,9 +363,13 @@ def _insert(session, row, duplicate):
         raise duplicate
 
 
-def _record(session, host, step, rows=(), removed=(), details=None):
+def _record(session, host, step, rows=(), removed=(), details=None,
+            requester=None):
     """Append the audit entry of a trust-deciding write: rows written
-    (their digests) and row keys removed."""
+    (their digests) and row keys removed; requester: who asked through
+    korora-api (the Keystone user and project), if it came from there."""
+    if requester:
+        details = dict(details or {}, requested_by=requester)
     return _append(session, host, step,
                    details=audit_log.trust_details(rows, removed, details))
 
@@ -355,7 +377,7 @@ def _record(session, host, step, rows=(), removed=(), details=None):
 # Hosts
 
 @_retried
-def host_create(identity, policy_name=None):
+def host_create(identity, policy_name=None, requester=None):
     """Store an enrolled host (identity: attestation.enrollment.Identity).
 
     Refused when its TPM (its EK or its AK) is enrolled already under
@@ -381,7 +403,8 @@ def host_create(identity, policy_name=None):
                          identity.ek_certificate_sha256,
                          'ak_name': identity.ak_name,
                          'trust_on_first_use':
-                         identity.trust_on_first_use})
+                         identity.trust_on_first_use},
+                requester=requester)
     return host
 
 
@@ -423,7 +446,7 @@ def host_list():
 
 
 @_retried
-def host_delete(name):
+def host_delete(name, requester=None):
     """Forget a host and its current trust (its verdicts stay)."""
     with _appending() as session:
         count = session.query(models.Host).filter_by(name=name).delete()
@@ -432,11 +455,12 @@ def host_delete(name):
         session.query(models.HostTrust).filter_by(
             host_name=name).delete()
         _record(session, name, audit_log.HOST_REMOVE,
-                removed=[('hosts', name), ('host_trust', name)])
+                removed=[('hosts', name), ('host_trust', name)],
+                requester=requester)
 
 
 @_retried
-def host_set_policy(name, policy_name):
+def host_set_policy(name, policy_name, requester=None):
     with _appending() as session:
         host = session.query(models.Host).filter_by(
             name=name).with_for_update().first()
@@ -445,7 +469,7 @@ def host_set_policy(name, policy_name):
         host.policy_name = policy_name
         session.flush()
         _record(session, name, audit_log.POLICY_ASSIGN, [host],
-                details={'policy': policy_name})
+                details={'policy': policy_name}, requester=requester)
 
 
 def hosts_claim_due(interval, limit=100):
@@ -513,7 +537,7 @@ def _claim_due(now, next_at, limit):
 # Policies
 
 @_retried
-def policy_create(reference, active=True, signature=None):
+def policy_create(reference, active=True, signature=None, requester=None):
     """Store a reference policy (attestation.policy.ReferencePolicy) and
     its operator's signature (a compact JWS; see attestation.policy)."""
     row = models.Policy(name=reference.name, version=reference.version,
@@ -527,7 +551,7 @@ def policy_create(reference, active=True, signature=None):
             'import a new version' % (reference.name, reference.version)))
         _record(session, audit_log.VERIFIER, audit_log.POLICY_IMPORT,
                 [row], details={'policy': reference.label,
-                                'active': active})
+                                'active': active}, requester=requester)
     return row
 
 
@@ -561,7 +585,7 @@ def policies_active(name):
 
 
 @_retried
-def policy_set_active(name, version, active):
+def policy_set_active(name, version, active, requester=None):
     step = (audit_log.POLICY_ACTIVATE if active else
             audit_log.POLICY_DEACTIVATE)
     with _appending() as session:
@@ -573,7 +597,8 @@ def policy_set_active(name, version, active):
         row.active = active
         session.flush()
         _record(session, audit_log.VERIFIER, step, [row],
-                details={'policy': '%s v%d' % (name, version)})
+                details={'policy': '%s v%d' % (name, version)},
+                requester=requester)
 
 
 # Verdicts and trust
@@ -993,3 +1018,121 @@ def trust_rows(table, after=None, limit=None):
         if after is not None:
             query = query.filter(column > getattr(after, order))
         return query.order_by(column).limit(limit).all()
+
+
+# korora-api's admin requests (korora_nova.attestation.admin_request)
+
+@_retried
+def admin_request_claim(jti, operation, expires_at):
+    """Remember an admin request's id (jti) until expires_at, so that no
+    verifier worker carries it out twice; NotAuthorized when it was
+    claimed already (a replay). Ids of expired requests are forgotten:
+    their tokens are refused as expired anyway."""
+    with _writer() as session:
+        session.query(models.AdminRequest).filter(
+            models.AdminRequest.expires_at < utcnow()).delete()
+        _insert(session, models.AdminRequest(
+            jti=jti, operation=operation, expires_at=expires_at),
+            exception.NotAuthorized(
+                reason='admin request %s was carried out already '
+                       '(replayed)' % jti))
+
+
+# korora-api's reads: pages of at most limit rows after a marker (the
+# key of the previous page's last row, which need not exist any more).
+
+@_retried
+def host_page(limit, marker=None):
+    """Hosts by name, those after marker (a host name)."""
+    with _reader() as session:
+        query = session.query(models.Host)
+        if marker is not None:
+            query = query.filter(models.Host.name > marker)
+        return query.order_by(models.Host.name).limit(limit).all()
+
+
+@_retried
+def host_current_verdict(name):
+    """(the host's trust row, its verdict row), or None before the first
+    verdict."""
+    with _reader() as session:
+        trust = session.query(models.HostTrust).filter_by(
+            host_name=name).first()
+        if trust is None:
+            return None
+        return trust, session.get(models.Verdict, trust.verdict_id)
+
+
+@_retried
+def policy_page(limit, marker=None, name=None):
+    """Policy versions by name and version (of one policy, if name),
+    those after marker ((name, version))."""
+    Policy = models.Policy
+    with _reader() as session:
+        query = session.query(Policy)
+        if name is not None:
+            query = query.filter(Policy.name == name)
+        if marker is not None:
+            after_name, after_version = marker
+            query = query.filter(sa.or_(
+                Policy.name > after_name,
+                sa.and_(Policy.name == after_name,
+                        Policy.version > after_version)))
+        return query.order_by(Policy.name, Policy.version).limit(
+            limit).all()
+
+
+@_retried
+def migration_page(limit, marker=None, instance_uuid=None, host=None,
+                   state=None, changed_since=None, changed_before=None):
+    """Migrations, the most recently changed first (then by uuid), those
+    after marker (a migration uuid); filters: of one instance, from or to
+    host, in state, changed at or after changed_since, before
+    changed_before. MigrationNotFound for an unknown marker."""
+    Migration = models.Migration
+    with _reader() as session:
+        query = session.query(Migration)
+        if marker is not None:
+            last = session.get(Migration, marker)
+            if last is None:
+                raise exception.MigrationNotFound(
+                    'marker: no migration %s' % marker)
+            query = query.filter(sa.or_(
+                Migration.updated_at < last.updated_at,
+                sa.and_(Migration.updated_at == last.updated_at,
+                        Migration.uuid < last.uuid)))
+        if instance_uuid is not None:
+            query = query.filter(Migration.instance_uuid == instance_uuid)
+        if host is not None:
+            query = query.filter(sa.or_(Migration.source_host == host,
+                                        Migration.dest_host == host))
+        if state is not None:
+            query = query.filter(Migration.state == state)
+        if changed_since is not None:
+            query = query.filter(Migration.updated_at >= changed_since)
+        if changed_before is not None:
+            query = query.filter(Migration.updated_at < changed_before)
+        return query.order_by(Migration.updated_at.desc(),
+                              Migration.uuid.desc()).limit(limit).all()
+
+
+@_retried
+def audit_anchor_page(limit, marker=None):
+    """TPM anchors of the audit log by seq, those after seq marker."""
+    with _reader() as session:
+        query = session.query(models.AuditAnchor)
+        if marker is not None:
+            query = query.filter(models.AuditAnchor.seq > marker)
+        return query.order_by(models.AuditAnchor.seq).limit(limit).all()
+
+
+@_retried
+def migration_latest(instance_uuid):
+    """The instance's migration that moved last (by its newest audit
+    entry: timestamps keep whole seconds only), or None."""
+    Migration, Entry = models.Migration, models.AuditEntry
+    with _reader() as session:
+        return session.query(Migration).join(
+            Entry, Entry.migration_uuid == Migration.uuid).filter(
+            Migration.instance_uuid == instance_uuid).order_by(
+            Entry.seq.desc()).first()

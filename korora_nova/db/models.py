@@ -218,3 +218,15 @@ class AuditChainLock(BASE):
     __tablename__ = 'audit_chain_lock'
 
     id = sa.Column(sa.Integer, primary_key=True, autoincrement=False)
+
+
+class AdminRequest(BASE):
+    """The id of an admin request korora-api signed and the verifier
+    carried out, kept until the request expires: a replay is refused
+    (korora_nova.attestation.admin_request)."""
+
+    __tablename__ = 'admin_requests'
+
+    jti = sa.Column(sa.String(64), primary_key=True)
+    operation = sa.Column(sa.String(64), nullable=False)
+    expires_at = sa.Column(sa.DateTime, nullable=False)

@@ -8,14 +8,13 @@ one log line at INFO names the hosts it refused (each host's whole
 reason is logged at DEBUG).
 """
 
-import datetime
-
 from nova.scheduler import filters
 from nova.scheduler import utils
 from nova.virt import hardware
 from oslo_db import exception as db_exception
 from oslo_log import log as logging
 
+from korora_nova.attestation import freshness
 from korora_nova import conf
 from korora_nova.db import api as db
 from korora_nova import exception
@@ -27,7 +26,7 @@ EXTRA_SPEC = 'korora:trusted_host'
 # A request's log line names this many refused hosts and counts the
 # rest; each reason is cut to MAX_REASON characters.
 MAX_NAMED = 20
-MAX_REASON = 160
+MAX_REASON = freshness.MAX_REASON
 
 
 def requires_trusted_host(flavor, image_meta):
@@ -60,8 +59,7 @@ class TrustedVTPMFilter(filters.BaseHostFilter):
             return filter_obj_list
         if not applies_to(spec_obj):
             return filter_obj_list
-        cutoff = db.utcnow() - datetime.timedelta(
-            seconds=CONF.korora.trust_ttl)
+        cutoff = freshness.cutoff(db.utcnow(), CONF.korora.trust_ttl)
         trust = self._trust(cutoff)
         if trust is None:
             return []
@@ -92,34 +90,12 @@ class TrustedVTPMFilter(filters.BaseHostFilter):
     def _refusal(host, trust, cutoff):
         """Why host is refused, in short (None if it passes); the whole
         reason goes to the debug log."""
-        entry = trust.get(host)
-        if entry is None:
-            LOG.debug('%s: not a trusted vTPM destination: no verdict (is '
-                      'the host enrolled with korora-verifier?)', host)
-            return 'no verdict: not enrolled?'
-        passes, summary, verified_at = entry
-        if passes:
+        why = freshness.refusal(host, trust.get(host), cutoff,
+                                CONF.korora.trust_ttl)
+        if why is None:
             return None
-        if verified_at < cutoff:
-            when = verified_at.isoformat(timespec='seconds')
-            LOG.debug('%s: not a trusted vTPM destination: last verdict of '
-                      '%s is older than trust_ttl (%d s): is korora-verifier '
-                      'running?', host, when, CONF.korora.trust_ttl)
-            return ('last verdict %s older than trust_ttl %d s: is '
-                    'korora-verifier running?' % (when,
-                                                  CONF.korora.trust_ttl))
-        LOG.debug('%s: not a trusted vTPM destination: %s', host, summary)
-        return 'untrusted: %s' % _short(summary, host)
-
-
-def _short(summary, host):
-    """A verdict's summary without what the line says already, cut."""
-    for prefix in ('untrusted: ', '%s: ' % host):
-        if summary.startswith(prefix):
-            summary = summary[len(prefix):]
-    if len(summary) > MAX_REASON:
-        summary = summary[:MAX_REASON - 3] + '...'
-    return summary
+        LOG.debug('%s: not a trusted vTPM destination: %s', host, why[1])
+        return why[0]
 
 
 def _log_refused(refused, total):

@@ -24,6 +24,7 @@ from oslo_utils import uuidutils
 from korora_nova.db import api as db
 from korora_nova import exception
 from korora_nova.migration import audit
+from korora_nova.migration import manifest as manifest_module
 from korora_nova.migration import states
 
 LOG = logging.getLogger(__name__)
@@ -151,3 +152,19 @@ def highest_committed_counter(source_host, instance_uuid):
 def history(migration_uuid):
     """The migration's audit entries, in order."""
     return audit.entries(migration_uuid)
+
+
+def checked_manifest(record):
+    """(the source's integrity manifest, None) when its signature holds
+    under the source's enrolled AK, (None, the reason) when it does not,
+    (None, None) when the source has not measured yet."""
+    if not record.manifest:
+        return None, None
+    try:
+        manifest, quote = manifest_module.load(record.manifest)
+        manifest_module.check_signature(
+            manifest, quote, db.host_get(record.source_host).ak_public,
+            record.source_host)
+    except (exception.ManifestError, exception.KororaError) as error:
+        return None, str(error)
+    return manifest, None

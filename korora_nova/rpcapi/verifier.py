@@ -8,12 +8,18 @@ API version history:
 * 1.2 - migration_request carries the destination's TPM-signed request
   (signed_request). A 1.2 verifier refuses a request without one; a 1.1
   verifier is sent none.
+* 1.3 - korora-api's writes (admin_enroll_host, admin_remove_host,
+  admin_attest_host, admin_set_host_policy, admin_import_policy,
+  admin_activate_policy, admin_deactivate_policy), each with the request
+  korora-api signed (admin_token). A client pinned below 1.3 refuses
+  them.
 """
 
 import os
 
 import oslo_messaging as messaging
 
+from korora_nova.attestation import admin_request
 from korora_nova import conf
 from korora_nova import exception
 from korora_nova import rpc
@@ -24,6 +30,7 @@ CONF = conf.CONF
 VERSION_ALIASES = {
     '2026.1': '1.0',
     '2026.2': '1.2',
+    '2027.1': '1.3',
 }
 BASE_VERSION = '1.0'
 MIGRATION_VERSION = '1.1'
@@ -31,6 +38,8 @@ MIGRATION_VERSION = '1.1'
 # sent the request without it.
 SIGNED_REQUEST_VERSION = '1.2'
 NONCE_SIZE = 32
+# korora-api's signed writes.
+ADMIN_VERSION = '1.3'
 
 
 class VerifierAPI:
@@ -101,3 +110,44 @@ class VerifierAPI:
             raise exception.StepNotRun(
                 reason='the verifier cannot be reached: %s' % error)
         return nonce, token
+
+    # 1.3: korora-api's writes, each signed for its operation and
+    # arguments (attestation.admin_request).
+
+    def admin_request(self, signing_key, operation, arguments, requester):
+        """Have the verifier carry out operation (admin_<operation> on
+        its endpoint) with arguments (every one of them, defaults too:
+        the signature binds them all) for requester; its answer.
+
+        ConfigurationError when [upgrade_levels] pins the verifier below
+        1.3, VerifierUnavailable when it does not answer, VerifierRefused
+        (error_type: the verifier's exception) when it refuses.
+        """
+        if not self.client.can_send_version(ADMIN_VERSION):
+            raise exception.ConfigurationError(
+                'korora-api\'s writes need verifier RPC API %s, above '
+                '[upgrade_levels] korora_verifier' % ADMIN_VERSION)
+        token = admin_request.sign(signing_key, operation, arguments,
+                                   requester,
+                                   CONF.korora.api_request_lifetime)
+        cctxt = self.client.prepare(
+            version=ADMIN_VERSION, timeout=CONF.korora_api.verifier_timeout)
+        method = 'admin_' + operation
+        try:
+            return cctxt.call(rpc.request_context(requester.get(
+                'request_id')), method, admin_token=token, **arguments)
+        except messaging.MessagingTimeout:
+            raise exception.VerifierUnavailable(
+                reason='no answer to %s within %s s'
+                % (method, CONF.korora_api.verifier_timeout))
+        except (messaging.UnsupportedVersion, messaging.RemoteError) as error:
+            if isinstance(error, messaging.UnsupportedVersion) or (
+                    error.exc_type == 'UnsupportedVersion'):
+                raise exception.ConfigurationError(
+                    'the verifier does not serve %s at RPC API %s: until it '
+                    'is upgraded, it takes no writes from korora-api'
+                    % (method, ADMIN_VERSION))
+            value = str(error.value or error.exc_type).splitlines()[0]
+            raise exception.VerifierRefused(value, error_type=error.exc_type)
+        except messaging.MessagingException as error:
+            raise exception.VerifierUnavailable(reason=str(error))

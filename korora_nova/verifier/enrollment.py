@@ -1,4 +1,5 @@
-"""Enrolling a host through its vTPM manager (used by korora-manage)."""
+"""Enrolling a host through its vTPM manager (korora-manage, and the
+verifier for korora-api: verifier.admin)."""
 
 from oslo_log import log as logging
 
@@ -14,8 +15,10 @@ LOG = logging.getLogger(__name__)
 MAX_HOST_NAME = 255     # hosts.name, and Nova's own limit
 
 
-def enroll(manager_api, host, policy_name=None, trust_on_first_use=False):
-    """Check the host's EK and AK, activate its credential, store it."""
+def enroll(manager_api, host, policy_name=None, trust_on_first_use=False,
+           requester=None):
+    """Check the host's EK and AK, activate its credential, store it
+    (requester: who asked through korora-api, for the audit log)."""
     if not host or len(host) > MAX_HOST_NAME or host != host.strip():
         raise exception.EnrollmentError(
             'a host name is 1 to %d characters, without surrounding '
@@ -39,7 +42,8 @@ def enroll(manager_api, host, policy_name=None, trust_on_first_use=False):
     identity = enrollment.finish(host, endorsement, ak_public, challenge,
                                  answer, trust_on_first_use)
     stored = db.host_create(identity,
-                            policy_name or CONF.korora.default_policy)
+                            policy_name or CONF.korora.default_policy,
+                            requester=requester)
     LOG.info('%s enrolled: EK %s (certificate sha256 %s), AK %s%s', host,
              endorsement.ek_type, identity.ek_certificate_sha256,
              identity.ak_name,

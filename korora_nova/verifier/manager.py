@@ -12,6 +12,7 @@ from oslo_log import log as logging
 from korora_nova.db import api as db
 from korora_nova import exception
 from korora_nova.migration import audit
+from korora_nova.verifier import admin
 from korora_nova.verifier import attestation
 
 LOG = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ ANCHOR_RETRY = 60.0
 class Verifier:
     """Endpoint of topic [korora] verifier_topic, shared by all workers."""
 
-    target = messaging.Target(version='1.2')
+    target = messaging.Target(version='1.3')
 
     def __init__(self, conf, attestor, steps=None):
         """steps: the migration steps (verifier.migrations.MigrationSteps);
@@ -32,6 +33,7 @@ class Verifier:
         self.conf = conf
         self.attestor = attestor
         self.steps = steps
+        self.admin_requests = admin.AdminRequests()
         self._stop = threading.Event()
         self._scheduler = None
         self._anchor_retry_at = 0.0
@@ -99,6 +101,55 @@ class Verifier:
 
     def migrations_in_flight(self, ctxt, host, instance_uuid, nonce):
         return self._steps().in_flight(host, instance_uuid, _nonce(nonce))
+
+    # RPC API 1.3: korora-api's writes. Each carries admin_token, the
+    # request korora-api signed for this operation and exactly these
+    # arguments (attestation.admin_request); without it nothing is done.
+
+    def admin_enroll_host(self, ctxt, admin_token, host, policy,
+                          trust_on_first_use):
+        requester = self._admin(admin_token, 'enroll_host', {
+            'host': host, 'policy': policy,
+            'trust_on_first_use': trust_on_first_use})
+        admin.enroll(self.attestor.manager_api, host, policy,
+                     trust_on_first_use is True, requester)
+
+    def admin_remove_host(self, ctxt, admin_token, host):
+        requester = self._admin(admin_token, 'remove_host', {'host': host})
+        admin.remove(host, requester)
+
+    def admin_attest_host(self, ctxt, admin_token, host):
+        requester = self._admin(admin_token, 'attest_host', {'host': host})
+        verdict = self.attestor.attest(host)
+        LOG.info('%s attested for user %s: %s', host,
+                 requester.get('user_id'), verdict.summary())
+        return verdict.to_json()
+
+    def admin_set_host_policy(self, ctxt, admin_token, host, policy):
+        requester = self._admin(admin_token, 'set_host_policy', {
+            'host': host, 'policy': policy})
+        admin.set_policy(host, policy, requester)
+
+    def admin_import_policy(self, ctxt, admin_token, document, signature,
+                            active):
+        requester = self._admin(admin_token, 'import_policy', {
+            'document': document, 'signature': signature,
+            'active': active})
+        reference = admin.signed_policy(document, signature)
+        admin.import_policy(reference, signature, active is True, requester)
+
+    def admin_activate_policy(self, ctxt, admin_token, name, version):
+        requester = self._admin(admin_token, 'activate_policy', {
+            'name': name, 'version': version})
+        admin.set_active(name, version, True, requester)
+
+    def admin_deactivate_policy(self, ctxt, admin_token, name, version):
+        requester = self._admin(admin_token, 'deactivate_policy', {
+            'name': name, 'version': version})
+        admin.set_active(name, version, False, requester)
+
+    def _admin(self, token, operation, arguments):
+        return self.admin_requests.accept(token, operation, arguments)
 
     def _steps(self):
         if self.steps is None:

@@ -166,6 +166,15 @@ class TestLayout(testtools.TestCase):
                     offenders.append('%s imports %s' % (name, target))
         self.assertEqual([], sorted(offenders))
 
+    def test_the_api_never_imports_compute_host_code(self):
+        offenders = sorted(
+            '%s imports %s' % (name, target)
+            for name, found in self.imports.items()
+            if is_module(name, ['korora_nova.api'])
+            for target, _top in found
+            if is_module(target, COMPUTE_HOST_PACKAGES))
+        self.assertEqual([], offenders)
+
     def test_only_the_database_package_speaks_sql(self):
         offenders = sorted(
             '%s imports %s' % (name, target)

@@ -224,6 +224,45 @@ class TestDisableDBAccess(NoDatabaseTestCase):
         self.assertEqual([], db.host_list())
 
 
+class TestAPIReadsOnly(NoDatabaseTestCase):
+    """korora-api as its WSGI entry point starts it (api.wsgi, in a
+    process of its own): it answers reads from the database and refuses
+    every write of its own, which goes through the verifier."""
+
+    def test_reads_answered_writes_refused(self):
+        config = self.write_config(
+            '[korora_database]\nconnection = %s\n' % self.url)
+        code = textwrap.dedent('''\
+            import os, sys
+            import webob
+            from korora_nova.db import api as db
+            from korora_nova.db import migration
+            from korora_nova import conf
+            conf.CONF([], project='korora', default_config_files=[sys.argv[1]])
+            migration.db_sync()
+            conf.CONF.reset()
+            os.environ['OS_KORORA_CONFIG_DIR'] = os.path.dirname(sys.argv[1])
+            from korora_nova.api import wsgi
+            application = wsgi.init_application()
+            print(webob.Request.blank('/').get_response(application).status)
+            print(len(db.host_list()))
+            from korora_nova import exception
+            try:
+                db.host_delete('compute-1')
+            except exception.DatabaseError as error:
+                print(error)
+            else:
+                print('answered')
+            ''')
+        process = run(['-c', code, config])
+        self.assertEqual(0, process.returncode, process.stderr)
+        self.assertEqual(
+            ['200 OK', '0', 'korora-api only reads the database: every '
+             'write goes through korora-verifier'],
+            # Below the log lines (oslo.log writes them to stdout).
+            process.stdout.splitlines()[-3:])
+
+
 class TestRefuseConfiguredConnection(base.TestCase):
 
     def test_the_default_is_not_a_configured_connection(self):

@@ -1,0 +1,16 @@
+"""Schemas of /audit."""
+
+from korora_nova.api.schemas import common
+
+VERIFY_QUERY = {
+    'type': 'object',
+    'properties': {
+        # What "korora-manage audit anchor" printed: SEQ:HASH.
+        'head': {'type': 'string',
+                 'pattern': '^[1-9][0-9]{0,17}:[0-9a-fA-F]{64}$'},
+    },
+    'additionalProperties': False,
+}
+
+ANCHORS_QUERY = common.page_query(
+    marker={'type': 'string', 'pattern': '^[1-9][0-9]{0,17}$'})
