@@ -24,7 +24,6 @@ from oslo_utils import uuidutils
 from korora_nova.db import api as db
 from korora_nova import exception
 from korora_nova.migration import audit
-from korora_nova.migration import manifest as manifest_module
 from korora_nova.migration import states
 
 LOG = logging.getLogger(__name__)
@@ -158,6 +157,11 @@ def checked_manifest(record):
     """(the source's integrity manifest, None) when its signature holds
     under the source's enrolled AK, (None, the reason) when it does not,
     (None, None) when the source has not measured yet."""
+    # Here, not at the top: the manifest brings oslo.messaging, which
+    # korora-manage's other migration commands must not load (it selects
+    # oslo.service's eventlet backend, which warns on stderr).
+    from korora_nova.migration import manifest as manifest_module
+
     if not record.manifest:
         return None, None
     try:

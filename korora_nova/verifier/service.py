@@ -18,6 +18,7 @@ LOG = logging.getLogger(__name__)
 
 def preflight(conf):
     """Check the database before serving; raises KororaError."""
+    from korora_nova.db import api as db
     from korora_nova.db import migration
     from korora_nova import exception
 
@@ -28,6 +29,9 @@ def preflight(conf):
         raise exception.DatabaseError(
             'the database is at schema revision %s, not %s: run '
             '"korora-manage db sync"' % (current or 'none', head))
+    # The workers fork after this: connections opened here must not be
+    # shared by several processes.
+    db.dispose()
 
 
 def launch(conf):

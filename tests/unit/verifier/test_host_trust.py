@@ -223,3 +223,23 @@ class TestAttestation(HostTrustTestCase):
         self.assertEqual(2, first.run_due() + second.run_due())
         self.assertEqual(0, first.run_due() + second.run_due())
         self.assertEqual(1, len(db.verdicts_for_host('compute-1')))
+
+    def test_a_round_goes_on_until_no_host_is_due(self):
+        """One challenge in flight and batches of one verdict: one round
+        still attests every due host, and a stopped manager's host gets
+        its untrusted verdict with the reason."""
+        from korora_nova.verifier import manager as verifier_manager
+        self.enroll_both()
+        self.flags(attestations_in_flight=1, verdict_batch_size=1,
+                   attestation_timeout=0.5)
+        self.host2.stop()
+        verifier = verifier_manager.Verifier(self.config.conf, self.attestor)
+        self.addCleanup(verifier.stop)
+        self.assertEqual(2, verifier.run_due())
+        trust = db.host_trust_all()
+        self.assertIs(True, trust['compute-1'][0])
+        self.assertIs(False, trust['compute-2'][0])
+        self.assertIn('compute-2: no valid quote: compute-2: the vTPM '
+                      'manager did not answer', trust['compute-2'][1])
+        self.assertEqual(0, verifier.run_due())
+        self.assertEqual(1, len(db.verdicts_for_host('compute-2')))
