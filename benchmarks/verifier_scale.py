@@ -184,6 +184,8 @@ def _bind_routing_keys(url, queue, keys):
 
 def simulate(spec):
     """Run one pool: spec is a JSON file written by the benchmark."""
+    # Until sigwait takes them: the swtpm must be stopped on the way out.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     from korora_nova.cmd import daemon  # noqa: F401  (native threads)
     with open(spec) as stream:
         spec = json.load(stream)

@@ -41,6 +41,8 @@ class Verifier:
         self._pool = concurrent.futures.ThreadPoolExecutor(
             conf.korora.attestations_in_flight,
             thread_name_prefix='korora-attest')
+        self._writer = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix='korora-verdicts')
 
     # RPC API 1.0
 
@@ -172,6 +174,7 @@ class Verifier:
         if self._scheduler is not None:
             self._scheduler.join(timeout=10)
         self._pool.shutdown(wait=False)
+        self._writer.shutdown(wait=False)
 
     def run_due(self):
         """Attest every host whose turn has come; returns how many.
@@ -179,20 +182,20 @@ class Verifier:
         A pipeline: claims keep [korora] attestations_in_flight
         challenges waiting for their quotes (one statement claims as many
         hosts as there are free places), and the verdicts are written
-        verdict_batch_size at a time, while the next quotes are awaited.
-        It returns when no host is due and every verdict is written.
+        verdict_batch_size at a time by another thread, one batch after
+        the other, while the next quotes are awaited. It returns when no
+        host is due and every verdict is written.
         """
         options = self.conf.korora
         in_flight, batch_size = (options.attestations_in_flight,
                                  options.verdict_batch_size)
         waiting, verdicts, policies = set(), [], {}
-        attested, more_due = 0, True
+        attested, more_due, writing = 0, True, None
         while waiting or verdicts or more_due:
             free = in_flight - len(waiting)
             if more_due and not self._stop.is_set() and (
                     free >= in_flight // 2 or not waiting):
-                hosts = db.hosts_claim_due(options.attestation_interval,
-                                           limit=free)
+                hosts = self._claim_quietly(free)
                 more_due = len(hosts) == free
                 waiting.update(self._pool.submit(
                     self._challenge_quietly, host,
@@ -205,9 +208,23 @@ class Verifier:
                 verdicts.extend(record for record in (
                     future.result() for future in done) if record)
             if verdicts and (len(verdicts) >= batch_size or not waiting):
-                attested += self._record_quietly(verdicts)
+                if writing is not None:
+                    attested += writing.result()
+                writing = self._writer.submit(self._record_quietly, verdicts)
                 verdicts = []
+        if writing is not None:
+            attested += writing.result()
         return attested
+
+    def _claim_quietly(self, limit):
+        """Due hosts claimed for this worker; none when the database
+        fails (the round then finishes what it holds)."""
+        try:
+            return db.hosts_claim_due(self.conf.korora.attestation_interval,
+                                      limit=limit)
+        except exception.KororaError as error:
+            LOG.error('claiming due hosts failed: %s', error)
+            return []
 
     @staticmethod
     def _policies(policies, host):
