@@ -28,6 +28,18 @@ class KororaError(Exception):
         super().__init__(message)
 
 
+# korora-api's clients (korora_nova/client).
+
+class APIRequestFailed(KororaError):
+    """korora-api refused a request or could not be reached; status is
+    None when no answer came."""
+    msg_fmt = 'korora-api: %(reason)s'
+
+    def __init__(self, message=None, status=None, **kwargs):
+        self.status = status
+        super().__init__(message, **kwargs)
+
+
 # Configuration and the command line.
 
 class ConfigurationError(KororaError):

@@ -1,0 +1,178 @@
+"""A Python client of korora-api 1.x, on a keystoneauth session.
+
+``openstack korora ...`` (korora_nova/osc) and the Horizon plugin
+(korora_nova/dashboard) use it: one place knows the API's URLs, its
+microversion header and its error format. Every method returns the
+decoded JSON of the answer; an error answer raises
+``exception.APIRequestFailed`` with the status and the API's one-line
+detail, never a traceback of ours.
+"""
+
+import urllib.parse
+
+from keystoneauth1 import adapter
+from keystoneauth1 import exceptions as ks_exceptions
+
+from korora_nova import exception
+
+SERVICE_TYPE = 'korora'
+API_VERSION = '1.0'
+# A page of a list as the API caps it ([korora_api] max_limit).
+MAX_PAGE = 1000
+
+
+def _quote(value):
+    return urllib.parse.quote(str(value), safe='')
+
+
+class Client:
+    """korora-api through a keystoneauth session: the endpoint comes
+    from the catalog (service type ``korora``) unless endpoint_override
+    names it."""
+
+    def __init__(self, session, interface='public', region_name=None,
+                 endpoint_override=None, api_version=API_VERSION):
+        self.api_version = api_version
+        self._adapter = adapter.Adapter(
+            session, service_type=SERVICE_TYPE, interface=interface,
+            region_name=region_name, endpoint_override=endpoint_override)
+
+    def _request(self, method, path, body=None, params=None):
+        headers = {'OpenStack-API-Version': '%s %s' % (SERVICE_TYPE,
+                                                       self.api_version),
+                   'Accept': 'application/json'}
+        kwargs = {'headers': headers, 'raise_exc': False}
+        if body is not None:
+            kwargs['json'] = body
+        if params:
+            kwargs['params'] = {key: value for key, value in params.items()
+                                if value is not None}
+        try:
+            response = self._adapter.request(path, method, **kwargs)
+        except ks_exceptions.EndpointNotFound:
+            raise exception.APIRequestFailed(
+                status=None, reason='no korora endpoint in the catalog')
+        except ks_exceptions.ClientException as error:
+            raise exception.APIRequestFailed(status=None, reason=str(error))
+        if response.status_code >= 400:
+            raise exception.APIRequestFailed(
+                status=response.status_code,
+                reason='%s (HTTP %d)' % (_error_detail(response),
+                                         response.status_code))
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    def _pages(self, path, key, params=None, limit=None, envelope=None):
+        """Every item of a list, following its next links; at most
+        limit. envelope: the key the page is inside of, if any."""
+        params = dict(params or {})
+        items = []
+        while limit is None or len(items) < limit:
+            params['limit'] = MAX_PAGE if limit is None else min(
+                MAX_PAGE, limit - len(items))
+            page = self._request('GET', path, params=params)
+            if envelope is not None:
+                page = page[envelope]
+            items.extend(page[key])
+            marker = _next_marker(page.get('%s_links' % key))
+            if marker is None or not page[key]:
+                break
+            params['marker'] = marker
+        return items
+
+    # Hosts.
+
+    def hosts(self, limit=None):
+        return self._pages('/hosts', 'hosts', limit=limit)
+
+    def host(self, name, verdicts=None):
+        return self._request('GET', '/hosts/%s' % _quote(name),
+                             params={'verdicts': verdicts})['host']
+
+    def enroll_host(self, name, policy=None, trust_on_first_use=False):
+        return self._request('POST', '/hosts', body={
+            'host': name, 'policy': policy,
+            'trust_on_first_use': trust_on_first_use})['host']
+
+    def delete_host(self, name):
+        self._request('DELETE', '/hosts/%s' % _quote(name))
+
+    def attest_host(self, name):
+        return self._request('POST', '/hosts/%s/attest' % _quote(name))
+
+    def set_host_policy(self, name, policy):
+        return self._request('PUT', '/hosts/%s/policy' % _quote(name),
+                             body={'policy': policy})['host']
+
+    # Policies.
+
+    def policies(self, name=None, limit=None):
+        return self._pages('/policies', 'policies', {'name': name},
+                           limit=limit)
+
+    def policy(self, name):
+        return self._request('GET', '/policies/%s' % _quote(name))
+
+    def policy_version(self, name, version):
+        return self._request('GET', '/policies/%s/versions/%s' % (
+            _quote(name), _quote(version)))['policy']
+
+    def import_policy(self, document, signature, active=True):
+        return self._request('POST', '/policies', body={
+            'policy': document, 'signature': signature,
+            'active': active})['policy']
+
+    def activate_policy(self, name, version):
+        return self._request('POST', '/policies/%s/versions/%s/activate' % (
+            _quote(name), _quote(version)))['policy']
+
+    def deactivate_policy(self, name, version):
+        return self._request(
+            'POST', '/policies/%s/versions/%s/deactivate' % (
+                _quote(name), _quote(version)))['policy']
+
+    # Migrations, the audit log, an instance's trust.
+
+    def migrations(self, instance_uuid=None, host=None, state=None,
+                   changed_since=None, changed_before=None, limit=None):
+        return self._pages('/migrations', 'migrations', {
+            'instance_uuid': instance_uuid, 'host': host, 'state': state,
+            'changed_since': changed_since,
+            'changed_before': changed_before}, limit=limit)
+
+    def migration(self, uuid):
+        return self._request('GET', '/migrations/%s'
+                             % _quote(uuid))['migration']
+
+    def audit_verify(self, head=None):
+        return self._request('GET', '/audit/verify', params={'head': head})
+
+    def audit_head(self):
+        return self._request('GET', '/audit/head')
+
+    def audit_anchors(self):
+        return self._request('GET', '/audit/anchors')
+
+    def instance_trust(self, uuid):
+        """Every host the instance may move to now, or why not."""
+        return self._pages('/instances/%s/trust' % _quote(uuid), 'hosts',
+                           envelope='trust')
+
+
+def _next_marker(links):
+    """The marker of a page's next link; None on the last page."""
+    for link in links or ():
+        if link.get('rel') == 'next':
+            query = urllib.parse.urlsplit(link.get('href', '')).query
+            markers = urllib.parse.parse_qs(query).get('marker')
+            return markers[0] if markers else None
+    return None
+
+
+def _error_detail(response):
+    """The API's one-line detail, else the status line."""
+    try:
+        return response.json()['errors'][0]['detail']
+    except (ValueError, KeyError, IndexError, TypeError):
+        return '%d %s' % (response.status_code, response.reason or '')
