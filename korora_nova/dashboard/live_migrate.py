@@ -27,6 +27,7 @@ DISABLED = {'disabled': 'disabled', 'aria-disabled': 'true',
 def _requires_trusted_host(request, instance_id):
     """Does Kororā apply (applies)? True when Nova or Glance cannot say:
     the form then shows Kororā's view, never less."""
+    enforce = getattr(settings, 'KORORA_ENFORCE_FOR_ALL_INSTANCES', False)
     try:
         server = os_api.nova.server_get(request, instance_id)
         flavor = server.flavor or {}
@@ -34,13 +35,12 @@ def _requires_trusted_host(request, instance_id):
         if extra_specs is None:
             extra_specs = os_api.nova.flavor_get_extras(
                 request, flavor['id'], raw=True)
-        properties = {}
+        if applies.requires_trusted_host(extra_specs, {}, enforce):
+            return True
         image = server.image.get('id') if server.image else None
-        if image:
-            properties = os_api.glance.image_get(request, image).properties
-        return applies.requires_trusted_host(
-            extra_specs, properties,
-            getattr(settings, 'KORORA_ENFORCE_FOR_ALL_INSTANCES', False))
+        properties = (os_api.glance.image_get(request, image).properties
+                      if image else {})
+        return applies.requires_trusted_host(extra_specs, properties)
     except Exception:
         return True
 
@@ -76,8 +76,9 @@ class KororaLiveMigrateForm(admin.LiveMigrateForm):
         self.korora_refused = refusals(request, instance_id, hosts)
         labels = {}
         for host, reason in self.korora_refused.items():
+            # The verdict's summary starts with "untrusted: " too.
             labels[host] = _('%(host)s (untrusted: %(reason)s)') % {
-                'host': host, 'reason': reason}
+                'host': host, 'reason': reason.removeprefix('untrusted: ')}
         disabled = set(labels.values())
         self.fields['host'].widget = forms.ThemableSelectWidget(
             transform_html_attrs=lambda label: (

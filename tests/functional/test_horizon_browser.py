@@ -4,21 +4,33 @@ Separate processes, as an operator runs them: Keystone 30 on SQLite
 (KeystoneFixture), korora-api behind keystonemiddleware in Keystone's
 catalog (KororaAPIServerFixture), Horizon 27 with the plugin
 (HorizonFixture: ``django runserver``), and headless Chromium driven by
-Selenium (Debian's chromium and chromium-driver). The verifier runs in
-the test process on a real RabbitMQ node, with two vTPM managers on
-their own swtpm: compute-1 trusted, compute-2 untrusted because a PCR
-changed after it was enrolled. Migration records are the verifier's
-own (migration.records), as tests/fixtures/api.py makes them.
-
+Selenium (BrowserFixture: Debian's chromium and chromium-driver).
 Screenshots of every page go to ``$KORORA_TEST_ARTEFACTS`` (default
-``.artefacts/`` in the tree). The class shares one set-up (about a
-minute: Keystone's migrations are most of it).
+``.artefacts/`` in the tree).
+
+``TestHorizonPanels``: the verifier runs in the test process on a real
+RabbitMQ node, with three vTPM managers on their own swtpm: compute-1
+trusted, compute-2 untrusted because a PCR changed after it was
+enrolled, compute-3 removed while its page is open. Migration records
+are the verifier's own (migration.records), as tests/fixtures/api.py
+makes them.
+
+``TestHorizonWithNova``: Kororā's cloud of Nova 34's services with Nova's
+API behind the same Keystone (tests/fixtures/nova_keystone.py): Live
+Migrate on a vTPM instance, a migration through Horizon, and a refused
+one's reason on the instance page.
+
+Each class shares one Keystone, Horizon and browser across its tests.
 """
+
+# Nova's functional package monkey-patches on import: nova_cloud first.
+from tests.fixtures import nova_keystone  # noqa: I100
 
 import json
 import os
 
 import fixtures
+from novaclient import exceptions as nova_exceptions
 from oslo_config import fixture as config_fixture
 from oslo_utils import uuidutils
 import testtools
@@ -27,12 +39,14 @@ from testtools import content
 from korora_nova.attestation import policy as policy_module
 from korora_nova.client import v1
 from korora_nova import conf
+from korora_nova.demo import cloud
 from korora_nova.demo import services
 from korora_nova.migration import records
 from korora_nova.migration import states
 from tests.fixtures import api_server
 from tests.fixtures import horizon
 from tests.fixtures import keystone
+from tests.fixtures import nova_rabbitmq
 from tests.fixtures import rabbitmq
 
 CONF = conf.CONF
@@ -40,32 +54,45 @@ HOSTS = ('compute-1', 'compute-2')
 # Enrolled, then removed behind the page's back by the Attest now test.
 GONE = 'compute-3'
 POLICY = 'compute-2026-12'
-CHROMIUM = '/usr/bin/chromium'
-CHROMEDRIVER = '/usr/bin/chromedriver'
-WAIT = 30
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
 FORWARD = (states.PEERS_ATTESTED, states.KEY_CERTIFIED, states.TRANSFERRING,
            states.MEASURED, states.VERIFIED, states.COMMITTED)
 
 
-def artefacts_folder():
-    folder = os.environ.get('KORORA_TEST_ARTEFACTS') or os.path.join(
-        REPO, '.artefacts')
-    os.makedirs(folder, exist_ok=True)
-    return folder
+class BrowserTest:
+    """Horizon and a browser for a test class (class attributes horizon,
+    browser), started by _start_horizon, stopped with the class."""
+
+    @classmethod
+    def _start_horizon(cls, keystone_fixture):
+        cls._horizon_fixtures = fixtures.Fixture()
+        cls._horizon_fixtures.setUp()
+        try:
+            cls.horizon = cls._horizon_fixtures.useFixture(
+                horizon.HorizonFixture(keystone_fixture))
+            cls.browser = cls._horizon_fixtures.useFixture(
+                horizon.BrowserFixture(cls.horizon.url))
+        except BaseException:
+            cls._horizon_fixtures.cleanUp()
+            raise
+
+    @classmethod
+    def _stop_horizon(cls):
+        cls._horizon_fixtures.cleanUp()
+
+    def setUp(self):
+        super().setUp()
+        # What Horizon logged, when a test fails.
+        self.addOnException(lambda exc_info: self.addDetail(
+            'horizon-log', content.text_content(
+                self.horizon.daemon.log()[-20000:])))
+
+    def open(self, path, name):
+        path = self.browser.open(path, name)
+        self.addDetail('screenshot-' + name, content.text_content(path))
 
 
-def browser_missing():
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not os.access(path, os.X_OK):
-            return '%s is not installed (bindep.txt: chromium, ' \
-                'chromium-driver)' % path
-    return None
-
-
-@testtools.skipIf(browser_missing(), browser_missing())
-class TestHorizonPlugin(testtools.TestCase):
+@testtools.skipIf(horizon.browser_missing(), horizon.browser_missing())
+class TestHorizonPanels(BrowserTest, testtools.TestCase):
 
     @classmethod
     def setUpClass(cls):
@@ -74,12 +101,15 @@ class TestHorizonPlugin(testtools.TestCase):
         cls._class_fixtures.setUp()
         try:
             cls._start()
+            cls._start_horizon(cls.keystone)
+            cls.browser.login('admin', keystone.ADMIN_PASSWORD)
         except BaseException:
             cls._class_fixtures.cleanUp()
             raise
 
     @classmethod
     def tearDownClass(cls):
+        cls._stop_horizon()
         cls._class_fixtures.cleanUp()
         super().tearDownClass()
 
@@ -115,9 +145,6 @@ class TestHorizonPlugin(testtools.TestCase):
         managers[HOSTS[1]].extend_pcr(10, b'a module loaded later')
         client.attest_host(HOSTS[1])
         cls._migrations()
-        cls.horizon = cls._use(horizon.HorizonFixture(cls.keystone))
-        cls.browser = cls._browser()
-        cls._login()
 
     @classmethod
     def _migrations(cls):
@@ -141,90 +168,22 @@ class TestHorizonPlugin(testtools.TestCase):
                            manifest=text, source_counter=1)
         cls.forged = forged.uuid
 
-    @classmethod
-    def _browser(cls):
-        from selenium import webdriver
-        from selenium.webdriver.chrome import service
-
-        options = webdriver.ChromeOptions()
-        options.binary_location = CHROMIUM
-        for argument in ('--headless=new', '--no-sandbox',
-                         '--disable-dev-shm-usage', '--disable-gpu',
-                         '--window-size=1280,900'):
-            options.add_argument(argument)
-        browser = webdriver.Chrome(
-            options=options, service=service.Service(CHROMEDRIVER))
-        cls._class_fixtures.addCleanup(browser.quit)
-        browser.implicitly_wait(0)
-        return browser
-
-    @classmethod
-    def _login(cls):
-        from selenium.webdriver.common import by
-
-        browser = cls.browser
-        browser.get(cls.horizon.url + '/auth/login/')
-        browser.find_element(by.By.ID, 'id_username').send_keys('admin')
-        browser.find_element(by.By.ID, 'id_password').send_keys(
-            keystone.ADMIN_PASSWORD)
-        browser.find_element(by.By.ID, 'loginBtn').click()
-        cls._wait_for(lambda b: 'auth/login' not in b.current_url)
-
-    @classmethod
-    def _wait_for(cls, condition):
-        from selenium.webdriver.support import ui
-
-        return ui.WebDriverWait(cls.browser, WAIT).until(condition)
-
-    def open(self, path, name):
-        """Open a page, wait for it, save its screenshot."""
-        from selenium.webdriver.common import by
-
-        self.browser.get(self.horizon.url + path)
-        self._wait_for(lambda b: b.find_elements(by.By.ID, 'content_body'))
-        self.screenshot(name)
-
-    def screenshot(self, name):
-        path = os.path.join(artefacts_folder(), 'horizon-%s.png' % name)
-        self.browser.save_screenshot(path)
-        self.addDetail('screenshot-' + name,
-                       content.text_content(path))
-
-    def text(self, css):
-        from selenium.webdriver.common import by
-
-        return self.browser.find_element(by.By.CSS_SELECTOR, css).text
-
-    def row(self, table, key):
-        return self.text('tr[data-object-id="%s"]' % key)
-
-    def messages(self):
-        from selenium.webdriver.common import by
-
-        return [alert.text for alert in self.browser.find_elements(
-            by.By.CSS_SELECTOR, '.messages .alert')]
+    def attest(self, host):
+        """Press Attest now on host's row; the messages shown."""
+        return self.browser.press(
+            'button[value="korora_hosts__attest__%s"]' % host,
+            'attest-%s' % host)
 
     def test_host_trust_shows_the_trusted_and_the_untrusted_host(self):
         self.open('/admin/korora_host_trust/', 'host-trust')
-        self.assertIn('Host trust', self.browser.title)
-        trusted = self.row('korora_hosts', HOSTS[0])
+        self.assertIn('Host trust', self.browser.driver.title)
+        trusted = self.browser.row(HOSTS[0])
         self.assertIn('Trusted', trusted)
         self.assertIn(POLICY, trusted)
-        untrusted = self.row('korora_hosts', HOSTS[1])
+        untrusted = self.browser.row(HOSTS[1])
         self.assertIn('Untrusted', untrusted)
         self.assertIn('not allowed by policy %s v1' % POLICY, untrusted)
         self.assertIn('PCR sha256:10', untrusted)
-
-    def attest(self, host):
-        """Press Attest now on host's row; the messages shown."""
-        from selenium.webdriver.common import by
-
-        self.browser.find_element(
-            by.By.CSS_SELECTOR,
-            'button[value="korora_hosts__attest__%s"]' % host).click()
-        self._wait_for(lambda b: self.messages())
-        self.screenshot('attest-%s' % host)
-        return ' '.join(self.messages())
 
     def test_attest_now_shows_the_verdict(self):
         self.open('/admin/korora_host_trust/', 'host-trust')
@@ -244,39 +203,151 @@ class TestHorizonPlugin(testtools.TestCase):
         self.assertEqual(1, shown.count('HTTP'))
 
     def test_secure_migrations_list_and_detail(self):
-        from selenium.webdriver.common import by
-
         self.open('/admin/korora_secure_migrations/', 'secure-migrations')
-        committed = self.row('korora_migrations', self.committed)
+        committed = self.browser.row(self.committed)
         self.assertIn('%s %s %s COMMITTED' % (self.instance, HOSTS[0],
                                               HOSTS[1]), committed)
-        aborted = self.row('korora_migrations', self.aborted)
+        aborted = self.browser.row(self.aborted)
         self.assertIn('ABORTED', aborted)
         self.assertIn('the destination compute-1 is untrusted', aborted)
-        self.browser.find_element(
-            by.By.CSS_SELECTOR,
-            'tr[data-object-id="%s"] a' % self.committed).click()
-        self._wait_for(lambda b: b.find_elements(
-            by.By.CSS_SELECTOR, '.korora-timeline'))
-        self.screenshot('secure-migration-detail')
-        timeline = self.text('.korora-timeline')
+        self.browser.find('tr[data-object-id="%s"] a'
+                          % self.committed).click()
+        self.browser.wait_for(lambda driver: self.browser.find_all(
+            '.korora-timeline'))
+        self.browser.screenshot('secure-migration-detail')
+        timeline = self.browser.text('.korora-timeline')
         self.assertEqual(
             ['REQUESTED'] + [state for state in FORWARD],
             [line.split()[0] for line in timeline.splitlines()[1:]])
-        self.assertIn('Every entry is intact', self.text('.korora-audit'))
-        self.assertIn('No manifest', self.text('.korora-manifest'))
+        self.assertIn('Every entry is intact',
+                      self.browser.text('.korora-audit'))
+        self.assertIn('No manifest', self.browser.text('.korora-manifest'))
 
     def test_a_manifest_that_does_not_hold_is_shown(self):
         self.open('/admin/korora_secure_migrations/%s/' % self.forged,
                   'secure-migration-forged')
-        self.assertIn('MEASURED', self.text('.korora-state'))
+        self.assertIn('MEASURED', self.browser.text('.korora-state'))
         self.assertIn('The manifest does not hold: ',
-                      self.text('.korora-manifest'))
+                      self.browser.text('.korora-manifest'))
 
     def test_an_unknown_migration_goes_back_to_the_list(self):
         missing = uuidutils.generate_uuid()
         self.open('/admin/korora_secure_migrations/%s/' % missing,
                   'secure-migration-missing')
-        self.assertTrue(self.browser.current_url.endswith(
+        self.assertTrue(self.browser.driver.current_url.endswith(
             '/admin/korora_secure_migrations/'))
-        self.assertIn('(HTTP 404)', ' '.join(self.messages()))
+        self.assertIn('Error: korora-api: no migration %s (HTTP 404)'
+                      % missing, self.browser.messages())
+
+
+@testtools.skipIf(horizon.browser_missing(), horizon.browser_missing())
+class TestHorizonWithNova(BrowserTest, nova_keystone.NovaBehindKeystone,
+                          nova_rabbitmq.OnRabbitMQ, cloud.KororaCloud):
+    """Kororā's cloud (three trusted computes with the hooked driver,
+    TrustedVTPMFilter) on RabbitMQ, Nova's API behind Keystone, korora-api
+    in its catalog. One test: the cloud is built for each test, Keystone,
+    Horizon and the browser once for the class."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            cls._start_horizon(cls.keystone)
+        except BaseException:
+            super().tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._stop_horizon()
+        super().tearDownClass()
+
+    def setUp(self):
+        super().setUp()
+        self.useFixture(api_server.KororaAPIServerFixture(self.keystone))
+
+    def live_migrate_form(self, server, name):
+        self.open('/admin/instances/%s/live_migrate' % server['id'], name)
+        options = {option.get_attribute('value'): option for option in
+                   self.browser.find_all('select#id_host option')}
+        anchors = {anchor.get_attribute('data-select-value'): anchor
+                   for anchor in self.browser.find_all(
+                       '.themable-select li a')}
+        return options, anchors
+
+    def test_live_migrate_marks_untrusted_hosts_and_the_instance_page(self):
+        self.change_host('compute-3')
+        self.wait_for_trust('compute-3', False)
+        server = self.boot_server(self.vtpm_flavor, host='compute-1')
+        # Logged in now: the token's catalog names korora-api, which each
+        # test's cloud registers.
+        self.browser.login('admin', keystone.ADMIN_PASSWORD)
+
+        # Live Migrate: compute-3 marked with its reason, not selectable.
+        options, anchors = self.live_migrate_form(server, 'live-migrate')
+        self.assertEqual({'AUTO_SCHEDULE', 'compute-2', 'compute-3'},
+                         set(options))
+        untrusted = options['compute-3']
+        label = untrusted.get_attribute('textContent').strip()
+        self.assertIn('compute-3 (untrusted: PCR sha256:10 = ', label)
+        self.assertIn('not allowed by policy', label)
+        self.assertEqual('true', untrusted.get_attribute('disabled'))
+        self.assertEqual('none', anchors['compute-3'].value_of_css_property(
+            'pointer-events'))
+        self.assertEqual('compute-2', options['compute-2'].get_attribute(
+            'textContent').strip())
+        self.assertIsNone(options['compute-2'].get_attribute('disabled'))
+
+        # A request naming compute-3 anyway (the select set by hand, as a
+        # crafted POST would) is refused before Nova hears of it.
+        self.browser.driver.execute_script(
+            "var s = document.getElementById('id_host');"
+            "s.querySelector('option[value=\"compute-3\"]')"
+            ".disabled = false; s.value = 'compute-3';")
+        self.browser.find('.modal-footer .btn-primary').click()
+        self.browser.wait_for(lambda driver: self.browser.find_all(
+            '.alert-danger, .error'))
+        self.browser.screenshot('live-migrate-refused')
+        refusal = self.browser.text('.alert-danger, .error')
+        self.assertIn('Kororā refuses compute-3: ', refusal)
+        self.assertIn('PCR sha256:10', refusal)
+        self.assertEqual([], self.admin_api.get_migrations())
+        self.assertEqual([], self.korora_records(server))
+
+        # The trusted host, picked in the dropdown: the migration runs.
+        options, anchors = self.live_migrate_form(server, 'live-migrate')
+        self.browser.find('.themable-select .dropdown-toggle').click()
+        self.browser.screenshot('live-migrate-hosts')
+        anchors['compute-2'].click()
+        self.assertEqual('compute-2', self.browser.find(
+            'select#id_host').get_attribute('value'))
+        self.browser.find('.modal-footer .btn-primary').click()
+        self.browser.wait_for(lambda driver: self.browser.messages())
+        self.assertIn('preparing the live migration',
+                      self.browser.messages())
+        self.wait_for_server(server, 'ACTIVE', host='compute-2')
+        record = self.wait_for_new_final_record(server, set())
+        self.assertEqual(states.COMMITTED, record.state)
+        self.open('/admin/instances/', 'instances-after-migration')
+        row = self.browser.row(server['id'])
+        self.assertIn('compute-2', row)
+        self.assertIn('Active', row)
+
+        # A migration Kororā refuses after opening its record: the source,
+        # compute-2, changed (Horizon's 2.1 call, made outside Horizon).
+        # Its reason is on the instance page.
+        self.change_host('compute-2')
+        self.wait_for_trust('compute-2', False)
+        known = self.record_uuids(server)
+        self.assertRaises(nova_exceptions.ClientException,
+                          self.live_migrate_novaclient, server,
+                          host='compute-1', microversion='2.1')
+        refused = self.wait_for_new_final_record(server, known)
+        self.assertEqual(states.ABORTED, refused.state)
+        self.open('/admin/instances/%s/detail?tab=instance_details__korora'
+                  % server['id'], 'instance-korora-tab')
+        self.assertEqual('ABORTED', self.browser.text(
+            '.korora-stopped .korora-state'))
+        reason = self.browser.text('.korora-stopped .korora-reason')
+        self.assertEqual(refused.reason, reason)
+        self.assertIn('compute-2: PCR sha256:10', reason)
