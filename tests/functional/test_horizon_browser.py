@@ -262,10 +262,6 @@ class TestHorizonWithNova(BrowserTest, nova_keystone.NovaBehindKeystone,
         cls._stop_horizon()
         super().tearDownClass()
 
-    def setUp(self):
-        super().setUp()
-        self.useFixture(api_server.KororaAPIServerFixture(self.keystone))
-
     def live_migrate_form(self, server, name):
         self.open('/admin/instances/%s/live_migrate' % server['id'], name)
         options = {option.get_attribute('value'): option for option in
@@ -279,8 +275,23 @@ class TestHorizonWithNova(BrowserTest, nova_keystone.NovaBehindKeystone,
         self.change_host('compute-3')
         self.wait_for_trust('compute-3', False)
         server = self.boot_server(self.vtpm_flavor, host='compute-1')
-        # Logged in now: the token's catalog names korora-api, which each
-        # test's cloud registers.
+
+        # Without korora-api in the catalog, Horizon is Horizon's own.
+        self.browser.login('admin', keystone.ADMIN_PASSWORD)
+        options, anchors = self.live_migrate_form(server, 'without-korora')
+        self.assertEqual('compute-3', options['compute-3'].get_attribute(
+            'textContent').strip())
+        self.assertIsNone(options['compute-3'].get_attribute('disabled'))
+        self.open('/admin/instances/%s/detail' % server['id'],
+                  'instance-without-korora')
+        self.assertEqual([], self.browser.find_all(
+            'a[data-target="#instance_details__korora"]'))
+        self.assertEqual([], self.browser.find_all(
+            'a[href="/admin/korora_host_trust/"]'))
+
+        # Logged in again: the new token's catalog names korora-api.
+        self.korora_api = self.useFixture(
+            api_server.KororaAPIServerFixture(self.keystone))
         self.browser.login('admin', keystone.ADMIN_PASSWORD)
 
         # Live Migrate: compute-3 marked with its reason, not selectable.
@@ -351,3 +362,14 @@ class TestHorizonWithNova(BrowserTest, nova_keystone.NovaBehindKeystone,
         reason = self.browser.text('.korora-stopped .korora-reason')
         self.assertEqual(refused.reason, reason)
         self.assertIn('compute-2: PCR sha256:10', reason)
+
+        # korora-api gone: every host is refused with the reason, and the
+        # panels say why instead of failing.
+        self.korora_api.daemon.stop()
+        options, anchors = self.live_migrate_form(server, 'korora-api-down')
+        for host in ('compute-1', 'compute-3'):
+            self.assertIn('%s (untrusted: korora-api: ' % host,
+                          options[host].get_attribute('textContent'))
+            self.assertEqual('true', options[host].get_attribute('disabled'))
+        self.open('/admin/korora_host_trust/', 'host-trust-api-down')
+        self.assertIn('Error: korora-api: ', self.browser.messages())
