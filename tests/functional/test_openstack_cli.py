@@ -105,8 +105,8 @@ class TestOpenStackKorora(base.BaseTestCase):
             args.index('-f') + 1] == 'json' else result.stdout
 
     def assertFails(self, result, *messages):
-        """Exit 1, one line on stderr naming messages, no traceback,
-        nothing on stdout."""
+        """Exit 1 and one line on stderr naming messages, no traceback
+        (a check's answer may be on stdout); that line."""
         self.assertEqual(1, result.returncode, result.stdout)
         self.assertEqual(1, len(result.stderr.strip().splitlines()),
                          result.stderr)
