@@ -76,15 +76,21 @@ class TestNovaBehindKeystone(nova_keystone.KororaCloudBehindKeystone):
         response = requests.get(servers, timeout=10,
                                 headers={'X-Auth-Token': 'forged'})
         self.assertEqual(401, response.status_code)
-        # Headers that Nova's test stub would believe change nothing.
-        response = requests.get(servers, timeout=10, headers={
-            'X-Auth-User': 'admin', 'X-User-Id': 'admin',
-            'X-Roles': 'admin', 'X-Auth-Project-Id': self.project_id})
-        self.assertEqual(401, response.status_code)
         token = self.keystone.token('project-member')
         response = requests.get(servers, timeout=10,
                                 headers={'X-Auth-Token': token})
         self.assertEqual(200, response.status_code)
+        # A member who adds the identity headers auth_token would set (and
+        # Nova's test stub believes) is still a member: no admin's call.
+        forged = {'X-Auth-Token': token, 'X-Roles': 'admin,member,reader',
+                  'X-User-Id': 'admin', 'X-Auth-User': 'admin',
+                  'X-Is-Admin-Project': 'True'}
+        for headers in ({'X-Auth-Token': token}, forged):
+            response = requests.get(self.compute_url + '/os-services',
+                                    timeout=10, headers=headers)
+            self.assertEqual(403, response.status_code)
+            self.assertIn("Policy doesn't allow os_compute_api:os-services:"
+                          'list to be performed', response.text)
 
     def test_a_member_sees_only_its_projects_servers(self):
         # self.server is in project demo; the admin boots another in its
@@ -140,6 +146,11 @@ class TestNovaBehindKeystone(nova_keystone.KororaCloudBehindKeystone):
         shown = korora.migration(found['uuid'])
         self.assertEqual(list(states.FORWARD),
                          [entry['state'] for entry in shown['timeline']])
+        self.assertTrue(shown['manifest']['valid'])
+        self.assertEqual((SOURCE, DEST), (shown['manifest']['source_host'],
+                                          shown['manifest']['dest_host']))
+        self.assertTrue(all(entry['intact']
+                            for entry in shown['audit_entries']))
         self.assertEqual([DEST], self.hosts_with_state(self.server))
 
     def test_live_migration_to_an_untrusted_host_is_refused(self):
