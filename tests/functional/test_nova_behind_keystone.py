@@ -159,8 +159,11 @@ class TestNovaBehindKeystone(nova_keystone.KororaCloudBehindKeystone):
         # korora-api tells the operator before anyone tries.
         trust = {entry['host']: entry for entry in
                  self.korora_client().instance_trust(self.server['id'])}
-        self.assertTrue(trust[DEST]['allowed'])
+        self.assertEqual((True, None), (trust[DEST]['allowed'],
+                                        trust[DEST]['reason']))
         self.assertFalse(trust[UNTRUSTED]['allowed'])
+        self.assertIn('untrusted: PCR sha256:10 = ',
+                      trust[UNTRUSTED]['reason'])
         admin = self.nova()
         error = self.assertRaises(
             nova_exceptions.BadRequest, admin.servers.live_migrate,
