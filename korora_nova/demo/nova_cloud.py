@@ -430,6 +430,10 @@ class NovaVTPMTestBase(integrated_helpers._IntegratedTestBase):
                 'X-Auth-Project-Id': client.project_id,
                 'X-Roles': ','.join(client.roles)}
 
+    def compute_endpoint(self):
+        """The URL of Nova's API that novaclient and openstacksdk use."""
+        return self.api_fixture.base_url
+
     def keystone_session(self, admin=True):
         """A keystoneauth1 session talking to the in-process API.
 
@@ -437,14 +441,14 @@ class NovaVTPMTestBase(integrated_helpers._IntegratedTestBase):
         carry the identity that Nova's stubbed keystone context reads.
         """
         return ks_session.Session(
-            auth=noauth.NoAuth(endpoint=self.api_fixture.base_url),
+            auth=noauth.NoAuth(endpoint=self.compute_endpoint()),
             additional_headers=self._auth_headers(admin))
 
     def novaclient(self, microversion='2.1', admin=True):
         """A python-novaclient Client on the in-process API."""
         return nova_client.Client(
             microversion, session=self.keystone_session(admin),
-            endpoint_override=self.api_fixture.base_url)
+            endpoint_override=self.compute_endpoint())
 
     def sdk_connection(self, admin=True):
         """An openstacksdk Connection on the in-process API."""
@@ -452,7 +456,7 @@ class NovaVTPMTestBase(integrated_helpers._IntegratedTestBase):
             'openstack.proxy.Proxy.get_endpoint', _REAL_PROXY_GET_ENDPOINT))
         return openstack.connection.Connection(
             session=self.keystone_session(admin),
-            compute_endpoint_override=self.api_fixture.base_url,
+            compute_endpoint_override=self.compute_endpoint(),
             compute_api_version='2')
 
     # -- flavors and servers ---------------------------------------------
