@@ -722,6 +722,8 @@ function cleanup_korora {
         korora_drop_database
     fi
     if is_service_enabled korora-api; then
+        # As lib/placement cleans up its API's.
+        sudo rm -f "$(apache_site_config_for korora-api)"
         remove_uwsgi_config "$KORORA_API_UWSGI_CONF" korora-api
         # shellcheck disable=SC2046 # one path a word
         rm -f $(korora_horizon_files)

@@ -92,6 +92,8 @@ class TestKororaAPIInDevstack(plugin_tests.DevstackTestCase):
         self.check_clean(node)
         self.assertFalse(os.path.exists(node.path(
             'etc', 'apache2', 'sites-available', 'korora-api.conf')))
+        self.assertEqual([['disable_apache_site', 'korora-api']],
+                         node.calls('disable_apache_site'))
         for folder, name in shipped_horizon_files():
             self.assertFalse(os.path.exists(node.path(
                 'opt', 'horizon', 'openstack_dashboard', 'local', folder,
