@@ -197,6 +197,9 @@ function configure_korora {
         fi
         korora_manage db sync || die $LINENO "korora-manage db sync failed"
     fi
+    if is_service_enabled korora-api; then
+        configure_korora_api
+    fi
     if is_service_enabled korora-vtpm-manager; then
         korora_check_public_keys
         configure_korora_manager
@@ -238,7 +241,13 @@ function korora_check_public_keys {
 # half, made at the first stack and kept afterwards: every host pins the
 # public key, so a new key would break them all
 function korora_make_signing_key {
-    local private=$KORORA_VERIFIER_SIGNING_KEY public=$KORORA_VERIFIER_PUBLIC_KEY
+    korora_make_key_pair "$KORORA_VERIFIER_SIGNING_KEY" "$KORORA_VERIFIER_PUBLIC_KEY"
+}
+
+# korora_make_key_pair PRIVATE PUBLIC - an EC P-256 key (mode 0600) and
+# its public half, made once and kept
+function korora_make_key_pair {
+    local private=$1 public=$2
     if [[ ! -f $private ]]; then
         rm -f "$public"
         # Refuses to overwrite a file; writes the key with mode 0600.
@@ -271,6 +280,56 @@ function korora_new_file {
     rm -f "$1"
     touch "$1"
     chmod "$2" "$1"
+}
+
+# configure_korora_api - korora-api's file (the database, read by it
+# only; Keystone's auth_token; its signing key, which the verifier's file
+# trusts), its uWSGI file behind Apache at /korora, its Keystone service
+# user, service and endpoint; the Horizon plugin when Horizon runs here
+function configure_korora_api {
+    if ! is_service_enabled korora-verifier; then
+        die $LINENO "korora-api runs on the node of korora-verifier (it reads the verifier's database, and the verifier must trust its key): enable korora-verifier here too"
+    fi
+    korora_make_key_pair "$KORORA_API_SIGNING_KEY" "$KORORA_API_PUBLIC_KEY"
+    iniset "$KORORA_VERIFIER_CONF" korora api_public_keys "$KORORA_API_PUBLIC_KEY"
+    korora_new_file "$KORORA_API_CONF" 0600
+    korora_write_common "$KORORA_API_CONF"
+    iniset "$KORORA_API_CONF" korora_database connection "$(korora_database_url)"
+    iniset "$KORORA_API_CONF" korora_api signing_key "$KORORA_API_SIGNING_KEY"
+    iniset "$KORORA_API_CONF" korora policy_signing_keys "$KORORA_CONF_DIR/policy-signing-key.pub.pem"
+    configure_keystone_authtoken_middleware "$KORORA_API_CONF" korora
+    write_uwsgi_config "$KORORA_API_UWSGI_CONF" "$KORORA_API_UWSGI" "/korora" "" "korora-api"
+    create_service_user korora
+    get_or_create_service korora korora "Korora: attested live migration of vTPM instances"
+    get_or_create_endpoint korora "$REGION_NAME" "$KORORA_API_URL"
+    if is_service_enabled horizon; then
+        configure_korora_horizon
+    fi
+}
+
+# configure_korora_horizon - the plugin's panels (enabled/) and its
+# settings snippet (local_settings.d/), before devstack's init_horizon
+# collects and compresses Horizon's static files
+function configure_korora_horizon {
+    local file copied=False
+    install -d -m 0755 "$KORORA_HORIZON_LOCAL_DIR/enabled" "$KORORA_HORIZON_LOCAL_DIR/local_settings.d"
+    for file in $(korora_horizon_files); do
+        install -m 0644 "$KORORA_DIR/korora_nova/dashboard/${file#"$KORORA_HORIZON_LOCAL_DIR"/}" "$file"
+        copied=True
+    done
+    if [[ $copied != True ]]; then
+        die $LINENO "the Horizon plugin's files are missing from $KORORA_DIR/korora_nova/dashboard"
+    fi
+}
+
+# korora_horizon_files - where the plugin's files go in Horizon's local
+# folder: korora_nova/dashboard/{enabled,local_settings.d}/_9*.py there
+function korora_horizon_files {
+    local dashboard=$KORORA_DIR/korora_nova/dashboard file
+    for file in "$dashboard"/enabled/_9*.py "$dashboard"/local_settings.d/_9*.py; do
+        [[ -f $file ]] || continue
+        echo "$KORORA_HORIZON_LOCAL_DIR/${file#"$dashboard"/}"
+    done
 }
 
 # configure_korora_verifier - the control plane's file: the database,
@@ -423,6 +482,9 @@ function start_korora {
     if is_service_enabled korora-verifier; then
         start_korora_verifier
     fi
+    if is_service_enabled korora-api; then
+        start_korora_api
+    fi
 }
 
 # start_korora_swtpm - the software TPM, as devstack's plain unit
@@ -452,6 +514,16 @@ function start_korora_vtpm_manager {
 
 function start_korora_verifier {
     korora_start_unit korora-verifier "$(korora_bin korora-verifier) --config-file $KORORA_VERIFIER_CONF"
+}
+
+# start_korora_api - korora-api under uWSGI, as devstack runs Placement;
+# its unit's environment names its file (not korora.conf, the manager's)
+function start_korora_api {
+    run_process korora-api "$(which uwsgi) --procname-prefix korora-api --ini $KORORA_API_UWSGI_CONF" \
+        "" "" "OS_KORORA_CONFIG_FILES=$KORORA_API_CONF"
+    if ! wait_for_service "$SERVICE_TIMEOUT" "$KORORA_API_URL"; then
+        die $LINENO "korora-api did not start at $KORORA_API_URL"
+    fi
 }
 
 # korora_unit_file SERVICE - devstack's unit of SERVICE
@@ -630,7 +702,7 @@ function check_korora {
 # stop_korora - (unstack)
 function stop_korora {
     local service
-    for service in $KORORA_UNIT_SERVICES korora-swtpm; do
+    for service in $KORORA_UNIT_SERVICES korora-swtpm korora-api; do
         stop_process "$service"
     done
 }
@@ -648,6 +720,13 @@ function cleanup_korora {
     # shellcheck disable=SC2086 # a list of service names
     if is_service_enabled korora-verifier && is_service_enabled $DATABASE_BACKENDS; then
         korora_drop_database
+    fi
+    if is_service_enabled korora-api; then
+        # As lib/placement cleans up its API's.
+        sudo rm -f "$(apache_site_config_for korora-api)"
+        remove_uwsgi_config "$KORORA_API_UWSGI_CONF" korora-api
+        # shellcheck disable=SC2046 # one path a word
+        rm -f $(korora_horizon_files)
     fi
     sudo rm -rf "$KORORA_STATE_DIR" "$KORORA_CONF_DIR"
     sudo rm -f "$KORORA_SCHEDULER_CONF"
@@ -697,7 +776,7 @@ function korora_drop_database {
 # Dispatch
 # --------
 
-if is_service_enabled korora-vtpm-manager korora-verifier; then
+if is_service_enabled korora-vtpm-manager korora-verifier korora-api; then
     if [[ "$1" == "stack" && "$2" == "pre-install" ]]; then
         echo_summary "Installing korora-nova's packages"
         korora_check_awk

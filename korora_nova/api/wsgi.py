@@ -12,13 +12,19 @@ from korora_nova.db import api as db
 
 CONF = conf.CONF
 LOG = logging.getLogger(__name__)
-# Where the configuration is, as Placement's OS_PLACEMENT_CONFIG_DIR.
+# Where the configuration is, as Nova's OS_NOVA_CONFIG_DIR and
+# OS_NOVA_CONFIG_FILES (files in that folder, or absolute paths,
+# separated by ";"): on a node that also runs a vTPM manager,
+# korora.conf is the manager's file, and korora-api reads a file of its
+# own (devstack: korora-api.conf).
 CONFIG_FILES = ('korora.conf',)
 
 
-def _config_files():
-    folder = os.environ.get('OS_KORORA_CONFIG_DIR', '/etc/korora')
-    return [os.path.join(folder, name) for name in CONFIG_FILES
+def _config_files(environ=os.environ):
+    folder = environ.get('OS_KORORA_CONFIG_DIR', '/etc/korora')
+    names = [name for name in
+             environ.get('OS_KORORA_CONFIG_FILES', '').split(';') if name]
+    return [os.path.join(folder, name) for name in names or CONFIG_FILES
             if os.path.exists(os.path.join(folder, name))]
 
 

@@ -32,7 +32,6 @@ from tests import base
 from tests.fixtures import devstack
 from tests.fixtures import hook_process
 from tests.fixtures import rabbitmq
-from korora_nova.tpm import swtpm
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -308,7 +307,7 @@ class DevstackTestCase(base.TestCase):
 
     def node(self, services, sections='', localrc=(), awk='gawk'):
         localrc = self.LOCALRC + (
-            'KORORA_SWTPM_PORT=%d' % swtpm.free_port_pair(),) + localrc
+            'KORORA_SWTPM_PORT=%d' % devstack.later_port_pair(),) + localrc
         node = self.useFixture(devstack.DevstackNode(
             services, localrc=localrc, sections=sections,
             rabbit_url=self.broker.url, awk=awk))

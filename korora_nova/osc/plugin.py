@@ -1,0 +1,41 @@
+"""``openstack korora ...``: the OSC plugin module.
+
+python-openstackclient finds it through the ``openstack.cli.extension``
+entry point and its commands through ``openstack.korora.v1``. The
+client is korora_nova.client.v1 on OSC's keystoneauth session, so the
+endpoint comes from Keystone's catalog (service type ``korora``) unless
+``korora_endpoint_override`` is configured (clouds.yaml, or
+``OS_KORORA_ENDPOINT_OVERRIDE``).
+"""
+
+from osc_lib import utils
+
+from korora_nova.client import v1
+
+# Not the name of one of openstackclient's own modules (compute,
+# identity, ...): OSC would skip the plugin.
+API_NAME = 'korora'
+API_VERSION_OPTION = 'os_korora_api_version'
+DEFAULT_API_VERSION = v1.API_VERSION
+API_VERSIONS = (v1.API_VERSION,)
+
+
+def make_client(instance):
+    """korora-api's client for OSC's client manager."""
+    return v1.Client(
+        instance.session, interface=instance.interface,
+        region_name=instance.region_name,
+        endpoint_override=instance.get_configuration().get(
+            'korora_endpoint_override'),
+        api_version=instance._api_version[API_NAME])
+
+
+def build_option_parser(parser):
+    """--os-korora-api-version, one of OSC's global options."""
+    parser.add_argument(
+        '--os-korora-api-version', metavar='<korora-api-version>',
+        default=utils.env('OS_KORORA_API_VERSION',
+                          default=DEFAULT_API_VERSION),
+        help='korora-api microversion, default=%s '
+             '(Env: OS_KORORA_API_VERSION)' % DEFAULT_API_VERSION)
+    return parser

@@ -1,0 +1,341 @@
+"""``openstack korora ...``: the real ``openstack`` console script, as a
+process, against korora-api behind a real Keystone.
+
+One bed for the class (api_server.KeystoneCloudFixture): Keystone on
+SQLite and korora-api in child processes, the verifier in this process on
+a real RabbitMQ node, two vTPM managers on swtpm. The class imports the
+policy and enrolls both hosts through the CLI first; every test then
+runs the commands an operator runs, with the persona's credentials in
+OS_* variables as ``openrc`` sets them, and reads what they print.
+Installed entry points decide which commands exist: the tree must be
+installed (``pip install -e .``, as tools/quickstart.sh does).
+"""
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+
+import fixtures
+from oslotest import base
+
+from korora_nova.attestation import policy as policy_module
+from korora_nova.db import models
+from korora_nova.verifier import admin
+from tests.fixtures import api as api_fixtures
+from tests.fixtures import api_server
+from tests.fixtures import daemons
+from tests.fixtures import keystone
+from tests.fixtures import raw_sql
+
+HOSTS = api_server.HOSTS
+POLICY = 'compute-2026-12'
+STRICT = 'strict-2026-12'
+CLI_TIMEOUT = 120
+
+
+class TestOpenStackKorora(base.BaseTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.bed = fixtures.Fixture()
+        cls.bed.setUp()
+        try:
+            cls._make_cloud()
+        except BaseException:
+            cls.bed.cleanUp()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.bed.cleanUp()
+        super().tearDownClass()
+
+    @classmethod
+    def _make_cloud(cls):
+        cls.cloud = cls.bed.useFixture(api_server.KeystoneCloudFixture())
+        cls.folder = cls.bed.useFixture(fixtures.TempDir()).path
+        cls.operator_key = cls.cloud.operator.private_path
+        cls.imported = cls.run_cli(
+            'korora', 'policy', 'import', cls.policy_file(POLICY, 1),
+            '--signing-key', cls.operator_key, '-f', 'json')
+        cls.enrolled = {host: cls.run_cli(
+            'korora', 'host', 'enroll', host, '--policy', POLICY,
+            '-f', 'json') for host in HOSTS}
+        cls.records = api_fixtures.make_migrations(HOSTS)
+
+    @classmethod
+    def policy_file(cls, name, version, values=None):
+        reference = policy_module.from_values(
+            name, version, values or cls.cloud.pcr_values)
+        path = os.path.join(cls.folder, '%s-v%d.json' % (name, version))
+        with open(path, 'w') as stream:
+            json.dump(reference.to_json(), stream)
+        return path
+
+    @classmethod
+    def openstack(cls, *args, persona='admin', scope=None):
+        """The openstack command as persona (openrc's OS_* variables);
+        the finished process."""
+        environment = {name: value for name, value in os.environ.items()
+                       if not name.startswith('OS_')}
+        environment.update(
+            ('OS_%s' % name.upper(), value) for name, value in
+            cls.cloud.keystone.auth_args(persona, scope).items())
+        environment.update(
+            OS_IDENTITY_API_VERSION='3', OS_REGION_NAME=keystone.REGION,
+            OS_INTERFACE='public', XDG_CONFIG_HOME=cls.folder,
+            PYTHONPATH=os.pathsep.join(sys.path))
+        return subprocess.run(
+            [daemons.console_script('openstack')] + list(args),
+            env=environment, capture_output=True, text=True,
+            timeout=CLI_TIMEOUT)
+
+    @classmethod
+    def run_cli(cls, *args, **kwargs):
+        """stdout of a command that must succeed; JSON decoded with -f
+        json."""
+        result = cls.openstack(*args, **kwargs)
+        if result.returncode != 0:
+            raise AssertionError('openstack %s: exit %d: %s' % (
+                ' '.join(args), result.returncode, result.stderr))
+        return json.loads(result.stdout) if '-f' in args and args[
+            args.index('-f') + 1] == 'json' else result.stdout
+
+    def assertFails(self, result, *messages):
+        """Exit 1 and one line on stderr naming messages, no traceback
+        (a check's answer may be on stdout); that line."""
+        self.assertEqual(1, result.returncode, result.stdout)
+        self.assertEqual(1, len(result.stderr.strip().splitlines()),
+                         result.stderr)
+        self.assertNotIn('Traceback', result.stderr)
+        for message in messages:
+            self.assertIn(message, result.stderr)
+        return result.stderr.strip()
+
+    def host_names(self, persona):
+        return [host['Name'] for host in self.run_cli(
+            'korora', 'host', 'list', '-f', 'json', persona=persona)]
+
+    def policy_versions(self):
+        return [(item['Name'], item['Version'], item['Active'])
+                for item in self.run_cli('korora', 'policy', 'list',
+                                         '-f', 'json')]
+
+    # Hosts.
+
+    def test_enroll_prints_the_enrolled_host(self):
+        for host in HOSTS:
+            shown = self.enrolled[host]
+            self.assertEqual(host, shown['name'])
+            self.assertEqual(POLICY, shown['policy'])
+            self.assertEqual('EK-RSA2048', shown['ek_type'])
+            self.assertEqual(64, len(shown['ek_certificate_sha256']))
+            self.assertFalse(shown['trust_on_first_use'])
+        self.assertNotEqual(self.enrolled[HOSTS[0]]['ak_name'],
+                            self.enrolled[HOSTS[1]]['ak_name'])
+
+    def test_host_list(self):
+        for host in HOSTS:
+            self.cloud.verifier.attestor.attest(host)
+        hosts = self.run_cli('korora', 'host', 'list', '-f', 'json')
+        self.assertEqual(list(HOSTS), [host['Name'] for host in hosts])
+        for host in hosts:
+            summary = '%s: trusted under policy %s v1' % (host['Name'],
+                                                          POLICY)
+            self.assertEqual((POLICY, 'trusted', summary),
+                             (host['Policy'], host['Trust'],
+                              host['Summary']))
+            self.assertGreaterEqual(host['Age Seconds'], 0)
+            self.assertTrue(host['Verified At'].endswith('Z'))
+
+    def test_attest_untrusted_then_trusted_with_set_policy(self):
+        host = HOSTS[1]
+        self.addCleanup(self.cloud.verifier.attestor.attest, host)
+        self.addCleanup(admin.set_policy, host, POLICY)
+        strict = self.run_cli(
+            'korora', 'policy', 'import',
+            self.policy_file(STRICT, 1, {'sha256': {10: b'\xff' * 32}}),
+            '--signing-key', self.operator_key, '-f', 'json')
+        self.assertEqual((STRICT, 1, True, True), (
+            strict['name'], strict['version'], strict['active'],
+            strict['signed']))
+        self.assertEqual('', self.run_cli('korora', 'host', 'set', host,
+                                          '--policy', STRICT))
+        result = self.openstack('korora', 'host', 'attest', host,
+                                '-f', 'json')
+        self.assertFails(result, '%s is untrusted' % host)
+        verdict = json.loads(result.stdout)
+        self.assertFalse(verdict['trusted'])
+        self.assertTrue(verdict['evidence_valid'])
+        self.assertEqual(STRICT + ' v1', verdict['policy'])
+        shown = self.run_cli('korora', 'host', 'show', host, '-f', 'json')
+        self.assertEqual(('untrusted', STRICT), (shown['trust'],
+                                                 shown['policy']))
+        self.assertEqual(verdict['reasons'], shown['reasons'])
+        self.assertTrue(any(reason.startswith('pcr-policy: %s: PCR '
+                                              'sha256:10 = ' % host)
+                            for reason in shown['reasons']),
+                        shown['reasons'])
+        self.assertFalse(shown['verdicts'][0]['trusted'])
+        self.run_cli('korora', 'host', 'set', host, '--policy', POLICY)
+        trusted = self.run_cli('korora', 'host', 'attest', host,
+                               '-f', 'json')
+        self.assertEqual((True, POLICY + ' v1', []), (
+            trusted['trusted'], trusted['policy'], trusted['reasons']))
+
+    def test_delete_and_enroll_again(self):
+        host = HOSTS[1]
+        self.assertEqual('', self.run_cli('korora', 'host', 'delete', host))
+        table = self.run_cli('korora', 'host', 'list', '-c', 'Name',
+                             '-c', 'Policy')
+        self.assertEqual(
+            ['+-----------+-----------------+',
+             '| Name      | Policy          |',
+             '+-----------+-----------------+',
+             '| compute-1 | %s |' % POLICY,
+             '+-----------+-----------------+'], table.splitlines())
+        again = self.run_cli('korora', 'host', 'enroll', host, '--policy',
+                             POLICY, '-f', 'json')
+        self.assertEqual(self.enrolled[host]['ek_certificate_sha256'],
+                         again['ek_certificate_sha256'])
+
+    # Policies.
+
+    def test_import_prints_the_signed_version(self):
+        self.assertEqual((POLICY, 1, True, True, None), (
+            self.imported['name'], self.imported['version'],
+            self.imported['active'], self.imported['signed'],
+            self.imported['signature_problem']))
+        self.assertEqual(POLICY, self.imported['document']['name'])
+
+    def test_policy_versions_activate_deactivate(self):
+        path = self.policy_file(POLICY, 2)
+        imported = self.run_cli('korora', 'policy', 'import', path,
+                                '--signing-key', self.operator_key,
+                                '--inactive', '-f', 'json')
+        self.assertEqual((2, False, True), (
+            imported['version'], imported['active'], imported['signed']))
+        self.run_cli('korora', 'policy', 'activate', POLICY, '2')
+        listed = self.run_cli('korora', 'policy', 'list', '--name', POLICY,
+                              '-f', 'json')
+        self.assertEqual([(POLICY, 1, True), (POLICY, 2, True)],
+                         [(item['Name'], item['Version'], item['Active'])
+                          for item in listed])
+        self.run_cli('korora', 'policy', 'deactivate', POLICY, '2')
+        newest = self.run_cli('korora', 'policy', 'show', POLICY,
+                              '-f', 'yaml')
+        self.assertIn('version: 2\nactive: false\nsigned: true\n', newest)
+
+    # Migrations.
+
+    def test_migration_list_filters(self):
+        records = self.records
+        future = (datetime.datetime.now(datetime.timezone.utc) +
+                  datetime.timedelta(days=1)).strftime('%Y-%m-%dT%H:%M:%SZ')
+        by_instance = self.run_cli(
+            'korora', 'migration', 'list', '--instance', records['instance'],
+            '-f', 'json')
+        # Changed in the same second: in no particular order.
+        self.assertEqual(
+            {(records['committed'], 'COMMITTED'),
+             (records['aborted'], 'ABORTED'), (records['back'], 'COMMITTED')},
+            {(item['UUID'], item['State']) for item in by_instance})
+        aborted = self.run_cli(
+            'korora', 'migration', 'list', '--state', 'ABORTED', '--host',
+            HOSTS[1], '-f', 'value', '-c', 'UUID', '-c', 'Reason')
+        self.assertEqual('%s the destination is untrusted\n'
+                         % records['aborted'], aborted)
+        self.assertEqual([], self.run_cli(
+            'korora', 'migration', 'list', '--changed-since', future,
+            '-f', 'json'))
+        self.assertEqual(2, len(self.run_cli(
+            'korora', 'migration', 'list', '--changed-before', future,
+            '--limit', '2', '-f', 'json')))
+
+    def test_migration_show(self):
+        shown = self.run_cli('korora', 'migration', 'show',
+                             self.records['committed'], '-f', 'json')
+        self.assertEqual((self.records['instance'], HOSTS[0], HOSTS[1],
+                          'COMMITTED', True, None), (
+            shown['instance_uuid'], shown['source_host'],
+            shown['dest_host'], shown['state'], shown['final'],
+            shown['recovery']))
+        self.assertEqual(
+            ['REQUESTED', 'PEERS_ATTESTED', 'KEY_CERTIFIED', 'TRANSFERRING',
+             'MEASURED', 'VERIFIED', 'COMMITTED'],
+            [entry['state'] for entry in shown['timeline']])
+        self.assertEqual(7, len(shown['audit_entries']))
+        self.assertTrue(all(entry['intact']
+                            for entry in shown['audit_entries']))
+
+    # The audit log.
+
+    def test_audit_verify_intact_then_tampered(self):
+        report = self.run_cli('korora', 'audit', 'verify', '-f', 'json')
+        self.assertTrue(report['ok'])
+        self.assertEqual([], report['problems'])
+        self.assertIn('intact', report['summary'])
+        with raw_sql.session() as session:
+            entry = session.query(models.AuditEntry).filter_by(
+                step='request').order_by(models.AuditEntry.seq).first()
+            seq, details = entry.seq, entry.details
+            entry.details = details.replace(HOSTS[1], 'compute-9')
+        self.addCleanup(self._restore_entry, seq, details)
+        result = self.openstack('korora', 'audit', 'verify', '-f', 'json')
+        line = self.assertFails(result, 'audit log TAMPERED')
+        self.assertIn('seq %d' % seq, line)
+        report = json.loads(result.stdout)
+        self.assertFalse(report['ok'])
+        self.assertIn(seq, [problem['seq'] for problem in report['problems']])
+
+    @staticmethod
+    def _restore_entry(seq, details):
+        with raw_sql.session() as session:
+            session.get(models.AuditEntry, seq).details = details
+
+    # Personas and refusals.
+
+    def test_system_reader_reads_but_cannot_enroll(self):
+        result = self.openstack('korora', 'host', 'enroll', 'compute-3',
+                                persona='system-reader')
+        self.assertFails(result, 'korora-api: ', 'korora:hosts:enroll',
+                         '(HTTP 403)')
+        self.assertEqual(list(HOSTS), self.host_names('system-reader'))
+
+    def test_project_reader_reads_nothing(self):
+        result = self.openstack('korora', 'host', 'list',
+                                persona='project-reader')
+        self.assertFails(result, 'korora:hosts:list', '(HTTP 403)')
+
+    def test_bad_input_changes_nothing(self):
+        before = self.policy_versions()
+        not_json = os.path.join(self.folder, 'not-json.json')
+        with open(not_json, 'w') as stream:
+            stream.write('{"name": "compute-2026-12", ')
+        self.assertEqual(
+            'korora-api: host compute-404 is not enrolled (HTTP 404)',
+            self.assertFails(self.openstack('korora', 'host', 'show',
+                                            'compute-404')))
+        self.assertEqual(
+            'korora-api: no migration not-a-uuid (HTTP 404)',
+            self.assertFails(self.openstack('korora', 'migration', 'show',
+                                            'not-a-uuid')))
+        self.assertFails(
+            self.openstack('korora', 'migration', 'list', '--instance',
+                           'not-a-uuid'),
+            'korora-api: query string instance_uuid', 'not-a-uuid',
+            '(HTTP 400)')
+        self.assertFails(
+            self.openstack('korora', 'policy', 'import', not_json,
+                           '--signing-key', self.operator_key),
+            'policy is not valid JSON')
+        self.assertFails(
+            self.openstack('korora', 'policy', 'import',
+                           self.policy_file(POLICY, 3),
+                           '--signing-key', self.cloud.stranger.private_path),
+            'korora-api: policy compute-2026-12 version 3: not signed by a '
+            'trusted operator key', '(HTTP 400)')
+        self.assertEqual(before, self.policy_versions())
