@@ -8,10 +8,10 @@ Selenium (BrowserFixture: Debian's chromium and chromium-driver).
 Screenshots of every page go to ``$KORORA_TEST_ARTEFACTS`` (default
 ``.artefacts/`` in the tree).
 
-``TestHorizonPanels``: the verifier runs in the test process on a real
-RabbitMQ node, with three vTPM managers on their own swtpm: compute-1
-trusted, compute-2 untrusted because a PCR changed after it was
-enrolled, compute-3 removed while its page is open. Migration records
+``TestHorizonPanels``: the bed of api_server.KeystoneCloudFixture (the
+verifier in the test process on a real RabbitMQ node, two vTPM managers
+on their own swtpm): compute-1 trusted, compute-2 untrusted because a
+PCR changed after it was enrolled. Migration records
 are the verifier's own (migration.records), as tests/fixtures/api.py
 makes them.
 
@@ -27,11 +27,9 @@ Each class shares one Keystone, Horizon and browser across its tests.
 from tests.fixtures import nova_keystone  # noqa: I100
 
 import json
-import os
 
 import fixtures
 from novaclient import exceptions as nova_exceptions
-from oslo_config import fixture as config_fixture
 from oslo_utils import uuidutils
 import testtools
 from testtools import content
@@ -39,20 +37,14 @@ from testtools import content
 from korora_nova.attestation import policy as policy_module
 from korora_nova.client import v1
 from korora_nova import conf
-from korora_nova.demo import cloud
-from korora_nova.demo import services
 from korora_nova.migration import records
 from korora_nova.migration import states
 from tests.fixtures import api_server
 from tests.fixtures import horizon
 from tests.fixtures import keystone
-from tests.fixtures import nova_rabbitmq
-from tests.fixtures import rabbitmq
 
 CONF = conf.CONF
-HOSTS = ('compute-1', 'compute-2')
-# Enrolled, then removed behind the page's back by the Attest now test.
-GONE = 'compute-3'
+HOSTS = api_server.HOSTS
 POLICY = 'compute-2026-12'
 FORWARD = (states.PEERS_ATTESTED, states.KEY_CERTIFIED, states.TRANSFERRING,
            states.MEASURED, states.VERIFIED, states.COMMITTED)
@@ -114,35 +106,18 @@ class TestHorizonPanels(BrowserTest, testtools.TestCase):
         super().tearDownClass()
 
     @classmethod
-    def _use(cls, fixture):
-        return cls._class_fixtures.useFixture(fixture)
-
-    @classmethod
     def _start(cls):
-        cls._use(config_fixture.Config(CONF))
-        CONF([], project='korora', default_config_files=[])
-        cls._use(rabbitmq.RabbitMQBusFixture(CONF))
-        cls._use(services.VerifierDatabaseFixture())
-        keys = cls._use(services.VerifierKeysFixture())
-        verifier = cls._use(services.VerifierFixture(keys.signer))
-        operator = cls._use(services.OperatorKeyFixture(CONF))
-        managers = {}
-        for host in HOSTS + (GONE,):
-            tpm = cls._use(services.SoftwareTPMFixture())
-            managers[host] = cls._use(services.VTPMManagerFixture(host, tpm))
-        CONF.set_override('ek_ca_bundle', tpm.ca_bundle, 'korora')
-        cls.keystone = cls._use(keystone.KeystoneFixture())
-        cls._use(api_server.KororaAPIServerFixture(cls.keystone))
+        bed = cls._class_fixtures.useFixture(api_server.KeystoneCloudFixture())
+        cls.keystone = bed.keystone
         cls.client = client = v1.Client(cls.keystone.session('admin'))
-        values = verifier.manager_api.attest(HOSTS[0], os.urandom(32))
-        reference = policy_module.from_values(POLICY, 1,
-                                              values.pcr_values)
-        client.import_policy(reference.to_json(), operator.sign(reference))
-        for host in HOSTS + (GONE,):
+        reference = policy_module.from_values(POLICY, 1, bed.pcr_values)
+        client.import_policy(reference.to_json(),
+                             bed.operator.sign(reference))
+        for host in HOSTS:
             client.enroll_host(host, policy=POLICY)
             client.attest_host(host)
         # A change on compute-2 after its enrollment: untrusted.
-        managers[HOSTS[1]].extend_pcr(10, b'a module loaded later')
+        bed.managers[HOSTS[1]].extend_pcr(10, b'a module loaded later')
         client.attest_host(HOSTS[1])
         cls._migrations()
 
@@ -196,10 +171,13 @@ class TestHorizonPanels(BrowserTest, testtools.TestCase):
 
     def test_attest_now_shows_the_api_s_reason(self):
         self.open('/admin/korora_host_trust/', 'host-trust-before-removal')
-        self.client.delete_host(GONE)
-        shown = self.attest(GONE)
+        # compute-2 removed behind the page's back (enrolled again after).
+        self.client.delete_host(HOSTS[1])
+        self.addCleanup(self.client.attest_host, HOSTS[1])
+        self.addCleanup(self.client.enroll_host, HOSTS[1], policy=POLICY)
+        shown = self.attest(HOSTS[1])
         self.assertIn('Error: Attesting %s failed: korora-api: host %s is '
-                      'not enrolled (HTTP 404)' % (GONE, GONE), shown)
+                      'not enrolled (HTTP 404)' % (HOSTS[1], HOSTS[1]), shown)
         self.assertEqual(1, shown.count('HTTP'))
 
     def test_secure_migrations_list_and_detail(self):
@@ -241,8 +219,8 @@ class TestHorizonPanels(BrowserTest, testtools.TestCase):
 
 
 @testtools.skipIf(horizon.browser_missing(), horizon.browser_missing())
-class TestHorizonWithNova(BrowserTest, nova_keystone.NovaBehindKeystone,
-                          nova_rabbitmq.OnRabbitMQ, cloud.KororaCloud):
+class TestHorizonWithNova(BrowserTest,
+                          nova_keystone.KororaCloudBehindKeystone):
     """Kororā's cloud (three trusted computes with the hooked driver,
     TrustedVTPMFilter) on RabbitMQ, Nova's API behind Keystone, korora-api
     in its catalog. One test: the cloud is built for each test, Keystone,
@@ -277,6 +255,11 @@ class TestHorizonWithNova(BrowserTest, nova_keystone.NovaBehindKeystone,
         server = self.boot_server(self.vtpm_flavor, host='compute-1')
 
         # Without korora-api in the catalog, Horizon is Horizon's own.
+        # (korora-api's endpoints out of the catalog, its service kept.)
+        admin = self.keystone.admin_client()
+        korora = admin.services.find(type='korora')
+        for endpoint in admin.endpoints.list(service=korora):
+            admin.endpoints.delete(endpoint)
         self.browser.login('admin', keystone.ADMIN_PASSWORD)
         options, anchors = self.live_migrate_form(server, 'without-korora')
         self.assertEqual('compute-3', options['compute-3'].get_attribute(
@@ -289,9 +272,12 @@ class TestHorizonWithNova(BrowserTest, nova_keystone.NovaBehindKeystone,
         self.assertEqual([], self.browser.find_all(
             'a[href="/admin/korora_host_trust/"]'))
 
-        # Logged in again: the new token's catalog names korora-api.
-        self.korora_api = self.useFixture(
-            api_server.KororaAPIServerFixture(self.keystone))
+        # In the catalog again, logged in again: the new token's catalog
+        # names korora-api.
+        for interface in ('public', 'internal', 'admin'):
+            admin.endpoints.create(korora, self.korora_api.url,
+                                   interface=interface,
+                                   region=keystone.REGION)
         self.browser.login('admin', keystone.ADMIN_PASSWORD)
 
         # Live Migrate: compute-3 marked with its reason, not selectable.
