@@ -41,7 +41,7 @@ class TestKororaAPIInDevstack(plugin_tests.DevstackTestCase):
     """A controller and compute node in one: the verifier, korora-api,
     Horizon, a vTPM manager on a software TPM."""
 
-    SERVICES = ('mysql,rabbit,korora-vtpm-manager,'
+    SERVICES = ('mysql,rabbit,horizon,korora-vtpm-manager,'
                 'korora-verifier,korora-api')
 
     def setUp(self):
@@ -180,6 +180,11 @@ class TestKororaAPIInDevstack(plugin_tests.DevstackTestCase):
 
     def check_horizon_files(self, node):
         local = node.path('opt', 'horizon', 'openstack_dashboard', 'local')
+        self.assertEqual([('enabled', '_9010_korora_panel_group.py'),
+                          ('enabled', '_9011_korora_host_trust.py'),
+                          ('enabled', '_9012_korora_secure_migrations.py'),
+                          ('local_settings.d', '_9010_korora.py')],
+                         shipped_horizon_files())
         for folder, name in shipped_horizon_files():
             with open(os.path.join(DASHBOARD, folder, name)) as shipped, \
                     open(os.path.join(local, folder, name)) as copied:
