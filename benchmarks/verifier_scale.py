@@ -15,28 +15,11 @@ signed with its key, appraisal, batched verdicts with their audit
 entries), the swtpm TPMs and every quote the verifier judges, and
 oslo.messaging on both sides.
 
-What is simulated, and how:
-
-- **Hosts.** ``--pools`` simulator processes (default 4) each run one
-  swtpm and answer for ``hosts / pools`` hosts. Each simulated host has
-  an attestation key of its own: an ECDSA P-256 primary key of the
-  swtpm's endorsement hierarchy whose template's unique field is the
-  hash of the host's name, made again (CreatePrimary) for each quote
-  and flushed after it. So every quote is a real TPM quote, signed by
-  that host's own key, over the verifier's nonce.
-- **Their TPM latency.** Each attestation first waits ``--latency``
-  seconds (default 0.25), then quotes. The wait does not hold the swtpm:
-  on a real fleet every host has its own TPM, so the latencies of
-  different hosts overlap.
-- **Their vTPM managers.** A simulator is one oslo.messaging RPC server
-  (named after its pool) whose queue is also bound to the routing key of
-  each of its hosts' servers, so the verifier's calls reach it exactly
-  as they would reach each host's manager. It checks each challenge
-  with the same Gate as the manager (the verifier's signature, the host,
-  the purpose, replays) and answers as the manager answers.
-- **Enrollment.** Hosts are written straight to the database
-  (db.host_create) with their real AKs; their EK fields are
-  placeholders, since enrollment is not measured here.
+What is simulated, and how: tests/fixtures/simulated_hosts.py says it
+(``--pools`` processes, each one swtpm answering for ``hosts / pools``
+hosts, each host with an AK of its own, every attestation waiting
+``--latency`` seconds, default 0.25, before its real quote; hosts
+written straight to the database with placeholder EK fields).
 
 Figures: for each worker count, the time from the verifier's start to
 the last of the hosts' verdicts, the rate from the first verdict to the
@@ -52,10 +35,7 @@ worker count, 1 if missed, 2 if the set-up failed, 130 if interrupted.
 """
 
 import argparse
-import base64
 import concurrent.futures
-import hashlib
-import json
 import os
 import shutil
 import signal
@@ -81,153 +61,7 @@ def _arguments(argv):
     parser.add_argument('--workers', type=int, nargs='+', default=[1, 2, 4])
     parser.add_argument('--in-flight', type=int, default=64)
     parser.add_argument('--baseline-seconds', type=float, default=10.0)
-    parser.add_argument('--simulate', help=argparse.SUPPRESS)
     return parser.parse_args(argv)
-
-
-# The simulator (one process per pool)
-
-def _ak_template(host):
-    from korora_nova.tpm import attestation_key
-    template = attestation_key.ak_template('ecdsa-p256-sha256')
-    template.publicArea.unique.ecc.x = hashlib.sha256(
-        host.encode()).digest()
-    return template
-
-
-class SimulatedManagers:
-    """The vTPM managers of one pool's hosts (see the module docstring)."""
-
-    def __init__(self, connection, hosts, latency, trusted_keys):
-        import oslo_messaging as messaging
-        from korora_nova.attestation import pcr_values
-        from korora_nova import conf
-        from korora_nova.tpm import quote
-        from korora_nova.vtpm_manager import authorization
-
-        self.target = messaging.Target(version='2.0')
-        self.connection = connection
-        self.latency = latency
-        self.selection = pcr_values.parse_selection(
-            conf.CONF.korora.pcr_selection)
-        self.gates = {host: authorization.Gate(host, trusted_keys)
-                      for host in hosts}
-        self.templates = {host: _ak_template(host) for host in hosts}
-        self.values = quote.read_pcrs(connection, self.selection)
-
-    def ak_publics(self):
-        from tpm2_pytss.constants import ESYS_TR
-        publics = {}
-        with self.connection.esapi() as ectx:
-            for host, template in self.templates.items():
-                handle, public, _, _, _ = ectx.create_primary(
-                    None, template, ESYS_TR.ENDORSEMENT)
-                ectx.flush_context(handle)
-                publics[host] = base64.b64encode(public.marshal()).decode()
-        return publics
-
-    def attest(self, ctxt, challenge):
-        import jwt
-        from korora_nova.attestation import pcr_values
-        from korora_nova.attestation import purpose
-        from korora_nova import exception
-        from korora_nova import rpc
-        from korora_nova.tpm import quote
-        from tpm2_pytss.constants import ESYS_TR
-
-        try:
-            host = jwt.decode(challenge, options={
-                'verify_signature': False})['sub']
-            gate = self.gates[host]
-        except (jwt.PyJWTError, KeyError, TypeError):
-            raise exception.NotAuthorized('not a challenge for this pool')
-        nonce, label = gate.challenge(challenge, 'attest')
-        time.sleep(self.latency)   # this host's own TPM at work
-        with self.connection.esapi() as ectx:
-            handle, _, _, _, _ = ectx.create_primary(
-                None, self.templates[host], ESYS_TR.ENDORSEMENT)
-            try:
-                made = quote.quote(self.connection, _Loaded(handle),
-                                   self.selection,
-                                   purpose.qualifying_data(label, nonce),
-                                   known_values=self.values)
-            finally:
-                ectx.flush_context(handle)
-        return {'message': rpc.encode(made.message),
-                'signature': rpc.encode(made.signature),
-                'pcr_values': pcr_values.to_json(made.pcr_values)}
-
-
-class _Loaded:
-    """An AK loaded already, as tpm.quote.quote takes one."""
-
-    def __init__(self, handle):
-        self._handle = handle
-
-    def handle(self, ectx):
-        return self._handle
-
-
-def _bind_routing_keys(url, queue, keys):
-    """Deliver calls to each of keys' servers to queue as well."""
-    import kombu
-    from korora_nova import conf
-
-    exchange = conf.CONF.control_exchange
-    url = url.replace('rabbit://', 'amqp://', 1)   # kombu's name
-    with kombu.Connection(url) as connection:
-        channel = connection.channel()
-        for key in keys:
-            channel.queue_bind(queue=queue, exchange=exchange,
-                               routing_key=key)
-
-
-def simulate(spec):
-    """Run one pool: spec is a JSON file written by the benchmark."""
-    # Until sigwait takes them: the swtpm must be stopped on the way out.
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-    from korora_nova.cmd import daemon  # noqa: F401  (native threads)
-    with open(spec) as stream:
-        spec = json.load(stream)
-    from korora_nova.attestation import results
-    from korora_nova import conf
-    from korora_nova.demo import services
-    from korora_nova import rpc
-
-    conf.CONF(['--config-file', spec['config']], project='korora')
-    from oslo_messaging import server as messaging_server
-    conf.CONF.register_opts(messaging_server._pool_opts)
-    conf.CONF.set_override('executor_thread_pool_size', 512)
-    tpm = services.SoftwareTPMFixture()
-    tpm.setUp()
-    try:
-        managers = SimulatedManagers(
-            tpm.connection, spec['hosts'], spec['latency'],
-            results.TrustedKeys.load(conf.CONF.korora.verifier_public_keys))
-        publics = managers.ak_publics()
-        server_name = 'simulated-pool-%d' % spec['pool']
-        server = rpc.get_server(conf.CONF.korora.manager_topic, server_name,
-                                [managers])
-        server.start()
-        topic = conf.CONF.korora.manager_topic
-        _bind_routing_keys(conf.CONF.transport_url,
-                           '%s.%s' % (topic, server_name),
-                           ['%s.%s' % (topic, host) for host in spec['hosts']])
-        with open(spec['ready'] + '.tmp', 'w') as stream:
-            json.dump({'publics': publics, 'pid': os.getpid(),
-                       'swtpm_pid': tpm.tpm.pid,
-                       'values': _values_json(managers.values)}, stream)
-        os.rename(spec['ready'] + '.tmp', spec['ready'])
-        signal.sigwait({signal.SIGTERM, signal.SIGINT})
-        server.stop()
-        server.wait()
-    finally:
-        tpm.cleanUp()
-
-
-def _values_json(values):
-    from korora_nova.attestation import pcr_values
-    return pcr_values.to_json(values)
 
 
 # The benchmark
@@ -238,7 +72,7 @@ class Bed:
     def __init__(self, args, folder):
         self.args = args
         self.folder = folder
-        self.simulators = []
+        self.simulated = None
 
     def start(self):
         os.environ['OS_NOVA_DISABLE_EVENTLET_PATCHING'] = '1'
@@ -258,7 +92,7 @@ class Bed:
         from korora_nova.db import migration
         migration.db_sync()
         self._start_simulators()
-        self._enroll()
+        self.simulated.enroll(self.operator)
 
     def _keys(self):
         from cryptography.hazmat.primitives.asymmetric import ec
@@ -299,79 +133,26 @@ class Bed:
         return path
 
     def _start_simulators(self):
+        from tests.fixtures import simulated_hosts
         names = ['sim-%05d' % i for i in range(self.args.hosts)]
-        self.pools = [names[pool::self.args.pools]
-                      for pool in range(self.args.pools)]
-        ready = []
-        for pool, hosts in enumerate(self.pools):
-            spec = os.path.join(self.folder, 'pool-%d.json' % pool)
-            ready.append(spec + '.ready')
-            with open(spec, 'w') as stream:
-                json.dump({'config': self.config, 'hosts': hosts,
-                           'latency': self.args.latency, 'pool': pool,
-                           'ready': ready[-1]}, stream)
-            self.simulators.append(subprocess.Popen(
-                [sys.executable, os.path.abspath(__file__),
-                 '--simulate', spec],
-                stdout=open(spec + '.log', 'w'), stderr=subprocess.STDOUT,
-                cwd=os.path.dirname(os.path.abspath(__file__))))
-        self.answers = []
-        deadline = time.monotonic() + 60 + self.args.hosts / 50
-        for path, process in zip(ready, self.simulators):
-            while not os.path.exists(path):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError('a simulator did not start: see %s'
-                                       % path.replace('.ready', '.log'))
-                time.sleep(0.2)
-            with open(path) as stream:
-                self.answers.append(json.load(stream))
-
-    def _enroll(self):
-        from korora_nova.attestation import enrollment
-        from korora_nova.attestation import evidence
-        from korora_nova.attestation import pcr_values
-        from korora_nova.attestation import policy as policy_module
-        from korora_nova.db import api as db
-
-        for pool, (hosts, answer) in enumerate(zip(self.pools,
-                                                   self.answers)):
-            name = 'pool-%d' % pool
-            reference = policy_module.from_values(
-                name, 1, pcr_values.from_json(answer['values']))
-            db.policy_create(reference, signature=policy_module.sign(
-                reference, self.operator))
-            for host in hosts:
-                public = base64.b64decode(answer['publics'][host])
-                ak = evidence.parse_public(public, 'AK public key')
-                placeholder = ('simulated EK of %s' % host).encode()
-                db.host_create(enrollment.Identity(
-                    host=host, ek_type='rsa2048', ek_certificate=placeholder,
-                    ek_certificate_sha256=hashlib.sha256(
-                        placeholder).hexdigest(),
-                    ek_public=placeholder, ak_public=public,
-                    ak_public_pem=b'', ak_name=bytes(ak.get_name()).hex(),
-                    trust_on_first_use=False), policy_name=name)
+        self.simulated = simulated_hosts.SimulatedPools(
+            self.folder, self.config, names, self.args.pools,
+            self.args.latency)
+        self.simulated.start()
+        self.pools = self.simulated.pools
 
     def pids(self):
         """{part: [pid, ...]} of what runs beside the verifier."""
-        return {'simulators': [p.pid for p in self.simulators],
-                'swtpm': [a['swtpm_pid'] for a in self.answers],
-                'broker': [self.broker.pid],
-                'database': [self.database_server_pid()]}
+        return dict(self.simulated.pids(), broker=[self.broker.pid],
+                    database=[self.database_server_pid()])
 
     def database_server_pid(self):
         from tests.fixtures import databases
         return databases.shared_server(databases.POSTGRESQL).pid
 
     def stop(self):
-        for process in self.simulators:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.simulators:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        if self.simulated is not None:
+            self.simulated.stop()
         for part in ('database', 'broker'):
             fixture = getattr(self, part, None)
             if fixture is not None:
@@ -527,9 +308,6 @@ def _report(result, baseline):
 
 def main(argv=None):
     args = _arguments(argv)
-    if args.simulate:
-        simulate(args.simulate)
-        return 0
     machine.stop_on_signals()
     for name, value in (machine.python(), machine.cpu(),
                         ('oslo.messaging',

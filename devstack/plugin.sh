@@ -244,14 +244,14 @@ function korora_make_signing_key {
     korora_make_key_pair "$KORORA_VERIFIER_SIGNING_KEY" "$KORORA_VERIFIER_PUBLIC_KEY"
 }
 
-# korora_make_key_pair PRIVATE PUBLIC - an EC P-256 key (mode 0600) and
-# its public half, made once and kept
+# korora_make_key_pair PRIVATE PUBLIC [verifier|api] - an EC P-256 key
+# (mode 0600) and its public half, made once and kept
 function korora_make_key_pair {
-    local private=$1 public=$2
+    local private=$1 public=$2 user=${3:-verifier}
     if [[ ! -f $private ]]; then
         rm -f "$public"
         # Refuses to overwrite a file; writes the key with mode 0600.
-        korora_manage signing-key create --path "$private" --public "$public" ||
+        korora_manage signing-key create --for "$user" --path "$private" --public "$public" ||
             die $LINENO "korora-manage signing-key create failed"
     elif [[ ! -f $public ]]; then
         openssl pkey -in "$private" -pubout -out "$public" ||
@@ -290,7 +290,7 @@ function configure_korora_api {
     if ! is_service_enabled korora-verifier; then
         die $LINENO "korora-api runs on the node of korora-verifier (it reads the verifier's database, and the verifier must trust its key): enable korora-verifier here too"
     fi
-    korora_make_key_pair "$KORORA_API_SIGNING_KEY" "$KORORA_API_PUBLIC_KEY"
+    korora_make_key_pair "$KORORA_API_SIGNING_KEY" "$KORORA_API_PUBLIC_KEY" api
     iniset "$KORORA_VERIFIER_CONF" korora api_public_keys "$KORORA_API_PUBLIC_KEY"
     korora_new_file "$KORORA_API_CONF" 0600
     korora_write_common "$KORORA_API_CONF"

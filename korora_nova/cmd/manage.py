@@ -432,16 +432,24 @@ def _print_manifest(row):
 
 # signing-key
 
+# Where each kind of signing key's public half must be listed.
+KEY_USERS = {
+    'verifier': 'pin %s on every host as [korora] verifier_public_keys',
+    'api': 'list %s in the verifier\'s [korora] api_public_keys (it obeys '
+           'only the korora-api writes signed by a key listed there)',
+}
+
+
 def signing_key_create(args):
-    """Create the verifier's signing key and write its public half for
-    pinning on every host ([korora] verifier_public_keys)."""
+    """Create a signing key (the verifier's, or korora-api's with --for
+    api) and write its public half where the operator says."""
     from korora_nova.attestation import results
 
     path = args.path or CONF.korora.verifier_signing_key
     key = results.generate_signing_key(path)
     results.write_public_key(key, args.public)
-    print('signing key %s (key id %s); pin %s on every host as [korora] '
-          'verifier_public_keys' % (path, key.kid, args.public))
+    print('signing key %s (key id %s); %s'
+          % (path, key.kid, KEY_USERS[args.key_for] % args.public))
     return EXIT_OK
 
 
@@ -596,14 +604,20 @@ def add_command_parsers(subparsers):
                                 'help': 'Migration UUID.'}))
 
     actions = _category(subparsers, 'signing-key',
-                        'The verifier\'s key for signed answers.')
+                        'The verifier\'s key for signed answers, or '
+                        'korora-api\'s for its writes.')
     _add(actions, 'create', signing_key_create,
-         'Create the verifier\'s EC P-256 signing key (mode 0600; an '
+         'Create an EC P-256 signing key (mode 0600; an '
          'existing file is never overwritten) and its public key.',
          (('--path',), {'help': 'Where the private key goes (default '
                                 '[korora] verifier_signing_key).'}),
          (('--public',), {'required': True,
-                          'help': 'Where the public key goes (PEM).'}))
+                          'help': 'Where the public key goes (PEM).'}),
+         (('--for',), {'dest': 'key_for', 'choices': sorted(KEY_USERS),
+                       'default': 'verifier',
+                       'help': 'Whose key: the verifier\'s (default) or '
+                               'korora-api\'s; says where its public key '
+                               'must be listed.'}))
 
     actions = _category(subparsers, 'libvirt-hook',
                         'korora-libvirt-hook in libvirt\'s hooks folders '
