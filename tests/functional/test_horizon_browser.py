@@ -431,16 +431,31 @@ class TestHorizonPanels(BrowserTest, testtools.TestCase):
         admins and system readers); Horizon shows its Admin dashboard
         only to admins, and a system reader with no project cannot log in
         to Horizon at all."""
-        self.addCleanup(self.browser.login, 'admin', keystone.ADMIN_PASSWORD)
-        self.browser.login('project-reader', keystone.PASSWORD)
-        self.open('/project/', 'reader-project')
-        self.assertEqual([], self.browser.find_all(
-            'a[href^="/admin/korora_"]'))
-        self.browser.driver.get(self.horizon.url + '/admin/korora_policies/')
-        self.browser.screenshot('reader-admin-refused')
-        self.assertEqual([], self.browser.find_all('#korora_policies'))
-        self.assertEqual([], self.browser.find_all(
+        # A browser of its own: the class's stays the admin's.
+        reader = self.useFixture(horizon.BrowserFixture(self.horizon.url))
+        reader.login('project-reader', keystone.PASSWORD)
+        path = reader.open('/project/', 'reader-project')
+        self.addDetail('screenshot-reader-project', content.text_content(path))
+        self.assertIn('project-reader', reader.text('.navbar'))
+        self.assertEqual([], reader.find_all('a[href^="/admin/korora_"]'))
+        reader.driver.get(self.horizon.url + '/admin/korora_policies/')
+        reader.screenshot('reader-admin-refused')
+        self.assertEqual([], reader.find_all('#korora_policies'))
+        self.assertEqual([], reader.find_all(
             'a#korora_policies__action_import'))
+
+        # korora-api's system reader has no project: Horizon lets it not in.
+        system_reader = self.useFixture(horizon.BrowserFixture(
+            self.horizon.url))
+        system_reader.driver.get(self.horizon.url + '/auth/login/')
+        system_reader.find('#id_username').send_keys('system-reader')
+        system_reader.find('#id_password').send_keys(keystone.PASSWORD)
+        system_reader.find('#loginBtn').click()
+        system_reader.wait_for(lambda driver: system_reader.find_all(
+            '.alert-danger, .error'))
+        system_reader.screenshot('system-reader-login')
+        self.assertIn('You are not authorized for any projects or domains',
+                      system_reader.text('.alert-danger, .error'))
 
 
 @testtools.skipIf(horizon.browser_missing(), horizon.browser_missing())
