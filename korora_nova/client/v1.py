@@ -149,10 +149,11 @@ class Client:
         return self._request('GET', '/audit/verify', params={'head': head})
 
     def audit_head(self):
-        return self._request('GET', '/audit/head')
+        """The log's last entry (seq, entry_hash, ...), None if empty."""
+        return self._request('GET', '/audit/head')['head']
 
-    def audit_anchors(self):
-        return self._request('GET', '/audit/anchors')
+    def audit_anchors(self, limit=None):
+        return self._pages('/audit/anchors', 'anchors', limit=limit)
 
     def instance_trust(self, uuid):
         """Every host the instance may move to now, or why not."""

@@ -256,6 +256,16 @@ def policy_import(args):
     return EXIT_OK
 
 
+def policy_sign(args):
+    """The operator's signature of a policy file, for an import made
+    elsewhere (Horizon's Import policy form): the private key stays on
+    this machine; no database, no bus."""
+    key = _signing_key(args.signing_key)
+    reference = policy_module.load(args.file)
+    print(policy_module.sign(reference, key))
+    return EXIT_OK
+
+
 def policy_record(args):
     from korora_nova.verifier import attestation
     key = _signing_key(args.signing_key)
@@ -562,6 +572,10 @@ def add_command_parsers(subparsers):
          (('file',), {'help': 'Policy file.'}), SIGNING_KEY,
          (('--inactive',), {'action': 'store_true',
                             'help': 'Import without activating it.'}))
+    _add(actions, 'sign', policy_sign,
+         'Print the operator\'s signature of a policy file (JSON), to '
+         'import it elsewhere (Horizon) without the key.',
+         (('file',), {'help': 'Policy file.'}), SIGNING_KEY)
     _add(actions, 'record', policy_record,
          'Record the PCR values a known-good enrolled host quotes now as '
          'a new active policy, signed with the operator\'s key.', HOST,

@@ -34,3 +34,40 @@ def trust_summary(host):
 
 def changed(migration):
     return migration['updated_at'] or migration['created_at']
+
+
+def yes_no(value):
+    return _('Yes') if value else _('No')
+
+
+def policy_choices(policies):
+    """(name, name) for a form's select: each policy name once, in the
+    API's order, from its list of versions."""
+    names = []
+    for version in policies:
+        if version['name'] not in names:
+            names.append(version['name'])
+    return [(name, name) for name in names]
+
+
+def policy_version_id(version):
+    """A policy version's id in a table and a URL: NAME:VERSION (a name
+    may hold any printable character but ends before the last colon)."""
+    return '%s:%d' % (version['name'], version['version'])
+
+
+def split_policy_version_id(object_id):
+    """(name, version) of policy_version_id's text; ValueError if it is
+    not one."""
+    name, colon, version = object_id.rpartition(':')
+    if not (name and colon and version.isdigit()):
+        raise ValueError('not NAME:VERSION: %r' % object_id[:64])
+    return name, int(version)
+
+
+def audit_head(head):
+    """The head to keep outside the database, as "audit verify --head"
+    takes it: SEQ:HASH; '-' for an empty log."""
+    if not head:
+        return '-'
+    return '%d:%s' % (head['seq'], head['entry_hash'])

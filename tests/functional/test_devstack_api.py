@@ -183,6 +183,8 @@ class TestKororaAPIInDevstack(plugin_tests.DevstackTestCase):
         self.assertEqual([('enabled', '_9010_korora_panel_group.py'),
                           ('enabled', '_9011_korora_host_trust.py'),
                           ('enabled', '_9012_korora_secure_migrations.py'),
+                          ('enabled', '_9013_korora_policies.py'),
+                          ('enabled', '_9014_korora_audit.py'),
                           ('local_settings.d', '_9010_korora.py')],
                          shipped_horizon_files())
         for folder, name in shipped_horizon_files():

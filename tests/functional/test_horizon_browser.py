@@ -27,6 +27,9 @@ Each class shares one Keystone, Horizon and browser across its tests.
 from tests.fixtures import nova_keystone  # noqa: I100
 
 import json
+import os
+import subprocess
+import sys
 
 import fixtures
 from novaclient import exceptions as nova_exceptions
@@ -37,15 +40,19 @@ from testtools import content
 from korora_nova.attestation import policy as policy_module
 from korora_nova.client import v1
 from korora_nova import conf
+from korora_nova import exception
 from korora_nova.migration import records
 from korora_nova.migration import states
 from tests.fixtures import api_server
+from tests.fixtures import daemons
 from tests.fixtures import horizon
 from tests.fixtures import keystone
 
 CONF = conf.CONF
 HOSTS = api_server.HOSTS
 POLICY = 'compute-2026-12'
+# A second policy of the same values, for Set policy.
+OTHER_POLICY = 'compute-2026-12-lab'
 FORWARD = (states.PEERS_ATTESTED, states.KEY_CERTIFIED, states.TRANSFERRING,
            states.MEASURED, states.VERIFIED, states.COMMITTED)
 
@@ -107,12 +114,14 @@ class TestHorizonPanels(BrowserTest, testtools.TestCase):
 
     @classmethod
     def _start(cls):
-        bed = cls._class_fixtures.useFixture(api_server.KeystoneCloudFixture())
+        cls.bed = bed = cls._class_fixtures.useFixture(
+            api_server.KeystoneCloudFixture())
         cls.keystone = bed.keystone
         cls.client = client = v1.Client(cls.keystone.session('admin'))
-        reference = policy_module.from_values(POLICY, 1, bed.pcr_values)
-        client.import_policy(reference.to_json(),
-                             bed.operator.sign(reference))
+        for name in (POLICY, OTHER_POLICY):
+            reference = policy_module.from_values(name, 1, bed.pcr_values)
+            client.import_policy(reference.to_json(),
+                                 bed.operator.sign(reference))
         for host in HOSTS:
             client.enroll_host(host, policy=POLICY)
             client.attest_host(host)
@@ -216,6 +225,237 @@ class TestHorizonPanels(BrowserTest, testtools.TestCase):
             '/admin/korora_secure_migrations/'))
         self.assertIn('Error: korora-api: no migration %s (HTTP 404)'
                       % missing, self.browser.messages())
+
+    # What korora-manage does for hosts, policies and the audit log.
+
+    def restore_host(self, host, policy=POLICY):
+        """host enrolled again under policy and attested, if a test took
+        it away or changed it."""
+        try:
+            self.client.host(host)
+        except exception.APIRequestFailed:
+            self.client.enroll_host(host, policy=policy)
+        self.client.set_host_policy(host, policy)
+        self.client.attest_host(host)
+
+    def test_host_detail_shows_the_verdict_its_reasons_and_the_tpm(self):
+        self.open('/admin/korora_host_trust/', 'host-trust')
+        self.browser.find('tr[data-object-id="%s"] a' % HOSTS[1]).click()
+        self.browser.wait_for(lambda driver: self.browser.find_all(
+            '.korora-host'))
+        self.browser.screenshot('host-detail')
+        host = self.client.host(HOSTS[1])
+        self.assertEqual('Untrusted', self.browser.text('.korora-verdict'))
+        self.assertEqual(POLICY, self.browser.text('.korora-policy'))
+        self.assertIn('PCR sha256:10 = ', self.browser.text(
+            '.korora-reasons'))
+        self.assertIn('not allowed by policy %s v1' % POLICY,
+                      self.browser.text('.korora-reasons'))
+        tpm = self.browser.text('.korora-tpm')
+        self.assertIn(host['ak_name'], tpm)
+        self.assertIn(host['ek_type'], tpm)
+        verdicts = self.browser.text('.korora-verdicts').splitlines()[1:]
+        self.assertEqual(len(host['verdicts']), len(verdicts))
+        self.assertIn(' no %s ' % POLICY, verdicts[0])
+
+    def test_enroll_set_policy_and_remove_a_host(self):
+        host = HOSTS[0]
+        self.addCleanup(self.restore_host, host)
+        self.open('/admin/korora_host_trust/', 'host-trust')
+        self.assertTrue(self.browser.find_all(
+            'a#korora_hosts__action_enroll'))
+
+        # Remove host, confirmed in Horizon's dialog: gone from the list
+        # and from korora-api.
+        shown = self.browser.row_action('korora_hosts', 'remove', host,
+                                        'host-removed')
+        self.assertIn('Success: Removed Host: %s' % host, shown)
+        self.assertEqual([], self.browser.find_all(
+            'tr[data-object-id="%s"]' % host))
+        self.assertNotIn(host, [item['name'] for item in self.client.hosts()])
+
+        # Enroll host: its TPM read again, judged under the policy chosen.
+        self.open('/admin/korora_host_trust/enroll/', 'host-enroll')
+        self.assertIn('Whoever controls the host now could enroll a '
+                      'software TPM', self.browser.text(
+                          '.korora-tofu-warning'))
+        self.browser.find('#id_host').send_keys(host)
+        self.browser.choose('id_policy', POLICY)
+        shown = self.browser.submit('host-enrolled')
+        self.assertIn('Success: Enrolled %s: ' % host, shown)
+        row = self.browser.row(host)
+        self.assertIn(POLICY, row)
+        self.assertEqual(self.client.host(host)['policy'], POLICY)
+        self.assertEqual('trusted',
+                         self.client.attest_host(host)['host']['trust'][
+                             'state'])
+        self.open('/admin/korora_host_trust/', 'host-trust-enrolled')
+        self.assertIn('Trusted', self.browser.row(host))
+
+        # Set policy: the other policy, listed in the form from the API.
+        self.open('/admin/korora_host_trust/%s/set_policy/' % host,
+                  'host-set-policy')
+        self.assertEqual({POLICY, OTHER_POLICY}, {
+            option.get_attribute('value') for option in
+            self.browser.find_all('select#id_policy option')})
+        self.browser.choose('id_policy', OTHER_POLICY)
+        shown = self.browser.submit('host-policy-set')
+        self.assertIn('Success: %s now follows policy %s' % (
+            host, OTHER_POLICY), shown)
+        self.assertIn(OTHER_POLICY, self.browser.row(host))
+        self.assertEqual(OTHER_POLICY, self.client.host(host)['policy'])
+
+    def test_set_policy_of_a_host_removed_meanwhile_shows_the_reason(self):
+        host = HOSTS[1]
+        self.open('/admin/korora_host_trust/%s/set_policy/' % host,
+                  'host-set-policy-removed')
+        # Removed behind the form's back (enrolled again after).
+        self.client.delete_host(host)
+        self.addCleanup(self.restore_host, host)
+        self.browser.choose('id_policy', OTHER_POLICY)
+        self.browser.find('.modal-footer .btn-primary').click()
+        self.browser.wait_for(lambda driver: self.browser.messages())
+        self.browser.screenshot('host-set-policy-refused')
+        shown = self.browser.messages()
+        self.assertIn('Error: Setting the policy of %s failed: korora-api: '
+                      'host %s is not enrolled (HTTP 404)' % (host, host),
+                      shown)
+        self.assertEqual(1, shown.count('HTTP'))
+        self.assertNotIn(host, [item['name'] for item in self.client.hosts()])
+
+    def sign_offline(self, document):
+        """The policy file and its signature as the operator makes them on
+        their machine: korora-manage policy sign."""
+        folder = self.useFixture(fixtures.TempDir()).path
+        path = os.path.join(folder, '%s.json' % document['name'])
+        with open(path, 'w') as stream:
+            json.dump(document, stream)
+        result = subprocess.run(
+            [daemons.console_script('korora-manage'), 'policy', 'sign',
+             '--signing-key', self.bed.operator.private_path, path],
+            capture_output=True, text=True, timeout=120,
+            env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+        self.assertEqual(0, result.returncode, result.stderr)
+        return path, result.stdout.strip()
+
+    def test_import_a_signed_policy_then_deactivate_and_activate_it(self):
+        name = 'horizon-import'
+        document = policy_module.from_values(
+            name, 1, self.bed.pcr_values).to_json()
+        path, signature = self.sign_offline(document)
+        self.open('/admin/korora_policies/', 'policies')
+        self.assertIn('%s 1 Yes Yes' % POLICY, self.browser.row(
+            '%s:1' % POLICY))
+        self.assertTrue(self.browser.find_all(
+            'a#korora_policies__action_import'))
+
+        self.open('/admin/korora_policies/import/', 'policy-import')
+        self.assertIn("never holds the operator's private key",
+                      self.browser.text('.korora-offline-signing'))
+        self.browser.find('#id_policy_file').send_keys(path)
+        self.browser.find('#id_signature_text').send_keys(signature)
+        shown = self.browser.submit('policy-imported')
+        self.assertIn('Success: Imported policy %s:1 (active)' % name, shown)
+        key = '%s:1' % name
+        self.assertIn('%s 1 Yes Yes' % name, self.browser.row(key))
+
+        shown = self.browser.row_action('korora_policies', 'deactivate', key,
+                                        'policy-deactivated')
+        self.assertIn('Success: %s is inactive' % key, shown)
+        self.assertIn('%s 1 No Yes' % name, self.browser.row(key))
+        self.assertFalse(self.client.policy_version(name, 1)['active'])
+        shown = self.browser.row_action('korora_policies', 'activate', key,
+                                        'policy-activated')
+        self.assertIn('Success: %s is active' % key, shown)
+        self.assertIn('%s 1 Yes Yes' % name, self.browser.row(key))
+        self.assertTrue(self.client.policy_version(name, 1)['active'])
+
+        # Its page: the PCR document.
+        self.browser.find('tr[data-object-id="%s"] a' % key).click()
+        self.browser.wait_for(lambda driver: self.browser.find_all(
+            '.korora-pcrs'))
+        self.browser.screenshot('policy-detail')
+        self.assertIn('yes: by an operator key the verifier trusts',
+                      self.browser.text('.korora-signed'))
+        pcrs = self.browser.text('.korora-pcrs')
+        for index, digest in self.bed.pcr_values['sha256'].items():
+            self.assertIn('sha256 %d %s' % (index, digest.hex()), pcrs)
+
+    def test_a_policy_with_a_bad_signature_is_refused_with_the_reason(self):
+        self.open('/admin/korora_policies/', 'policies')
+        before = self.browser.text('#korora_policies')
+        for name, signature, reason in (
+                ('horizon-garbled', 'not-a-jws',
+                 'its signature is malformed'),
+                ('horizon-stranger', None,
+                 'signed by key %s, which [korora] policy_signing_keys '
+                 'does not list' % self.bed.stranger.key_id)):
+            reference = policy_module.from_values(name, 1,
+                                                  self.bed.pcr_values)
+            signature = signature or self.bed.stranger.sign(reference)
+            self.open('/admin/korora_policies/import/', 'policy-' + name)
+            self.browser.find('#id_policy_text').send_keys(
+                json.dumps(reference.to_json()))
+            self.browser.find('#id_signature_text').send_keys(signature)
+            self.browser.find('.modal-footer .btn-primary').click()
+            self.browser.wait_for(lambda driver: self.browser.messages())
+            self.browser.screenshot('policy-refused-' + name)
+            shown = self.browser.messages()
+            self.assertIn('Error: Importing the policy failed: korora-api: ',
+                          shown)
+            self.assertIn(reason, shown)
+            self.assertEqual(1, shown.count('HTTP 400'))
+            self.assertEqual([], self.client.policies(name=name))
+        self.open('/admin/korora_policies/', 'policies-unchanged')
+        self.assertEqual(before, self.browser.text('#korora_policies'))
+
+    def test_audit_log_is_intact_with_its_head(self):
+        self.open('/admin/korora_audit/', 'audit-log')
+        head = self.client.audit_head()
+        self.assertIn('intact', self.browser.text('.korora-audit-state'))
+        self.assertEqual('%d:%s' % (head['seq'], head['entry_hash']),
+                         self.browser.text('.korora-audit-head'))
+        self.assertIn('intact', self.browser.text('.korora-audit-summary'))
+        anchors = self.client.audit_anchors()
+        rows = self.browser.text('.korora-audit-anchors').splitlines()[1:]
+        if anchors:
+            self.assertEqual(len(anchors), len(rows))
+        else:
+            self.assertEqual(['No anchor yet.'], rows)
+        # The anchor form, for an admin (its test waits for POST
+        # /audit/anchors).
+        self.assertTrue(self.browser.find_all('a#korora_anchor_now'))
+
+    def test_a_project_reader_sees_no_korora_panel(self):
+        """korora-api lets a project reader read nothing (its policy:
+        admins and system readers); Horizon shows its Admin dashboard
+        only to admins, and a system reader with no project cannot log in
+        to Horizon at all."""
+        # A browser of its own: the class's stays the admin's.
+        reader = self.useFixture(horizon.BrowserFixture(self.horizon.url))
+        reader.login('project-reader', keystone.PASSWORD)
+        path = reader.open('/project/', 'reader-project')
+        self.addDetail('screenshot-reader-project', content.text_content(path))
+        self.assertIn('project-reader', reader.text('.navbar'))
+        self.assertEqual([], reader.find_all('a[href^="/admin/korora_"]'))
+        reader.driver.get(self.horizon.url + '/admin/korora_policies/')
+        reader.screenshot('reader-admin-refused')
+        self.assertEqual([], reader.find_all('#korora_policies'))
+        self.assertEqual([], reader.find_all(
+            'a#korora_policies__action_import'))
+
+        # korora-api's system reader has no project: Horizon lets it not in.
+        system_reader = self.useFixture(horizon.BrowserFixture(
+            self.horizon.url))
+        system_reader.driver.get(self.horizon.url + '/auth/login/')
+        system_reader.find('#id_username').send_keys('system-reader')
+        system_reader.find('#id_password').send_keys(keystone.PASSWORD)
+        system_reader.find('#loginBtn').click()
+        system_reader.wait_for(lambda driver: system_reader.find_all(
+            '.alert-danger, .error'))
+        system_reader.screenshot('system-reader-login')
+        self.assertIn('You are not authorized for any projects or domains',
+                      system_reader.text('.alert-danger, .error'))
 
 
 @testtools.skipIf(horizon.browser_missing(), horizon.browser_missing())

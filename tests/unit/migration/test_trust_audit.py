@@ -273,6 +273,19 @@ class TestVerifyCommand(test_manage.ManageTestCase):
         self.assertIn('  policies row %s version 3 (inactive): changed '
                       'behind the verifier\'s back' % POLICY, out)
 
+    def test_sign_prints_a_signature_for_an_import_elsewhere(self):
+        status, out, err = self.manage('policy', 'sign', self.policy_file,
+                                       '--signing-key',
+                                       self.operator.private_path)
+        self.assertEqual(0, status, err)
+        self.assertEqual(1, out.count('\n'))
+        reference = policy_module.load(self.policy_file)
+        keys = policy_module.trusted_keys([self.operator.public_path])
+        self.assertEqual(reference, policy_module.verified(
+            POLICY, 3, json.dumps(reference.to_json()), out.strip(), keys))
+        # Signing writes nothing.
+        self.assertEqual([], db.policy_list())
+
     def test_import_needs_a_usable_signing_key(self):
         status, out, err = self.manage('policy', 'import', self.policy_file)
         self.assertEqual(2, status)

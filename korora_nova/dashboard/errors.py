@@ -1,0 +1,16 @@
+"""korora-api's refusals as Horizon messages: one line, never a
+traceback."""
+
+from horizon import messages
+
+from korora_nova import exception
+
+
+def report(request, what, call, *args, **kwargs):
+    """call(*args, **kwargs); on korora-api's refusal, an error message
+    "WHAT failed: REASON" and None."""
+    try:
+        return call(*args, **kwargs)
+    except exception.APIRequestFailed as error:
+        messages.error(request, '%s failed: %s' % (what, error))
+        return None
