@@ -46,10 +46,12 @@ ROUTES = {
 
 
 def _allowed(path, methods, environ):
-    """The methods of path at the request's microversion."""
+    """The methods of path (methods: comma-separated; Routes keeps
+    strings) at the request's microversion."""
     since = SINCE.get(path, {})
-    return sorted(method for method in methods if method not in since or (
-        microversion.at_least(environ, since[method])))
+    return [method for method in methods.split(',')
+            if method not in since or microversion.at_least(
+                environ, since[method])]
 
 
 def _method_not_allowed(environ, start_response):
@@ -71,9 +73,9 @@ def _mapper():
         for method, handler in methods.items():
             mapper.connect(path, action=handler,
                            conditions={'method': [method]}, _path=path,
-                           _methods=tuple(methods))
+                           _methods=','.join(sorted(methods)))
         mapper.connect(path, action=_method_not_allowed, _path=path,
-                       _methods=tuple(methods))
+                       _methods=','.join(sorted(methods)))
     return mapper
 
 
