@@ -226,8 +226,9 @@ class TestOpenStackKorora(base.BaseTestCase):
         self.addCleanup(self.cloud.verifier.attestor.attest, host)
         self.addCleanup(admin.set_policy, host, POLICY)
         recorded = self.run_cli(
-            'korora', 'policy', 'record', host, RECORDED, '--version', '1',
-            '--signing-key', self.operator_key, '-f', 'json')
+            'korora', 'policy', 'record', host, RECORDED,
+            '--policy-version', '1', '--signing-key', self.operator_key,
+            '-f', 'json')
         self.assertEqual((RECORDED, 1, True, True), (
             recorded['name'], recorded['version'], recorded['active'],
             recorded['signed']))
@@ -241,8 +242,9 @@ class TestOpenStackKorora(base.BaseTestCase):
         self.assertEqual((True, RECORDED + ' v1'), (verdict['trusted'],
                                                     verdict['policy']))
         inactive = self.run_cli(
-            'korora', 'policy', 'record', host, RECORDED, '--version', '2',
-            '--inactive', '--signing-key', self.operator_key, '-f', 'json')
+            'korora', 'policy', 'record', host, RECORDED,
+            '--policy-version', '2', '--inactive', '--signing-key',
+            self.operator_key, '-f', 'json')
         self.assertEqual((2, False), (inactive['version'],
                                       inactive['active']))
 
@@ -253,7 +255,7 @@ class TestOpenStackKorora(base.BaseTestCase):
             'operator key (HTTP 400)' % RECORDED,
             self.assertFails(self.openstack(
                 'korora', 'policy', 'record', HOSTS[0], RECORDED,
-                '--version', '9', '--signing-key',
+                '--policy-version', '9', '--signing-key',
                 self.cloud.stranger.private_path)))
         self.assertEqual(
             'korora-api: host compute-404 is not enrolled (HTTP 404)',
@@ -314,6 +316,9 @@ class TestOpenStackKorora(base.BaseTestCase):
         newest = self.run_cli('korora', 'policy', 'show', POLICY,
                               '-f', 'yaml')
         self.assertIn('version: 2\nactive: false\nsigned: true\n', newest)
+        first = self.run_cli('korora', 'policy', 'show', POLICY,
+                             '--policy-version', '1', '-f', 'json')
+        self.assertEqual((1, True), (first['version'], first['active']))
 
     # Migrations.
 

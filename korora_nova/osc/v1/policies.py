@@ -48,7 +48,8 @@ class ShowPolicy(command.ShowOne):
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument('name', metavar='<name>', help='Policy name')
-        parser.add_argument('--version', metavar='<version>', type=int,
+        parser.add_argument('--policy-version', metavar='<version>',
+                            type=int, dest='version',
                             help='Policy version (default: the newest)')
         return parser
 
@@ -61,6 +62,10 @@ class ShowPolicy(command.ShowOne):
                     parsed_args.name)['policy']['versions'][0]['version']
             item = client.policy_version(parsed_args.name, version)
         return common.show(item, SHOW_FIELDS, FORMATTERS)
+
+
+# Not --version: openstack's own option, whatever follows the command,
+# prints the client's version and exits 0.
 
 
 def _signing_key(parser):
@@ -107,8 +112,9 @@ class RecordPolicy(command.ShowOne):
         parser.add_argument('host', metavar='<host>',
                             help='Enrolled known-good host to quote')
         parser.add_argument('name', metavar='<name>', help='Policy name')
-        parser.add_argument('--version', metavar='<version>', type=int,
-                            default=1, help='Policy version (default 1)')
+        parser.add_argument('--policy-version', metavar='<version>',
+                            type=int, default=1, dest='version',
+                            help='Policy version (default 1)')
         return _signing_key(parser)
 
     def take_action(self, parsed_args):
