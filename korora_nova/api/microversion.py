@@ -6,8 +6,18 @@ doc/source/admin/api.rst, when a request or a response changes.
 
 SERVICE_TYPE = 'korora'
 # 1.0: hosts, policies, migrations, audit, instance trust.
-VERSIONS = ['1.0']
+# 1.1: POST /audit/anchors (anchor the audit log with a host's TPM),
+#      POST /hosts/{host}/quote (a host's verified PCR values, for a
+#      policy the operator signs).
+VERSIONS = ['1.0', '1.1']
 ENVIRON = '%s.microversion' % SERVICE_TYPE
+
+
+def at_least(environ, version):
+    """Whether the request asked for microversion version or later."""
+    major, minor = (int(part) for part in version.split('.'))
+    asked = environ[ENVIRON]
+    return (asked.major, asked.minor) >= (major, minor)
 
 
 def min_version_string():

@@ -10,9 +10,17 @@ from korora_nova.api.handlers import instances
 from korora_nova.api.handlers import migrations
 from korora_nova.api.handlers import policies
 from korora_nova.api.handlers import root
+from korora_nova.api import microversion
 from korora_nova.api import util
 
 VERSION = '/policies/{name}/versions/{version}'
+# A method added in a later microversion: path -> {method: version}.
+# Below it the request is answered as if the method were not there
+# (405 naming the others, or 404 when there is none).
+SINCE = {
+    '/audit/anchors': {'POST': '1.1'},
+    '/hosts/{host}/quote': {'POST': '1.1'},
+}
 ROUTES = {
     '/': {'GET': root.home},
     '': {'GET': root.home},
@@ -20,6 +28,7 @@ ROUTES = {
     '/hosts/{host}': {'GET': hosts.show_host, 'DELETE': hosts.delete_host},
     '/hosts/{host}/attest': {'POST': hosts.attest_host},
     '/hosts/{host}/policy': {'PUT': hosts.set_host_policy},
+    '/hosts/{host}/quote': {'POST': hosts.quote_host},
     '/policies': {'GET': policies.list_policies,
                   'POST': policies.import_policy},
     '/policies/{name}': {'GET': policies.show_policy},
@@ -30,13 +39,27 @@ ROUTES = {
     '/migrations/{uuid}': {'GET': migrations.show_migration},
     '/audit/verify': {'GET': audit.verify},
     '/audit/head': {'GET': audit.head},
-    '/audit/anchors': {'GET': audit.anchors},
+    '/audit/anchors': {'GET': audit.anchors,
+                       'POST': audit.create_anchor},
     '/instances/{uuid}/trust': {'GET': instances.trust},
 }
 
 
+def _allowed(path, methods, environ):
+    """The methods of path (methods: comma-separated; Routes keeps
+    strings) at the request's microversion."""
+    since = SINCE.get(path, {})
+    return [method for method in methods.split(',')
+            if method not in since or microversion.at_least(
+                environ, since[method])]
+
+
 def _method_not_allowed(environ, start_response):
-    allowed = environ['wsgiorg.routing_args'][1].get('_methods', '')
+    match = environ['wsgiorg.routing_args'][1]
+    allowed = ', '.join(_allowed(match['_path'], match['_methods'], environ))
+    if not allowed:
+        raise util.error(webob.exc.HTTPNotFound,
+                         'no resource at %s' % environ['PATH_INFO'])
     response = util.error(
         webob.exc.HTTPMethodNotAllowed,
         'the method %s is not allowed here (allowed: %s)'
@@ -49,9 +72,10 @@ def _mapper():
     for path, methods in ROUTES.items():
         for method, handler in methods.items():
             mapper.connect(path, action=handler,
-                           conditions={'method': [method]})
-        mapper.connect(path, action=_method_not_allowed,
-                       _methods=', '.join(sorted(methods)))
+                           conditions={'method': [method]}, _path=path,
+                           _methods=','.join(sorted(methods)))
+        mapper.connect(path, action=_method_not_allowed, _path=path,
+                       _methods=','.join(sorted(methods)))
     return mapper
 
 
@@ -68,4 +92,7 @@ class Router:
                              'no resource at %s' % environ['PATH_INFO'])
         handler = match.pop('action')
         environ['wsgiorg.routing_args'] = ((), match)
+        if match['_path'] in SINCE and environ['REQUEST_METHOD'] not in (
+                _allowed(match['_path'], match['_methods'], environ)):
+            handler = _method_not_allowed
         return handler(environ, start_response)

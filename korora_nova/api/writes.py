@@ -1,5 +1,6 @@
 """Every write of korora-api: a request signed with [korora_api]
-signing_key, sent to korora-verifier (RPC API 1.3), which carries it out
+signing_key, sent to korora-verifier (RPC API 1.3, 1.4 for the
+audit anchor and a host's quote), which carries it out
 after checking the signature. The verifier's refusals become HTTP
 errors with its one-line reason."""
 
@@ -27,6 +28,10 @@ _STATUS = {
     'PolicyError': webob.exc.HTTPBadRequest,
     'PolicySignatureError': webob.exc.HTTPBadRequest,
     'UsageError': webob.exc.HTTPBadRequest,
+    # A log that fails verification (or is empty) is not anchored; a
+    # quote that does not verify is not given out.
+    'AuditError': webob.exc.HTTPConflict,
+    'EvidenceError': webob.exc.HTTPConflict,
     # The verifier does not trust this korora-api's key, or a TPM or a
     # vTPM manager did not answer it: try again once that is fixed.
     'NotAuthorized': webob.exc.HTTPServiceUnavailable,

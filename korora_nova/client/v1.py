@@ -17,6 +17,8 @@ from korora_nova import exception
 
 SERVICE_TYPE = 'korora'
 API_VERSION = '1.0'
+# The microversion that added the audit anchor and a host's quote.
+ANCHOR_VERSION = '1.1'
 # A page of a list as the API caps it ([korora_api] max_limit).
 MAX_PAGE = 1000
 
@@ -37,9 +39,11 @@ class Client:
             session, service_type=SERVICE_TYPE, interface=interface,
             region_name=region_name, endpoint_override=endpoint_override)
 
-    def _request(self, method, path, body=None, params=None):
-        headers = {'OpenStack-API-Version': '%s %s' % (SERVICE_TYPE,
-                                                       self.api_version),
+    def _request(self, method, path, body=None, params=None, version=None):
+        """version: the microversion this call needs at least (the
+        client's own when it is later)."""
+        headers = {'OpenStack-API-Version': '%s %s' % (
+                       SERVICE_TYPE, _later(self.api_version, version)),
                    'Accept': 'application/json'}
         kwargs = {'headers': headers, 'raise_exc': False}
         if body is not None:
@@ -101,6 +105,12 @@ class Client:
     def attest_host(self, name):
         return self._request('POST', '/hosts/%s/attest' % _quote(name))
 
+    def quote_host(self, name):
+        """The PCR values the host's TPM quotes now, verified by the
+        verifier: {host, pcr_values {bank: {index: hex}}, quoted_at}."""
+        return self._request('POST', '/hosts/%s/quote' % _quote(name),
+                             version=ANCHOR_VERSION)['quote']
+
     def set_host_policy(self, name, policy):
         return self._request('PUT', '/hosts/%s/policy' % _quote(name),
                              body={'policy': policy})['host']
@@ -149,16 +159,35 @@ class Client:
         return self._request('GET', '/audit/verify', params={'head': head})
 
     def audit_head(self):
-        """The log's last entry (seq, entry_hash, ...), None if empty."""
+        """The newest entry, or None when the log is empty."""
         return self._request('GET', '/audit/head')['head']
 
     def audit_anchors(self, limit=None):
         return self._pages('/audit/anchors', 'anchors', limit=limit)
 
+    def create_audit_anchor(self, host):
+        """Anchor the head with host's TPM: {seq, entry_hash, host,
+        created_at}; keep seq:entry_hash outside the database."""
+        return self._request('POST', '/audit/anchors', body={'host': host},
+                             version=ANCHOR_VERSION)['anchor']
+
     def instance_trust(self, uuid):
         """Every host the instance may move to now, or why not."""
         return self._pages('/instances/%s/trust' % _quote(uuid), 'hosts',
                            envelope='trust')
+
+
+def _later(version, needed):
+    """version, or needed when it is later ("latest" is latest)."""
+    if needed is None or version == 'latest':
+        return version
+    try:
+        if tuple(map(int, version.split('.'))) >= tuple(
+                map(int, needed.split('.'))):
+            return version
+    except ValueError:
+        return version    # the API answers a malformed version itself
+    return needed
 
 
 def _next_marker(links):

@@ -619,9 +619,11 @@ def record_verdict(host_name, verdict, nonce=None, quote=None,
 
 
 class VerdictRecord(collections.namedtuple(
-        'VerdictRecord', 'host_name verdict nonce quote clock_info')):
-    """One verdict to store: the quote and nonce it judged, and the TPM
-    clock of a trusted quote (None otherwise)."""
+        'VerdictRecord', 'host_name verdict nonce quote clock_info requester',
+        defaults=(None,))):
+    """One verdict to store: the quote and nonce it judged, the TPM
+    clock of a trusted quote (None otherwise), and who asked through
+    korora-api (None for the verifier's own schedule)."""
 
 
 RECORD_ATTEMPTS = 3
@@ -704,11 +706,12 @@ def _record_verdicts(records):
             trust.verdict_id = row.id
             if verdict.trusted and record.clock_info is not None:
                 floors[record.host_name] = record.clock_info
+            details = {'trusted': verdict.trusted, 'policy': verdict.policy}
+            if record.requester:
+                details['requested_by'] = record.requester
             head = _append(session, record.host_name, audit_log.VERDICT,
                            details=audit_log.trust_details(
-                               [row, trust], details={
-                                   'trusted': verdict.trusted,
-                                   'policy': verdict.policy}),
+                               [row, trust], details=details),
                            head=head)
             answers.append((row, previous))
         if floors:
@@ -960,6 +963,17 @@ def audit_anchor_get(seq):
     """The anchor of entry seq, or None if there is none."""
     with _reader() as session:
         return session.get(models.AuditAnchor, seq)
+
+
+@_retried
+def audit_anchor_request(host, requester):
+    """Append the entry naming who asked korora-api to anchor the log
+    with host's TPM; returns its (seq, entry hash): the head to anchor.
+    """
+    with _appending() as session:
+        entry = _append(session, host, audit_log.ANCHOR_REQUEST,
+                        details={'requested_by': requester})
+        return entry.seq, entry.entry_hash
 
 
 @_retried

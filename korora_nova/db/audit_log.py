@@ -36,6 +36,9 @@ VERDICT = 'verdict'
 TRUST_STEPS = frozenset([HOST_ENROLL, HOST_REMOVE, POLICY_ASSIGN,
                          POLICY_IMPORT, POLICY_ACTIVATE, POLICY_DEACTIVATE,
                          VERDICT])
+# An operator asked through korora-api to anchor the log (details name
+# who): the anchor that follows signs this entry.
+ANCHOR_REQUEST = 'anchor-request'
 # Who writes policy entries (a policy belongs to no host).
 VERIFIER = 'verifier'
 

@@ -521,11 +521,13 @@ def _check_rows(report, walk):
 
 # Anchoring
 
-def anchor(manager_api, host_name):
+def anchor(manager_api, host_name, requester=None):
     """Have host_name's TPM sign the current head; returns the anchor.
 
     The log is verified first: a tampered log is never anchored. If the
-    head is anchored already, that anchor is returned.
+    head is anchored already, that anchor is returned. requester: who
+    asked through korora-api; an entry naming them is appended to the
+    verified log first, and that entry is what the TPM signs.
     """
     host = db.host_get(host_name)
     # The chain, not the rows: a row changed behind the verifier's back
@@ -539,6 +541,8 @@ def anchor(manager_api, host_name):
         raise exception.AuditError(
             'the audit log is empty: there is nothing to anchor')
     seq, head_hash = report.last_seq, report.head_hash
+    if requester:
+        seq, head_hash = db.audit_anchor_request(host_name, requester)
     existing = db.audit_anchor_get(seq)
     if existing is not None:
         return existing

@@ -13,6 +13,10 @@ API version history:
   admin_activate_policy, admin_deactivate_policy), each with the request
   korora-api signed (admin_token). A client pinned below 1.3 refuses
   them.
+* 1.4 - the last korora-manage operations for korora-api
+  (admin_anchor_audit, admin_quote_host); admin_attest_host names the
+  requester in the verdict's audit entry. A client pinned below 1.4
+  refuses the new calls.
 """
 
 import os
@@ -40,6 +44,8 @@ SIGNED_REQUEST_VERSION = '1.2'
 NONCE_SIZE = 32
 # korora-api's signed writes.
 ADMIN_VERSION = '1.3'
+# The writes added later: the version each needs.
+ADMIN_OPERATION_VERSIONS = {'anchor_audit': '1.4', 'quote_host': '1.4'}
 
 
 class VerifierAPI:
@@ -120,18 +126,24 @@ class VerifierAPI:
         the signature binds them all) for requester; its answer.
 
         ConfigurationError when [upgrade_levels] pins the verifier below
-        1.3, VerifierUnavailable when it does not answer, VerifierRefused
+        1.3 (or below the operation's ADMIN_OPERATION_VERSIONS),
+        VerifierUnavailable when it does not answer, VerifierRefused
         (error_type: the verifier's exception) when it refuses.
         """
         if not self.client.can_send_version(ADMIN_VERSION):
             raise exception.ConfigurationError(
                 'korora-api\'s writes need verifier RPC API %s, above '
                 '[upgrade_levels] korora_verifier' % ADMIN_VERSION)
+        version = ADMIN_OPERATION_VERSIONS.get(operation, ADMIN_VERSION)
+        if not self.client.can_send_version(version):
+            raise exception.ConfigurationError(
+                'korora-api\'s %s needs verifier RPC API %s, above '
+                '[upgrade_levels] korora_verifier' % (operation, version))
         token = admin_request.sign(signing_key, operation, arguments,
                                    requester,
                                    CONF.korora.api_request_lifetime)
         cctxt = self.client.prepare(
-            version=ADMIN_VERSION, timeout=CONF.korora_api.verifier_timeout)
+            version=version, timeout=CONF.korora_api.verifier_timeout)
         method = 'admin_' + operation
         try:
             return cctxt.call(rpc.request_context(requester.get(
@@ -146,7 +158,7 @@ class VerifierAPI:
                 raise exception.ConfigurationError(
                     'the verifier does not serve %s at RPC API %s: until it '
                     'is upgraded, it takes no writes from korora-api'
-                    % (method, ADMIN_VERSION))
+                    % (method, version))
             value = str(error.value or error.exc_type).splitlines()[0]
             raise exception.VerifierRefused(value, error_type=error.exc_type)
         except messaging.MessagingException as error:

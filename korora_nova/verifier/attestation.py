@@ -111,12 +111,11 @@ def appraise_host(host, quote, qualifying_data, policies, in_order=True):
     return first
 
 
-def record_policy(manager_api, host_name, name, version, signing_key):
-    """A policy allowing exactly what a known-good host quotes now,
-    signed with the operator's signing_key (attestation.policy).
-
-    The quote must verify against the host's enrolled AK and the fresh
-    nonce; only then are its PCR values taken as the reference.
+def quoted_values(manager_api, host_name):
+    """The PCR values an enrolled host's TPM quotes now, verified
+    against its enrolled AK and a fresh nonce: what a policy recorded
+    from a known-good host may allow (record_policy, and korora-api's
+    quote for an operator who signs the policy on their own machine).
     """
     host = db.host_get(host_name)
     nonce = os.urandom(NONCE_SIZE)
@@ -130,7 +129,15 @@ def record_policy(manager_api, host_name, name, version, signing_key):
             'cannot record a policy from %s: %s'
             % (host_name, verdict.summary()))
     # Only values the TPM signed: a host cannot slip in unquoted PCRs.
-    reference = policy_module.from_values(name, version, verdict.pcr_values)
+    return verdict.pcr_values
+
+
+def record_policy(manager_api, host_name, name, version, signing_key):
+    """A policy allowing exactly what a known-good host quotes now
+    (quoted_values), signed with the operator's signing_key
+    (attestation.policy)."""
+    reference = policy_module.from_values(
+        name, version, quoted_values(manager_api, host_name))
     db.policy_create(reference,
                      signature=policy_module.sign(reference, signing_key))
     return reference
@@ -174,10 +181,12 @@ class Attestor:
         self.notifier = notifier
         self.placement = placement
 
-    def attest(self, host_name):
-        """Attest one host now and record its verdict."""
+    def attest(self, host_name, requester=None):
+        """Attest one host now and record its verdict; requester: who
+        asked through korora-api, named in the verdict's audit entry."""
         host = db.host_get(host_name)
-        verdicts = self.record([self.challenge(host, signed_policies(host))])
+        record = self.challenge(host, signed_policies(host))
+        verdicts = self.record([record._replace(requester=requester)])
         if not verdicts:
             raise exception.HostNotFound('host %s is not enrolled' % host_name)
         return verdicts[0]

@@ -9,6 +9,7 @@ import time
 import oslo_messaging as messaging
 from oslo_log import log as logging
 
+from korora_nova.attestation import pcr_values as pcr_module
 from korora_nova.db import api as db
 from korora_nova import exception
 from korora_nova.migration import audit
@@ -25,7 +26,7 @@ ANCHOR_RETRY = 60.0
 class Verifier:
     """Endpoint of topic [korora] verifier_topic, shared by all workers."""
 
-    target = messaging.Target(version='1.3')
+    target = messaging.Target(version='1.4')
 
     def __init__(self, conf, attestor, steps=None):
         """steps: the migration steps (verifier.migrations.MigrationSteps);
@@ -122,7 +123,7 @@ class Verifier:
 
     def admin_attest_host(self, ctxt, admin_token, host):
         requester = self._admin(admin_token, 'attest_host', {'host': host})
-        verdict = self.attestor.attest(host)
+        verdict = self.attestor.attest(host, requester)
         LOG.info('%s attested for user %s: %s', host,
                  requester.get('user_id'), verdict.summary())
         return verdict.to_json()
@@ -149,6 +150,27 @@ class Verifier:
         requester = self._admin(admin_token, 'deactivate_policy', {
             'name': name, 'version': version})
         admin.set_active(name, version, False, requester)
+
+    # RPC API 1.4: the last korora-manage operations for korora-api.
+
+    def admin_anchor_audit(self, ctxt, admin_token, host):
+        """audit.anchor with host's TPM for the requester (the entry it
+        signs names them)."""
+        requester = self._admin(admin_token, 'anchor_audit', {'host': host})
+        row = audit.anchor(self.attestor.manager_api, host, requester)
+        return {'seq': row.seq, 'entry_hash': audit.entry_hash(row.seq),
+                'host': row.host,
+                'created_at': _iso(row.created_at)}
+
+    def admin_quote_host(self, ctxt, admin_token, host):
+        """The PCR values host's TPM quotes now, verified as
+        record_policy verifies them, for an operator who signs the
+        policy with their own key (which never reaches the verifier)."""
+        requester = self._admin(admin_token, 'quote_host', {'host': host})
+        values = attestation.quoted_values(self.attestor.manager_api, host)
+        LOG.info('%s quoted for user %s', host, requester.get('user_id'))
+        return {'host': host, 'pcr_values': pcr_module.to_json(values),
+                'quoted_at': _iso(db.utcnow())}
 
     def _admin(self, token, operation, arguments):
         return self.admin_requests.accept(token, operation, arguments)
@@ -300,6 +322,11 @@ class Verifier:
                 # Keep the schedule alive whatever one round met (a
                 # database outage, say); the error is logged in full.
                 LOG.exception('scheduled attestation round failed')
+
+
+def _iso(value):
+    """UTC as korora-api shows times (api.util.iso)."""
+    return value.isoformat(timespec='seconds') + 'Z'
 
 
 def _nonce(text):

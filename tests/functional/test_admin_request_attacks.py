@@ -8,6 +8,7 @@ and these arguments, not expired and never carried out before, is
 obeyed; every refusal is one line, and the database is unchanged.
 """
 
+import json
 import time
 import uuid
 
@@ -209,3 +210,97 @@ class TestAdminRequests(AdminRequestAttackTestCase):
                          'verifier RPC API 1.3, above [upgrade_levels] '
                          'korora_verifier', str(error))
         self.assertIsNone(db.host_get(HOST).policy_name)
+
+
+class TestAnchorAndQuoteRequests(AdminRequestAttackTestCase):
+    """RPC API 1.4: admin_anchor_audit and admin_quote_host obey only
+    korora-api's signature for exactly that host."""
+
+    def call(self, method, token, host=HOST):
+        return self.client.prepare(version='1.4', timeout=CALL_TIMEOUT).call(
+            {}, method, admin_token=token, host=host)
+
+    def refused_call(self, reason, method, token, host=HOST):
+        error = self.assertRaises(messaging.RemoteError, self.call, method,
+                                  token, host)
+        self.assertEqual('NotAuthorized', error.exc_type)
+        self.assertEqual('not authorized by the verifier: %s' % reason,
+                         str(error.value).splitlines()[0])
+        self.assertEqual(self.head, db.audit_head().seq)
+        self.assertEqual([], db.audit_anchors())
+
+    def test_a_signed_anchor_is_made_and_names_its_requester(self):
+        anchor = verifier_rpcapi.VerifierAPI().admin_request(
+            self.api_key, 'anchor_audit', {'host': HOST}, REQUESTER)
+        entry = db.audit_head()
+        self.assertEqual((self.head + 1, HOST, entry.entry_hash),
+                         (anchor['seq'], anchor['host'],
+                          anchor['entry_hash']))
+        self.assertEqual('anchor-request', entry.step)
+        self.assertIn('"user_id":"alice"', entry.details)
+        self.assertEqual([entry.seq],
+                         [row.seq for row in db.audit_anchors()])
+
+    def test_an_unsigned_anchor(self):
+        self.refused_call('the admin request is not signed by a key of '
+                          '[korora] api_public_keys', 'admin_anchor_audit',
+                          forged(None, 'anchor_audit', {'host': HOST}))
+
+    def test_an_anchor_signed_for_another_host(self):
+        token = self.genuine('anchor_audit', {'host': 'compute-2'})
+        self.refused_call('the arguments of anchor_audit are not the ones '
+                          'korora-api signed (altered on the way)',
+                          'admin_anchor_audit', token)
+
+    def test_a_replayed_anchor(self):
+        token = self.genuine('anchor_audit', {'host': HOST})
+        first = self.call('admin_anchor_audit', token)
+        head = db.audit_head().seq
+        error = self.assertRaises(messaging.RemoteError, self.call,
+                                  'admin_anchor_audit', token)
+        self.assertEqual('NotAuthorized', error.exc_type)
+        self.assertIn('was carried out already (replayed)',
+                      str(error.value))
+        self.assertEqual(head, db.audit_head().seq)
+        self.assertEqual([first['seq']],
+                         [row.seq for row in db.audit_anchors()])
+
+    def test_a_signed_quote_is_verified_values(self):
+        quote = self.call('admin_quote_host',
+                          self.genuine('quote_host', {'host': HOST}))
+        self.assertEqual(HOST, quote['host'])
+        # Exactly the values the policy recorded from the host holds.
+        recorded = db.policy_get(POLICY)
+        self.assertEqual(
+            json.loads(recorded.document)['pcrs']['sha256'],
+            {index: [value] for index, value in
+             quote['pcr_values']['sha256'].items()})
+        self.assertEqual(self.head, db.audit_head().seq)
+
+    def test_an_unsigned_quote(self):
+        self.refused_call('the admin request is not signed by a key of '
+                          '[korora] api_public_keys', 'admin_quote_host',
+                          forged(None, 'quote_host', {'host': HOST}))
+
+    def test_a_quote_signed_for_another_host(self):
+        token = self.genuine('quote_host', {'host': 'compute-2'})
+        self.refused_call('the arguments of quote_host are not the ones '
+                          'korora-api signed (altered on the way)',
+                          'admin_quote_host', token)
+
+    def test_a_quote_token_does_not_anchor(self):
+        token = self.genuine('quote_host', {'host': HOST})
+        self.refused_call('the admin request was signed for quote_host, not '
+                          'anchor_audit', 'admin_anchor_audit', token)
+
+    def test_a_client_pinned_below_1_4_refuses_them(self):
+        self.config.config(group='upgrade_levels', korora_verifier='2027.1')
+        for operation in ('anchor_audit', 'quote_host'):
+            error = self.assertRaises(
+                exception.ConfigurationError,
+                verifier_rpcapi.VerifierAPI().admin_request, self.api_key,
+                operation, {'host': HOST}, REQUESTER)
+            self.assertEqual('korora-api\'s %s needs verifier RPC API 1.4, '
+                             'above [upgrade_levels] korora_verifier'
+                             % operation, str(error))
+        self.assertEqual([], db.audit_anchors())

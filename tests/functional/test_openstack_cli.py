@@ -21,6 +21,7 @@ import fixtures
 from oslotest import base
 
 from korora_nova.attestation import policy as policy_module
+from korora_nova.db import api as db
 from korora_nova.db import models
 from korora_nova.verifier import admin
 from tests.fixtures import api as api_fixtures
@@ -32,6 +33,7 @@ from tests.fixtures import raw_sql
 HOSTS = api_server.HOSTS
 POLICY = 'compute-2026-12'
 STRICT = 'strict-2026-12'
+RECORDED = 'recorded-2026-12'
 CLI_TIMEOUT = 120
 
 
@@ -186,6 +188,91 @@ class TestOpenStackKorora(base.BaseTestCase):
         self.assertEqual((True, POLICY + ' v1', []), (
             trusted['trusted'], trusted['policy'], trusted['reasons']))
 
+    def test_attest_now_audits_the_keystone_user(self):
+        before = db.audit_head().seq
+        self.run_cli('korora', 'host', 'attest', HOSTS[0], '-f', 'json')
+        steps = [(entry.step, entry.host)
+                 for entry in self.requested_by_admin(before)]
+        self.assertEqual([('verdict', HOSTS[0])], steps)
+
+    def test_server_trust(self):
+        for host in HOSTS:
+            self.cloud.verifier.attestor.attest(host)
+        # The instance is on HOSTS[1] (its last migration committed).
+        hosts = self.run_cli('korora', 'server', 'trust',
+                             self.records['instance'], '-f', 'json')
+        self.assertEqual([{'Host': HOSTS[0], 'Allowed': True,
+                           'Reason': None}], hosts)
+        moving = self.run_cli('korora', 'server', 'trust',
+                              self.records['moving'], '-f', 'json')
+        # In flight from HOSTS[1]: it may move nowhere else meanwhile.
+        self.assertEqual([(HOSTS[0], False)],
+                         [(h['Host'], h['Allowed']) for h in moving])
+        self.assertTrue(all('of this instance is in flight' in h['Reason']
+                            for h in moving), moving)
+
+    def test_server_trust_refusals(self):
+        self.assertFails(self.openstack('korora', 'server', 'trust',
+                                        self.records['instance'],
+                                        persona='project-reader'),
+                         'korora:instances:trust', '(HTTP 403)')
+        # A name needs Nova to resolve it; this cloud has none.
+        self.assertFails(self.openstack('korora', 'server', 'trust',
+                                        'no-such-server'),
+                         'no server no-such-server')
+
+    def test_policy_record_then_trusted_under_it(self):
+        host = HOSTS[0]
+        self.addCleanup(self.cloud.verifier.attestor.attest, host)
+        self.addCleanup(admin.set_policy, host, POLICY)
+        recorded = self.run_cli(
+            'korora', 'policy', 'record', host, RECORDED,
+            '--policy-version', '1', '--signing-key', self.operator_key,
+            '-f', 'json')
+        self.assertEqual((RECORDED, 1, True, True), (
+            recorded['name'], recorded['version'], recorded['active'],
+            recorded['signed']))
+        # Exactly what the TPM quoted: [korora] quote_pcrs.
+        self.assertEqual(
+            policy_module.from_values(RECORDED, 1, self.cloud.pcr_values)
+            .to_json(), recorded['document'])
+        self.run_cli('korora', 'host', 'set', host, '--policy', RECORDED)
+        verdict = self.run_cli('korora', 'host', 'attest', host,
+                               '-f', 'json')
+        self.assertEqual((True, RECORDED + ' v1'), (verdict['trusted'],
+                                                    verdict['policy']))
+        inactive = self.run_cli(
+            'korora', 'policy', 'record', host, RECORDED,
+            '--policy-version', '2', '--inactive', '--signing-key',
+            self.operator_key, '-f', 'json')
+        self.assertEqual((2, False), (inactive['version'],
+                                      inactive['active']))
+
+    def test_policy_record_refusals(self):
+        before = self.policy_versions()
+        self.assertFails(
+            self.openstack('korora', 'policy', 'record', HOSTS[0], RECORDED,
+                           '--policy-version', '9', '--signing-key',
+                           self.cloud.stranger.private_path),
+            'korora-api: policy %s version 9: not signed by a trusted '
+            'operator key' % RECORDED, '(HTTP 400)')
+        self.assertEqual(
+            'korora-api: host compute-404 is not enrolled (HTTP 404)',
+            self.assertFails(self.openstack(
+                'korora', 'policy', 'record', 'compute-404', RECORDED,
+                '--signing-key', self.operator_key)))
+        self.assertFails(
+            self.openstack('korora', 'policy', 'record', HOSTS[0], RECORDED,
+                           '--signing-key', self.operator_key,
+                           persona='system-reader'),
+            'korora:hosts:quote', '(HTTP 403)')
+        self.assertFails(
+            self.openstack('korora', 'policy', 'record', HOSTS[0], RECORDED,
+                           '--signing-key',
+                           os.path.join(self.folder, 'no-such-key.pem')),
+            'no-such-key.pem')
+        self.assertEqual(before, self.policy_versions())
+
     def test_delete_and_enroll_again(self):
         host = HOSTS[1]
         self.assertEqual('', self.run_cli('korora', 'host', 'delete', host))
@@ -228,6 +315,9 @@ class TestOpenStackKorora(base.BaseTestCase):
         newest = self.run_cli('korora', 'policy', 'show', POLICY,
                               '-f', 'yaml')
         self.assertIn('version: 2\nactive: false\nsigned: true\n', newest)
+        first = self.run_cli('korora', 'policy', 'show', POLICY,
+                             '--policy-version', '1', '-f', 'json')
+        self.assertEqual((1, True), (first['version'], first['active']))
 
     # Migrations.
 
@@ -290,6 +380,60 @@ class TestOpenStackKorora(base.BaseTestCase):
         report = json.loads(result.stdout)
         self.assertFalse(report['ok'])
         self.assertIn(seq, [problem['seq'] for problem in report['problems']])
+
+    def requested_by_admin(self, after):
+        """The entries after seq after whose requester is Keystone's admin
+        user (by its id, as korora-api's token said)."""
+        user_id = self.cloud.keystone.admin_client().users.find(
+            name='admin').id
+        return [entry for entry in db.audit_entries(after=after)
+                if json.loads(entry.details or '{}').get(
+                    'requested_by', {}).get('user_id') == user_id]
+
+    def test_audit_head_anchor_create_and_list(self):
+        before = self.run_cli('korora', 'audit', 'head', '-f', 'json')
+        anchor = self.run_cli('korora', 'audit', 'anchor', 'create',
+                              HOSTS[0], '-f', 'json')
+        self.assertEqual(HOSTS[0], anchor['host'])
+        self.assertGreater(anchor['seq'], before['seq'])
+        self.assertEqual('%d:%s' % (anchor['seq'], anchor['entry_hash']),
+                         anchor['head'])
+        # What the TPM signed is the entry naming who asked.
+        (entry,) = [entry for entry in self.requested_by_admin(before['seq'])
+                    if entry.seq == anchor['seq']]
+        self.assertEqual(('anchor-request', anchor['entry_hash']),
+                         (entry.step, entry.entry_hash))
+        head = self.run_cli('korora', 'audit', 'head', '-f', 'json')
+        if head['seq'] == anchor['seq']:
+            self.assertTrue(head['anchored'])
+        listed = self.run_cli('korora', 'audit', 'anchor', 'list',
+                              '-f', 'json')
+        self.assertIn({'Seq': anchor['seq'], 'Host': HOSTS[0],
+                       'Created At': anchor['created_at']}, listed)
+        self.assertEqual(1, len(self.run_cli(
+            'korora', 'audit', 'anchor', 'list', '--limit', '1',
+            '-f', 'json')))
+        report = self.run_cli('korora', 'audit', 'verify', '--head',
+                              anchor['head'], '-f', 'json')
+        self.assertTrue(report['ok'], report['summary'])
+
+    def test_audit_anchor_create_refusals(self):
+        before = self.run_cli('korora', 'audit', 'anchor', 'list',
+                              '-f', 'json')
+        self.assertEqual(
+            'korora-api: host compute-404 is not enrolled (HTTP 404)',
+            self.assertFails(self.openstack('korora', 'audit', 'anchor',
+                                            'create', 'compute-404')))
+        for persona in ('system-reader', 'project-member'):
+            self.assertFails(
+                self.openstack('korora', 'audit', 'anchor', 'create',
+                               HOSTS[0], persona=persona),
+                'korora:audit:anchor', '(HTTP 403)')
+        self.assertFails(self.openstack('korora', 'audit', 'head',
+                                        persona='project-reader'),
+                         'korora:audit:head', '(HTTP 403)')
+        self.assertEqual(before, self.run_cli(
+            'korora', 'audit', 'anchor', 'list', '-f', 'json'))
 
     @staticmethod
     def _restore_entry(seq, details):

@@ -1,10 +1,11 @@
 """/audit: the hash-chained audit log; verify it, its head, its TPM
-anchors."""
+anchors; anchor it."""
 
 import dataclasses
 
 import webob.dec
 
+from korora_nova.api.handlers import hosts
 from korora_nova.api import policy
 from korora_nova.api.policies import audit as rules
 from korora_nova.api.schemas import audit as schemas
@@ -48,6 +49,19 @@ def head(req):
         'seq': entry.seq, 'entry_hash': entry.entry_hash,
         'created_at': util.iso(entry.created_at),
         'anchored': db.audit_anchor_get(entry.seq) is not None}})
+
+
+@webob.dec.wsgify
+def create_anchor(req):
+    """Have a host's TPM sign the head (microversion 1.1), as
+    "korora-manage audit anchor" does; the verifier appends an entry
+    naming the requester, and that entry is what is signed."""
+    policy.authorize(req, rules.ANCHOR)
+    data = util.body(req, schemas.ANCHOR)
+    hosts.require_host(data['host'])
+    anchor = req.environ['korora.writer'].write(req, 'anchor_audit', {
+        'host': data['host']})
+    return util.json_response({'anchor': anchor}, status=201)
 
 
 @webob.dec.wsgify

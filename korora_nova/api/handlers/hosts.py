@@ -1,5 +1,5 @@
 """/hosts: enrolled compute hosts, their trust; enroll, remove, attest
-now, set the policy."""
+now, set the policy, quote now."""
 
 import json
 
@@ -103,7 +103,8 @@ def _require_policy(name):
         raise util.error(webob.exc.HTTPBadRequest, str(error))
 
 
-def _require_host(name):
+def require_host(name):
+    """404 when host name is not enrolled (nothing is sent)."""
     try:
         db.host_get(name)
     except exception.HostNotFound as error:
@@ -128,7 +129,7 @@ def enroll_host(req):
 def delete_host(req):
     policy.authorize(req, rules.DELETE)
     name = util.path_item(req, 'host')
-    _require_host(name)
+    require_host(name)
     req.environ['korora.writer'].write(req, 'remove_host', {'host': name})
     return webob.Response(status=204)
 
@@ -137,7 +138,7 @@ def delete_host(req):
 def attest_host(req):
     policy.authorize(req, rules.ATTEST)
     name = util.path_item(req, 'host')
-    _require_host(name)
+    require_host(name)
     verdict = req.environ['korora.writer'].write(req, 'attest_host',
                                                  {'host': name})
     return util.json_response({'verdict': verdict,
@@ -145,11 +146,27 @@ def attest_host(req):
 
 
 @webob.dec.wsgify
+def quote_host(req):
+    """The PCR values the host's TPM quotes now, verified by the
+    verifier against its enrolled AK and a fresh nonce (microversion
+    1.1): the client builds and signs a policy of them with the
+    operator's key, which never reaches korora."""
+    policy.authorize(req, rules.QUOTE)
+    name = util.path_item(req, 'host')
+    if req.content_length:
+        util.body(req, schemas.QUOTE)
+    require_host(name)
+    quote = req.environ['korora.writer'].write(req, 'quote_host',
+                                               {'host': name})
+    return util.json_response({'quote': quote})
+
+
+@webob.dec.wsgify
 def set_host_policy(req):
     policy.authorize(req, rules.SET_POLICY)
     name = util.path_item(req, 'host')
     data = util.body(req, schemas.SET_POLICY)
-    _require_host(name)
+    require_host(name)
     _require_policy(data['policy'])
     req.environ['korora.writer'].write(req, 'set_host_policy', {
         'host': name, 'policy': data['policy']})

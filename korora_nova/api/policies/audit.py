@@ -5,6 +5,7 @@ from korora_nova.api.policies import base
 VERIFY = 'korora:audit:verify'
 HEAD = 'korora:audit:head'
 ANCHORS = 'korora:audit:anchors'
+ANCHOR = 'korora:audit:anchor'
 
 rules = [
     base.operation(VERIFY, base.ADMIN_OR_SYSTEM_READER,
@@ -17,6 +18,9 @@ rules = [
     base.operation(ANCHORS, base.ADMIN_OR_SYSTEM_READER,
                    'List the audit log\'s TPM anchors.', 'GET',
                    '/audit/anchors'),
+    base.operation(ANCHOR, base.ADMIN,
+                   'Anchor the audit log\'s head with an enrolled host\'s '
+                   'TPM (microversion 1.1).', 'POST', '/audit/anchors'),
 ]
 
 

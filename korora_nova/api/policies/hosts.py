@@ -8,6 +8,7 @@ ENROLL = 'korora:hosts:enroll'
 DELETE = 'korora:hosts:delete'
 ATTEST = 'korora:hosts:attest'
 SET_POLICY = 'korora:hosts:set_policy'
+QUOTE = 'korora:hosts:quote'
 
 rules = [
     base.operation(LIST, base.ADMIN_OR_SYSTEM_READER,
@@ -25,6 +26,10 @@ rules = [
     base.operation(SET_POLICY, base.ADMIN,
                    'Judge a host by another reference policy.', 'PUT',
                    '/hosts/{host}/policy'),
+    base.operation(QUOTE, base.ADMIN,
+                   'Quote a host now: the PCR values its TPM signed, '
+                   'verified, for a policy the operator signs '
+                   '(microversion 1.1).', 'POST', '/hosts/{host}/quote'),
 ]
 
 

@@ -12,5 +12,12 @@ VERIFY_QUERY = {
     'additionalProperties': False,
 }
 
+ANCHOR = {
+    'type': 'object',
+    'properties': {'host': common.HOST_NAME},
+    'required': ['host'],
+    'additionalProperties': False,
+}
+
 ANCHORS_QUERY = common.page_query(
     marker={'type': 'string', 'pattern': '^[1-9][0-9]{0,17}$'})

@@ -19,6 +19,9 @@ ENROLL = {
     'additionalProperties': False,
 }
 
+# POST /hosts/{host}/quote: no body, or an empty object.
+QUOTE = {'type': 'object', 'additionalProperties': False}
+
 SET_POLICY = {
     'type': 'object',
     'properties': {'policy': common.POLICY_NAME},

@@ -1,6 +1,8 @@
-"""``openstack korora audit verify``."""
+"""``openstack korora audit verify|head``, ``audit anchor
+list|create``."""
 
 from osc_lib.cli import format_columns
+from osc_lib.command import command
 
 from korora_nova.osc.v1 import common
 
@@ -43,3 +45,55 @@ class VerifyAudit(common.Check):
             warnings=common.LinesColumn(report['warnings']),
             summary=common.LinesColumn(report['summary']))
         return common.show(report, FIELDS)
+
+
+HEAD_FIELDS = ('seq', 'entry_hash', 'created_at', 'anchored')
+ANCHOR_COLUMNS = ('Seq', 'Host', 'Created At')
+ANCHOR_FIELDS = ('seq', 'entry_hash', 'host', 'created_at', 'head')
+
+
+class ShowAuditHead(command.ShowOne):
+    """Show the audit log's newest entry and whether a TPM anchored it
+    (nothing when the log is empty)."""
+
+    def take_action(self, parsed_args):
+        with common.api_errors():
+            head = common.client(self).audit_head()
+        if head is None:
+            return (), ()
+        return common.show(head, HEAD_FIELDS)
+
+
+class ListAuditAnchor(command.Lister):
+    """List the audit log's TPM anchors, the oldest first."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument('--limit', metavar='<n>', type=int,
+                            help='List at most this many anchors')
+        return parser
+
+    def take_action(self, parsed_args):
+        with common.api_errors():
+            anchors = common.client(self).audit_anchors(
+                limit=parsed_args.limit)
+        return common.listing(anchors, ANCHOR_COLUMNS)
+
+
+class CreateAuditAnchor(command.ShowOne):
+    """Have an enrolled host's TPM sign the audit log's head, as
+    korora-manage audit anchor does; keep the printed head (seq:hash)
+    outside the database for "audit verify --head"."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument('host', metavar='<host>',
+                            help='Enrolled host whose TPM signs the head')
+        return parser
+
+    def take_action(self, parsed_args):
+        with common.api_errors():
+            anchor = common.client(self).create_audit_anchor(
+                parsed_args.host)
+        anchor['head'] = '%d:%s' % (anchor['seq'], anchor['entry_hash'])
+        return common.show(anchor, ANCHOR_FIELDS)

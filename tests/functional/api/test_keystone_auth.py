@@ -77,7 +77,10 @@ class TestKeystoneAuth(base.BaseTestCase):
                                              cls.cloud.operator.key)
 
     def request(self, method, path, token=None, body=None):
-        headers = {} if token is None else {'X-Auth-Token': token}
+        # The latest microversion: 1.0's resources and 1.1's writes.
+        headers = {'OpenStack-API-Version': 'korora 1.1'}
+        if token is not None:
+            headers['X-Auth-Token'] = token
         return requests.request(method, self.url + path, headers=headers,
                                 json=body, timeout=TIMEOUT)
 
@@ -217,6 +220,11 @@ class TestKeystoneAuth(base.BaseTestCase):
               '/policies/%s/versions/2/activate' % POLICY, None, 200, 200)
         write('korora:policies:deactivate', 'POST',
               '/policies/%s/versions/2/deactivate' % POLICY, None, 200, 200)
+        write('korora:hosts:quote', 'POST', '/hosts/%s/quote' % HOSTS[0],
+              None, 200, 200)
+        # Each admin's anchor signs the entry naming that admin.
+        write('korora:audit:anchor', 'POST', '/audit/anchors',
+              {'host': HOSTS[0]}, 201, 201)
         return table
 
     def test_every_rule_for_every_persona(self):

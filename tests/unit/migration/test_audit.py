@@ -99,6 +99,20 @@ class TestIntactLog(AuditTestCase):
         self.assertIn('anchors: 1, the last at seq 9 by compute-1\'s TPM',
                       report.summary())
 
+    def test_an_anchor_asked_through_the_api_signs_who_asked(self):
+        self.migrate()
+        requester = {'user_id': 'alice', 'project_id': 'admin-project'}
+        anchor = audit.anchor(self.api, 'compute-1', requester=requester)
+        entry = db.audit_head()
+        self.assertEqual((10, 10, 'anchor-request', 'compute-1'), (
+            anchor.seq, entry.seq, entry.step, entry.host))
+        self.assertEqual({'requested_by': requester},
+                         json.loads(entry.details))
+        report = audit.verify()
+        self.assertTrue(report.ok, report.summary())
+        self.assertEqual((10, 0), (report.last_anchor_seq,
+                                   report.unanchored))
+
     def test_entries_after_the_last_anchor_are_a_warning(self):
         report = audit.verify()
         self.assertTrue(report.ok)

@@ -16,12 +16,13 @@ from korora_nova.osc import plugin
 
 SETUP_CFG = os.path.join(os.path.dirname(__file__), '..', '..', '..',
                          'setup.cfg')
-# The commands (13): "openstack korora ..." each.
+# The commands (19): "openstack korora ..." each.
 COMMANDS = {
     'host list', 'host show', 'host enroll', 'host delete', 'host attest',
     'host set', 'policy list', 'policy show', 'policy import',
     'policy activate', 'policy deactivate', 'migration list',
-    'migration show', 'audit verify'}
+    'migration show', 'audit verify', 'audit head', 'audit anchor list',
+    'audit anchor create', 'server trust', 'policy record'}
 
 
 def _entry_points(group):
