@@ -422,9 +422,46 @@ class TestHorizonPanels(BrowserTest, testtools.TestCase):
             self.assertEqual(len(anchors), len(rows))
         else:
             self.assertEqual(['No anchor yet.'], rows)
-        # The anchor form, for an admin (its test waits for POST
-        # /audit/anchors).
+        # The anchor form, for an admin.
         self.assertTrue(self.browser.find_all('a#korora_anchor_now'))
+
+    def test_anchor_now_signs_the_head_in_a_host_s_tpm(self):
+        host = HOSTS[0]
+        before = self.client.audit_anchors()
+        self.open('/admin/korora_audit/anchor/', 'audit-anchor')
+        self.browser.choose('id_host', host)
+        shown = self.browser.submit('audit-anchored')
+
+        added = [anchor for anchor in self.client.audit_anchors()
+                 if anchor not in before]
+        self.assertEqual(1, len(added), added)
+        self.assertEqual(host, added[0]['host'])
+        self.assertIn('Success: Anchored the audit log at seq %d in %s\'s '
+                      'TPM' % (added[0]['seq'], host), shown)
+        self.assertTrue(self.client.audit_verify()['audit']['ok'])
+        self.open('/admin/korora_audit/', 'audit-log-anchored')
+        self.assertIn('intact', self.browser.text('.korora-audit-state'))
+        rows = self.browser.text('.korora-audit-anchors')
+        self.assertIn(str(added[0]['seq']), rows)
+        self.assertIn(host, rows)
+
+    def test_anchor_now_with_a_host_removed_meanwhile_is_refused(self):
+        host = HOSTS[1]
+        before = self.client.audit_anchors()
+        self.open('/admin/korora_audit/anchor/', 'audit-anchor-removed')
+        # Removed behind the form's back (enrolled again after): the
+        # form, read again on submit, no longer offers it.
+        self.client.delete_host(host)
+        self.addCleanup(self.restore_host, host)
+        self.browser.choose('id_host', host)
+        self.browser.find('.modal-footer .btn-primary').click()
+        self.browser.wait_for(lambda driver: self.browser.find_all(
+            '.has-error'))
+        self.browser.screenshot('audit-anchor-refused')
+        self.assertIn('Select a valid choice. %s is not one of the '
+                      'available choices.' % host,
+                      self.browser.text('.has-error'))
+        self.assertEqual(before, self.client.audit_anchors())
 
     def test_a_project_reader_sees_no_korora_panel(self):
         """korora-api lets a project reader read nothing (its policy:

@@ -18,7 +18,8 @@ DEFAULTS = os.path.join(os.path.dirname(dashboard.__file__), 'conf',
 WRITES = ('korora:hosts:enroll', 'korora:hosts:delete',
           'korora:hosts:attest', 'korora:hosts:set_policy',
           'korora:policies:import', 'korora:policies:activate',
-          'korora:policies:deactivate', 'korora:admin')
+          'korora:policies:deactivate', 'korora:hosts:quote',
+          'korora:audit:anchor', 'korora:admin')
 READS = ('korora:hosts:list', 'korora:policies:list', 'korora:audit:verify')
 
 
