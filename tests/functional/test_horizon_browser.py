@@ -409,6 +409,61 @@ class TestHorizonPanels(BrowserTest, testtools.TestCase):
         self.open('/admin/korora_policies/', 'policies-unchanged')
         self.assertEqual(before, self.browser.text('#korora_policies'))
 
+    def test_record_a_policy_from_a_host_to_sign_offline(self):
+        # compute-2 is untrusted (a PCR changed after its enrollment):
+        # a policy recorded from it, signed and imported, trusts it.
+        host, name = HOSTS[1], 'recorded-in-horizon'
+        self.addCleanup(self.restore_host, host)
+        self.open('/admin/korora_host_trust/%s/record_policy/' % host,
+                  'record-policy')
+        self.browser.find('#id_name').send_keys(name)
+        self.browser.find('.modal-footer .btn-primary').click()
+        self.browser.wait_for(lambda driver: self.browser.find_all(
+            '.korora-recorded-policy'))
+        self.browser.screenshot('recorded-policy')
+
+        document = json.loads(self.browser.text('.korora-recorded-policy'))
+        self.assertEqual((name, 1), (document['name'], document['version']))
+        self.assertEqual(host, self.browser.text('.korora-recorded-host'))
+        self.assertIn('korora-manage policy sign', self.browser.text(
+            '.korora-recorded-steps'))
+        # Nothing stored: the operator has not signed it yet.
+        self.assertEqual([], self.client.policies(name=name))
+        _, signature = self.sign_offline(document)
+        self.client.import_policy(document, signature)
+        self.client.set_host_policy(host, name)
+        self.assertEqual('trusted', self.client.attest_host(host)['host'][
+            'trust']['state'])
+
+    def test_record_policy_bad_version_and_removed_host(self):
+        host = HOSTS[1]
+        self.open('/admin/korora_host_trust/%s/record_policy/' % host,
+                  'record-policy-bad')
+        self.browser.find('#id_name').send_keys('never-recorded')
+        version = self.browser.find('#id_version')
+        version.clear()
+        version.send_keys('0')
+        self.browser.driver.execute_script(
+            'document.getElementById("id_version").removeAttribute("min")')
+        self.browser.find('.modal-footer .btn-primary').click()
+        self.browser.wait_for(lambda driver: self.browser.find_all(
+            '.has-error'))
+        self.assertIn('greater than or equal to 1',
+                      self.browser.text('.has-error'))
+
+        self.client.delete_host(host)
+        self.addCleanup(self.restore_host, host)
+        version = self.browser.find('#id_version')
+        version.clear()
+        version.send_keys('1')
+        self.browser.find('.modal-footer .btn-primary').click()
+        self.browser.wait_for(lambda driver: self.browser.messages())
+        self.browser.screenshot('record-policy-refused')
+        self.assertIn('Error: Quoting %s failed: korora-api: host %s is not '
+                      'enrolled (HTTP 404)' % (host, host),
+                      self.browser.messages())
+        self.assertEqual([], self.client.policies(name='never-recorded'))
+
     def test_audit_log_is_intact_with_its_head(self):
         self.open('/admin/korora_audit/', 'audit-log')
         head = self.client.audit_head()

@@ -1,14 +1,19 @@
-"""Enroll a host, set its policy: korora-api's POST /hosts and PUT
-/hosts/{host}/policy."""
+"""Enroll a host, set its policy, record a policy from it: korora-api's
+POST /hosts, PUT /hosts/{host}/policy and POST /hosts/{host}/quote."""
+
+import json
 
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 from horizon import forms
 from horizon import messages
 
+from korora_nova.attestation import pcr_values as pcr_module
+from korora_nova.attestation import policy as policy_module
 from korora_nova.dashboard import api
 from korora_nova.dashboard import display
 from korora_nova.dashboard import errors
+from korora_nova import exception
 
 NO_POLICY = ''
 TOFU_HELP = _(
@@ -75,3 +80,35 @@ class SetPolicyForm(forms.SelfHandlingForm):
                                     '%(policy)s') % {
             'host': host['name'], 'policy': host['policy']})
         return host
+
+
+class RecordPolicyForm(forms.SelfHandlingForm):
+    """The policy of exactly what a known-good host's TPM quotes now, as
+    a file for the operator to sign on their own machine: the web server
+    never holds the operator's key, so it does not sign or import."""
+    host = forms.CharField(label=_('Host'), widget=forms.TextInput(
+        attrs={'readonly': 'readonly'}))
+    name = forms.CharField(label=_('Policy name'), max_length=255)
+    version = forms.IntegerField(label=_('Version'), min_value=1,
+                                 max_value=policy_module.MAX_VERSION,
+                                 initial=1)
+
+    def handle(self, request, data):
+        """{host, quoted_at, name, version, document} or False."""
+        quote = errors.report(request, _('Quoting %s') % data['host'],
+                              api.client(request).quote_host, data['host'])
+        if quote is None:
+            return False
+        try:
+            reference = policy_module.from_json(policy_module.from_values(
+                data['name'], data['version'],
+                pcr_module.from_json(quote['pcr_values'])).to_json())
+        except exception.KororaError as error:
+            messages.error(request, _('Recording a policy from %(host)s '
+                                      'failed: %(reason)s') % {
+                'host': data['host'], 'reason': error})
+            return False
+        return {'host': data['host'], 'quoted_at': quote['quoted_at'],
+                'name': reference.name, 'version': reference.version,
+                'document': json.dumps(reference.to_json(), indent=2,
+                                       sort_keys=True)}

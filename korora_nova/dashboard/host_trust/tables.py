@@ -1,6 +1,6 @@
 """Every enrolled host and its trust: "Attest now", "Set policy",
-"Enroll host", "Remove host"; the write actions only for who the
-korora policy lets write."""
+"Record policy", "Enroll host", "Remove host"; the write actions only
+for who the korora policy lets write."""
 
 import sys
 
@@ -61,6 +61,14 @@ class SetPolicy(tables.LinkAction):
     policy_rules = ((SCOPE, rules.SET_POLICY),)
 
 
+class RecordPolicy(tables.LinkAction):
+    """A page, not a modal: its result is the policy file to sign."""
+    name = 'record_policy'
+    verbose_name = _('Record policy')
+    url = 'horizon:admin:korora_host_trust:record_policy'
+    policy_rules = ((SCOPE, rules.QUOTE),)
+
+
 class RemoveHost(tables.DeleteAction):
     """Forget the host: the verifier no longer trusts it."""
     name = 'remove'
@@ -103,4 +111,4 @@ class HostTrustTable(tables.DataTable):
         name = 'korora_hosts'
         verbose_name = _('Host trust')
         table_actions = (EnrollHost, RemoveHost)
-        row_actions = (AttestNow, SetPolicy, RemoveHost)
+        row_actions = (AttestNow, SetPolicy, RecordPolicy, RemoveHost)

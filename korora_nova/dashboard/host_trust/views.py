@@ -1,4 +1,5 @@
 from django.conf import settings
+from django import shortcuts
 from django.urls import reverse
 from django.urls import reverse_lazy
 from django.utils.translation import gettext_lazy as _
@@ -76,3 +77,32 @@ class SetPolicyView(forms.ModalFormView):
 
     def get_initial(self):
         return {'host': self.kwargs['host']}
+
+
+class RecordPolicyView(forms.ModalFormView):
+    """Quote the host, then show the policy file to sign offline (not a
+    redirect: the page is the result)."""
+    form_class = host_forms.RecordPolicyForm
+    template_name = 'korora/host_trust/record_policy.html'
+    modal_id = 'korora_record_policy_modal'
+    page_title = _('Record policy')
+    submit_label = _('Quote the host')
+    success_url = reverse_lazy(INDEX)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context['submit_url'] = reverse(
+            'horizon:admin:korora_host_trust:record_policy',
+            args=[self.kwargs['host']])
+        return context
+
+    def get_initial(self):
+        return {'host': self.kwargs['host']}
+
+    def form_valid(self, form):
+        recorded = form.handle(self.request, form.cleaned_data)
+        if not recorded:
+            return self.form_invalid(form)
+        return shortcuts.render(
+            self.request, 'korora/host_trust/recorded_policy.html',
+            dict(recorded, page_title=_('Recorded policy')))
