@@ -45,7 +45,13 @@ AUTHORIZATION = 'authorization'
 # Signed by korora-api, not by the verifier: an operator's write the
 # verifier is asked to carry out (korora_nova.attestation.admin_request).
 ADMIN_REQUEST = 'admin-request'
-KINDS = (RESULT, CHALLENGE, AUTHORIZATION, ADMIN_REQUEST)
+# The verifier's answers to an operator's reads through korora-api (a
+# host's verified PCR values, an audit anchor), bound to the operator's
+# client nonce (korora_nova.attestation.operator_answers).
+QUOTED_VALUES = 'quoted-values'
+AUDIT_ANCHOR = 'audit-anchor'
+KINDS = (RESULT, CHALLENGE, AUTHORIZATION, ADMIN_REQUEST, QUOTED_VALUES,
+         AUDIT_ANCHOR)
 # In a refusal: the step could not run (a manager unreachable, the
 # database busy) and may be asked again; nothing was decided.
 RETRY_CLAIM = 'korora.retry'
