@@ -22,7 +22,8 @@ from korora_nova import exception
 PCR_VALUES = 'korora.pcr-values'
 QUOTED_AT = 'korora.quoted-at'
 ANCHOR = 'korora.anchor'
-ANCHOR_FIELDS = ('seq', 'entry_hash', 'host', 'created_at')
+# The anchor's host is the token's subject, not a field of its own.
+ANCHOR_FIELDS = ('seq', 'entry_hash', 'created_at')
 # The client's nonce: 16 to 64 random bytes (base64url on the wire).
 MIN_NONCE = 16
 MAX_NONCE = 64
@@ -89,11 +90,11 @@ def verified_anchor(keys, token, host, nonce):
     claims = keys.verify(token, results.AUDIT_ANCHOR, subject=host,
                          nonce=nonce)
     anchor = claims.get(ANCHOR)
-    if not isinstance(anchor, dict) or anchor.get('host') != host or not (
+    if not isinstance(anchor, dict) or not (
             isinstance(anchor.get('seq'), int)
             and isinstance(anchor.get('entry_hash'), str)
             and len(anchor['entry_hash']) == 64
             and isinstance(anchor.get('created_at'), str)):
         raise exception.SignedResultError(
             'the signed anchor is malformed')
-    return {name: anchor[name] for name in ANCHOR_FIELDS}
+    return dict({name: anchor[name] for name in ANCHOR_FIELDS}, host=host)
