@@ -320,6 +320,20 @@ function configure_korora_horizon {
     if [[ $copied != True ]]; then
         die $LINENO "the Horizon plugin's files are missing from $KORORA_DIR/korora_nova/dashboard"
     fi
+    korora_horizon_keys_settings > "$KORORA_HORIZON_KEYS_SETTINGS"
+}
+
+# korora_horizon_keys_settings - Horizon's KORORA_VERIFIER_PUBLIC_KEYS,
+# the verifier's public keys ([korora] verifier_public_keys)
+function korora_horizon_keys_settings {
+    local key
+    echo "# Written by korora-nova's devstack plugin: a host's quote and an"
+    echo "# audit anchor are believed only when one of these keys signed them."
+    echo "KORORA_VERIFIER_PUBLIC_KEYS = ["
+    for key in $(korora_public_keys); do
+        echo "    '$key',"
+    done
+    echo "]"
 }
 
 # korora_horizon_files - where the plugin's files go in Horizon's local
@@ -726,7 +740,7 @@ function cleanup_korora {
         sudo rm -f "$(apache_site_config_for korora-api)"
         remove_uwsgi_config "$KORORA_API_UWSGI_CONF" korora-api
         # shellcheck disable=SC2046 # one path a word
-        rm -f $(korora_horizon_files)
+        rm -f $(korora_horizon_files) "$KORORA_HORIZON_KEYS_SETTINGS"
     fi
     sudo rm -rf "$KORORA_STATE_DIR" "$KORORA_CONF_DIR"
     sudo rm -f "$KORORA_SCHEDULER_CONF"

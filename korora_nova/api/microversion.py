@@ -9,7 +9,11 @@ SERVICE_TYPE = 'korora'
 # 1.1: POST /audit/anchors (anchor the audit log with a host's TPM),
 #      POST /hosts/{host}/quote (a host's verified PCR values, for a
 #      policy the operator signs).
-VERSIONS = ['1.0', '1.1']
+# 1.2: those two take {"nonce": ...}, a nonce the client drew, and
+#      answer with the verifier's token signed for it
+#      (attestation.operator_answers): the client believes only that.
+VERSIONS = ['1.0', '1.1', '1.2']
+SIGNED_READS = '1.2'
 ENVIRON = '%s.microversion' % SERVICE_TYPE
 
 

@@ -1,6 +1,7 @@
 """Every write of korora-api: a request signed with [korora_api]
 signing_key, sent to korora-verifier (RPC API 1.3, 1.4 for the
-audit anchor and a host's quote), which carries it out
+audit anchor and a host's quote, 1.5 for those two with the client's
+nonce), which carries it out
 after checking the signature. The verifier's refusals become HTTP
 errors with its one-line reason."""
 

@@ -32,6 +32,8 @@ from korora_nova import exception
 
 EAR_PROFILE = 'tag:github.com,2023:veraison/ear'
 ISSUER = 'korora-verifier'
+# Where a service pins the verifier's public keys.
+VERIFIER_KEYS = '[korora] verifier_public_keys'
 ALGORITHM = 'ES256'
 # A token is a few hundred bytes; nothing larger is parsed.
 MAX_TOKEN = 16 * 1024
@@ -152,7 +154,7 @@ class TrustedKeys:
 
     def __init__(self, public_keys, issuer=ISSUER, audience=None,
                  what='the verifier\'s answer',
-                 option='[korora] verifier_public_keys'):
+                 option=VERIFIER_KEYS):
         self._keys = {es256_keys.key_id(key): key for key in public_keys}
         self.issuer = issuer
         self.audience = audience
@@ -160,13 +162,15 @@ class TrustedKeys:
         self.option = option
 
     @classmethod
-    def load(cls, paths):
+    def load(cls, paths, option=VERIFIER_KEYS):
+        """The keys in the PEM files paths; option: where they are
+        pinned, for the messages (a client's setting, not nova.conf's)."""
         if not paths:
             raise exception.ConfigurationError(
-                '[korora] verifier_public_keys is empty: no answer of the '
-                'verifier can be checked, so none would be believed')
+                '%s is empty: no answer of the verifier can be checked, so '
+                'none would be believed' % option)
         return cls([es256_keys.load_public_key(path, 'verifier public key')
-                    for path in paths])
+                    for path in paths], option=option)
 
     @classmethod
     def of(cls, signing_key):
@@ -213,7 +217,7 @@ class TrustedKeys:
             if self.issuer == ISSUER:
                 raise exception.SignedResultError(
                     'the answer is not signed by a pinned verifier key '
-                    '([korora] verifier_public_keys)')
+                    '(%s)' % self.option)
             raise exception.SignedResultError(
                 '%s is not signed by a key of %s' % (what, self.option))
         required = ['exp', 'iat', 'iss', 'sub']

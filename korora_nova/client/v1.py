@@ -6,6 +6,14 @@ microversion header and its error format. Every method returns the
 decoded JSON of the answer; an error answer raises
 ``exception.APIRequestFailed`` with the status and the API's one-line
 detail, never a traceback of ours.
+
+Two answers are not taken from korora-api on its word: a host's quoted
+PCR values (the operator signs a policy of them) and an audit anchor
+(the operator keeps it outside the database). korora-api and the bus
+between it and the verifier may be an attacker's, so the client asks
+for them at microversion 1.2 with a nonce of its own, and returns only
+what the verifier's token signed for that nonce says, checked against
+the verifier public keys the client pins.
 """
 
 import urllib.parse
@@ -13,12 +21,15 @@ import urllib.parse
 from keystoneauth1 import adapter
 from keystoneauth1 import exceptions as ks_exceptions
 
+from korora_nova.attestation import operator_answers
+from korora_nova.attestation import results
 from korora_nova import exception
 
 SERVICE_TYPE = 'korora'
 API_VERSION = '1.0'
-# The microversion that added the audit anchor and a host's quote.
-ANCHOR_VERSION = '1.1'
+# The microversion whose quote and audit anchor the verifier signs for
+# the client's nonce.
+SIGNED_READ_VERSION = '1.2'
 # A page of a list as the API caps it ([korora_api] max_limit).
 MAX_PAGE = 1000
 
@@ -33,8 +44,15 @@ class Client:
     names it."""
 
     def __init__(self, session, interface='public', region_name=None,
-                 endpoint_override=None, api_version=API_VERSION):
+                 endpoint_override=None, api_version=API_VERSION,
+                 verifier_public_keys=(),
+                 verifier_keys_setting='the client\'s verifier_public_keys'):
+        """verifier_public_keys: PEM files of the verifier's public
+        keys, which the quote and the audit anchor must be signed by;
+        verifier_keys_setting: how the user pins them, for messages."""
         self.api_version = api_version
+        self.verifier_public_keys = list(verifier_public_keys or ())
+        self.verifier_keys_setting = verifier_keys_setting
         self._adapter = adapter.Adapter(
             session, service_type=SERVICE_TYPE, interface=interface,
             region_name=region_name, endpoint_override=endpoint_override)
@@ -106,10 +124,17 @@ class Client:
         return self._request('POST', '/hosts/%s/attest' % _quote(name))
 
     def quote_host(self, name):
-        """The PCR values the host's TPM quotes now, verified by the
-        verifier: {host, pcr_values {bank: {index: hex}}, quoted_at}."""
-        return self._request('POST', '/hosts/%s/quote' % _quote(name),
-                             version=ANCHOR_VERSION)['quote']
+        """The PCR values the host's TPM quotes now, as the verifier
+        signed them for this call: {host, pcr_values {bank: {index:
+        hex}}, quoted_at}; SignedResultError if the answer is not the
+        verifier's."""
+        keys = self._verifier_keys()
+        nonce = operator_answers.new_nonce()
+        quote = self._request('POST', '/hosts/%s/quote' % _quote(name),
+                              body={'nonce': results.nonce_claim(nonce)},
+                              version=SIGNED_READ_VERSION)['quote']
+        return operator_answers.verified_quote(
+            keys, _token(quote), name, nonce)
 
     def set_host_policy(self, name, policy):
         return self._request('PUT', '/hosts/%s/policy' % _quote(name),
@@ -167,14 +192,33 @@ class Client:
 
     def create_audit_anchor(self, host):
         """Anchor the head with host's TPM: {seq, entry_hash, host,
-        created_at}; keep seq:entry_hash outside the database."""
-        return self._request('POST', '/audit/anchors', body={'host': host},
-                             version=ANCHOR_VERSION)['anchor']
+        created_at} as the verifier signed them for this call; keep
+        seq:entry_hash outside the database. SignedResultError if the
+        answer is not the verifier's."""
+        keys = self._verifier_keys()
+        nonce = operator_answers.new_nonce()
+        anchor = self._request('POST', '/audit/anchors', body={
+            'host': host, 'nonce': results.nonce_claim(nonce)},
+            version=SIGNED_READ_VERSION)['anchor']
+        return operator_answers.verified_anchor(
+            keys, _token(anchor), host, nonce)
 
     def instance_trust(self, uuid):
         """Every host the instance may move to now, or why not."""
         return self._pages('/instances/%s/trust' % _quote(uuid), 'hosts',
                            envelope='trust')
+
+    def _verifier_keys(self):
+        """The pinned verifier keys; none pinned, nothing believed
+        (ConfigurationError naming the setting), before anything is
+        asked."""
+        return results.TrustedKeys.load(self.verifier_public_keys,
+                                        option=self.verifier_keys_setting)
+
+
+def _token(answer):
+    """The verifier's token in an answer (checked by the caller)."""
+    return answer.get('token') if isinstance(answer, dict) else None
 
 
 def _later(version, needed):

@@ -3,6 +3,8 @@
 A korora_nova.client.v1.Client on the logged-in user's Keystone token,
 at the korora endpoint of the user's catalog, as Horizon's own API
 wrappers make their clients (openstack_dashboard.api._nova).
+A host's quote and an audit anchor are believed only when signed by a
+verifier key of the setting KORORA_VERIFIER_PUBLIC_KEYS (PEM files).
 """
 
 from django.conf import settings
@@ -14,6 +16,7 @@ from openstack_dashboard.api import base
 from korora_nova.client import v1
 
 SERVICE_TYPE = v1.SERVICE_TYPE
+VERIFIER_KEYS_SETTING = 'KORORA_VERIFIER_PUBLIC_KEYS in Horizon\'s settings'
 
 
 def is_enabled(request):
@@ -31,4 +34,7 @@ def client(request):
     return v1.Client(session.Session(
         auth=auth, verify=verify,
         original_ip=auth_utils.get_client_ip(request)),
-        endpoint_override=endpoint)
+        endpoint_override=endpoint,
+        verifier_public_keys=getattr(settings, 'KORORA_VERIFIER_PUBLIC_KEYS',
+                                     ()),
+        verifier_keys_setting=VERIFIER_KEYS_SETTING)

@@ -7,10 +7,11 @@ from korora_nova import exception
 
 
 def report(request, what, call, *args, **kwargs):
-    """call(*args, **kwargs); on korora-api's refusal, an error message
-    "WHAT failed: REASON" and None."""
+    """call(*args, **kwargs); on korora-api's refusal, or an answer the
+    client does not believe (not signed by a pinned verifier key), an
+    error message "WHAT failed: REASON" and None."""
     try:
         return call(*args, **kwargs)
-    except exception.APIRequestFailed as error:
+    except exception.KororaError as error:
         messages.error(request, '%s failed: %s' % (what, error))
         return None

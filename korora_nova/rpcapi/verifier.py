@@ -17,6 +17,10 @@ API version history:
   (admin_anchor_audit, admin_quote_host); admin_attest_host names the
   requester in the verdict's audit entry. A client pinned below 1.4
   refuses the new calls.
+* 1.5 - admin_quote_host and admin_anchor_audit take the nonce of the
+  operator's client and answer with the verifier's signed token for it
+  (attestation.operator_answers). A client pinned below 1.5 refuses a
+  read with a nonce: the unsigned answer is what it must not trust.
 """
 
 import os
@@ -46,6 +50,8 @@ NONCE_SIZE = 32
 ADMIN_VERSION = '1.3'
 # The writes added later: the version each needs.
 ADMIN_OPERATION_VERSIONS = {'anchor_audit': '1.4', 'quote_host': '1.4'}
+# A read with the client's nonce, answered with a signed token.
+SIGNED_READ_VERSION = '1.5'
 
 
 class VerifierAPI:
@@ -135,6 +141,8 @@ class VerifierAPI:
                 'korora-api\'s writes need verifier RPC API %s, above '
                 '[upgrade_levels] korora_verifier' % ADMIN_VERSION)
         version = ADMIN_OPERATION_VERSIONS.get(operation, ADMIN_VERSION)
+        if 'nonce' in arguments:
+            version = SIGNED_READ_VERSION
         if not self.client.can_send_version(version):
             raise exception.ConfigurationError(
                 'korora-api\'s %s needs verifier RPC API %s, above '

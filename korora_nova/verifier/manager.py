@@ -9,6 +9,7 @@ import time
 import oslo_messaging as messaging
 from oslo_log import log as logging
 
+from korora_nova.attestation import operator_answers
 from korora_nova.attestation import pcr_values as pcr_module
 from korora_nova.db import api as db
 from korora_nova import exception
@@ -26,7 +27,7 @@ ANCHOR_RETRY = 60.0
 class Verifier:
     """Endpoint of topic [korora] verifier_topic, shared by all workers."""
 
-    target = messaging.Target(version='1.4')
+    target = messaging.Target(version='1.5')
 
     def __init__(self, conf, attestor, steps=None):
         """steps: the migration steps (verifier.migrations.MigrationSteps);
@@ -152,25 +153,50 @@ class Verifier:
         admin.set_active(name, version, False, requester)
 
     # RPC API 1.4: the last korora-manage operations for korora-api.
+    # 1.5: with the nonce of the operator's client, the answer also
+    # carries it signed (attestation.operator_answers), and the admin
+    # request binds the nonce too.
 
-    def admin_anchor_audit(self, ctxt, admin_token, host):
+    def admin_anchor_audit(self, ctxt, admin_token, host, nonce=None):
         """audit.anchor with host's TPM for the requester (the entry it
         signs names them)."""
-        requester = self._admin(admin_token, 'anchor_audit', {'host': host})
+        arguments = _read_arguments(host, nonce)
+        requester = self._admin(admin_token, 'anchor_audit', arguments)
+        client_nonce = self._client_nonce(nonce)
         row = audit.anchor(self.attestor.manager_api, host, requester)
-        return {'seq': row.seq, 'entry_hash': audit.entry_hash(row.seq),
-                'host': row.host,
-                'created_at': _iso(row.created_at)}
+        anchor = {'seq': row.seq, 'entry_hash': audit.entry_hash(row.seq),
+                  'host': row.host, 'created_at': _iso(row.created_at)}
+        if client_nonce is not None:
+            anchor['token'] = operator_answers.sign_anchor(
+                self._steps().signer, anchor, client_nonce,
+                self.conf.korora.result_lifetime)
+        return anchor
 
-    def admin_quote_host(self, ctxt, admin_token, host):
+    def admin_quote_host(self, ctxt, admin_token, host, nonce=None):
         """The PCR values host's TPM quotes now, verified as
         record_policy verifies them, for an operator who signs the
         policy with their own key (which never reaches the verifier)."""
-        requester = self._admin(admin_token, 'quote_host', {'host': host})
+        arguments = _read_arguments(host, nonce)
+        requester = self._admin(admin_token, 'quote_host', arguments)
+        client_nonce = self._client_nonce(nonce)
         values = attestation.quoted_values(self.attestor.manager_api, host)
         LOG.info('%s quoted for user %s', host, requester.get('user_id'))
-        return {'host': host, 'pcr_values': pcr_module.to_json(values),
-                'quoted_at': _iso(db.utcnow())}
+        answer = {'host': host, 'pcr_values': pcr_module.to_json(values),
+                  'quoted_at': _iso(db.utcnow())}
+        if client_nonce is not None:
+            answer['token'] = operator_answers.sign_quote(
+                self._steps().signer, host, answer['pcr_values'],
+                answer['quoted_at'], client_nonce,
+                self.conf.korora.result_lifetime)
+        return answer
+
+    def _client_nonce(self, nonce):
+        """The client's nonce as bytes (None before 1.5); checked, and
+        the signing key found, before the read changes anything."""
+        if nonce is None:
+            return None
+        self._steps()
+        return operator_answers.nonce_from_claim(nonce)
 
     def _admin(self, token, operation, arguments):
         return self.admin_requests.accept(token, operation, arguments)
@@ -322,6 +348,14 @@ class Verifier:
                 # Keep the schedule alive whatever one round met (a
                 # database outage, say); the error is logged in full.
                 LOG.exception('scheduled attestation round failed')
+
+
+def _read_arguments(host, nonce):
+    """What korora-api signed for an operator's read: the nonce too when
+    its client sent one (1.5)."""
+    if nonce is None:
+        return {'host': host}
+    return {'host': host, 'nonce': nonce}
 
 
 def _iso(value):

@@ -17,6 +17,7 @@ import jwt
 import oslo_messaging as messaging
 
 from korora_nova.attestation import admin_request
+from korora_nova.attestation import operator_answers
 from korora_nova.attestation import results
 from korora_nova import conf
 from korora_nova.db import api as db
@@ -304,3 +305,80 @@ class TestAnchorAndQuoteRequests(AdminRequestAttackTestCase):
                              'above [upgrade_levels] korora_verifier'
                              % operation, str(error))
         self.assertEqual([], db.audit_anchors())
+
+
+class TestSignedReads(AdminRequestAttackTestCase):
+    """RPC API 1.5: with the client's nonce, the quote and the anchor
+    carry the verifier's token for it, and korora-api's signature binds
+    the nonce too."""
+
+    def setUp(self):
+        super().setUp()
+        self.nonce = operator_answers.new_nonce()
+        self.claim = results.nonce_claim(self.nonce)
+        self.keys = results.TrustedKeys.load(
+            CONF.korora.verifier_public_keys)
+
+    def call(self, method, token, nonce):
+        return self.client.prepare(version='1.5', timeout=CALL_TIMEOUT).call(
+            {}, method, admin_token=token, host=HOST, nonce=nonce)
+
+    def test_a_quote_with_a_nonce_is_signed_for_it(self):
+        quote = verifier_rpcapi.VerifierAPI().admin_request(
+            self.api_key, 'quote_host', {'host': HOST, 'nonce': self.claim},
+            REQUESTER)
+        self.assertEqual(
+            {'host': HOST, 'pcr_values': quote['pcr_values'],
+             'quoted_at': quote['quoted_at']},
+            operator_answers.verified_quote(self.keys, quote['token'], HOST,
+                                            self.nonce))
+        # Bound to this read's nonce, not another's.
+        self.assertRaises(exception.SignedResultError,
+                          operator_answers.verified_quote, self.keys,
+                          quote['token'], HOST, operator_answers.new_nonce())
+
+    def test_an_anchor_with_a_nonce_is_signed_for_it(self):
+        anchor = verifier_rpcapi.VerifierAPI().admin_request(
+            self.api_key, 'anchor_audit', {'host': HOST, 'nonce': self.claim},
+            REQUESTER)
+        verified = operator_answers.verified_anchor(
+            self.keys, anchor['token'], HOST, self.nonce)
+        self.assertEqual((db.audit_head().seq, db.audit_head().entry_hash,
+                          HOST),
+                         (verified['seq'], verified['entry_hash'],
+                          verified['host']))
+
+    def test_a_nonce_korora_api_did_not_sign_is_refused(self):
+        # An attacker on the bus swaps in a nonce of its own (to get a
+        # token it can replay later): the admin request does not bind it.
+        token = self.genuine('quote_host', {'host': HOST,
+                                            'nonce': self.claim})
+        other = results.nonce_claim(operator_answers.new_nonce())
+        error = self.assertRaises(messaging.RemoteError, self.call,
+                                  'admin_quote_host', token, other)
+        self.assertEqual('NotAuthorized', error.exc_type)
+        self.assertIn('the arguments of quote_host are not the ones '
+                      'korora-api signed (altered on the way)',
+                      str(error.value))
+
+    def test_a_bad_nonce_is_refused_before_anything_is_anchored(self):
+        for bad in ('short', 'A' * 87, '!' * 43):
+            token = self.genuine('anchor_audit', {'host': HOST,
+                                                  'nonce': bad})
+            error = self.assertRaises(messaging.RemoteError, self.call,
+                                      'admin_anchor_audit', token, bad)
+            self.assertEqual('UsageError', error.exc_type)
+            self.assertIn('the nonce must be 16 to 64 bytes in base64url',
+                          str(error.value))
+        self.assertEqual(self.head, db.audit_head().seq)
+        self.assertEqual([], db.audit_anchors())
+
+    def test_a_client_pinned_below_1_5_refuses_a_signed_read(self):
+        self.config.config(group='upgrade_levels', korora_verifier='1.4')
+        error = self.assertRaises(
+            exception.ConfigurationError,
+            verifier_rpcapi.VerifierAPI().admin_request, self.api_key,
+            'quote_host', {'host': HOST, 'nonce': self.claim}, REQUESTER)
+        self.assertEqual('korora-api\'s quote_host needs verifier RPC API '
+                         '1.5, above [upgrade_levels] korora_verifier',
+                         str(error))

@@ -94,7 +94,8 @@ class TestKororaAPIInDevstack(plugin_tests.DevstackTestCase):
             'etc', 'apache2', 'sites-available', 'korora-api.conf')))
         self.assertEqual([['disable_apache_site', 'korora-api']],
                          node.calls('disable_apache_site'))
-        for folder, name in shipped_horizon_files():
+        for folder, name in shipped_horizon_files() + [
+                ('local_settings.d', '_9011_korora_verifier_keys.py')]:
             self.assertFalse(os.path.exists(node.path(
                 'opt', 'horizon', 'openstack_dashboard', 'local', folder,
                 name)), name)
@@ -191,3 +192,11 @@ class TestKororaAPIInDevstack(plugin_tests.DevstackTestCase):
             with open(os.path.join(DASHBOARD, folder, name)) as shipped, \
                     open(os.path.join(local, folder, name)) as copied:
                 self.assertEqual(shipped.read(), copied.read(), name)
+        # Horizon pins the verifier's key, as the services do.
+        settings = {}
+        with open(os.path.join(local, 'local_settings.d',
+                               '_9011_korora_verifier_keys.py')) as stream:
+            exec(stream.read(), settings)
+        self.assertEqual(
+            [node.path('etc', 'korora', 'verifier-public-key.pem')],
+            settings['KORORA_VERIFIER_PUBLIC_KEYS'])

@@ -45,6 +45,7 @@ from korora_nova.migration import records
 from korora_nova.migration import states
 from tests.fixtures import api_server
 from tests.fixtures import daemons
+from tests.fixtures import forged_answers
 from tests.fixtures import horizon
 from tests.fixtures import keystone
 
@@ -463,6 +464,26 @@ class TestHorizonPanels(BrowserTest, testtools.TestCase):
                       'enrolled (HTTP 404)' % (host, host),
                       self.browser.messages())
         self.assertEqual([], self.client.policies(name='never-recorded'))
+
+    def test_record_policy_refuses_a_forged_quote(self):
+        # An attacker on the bus answers in the verifier's place with a
+        # compromised host's values: Horizon shows none of them.
+        host, name = HOSTS[0], 'forged-in-horizon'
+        forged = self.useFixture(forged_answers.ForgingVerifierFixture(
+            self.bed, lambda host, nonce, values: None))
+        self.open('/admin/korora_host_trust/%s/record_policy/' % host,
+                  'record-policy-forged')
+        self.browser.find('#id_name').send_keys(name)
+        self.browser.find('.modal-footer .btn-primary').click()
+        self.browser.wait_for(lambda driver: self.browser.messages())
+        self.browser.screenshot('record-policy-forged')
+        self.assertIn('Error: Quoting %s failed: the verifier\'s answer is '
+                      'missing or larger than' % host,
+                      self.browser.messages())
+        self.assertEqual([('quote_host', host)],
+                         [ask[:2] for ask in forged.forger.asked])
+        self.assertFalse(self.browser.find_all('.korora-recorded-policy'))
+        self.assertEqual([], self.client.policies(name=name))
 
     def test_audit_log_is_intact_with_its_head(self):
         self.open('/admin/korora_audit/', 'audit-log')

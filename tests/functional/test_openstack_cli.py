@@ -18,14 +18,19 @@ import subprocess
 import sys
 
 import fixtures
+import jwt
 from oslotest import base
 
+from korora_nova.attestation import operator_answers
+from korora_nova.attestation import pcr_values as pcr_module
 from korora_nova.attestation import policy as policy_module
+from korora_nova.attestation import results
 from korora_nova.db import api as db
 from korora_nova.db import models
 from korora_nova.verifier import admin
 from tests.fixtures import api as api_fixtures
 from tests.fixtures import api_server
+from tests.fixtures import forged_answers
 from tests.fixtures import daemons
 from tests.fixtures import keystone
 from tests.fixtures import raw_sql
@@ -78,9 +83,9 @@ class TestOpenStackKorora(base.BaseTestCase):
         return path
 
     @classmethod
-    def openstack(cls, *args, persona='admin', scope=None):
-        """The openstack command as persona (openrc's OS_* variables);
-        the finished process."""
+    def openstack(cls, *args, persona='admin', scope=None, pinned=True):
+        """The openstack command as persona (openrc's OS_* variables;
+        pinned: with the verifier's public key); the finished process."""
         environment = {name: value for name, value in os.environ.items()
                        if not name.startswith('OS_')}
         environment.update(
@@ -90,6 +95,9 @@ class TestOpenStackKorora(base.BaseTestCase):
             OS_IDENTITY_API_VERSION='3', OS_REGION_NAME=keystone.REGION,
             OS_INTERFACE='public', XDG_CONFIG_HOME=cls.folder,
             PYTHONPATH=os.pathsep.join(sys.path))
+        if pinned:
+            environment['OS_KORORA_VERIFIER_PUBLIC_KEY'] = (
+                cls.cloud.verifier_public_key)
         return subprocess.run(
             [daemons.console_script('openstack')] + list(args),
             env=environment, capture_output=True, text=True,
@@ -271,7 +279,95 @@ class TestOpenStackKorora(base.BaseTestCase):
                            '--signing-key',
                            os.path.join(self.folder, 'no-such-key.pem')),
             'no-such-key.pem')
+        # Without the verifier's key pinned, a quote is not believed, so
+        # none is asked for.
+        self.assertEqual(
+            '--os-korora-verifier-public-key (or '
+            'OS_KORORA_VERIFIER_PUBLIC_KEY) is empty: no answer of the '
+            'verifier can be checked, so none would be believed',
+            self.assertFails(self.openstack(
+                'korora', 'policy', 'record', HOSTS[0], RECORDED,
+                '--signing-key', self.operator_key, pinned=False)))
+        # Pinned to a key that is not the verifier's: the genuine
+        # answer is refused too.
+        self.assertFails(self.openstack(
+            'korora', 'policy', 'record', HOSTS[0], RECORDED,
+            '--signing-key', self.operator_key,
+            '--os-korora-verifier-public-key',
+            self.cloud.stranger.public_path),
+            'the answer is not signed by a pinned verifier key '
+            '(--os-korora-verifier-public-key')
         self.assertEqual(before, self.policy_versions())
+
+    # Forged answers on the bus: the verifier is away, an attacker's
+    # server answers in its place. The CLI believes only the verifier's
+    # token for its own nonce, so nothing forged is signed or imported.
+
+    def forging_verifier(self, token_for):
+        return self.useFixture(forged_answers.ForgingVerifierFixture(
+            self.cloud, token_for)).forger
+
+    def assertRecordRefused(self, *messages):
+        before = self.policy_versions()
+        self.assertFails(self.openstack(
+            'korora', 'policy', 'record', HOSTS[0], 'forged-2026-12',
+            '--signing-key', self.operator_key), *messages)
+        self.assertEqual(before, self.policy_versions())
+
+    def test_a_forged_unsigned_quote_is_refused(self):
+        forger = self.forging_verifier(lambda host, nonce, values: None)
+        self.assertRecordRefused(
+            'the verifier\'s answer is missing or larger than')
+        # The attacker did answer, with its nonce in the request.
+        self.assertEqual([('quote_host', HOSTS[0])],
+                         [ask[:2] for ask in forger.asked])
+        self.assertEqual(43, len(forger.asked[0][2]))
+
+    def test_a_quote_signed_by_the_attackers_key_is_refused(self):
+        attacker = results.generate_signing_key(
+            os.path.join(self.useFixture(fixtures.TempDir()).path, 'k.pem'))
+        self.forging_verifier(lambda host, nonce, values: (
+            operator_answers.sign_quote(
+                attacker, host, values, '2026-12-04T00:00:00Z',
+                results.nonce_bytes(nonce), 300)))
+        self.assertRecordRefused(
+            'the answer is not signed by a pinned verifier key '
+            '(--os-korora-verifier-public-key')
+
+    def test_a_quote_claiming_the_verifiers_key_id_is_refused(self):
+        attacker = results.generate_signing_key(
+            os.path.join(self.useFixture(fixtures.TempDir()).path, 'k.pem'))
+        kid = self.cloud.verifier.signer.kid
+
+        def token_for(host, nonce, values):
+            claims = jwt.decode(operator_answers.sign_quote(
+                attacker, host, values, '2026-12-04T00:00:00Z',
+                results.nonce_bytes(nonce), 300),
+                options={'verify_signature': False})
+            return jwt.encode(claims, attacker._key, algorithm='ES256',
+                              headers={'kid': kid})
+        self.forging_verifier(token_for)
+        self.assertRecordRefused('has a bad signature (forged or altered)')
+
+    def test_a_replayed_genuine_quote_is_refused(self):
+        # A quote the verifier really signed, for an earlier read (the
+        # host's values before it was compromised, say).
+        earlier = operator_answers.sign_quote(
+            self.cloud.verifier.signer, HOSTS[0],
+            pcr_module.to_json(self.cloud.pcr_values),
+            '2026-12-01T00:00:00Z', operator_answers.new_nonce(), 300)
+        self.forging_verifier(lambda host, nonce, values: earlier)
+        self.assertRecordRefused('is not bound to this nonce (replayed?)')
+
+    def test_a_forged_anchor_is_refused(self):
+        before = self.run_cli('korora', 'audit', 'head', '-f', 'json')
+        self.forging_verifier(lambda host, nonce, values: None)
+        result = self.openstack('korora', 'audit', 'anchor', 'create',
+                                HOSTS[0], '-f', 'json')
+        self.assertFails(result,
+                         'the verifier\'s answer is missing or larger than')
+        self.assertEqual('', result.stdout)
+        self.assertEqual(before['seq'], db.audit_head().seq)
 
     def test_delete_and_enroll_again(self):
         host = HOSTS[1]
@@ -392,6 +488,13 @@ class TestOpenStackKorora(base.BaseTestCase):
 
     def test_audit_head_anchor_create_and_list(self):
         before = self.run_cli('korora', 'audit', 'head', '-f', 'json')
+        # An anchor is kept only when the verifier's key is pinned to
+        # check it: without, nothing is asked for.
+        self.assertFails(self.openstack('korora', 'audit', 'anchor',
+                                        'create', HOSTS[0], pinned=False),
+                         'OS_KORORA_VERIFIER_PUBLIC_KEY) is empty')
+        self.assertEqual(before, self.run_cli('korora', 'audit', 'head',
+                                              '-f', 'json'))
         anchor = self.run_cli('korora', 'audit', 'anchor', 'create',
                               HOSTS[0], '-f', 'json')
         self.assertEqual(HOSTS[0], anchor['host'])

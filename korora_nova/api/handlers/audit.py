@@ -6,6 +6,7 @@ import dataclasses
 import webob.dec
 
 from korora_nova.api.handlers import hosts
+from korora_nova.api import microversion
 from korora_nova.api import policy
 from korora_nova.api.policies import audit as rules
 from korora_nova.api.schemas import audit as schemas
@@ -55,12 +56,16 @@ def head(req):
 def create_anchor(req):
     """Have a host's TPM sign the head (microversion 1.1), as
     "korora-manage audit anchor" does; the verifier appends an entry
-    naming the requester, and that entry is what is signed."""
+    naming the requester, and that entry is what is signed. From 1.2
+    the body has the client's nonce and the answer the verifier's token
+    for it."""
     policy.authorize(req, rules.ANCHOR)
-    data = util.body(req, schemas.ANCHOR)
+    if microversion.at_least(req.environ, microversion.SIGNED_READS):
+        data = util.body(req, schemas.SIGNED_ANCHOR)
+    else:
+        data = util.body(req, schemas.ANCHOR)
     hosts.require_host(data['host'])
-    anchor = req.environ['korora.writer'].write(req, 'anchor_audit', {
-        'host': data['host']})
+    anchor = req.environ['korora.writer'].write(req, 'anchor_audit', data)
     return util.json_response({'anchor': anchor}, status=201)
 
 

@@ -6,6 +6,7 @@ import json
 import webob.dec
 import webob.exc
 
+from korora_nova.api import microversion
 from korora_nova.api import policy
 from korora_nova.api.policies import hosts as rules
 from korora_nova.api.schemas import hosts as schemas
@@ -150,14 +151,18 @@ def quote_host(req):
     """The PCR values the host's TPM quotes now, verified by the
     verifier against its enrolled AK and a fresh nonce (microversion
     1.1): the client builds and signs a policy of them with the
-    operator's key, which never reaches korora."""
+    operator's key, which never reaches korora. From 1.2 the body has
+    the client's nonce and the answer the verifier's token for it, the
+    only part the client believes."""
     policy.authorize(req, rules.QUOTE)
     name = util.path_item(req, 'host')
-    if req.content_length:
+    arguments = {'host': name}
+    if microversion.at_least(req.environ, microversion.SIGNED_READS):
+        arguments['nonce'] = util.body(req, schemas.SIGNED_QUOTE)['nonce']
+    elif req.content_length:
         util.body(req, schemas.QUOTE)
     require_host(name)
-    quote = req.environ['korora.writer'].write(req, 'quote_host',
-                                               {'host': name})
+    quote = req.environ['korora.writer'].write(req, 'quote_host', arguments)
     return util.json_response({'quote': quote})
 
 

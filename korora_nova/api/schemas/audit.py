@@ -19,5 +19,13 @@ ANCHOR = {
     'additionalProperties': False,
 }
 
+# From microversion 1.2: the client's nonce, for the verifier's token.
+SIGNED_ANCHOR = {
+    'type': 'object',
+    'properties': {'host': common.HOST_NAME, 'nonce': common.CLIENT_NONCE},
+    'required': ['host', 'nonce'],
+    'additionalProperties': False,
+}
+
 ANCHORS_QUERY = common.page_query(
     marker={'type': 'string', 'pattern': '^[1-9][0-9]{0,17}$'})

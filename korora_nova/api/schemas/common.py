@@ -3,6 +3,8 @@
 # Host names as the verifier stores them (verifier.enrollment).
 HOST_NAME = {'type': 'string', 'minLength': 1, 'maxLength': 255,
              'pattern': r'^\S(.*\S)?$'}
+# A client's nonce for a signed read: 16 to 64 bytes in base64url.
+CLIENT_NONCE = {'type': 'string', 'pattern': '^[A-Za-z0-9_-]{22,86}$'}
 POLICY_NAME = {'type': 'string', 'minLength': 1, 'maxLength': 255}
 UUID = {'type': 'string', 'format': 'uuid',
         'pattern': '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-'

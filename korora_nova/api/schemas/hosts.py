@@ -21,6 +21,13 @@ ENROLL = {
 
 # POST /hosts/{host}/quote: no body, or an empty object.
 QUOTE = {'type': 'object', 'additionalProperties': False}
+# From microversion 1.2: the client's nonce, for the verifier's token.
+SIGNED_QUOTE = {
+    'type': 'object',
+    'properties': {'nonce': common.CLIENT_NONCE},
+    'required': ['nonce'],
+    'additionalProperties': False,
+}
 
 SET_POLICY = {
     'type': 'object',

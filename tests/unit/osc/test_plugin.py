@@ -73,3 +73,15 @@ class TestPluginModule(base.BaseTestCase):
                                                      'latest'))
         parser = plugin.build_option_parser(argparse.ArgumentParser())
         self.assertEqual('latest', parser.parse_args([]).os_korora_api_version)
+
+    def test_the_verifier_key_option_and_its_variable(self):
+        parser = plugin.build_option_parser(argparse.ArgumentParser())
+        self.assertIsNone(parser.parse_args([]).os_korora_verifier_public_key)
+        self.assertEqual('/etc/korora/verifier.pem', parser.parse_args(
+            ['--os-korora-verifier-public-key', '/etc/korora/verifier.pem']
+        ).os_korora_verifier_public_key)
+        self.useFixture(fixtures.EnvironmentVariable(
+            'OS_KORORA_VERIFIER_PUBLIC_KEY', '/a.pem,/b.pem'))
+        parser = plugin.build_option_parser(argparse.ArgumentParser())
+        self.assertEqual('/a.pem,/b.pem', parser.parse_args(
+            []).os_korora_verifier_public_key)
