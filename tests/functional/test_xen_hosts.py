@@ -112,6 +112,30 @@ class XenHostsTest(testtools.TestCase):
         verifier = self.useFixture(services.VerifierFixture(keys.signer))
         operator = self.useFixture(services.OperatorKeyFixture(conf.CONF))
         host = self.bed.a
+        self.start_manager(host, bus, keys)
+
+        enrollment.enroll(verifier.manager_api, host.name)
+        attestation.record_policy(verifier.manager_api, host.name, POLICY, 1,
+                                  operator.key)
+        db.host_set_policy(host.name, POLICY)
+        verdict = verifier.attestor.attest(host.name)
+        self.assertTrue(verdict.trusted, verdict.summary())
+
+        digest = hashlib.sha256(b'a module dom0 did not have').hexdigest()
+        self.run_ok(host, 'tpm2_pcrextend -T device:/dev/tpmrm0 %d:sha256=%s'
+                    % (MEASURED_PCR, digest))
+        verdict = verifier.attestor.attest(host.name)
+        self.assertFalse(verdict.trusted, verdict.summary())
+        self.assertIn('PCR sha256:%d = ' % MEASURED_PCR, verdict.summary())
+        self.assertIn('not allowed by policy %s v1' % POLICY,
+                      verdict.summary())
+        trusted, summary, _ = db.host_trust_all()[host.name]
+        self.assertFalse(trusted, summary)
+
+    def start_manager(self, host, bus, keys):
+        """Start korora-vtpm-manager in host's dom0 on its platform TPM,
+        talking to the broker on this machine; both dom0s need one once
+        migrations between them are tested. Returns its log's path."""
         ca_bundle = services.shared_ca().write_bundle(
             os.path.join(host.shared, 'ek-ca-bundle.pem'))
         conf.CONF.set_override('ek_ca_bundle', ca_bundle, 'korora')
@@ -139,27 +163,10 @@ class XenHostsTest(testtools.TestCase):
                     '>/run/korora-manager.pid' % (tree, script, config, log))
         self.addCleanup(host.run, 'kill $(cat /run/korora-manager.pid)')
         self.addOnException(lambda exc_info: self.addDetail(
-            'manager.log', testtools.content.text_content(
+            '%s-manager.log' % host.name, testtools.content.text_content(
                 rabbitmq.tail(log, 64 * 1024))))
         self.wait_for_file_text(log, 'serving topic', MANAGER_START_TIMEOUT)
-
-        enrollment.enroll(verifier.manager_api, host.name)
-        attestation.record_policy(verifier.manager_api, host.name, POLICY, 1,
-                                  operator.key)
-        db.host_set_policy(host.name, POLICY)
-        verdict = verifier.attestor.attest(host.name)
-        self.assertTrue(verdict.trusted, verdict.summary())
-
-        digest = hashlib.sha256(b'a module dom0 did not have').hexdigest()
-        self.run_ok(host, 'tpm2_pcrextend -T device:/dev/tpmrm0 %d:sha256=%s'
-                    % (MEASURED_PCR, digest))
-        verdict = verifier.attestor.attest(host.name)
-        self.assertFalse(verdict.trusted, verdict.summary())
-        self.assertIn('PCR sha256:%d = ' % MEASURED_PCR, verdict.summary())
-        self.assertIn('not allowed by policy %s v1' % POLICY,
-                      verdict.summary())
-        trusted, summary, _ = db.host_trust_all()[host.name]
-        self.assertFalse(trusted, summary)
+        return log
 
     def wait_for_file_text(self, path, text, timeout):
         deadline = time.monotonic() + timeout
