@@ -217,8 +217,15 @@ class Client:
 
 
 def _token(answer):
-    """The verifier's token in an answer (checked by the caller)."""
-    return answer.get('token') if isinstance(answer, dict) else None
+    """The verifier's token in an answer (checked by the caller);
+    SignedResultError when there is none."""
+    token = answer.get('token') if isinstance(answer, dict) else None
+    if token is None:
+        raise exception.SignedResultError(
+            'the answer carries no token signed by the verifier (forged on '
+            'the way, or korora-api or the verifier older than 1.2): '
+            'nothing in it was believed')
+    return token
 
 
 def _later(version, needed):

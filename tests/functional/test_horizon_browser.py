@@ -477,8 +477,8 @@ class TestHorizonPanels(BrowserTest, testtools.TestCase):
         self.browser.find('.modal-footer .btn-primary').click()
         self.browser.wait_for(lambda driver: self.browser.messages())
         self.browser.screenshot('record-policy-forged')
-        self.assertIn('Error: Quoting %s failed: the verifier\'s answer is '
-                      'missing or larger than' % host,
+        self.assertIn('Error: Quoting %s failed: the answer carries no '
+                      'token signed by the verifier' % host,
                       self.browser.messages())
         self.assertEqual([('quote_host', host)],
                          [ask[:2] for ask in forged.forger.asked])

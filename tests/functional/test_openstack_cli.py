@@ -317,7 +317,9 @@ class TestOpenStackKorora(base.BaseTestCase):
     def test_a_forged_unsigned_quote_is_refused(self):
         forger = self.forging_verifier(lambda host, nonce, values: None)
         self.assertRecordRefused(
-            'the verifier\'s answer is missing or larger than')
+            'the answer carries no token signed by the verifier (forged on '
+            'the way, or korora-api or the verifier older than 1.2): '
+            'nothing in it was believed')
         # The attacker did answer, with its nonce in the request.
         self.assertEqual([('quote_host', HOSTS[0])],
                          [ask[:2] for ask in forger.asked])
@@ -364,8 +366,8 @@ class TestOpenStackKorora(base.BaseTestCase):
         self.forging_verifier(lambda host, nonce, values: None)
         result = self.openstack('korora', 'audit', 'anchor', 'create',
                                 HOSTS[0], '-f', 'json')
-        self.assertFails(result,
-                         'the verifier\'s answer is missing or larger than')
+        self.assertFails(result, 'the answer carries no token signed by '
+                         'the verifier')
         self.assertEqual('', result.stdout)
         self.assertEqual(before['seq'], db.audit_head().seq)
 
