@@ -336,6 +336,19 @@ class HandoverError(KororaError):
     msg_fmt = 'the vTPM secret cannot be handed over: %(reason)s'
 
 
+# A migration korora-manage runs itself (korora_nova.direct_migration).
+
+class PeerError(KororaError):
+    """The other host's half of a direct migration cannot be reached,
+    ended, or broke the wire format. Nothing it said was believed."""
+    msg_fmt = 'the other host\'s half of the migration: %(reason)s'
+
+
+class DomainError(KororaError):
+    """libvirt cannot find, move, pause or resume the domain."""
+    msg_fmt = 'libvirt: %(reason)s'
+
+
 # korora-api.
 
 class VerifierUnavailable(KororaError):

@@ -502,6 +502,29 @@ def libvirt_hook_status(args):
     return EXIT_OK if current else EXIT_NEGATIVE
 
 
+def server_migrate(args):
+    from korora_nova.direct_migration import this_host
+
+    outcome = this_host.migrate(CONF, args.domain, args.to, args.live)
+    if outcome.state == 'COMMITTED':
+        print('%s moved to %s: migration %s committed'
+              % (outcome.domain, args.to, outcome.migration_uuid))
+        return EXIT_OK
+    print('%s not moved: %s on %s (migration %s): %s; its stopped '
+          'definition stays on %s' % (
+              outcome.domain, outcome.state.lower(), args.to,
+              outcome.migration_uuid, outcome.reason, CONF.host))
+    return EXIT_NEGATIVE
+
+
+def server_receive(args):
+    from korora_nova.direct_migration import this_host
+
+    # stdout is the pipe to the source: nothing else may be printed.
+    this_host.receive(CONF, sys.stdin.buffer, sys.stdout.buffer)
+    return EXIT_OK
+
+
 def _add(actions, name, function, help_text, *arguments):
     parser = actions.add_parser(name, help=help_text)
     for argument in arguments:
@@ -616,6 +639,26 @@ def add_command_parsers(subparsers):
          'Show a migration: its states, checks and audit entries.',
          (('migration_uuid',), {'metavar': 'UUID',
                                 'help': 'Migration UUID.'}))
+
+    actions = _category(subparsers, 'server',
+                        'Domains on hosts Nova does not manage (Xen '
+                        'dom0s), moved by Korora itself.')
+    _add(actions, 'migrate', server_migrate,
+         'Move a running domain of this host to HOST with Korora\'s '
+         'attested migration: mutual attestation, the vTPM secret sealed '
+         'to HOST, a signed manifest, the arrival verified there, then '
+         'commit; exit 1 if it was refused, quarantined or held.',
+         (('domain',), {'metavar': 'DOMAIN',
+                        'help': 'Domain name or UUID (libvirt, [korora] '
+                                'libvirt_uri).'}),
+         (('--to',), {'required': True, 'metavar': 'HOST',
+                      'help': 'Destination host ([DEFAULT] host there).'}),
+         (('--live',), {'action': 'store_true',
+                        'help': 'Live migration (libxl needs a Xen with '
+                                'shadow paging for PV guests).'}))
+    _add(actions, 'receive', server_receive,
+         'The destination\'s half of server migrate, on standard input '
+         'and output ([korora_direct_migration] peer_command runs it).')
 
     actions = _category(subparsers, 'signing-key',
                         'The verifier\'s key for signed answers, or '

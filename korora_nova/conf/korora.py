@@ -517,6 +517,49 @@ upgrade_levels_opts = [
 ]
 
 
+DIRECT_MIGRATION_GROUP = cfg.OptGroup(
+    'korora_direct_migration',
+    title='Migrations korora-manage runs itself',
+    help='korora-manage server migrate, on hosts Nova does not manage '
+         '(Xen dom0s): it runs the source\'s steps here and the '
+         'destination\'s there (korora-manage server receive, through '
+         'peer_command), and moves the domain with libvirt. In every '
+         'template {host} is the destination\'s host name ([DEFAULT] '
+         'host there).')
+
+direct_migration_opts = [
+    cfg.StrOpt(
+        'peer_command',
+        default='ssh -T -o BatchMode=yes root@{host} korora-manage server '
+                'receive',
+        help='The command that runs the destination\'s half (korora-manage '
+             'server receive) with its standard input and output as the '
+             'pipe between the halves. Nothing on that pipe is believed: '
+             'each half asks the verifier for itself.'),
+    cfg.StrOpt(
+        'libvirt_uri',
+        default='xen+tls://{host}/system',
+        help='The destination\'s libvirt, as this host opens it for the '
+             'migration (xen+tls, or qemu+tls for QEMU).'),
+    cfg.StrOpt(
+        'stream_uri',
+        default='tcp://{host}',
+        help='Where the migration stream goes (libvirt\'s migrate URI); '
+             'empty: libvirt\'s choice.'),
+    cfg.StrOpt(
+        'listen_address',
+        default='',
+        help='The address the destination listens on for the stream '
+             '(QEMU only); empty: libvirt\'s choice.'),
+    cfg.FloatOpt(
+        'peer_timeout',
+        default=300.0,
+        min=1.0,
+        help='Seconds the source waits for each answer of the destination\'s '
+             'half (its steps ask the verifier and measure the disks).'),
+]
+
+
 DATABASE_GROUP = cfg.OptGroup(
     'korora_database',
     title='Verifier database',
@@ -539,6 +582,8 @@ def register_opts(conf):
     conf.register_opts(api_opts, group=API_GROUP)
     conf.register_group(UPGRADE_LEVELS_GROUP)
     conf.register_opts(upgrade_levels_opts, group=UPGRADE_LEVELS_GROUP)
+    conf.register_group(DIRECT_MIGRATION_GROUP)
+    conf.register_opts(direct_migration_opts, group=DIRECT_MIGRATION_GROUP)
     conf.register_group(DATABASE_GROUP)
     conf.register_opts(db_options.database_opts, group=DATABASE_GROUP)
     # Not below state_path (/var/lib/korora): on a host that runs both,
@@ -569,4 +614,5 @@ def list_opts():
                     libvirt_hook_opts + audit_opts),
             API_GROUP: api_opts,
             UPGRADE_LEVELS_GROUP: upgrade_levels_opts,
+            DIRECT_MIGRATION_GROUP: direct_migration_opts,
             DATABASE_GROUP: db_options.database_opts}

@@ -44,13 +44,18 @@ from korora_nova.hooks import recovery
 from korora_nova.hypervisors import libvirt_backend
 from korora_nova.hypervisors import libvirt_migration
 from korora_nova.migration import states
-from korora_nova.rpcapi import verifier as verifier_rpcapi
 from korora_nova.vtpm_manager import local_client
 
 CONF = conf.CONF
 LOG = logging.getLogger(__name__)
 
 SECRET_FIELD = 'vtpm_secret_value'
+
+
+class SecretNotOpened(nova_exception.NovaException):
+    """What Nova records when the destination cannot take the secret."""
+    msg_fmt = ('Korora: the destination could not take the vTPM secret: '
+               '%(reason)s')
 
 
 def take_secret(*objects_to_scrub):
@@ -107,9 +112,9 @@ class LiveMigrationHooks:
         if self._korora_keys is None:
             self._korora_keys = results.TrustedKeys.load(
                 CONF.korora.verifier_public_keys)
-        return protocol_module.MigrationProtocol(
-            self.korora_host, verifier_rpcapi.VerifierAPI(),
-            self._korora_keys, self.korora_local_manager())
+        return protocol_module.for_host(self.korora_host, CONF,
+                                        self._korora_keys,
+                                        self.korora_local_manager())
 
     def korora_context(self):
         return nova_context.get_admin_context()
@@ -261,7 +266,7 @@ class LiveMigrationHooks:
                 commit.abort(protocol, record.uuid,
                              'the destination could not open the sealed '
                              'vTPM secret: %s' % error)
-            raise handover.SecretNotOpened(reason=error)
+            raise SecretNotOpened(reason=error)
         if secret is not None:
             migrate_data.vtpm_secret_value = secret
             self._korora_secrets[instance.uuid] = secret

@@ -20,7 +20,6 @@ import os
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from nova import exception as nova_exception
 
 from korora_nova import exception
 from korora_nova.attestation import canonical
@@ -33,12 +32,6 @@ MAX_SECRET = 1024
 NONCE_SIZE = 32
 DATA_KEY_SIZE = 32
 _GCM_NONCE = 12
-
-
-class SecretNotOpened(nova_exception.NovaException):
-    """What Nova records when the destination cannot take the secret."""
-    msg_fmt = ('Korora: the destination could not take the vTPM secret: '
-               '%(reason)s')
 
 
 def binding(record):

@@ -51,6 +51,8 @@ from korora_nova.attestation import results
 from korora_nova import exception
 from korora_nova.hooks import handover
 from korora_nova.hooks import retry
+from korora_nova.rpcapi import verifier as verifier_rpcapi
+from korora_nova.vtpm_manager import local_client
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +87,22 @@ class CertifiedKey:
     it (handover.seal_secret seals to it)."""
     public: bytes
     unique: bytes
+
+
+def for_host(host, conf, trusted_keys=None, local_manager=None):
+    """The steps as host runs them: the verifier on the bus, believed
+    with the keys pinned in [korora] verifier_public_keys (read now
+    unless given), and host's vTPM manager on its root-only socket
+    (unless another is given)."""
+    if trusted_keys is None:
+        trusted_keys = results.TrustedKeys.load(
+            conf.korora.verifier_public_keys)
+    if local_manager is None:
+        local_manager = local_client.LocalManager(
+            conf.korora.libvirt_hook_socket,
+            conf.korora.migration_step_timeout)
+    return MigrationProtocol(host, verifier_rpcapi.VerifierAPI(),
+                             trusted_keys, local_manager)
 
 
 class MigrationProtocol:

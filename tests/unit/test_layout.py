@@ -18,7 +18,11 @@ TESTS = 'tests'
 FUZZ = 'fuzz'
 # What runs on a compute host, which holds no database credentials.
 COMPUTE_HOST_PACKAGES = ('korora_nova.hooks', 'korora_nova.vtpm_manager',
-                         'korora_nova.libvirt_hook')
+                         'korora_nova.libvirt_hook',
+                         'korora_nova.direct_migration')
+# What runs on a Xen dom0, where Nova 34 cannot run.
+XEN_HOST_PACKAGES = ('korora_nova.direct_migration',
+                     'korora_nova.vtpm_manager', 'korora_nova.libvirt_hook')
 DATABASE_MODULES = ('korora_nova.db', 'korora_nova.migration.records',
                     'korora_nova.migration.audit', 'oslo_db', 'sqlalchemy')
 # The compute driver's factory switches the database off in
@@ -183,6 +187,25 @@ class TestLayout(testtools.TestCase):
             for target, _top in found
             if is_module(target, SQL_MODULES))
         self.assertEqual([], offenders)
+
+    def test_xen_host_code_needs_no_nova(self):
+        # Everything it imports, however indirectly, runs without Nova.
+        seen, todo, offenders = set(), [], []
+        for name in self.modules:
+            if is_module(name, XEN_HOST_PACKAGES):
+                todo.append((name, name))
+        while todo:
+            name, via = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            for target, _top in self.imports.get(name, ()):
+                if is_module(target, ['nova']):
+                    offenders.append('%s imports %s (from %s)'
+                                     % (name, target, via))
+                elif target in self.modules:
+                    todo.append((target, via))
+        self.assertEqual([], sorted(offenders))
 
     def test_the_checks_see_imports(self):
         # A cross-check that the reader works: the driver imports the

@@ -1,0 +1,178 @@
+"""korora-manage server migrate between two real libvirt hosts on this
+machine (tests.fixtures.real_migration: two libvirtd, each host with its
+swtpm platform TPM and its vTPM manager on real RabbitMQ, the verifier
+in this process), run as an operator runs it: the real command in a
+process of its own with host kvm-a's configuration, its peer command
+the real ``korora-manage server receive`` with kvm-b's (ssh on Xen
+hosts; see test_xen_hosts for the dom0s).
+
+The attacks: a destination whose PCRs changed; a destination's half
+that claims a verified arrival it never had checked; a vTPM state
+changed on the destination before the check; a transfer that fails.
+"""
+
+import os
+import subprocess
+import sys
+
+import fixtures
+import libvirt
+import testtools
+
+from korora_nova import conf
+from korora_nova.migration import records
+from korora_nova.migration import states
+from tests import base
+from tests.fixtures import daemons
+from tests.fixtures import libvirt_hosts
+from tests.fixtures import real_migration
+
+SOURCE, DEST = 'kvm-a', 'kvm-b'
+PASSPHRASE = 'vtpm-passphrase-direct-5c2a'
+COMMAND_TIMEOUT = 300
+
+
+class DirectMigrationTest(base.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        reason = libvirt_hosts.availability()
+        if reason:
+            self.skipTest('no guest can run here: %s' % reason)
+        self.bed = self.useFixture(real_migration.KororaLibvirtPairFixture())
+        self.hosts = self.bed.hosts
+        self.guest = self.bed.start_guest(SOURCE, name='direct-guest',
+                                          secret_value=PASSPHRASE)
+        self.folder = self.useFixture(fixtures.TempDir()).path
+        self.configs = {name: self.write_config(name)
+                        for name in (SOURCE, DEST)}
+
+    def write_config(self, name, peer_command=None, stream_uri=None):
+        other = self.bed.other(name)
+        receive = '%s --config-file %s server receive' % (
+            daemons.console_script('korora-manage'),
+            os.path.join(self.folder, '%s.conf' % other))
+        return daemons.write_config(
+            os.path.join(self.folder, '%s.conf' % name), {
+                'DEFAULT': {
+                    'host': name,
+                    'transport_url': conf.CONF.transport_url,
+                    'control_exchange': conf.CONF.control_exchange},
+                'korora': {
+                    'verifier_public_keys': ','.join(
+                        conf.CONF.korora.verifier_public_keys),
+                    'libvirt_hook_socket':
+                        self.bed.managers[name].hook_socket,
+                    'libvirt_uri': self.hosts[name].uri},
+                'korora_direct_migration': {
+                    'peer_command': peer_command or receive,
+                    'libvirt_uri': self.hosts[other].uri,
+                    'stream_uri': stream_uri or libvirt_hosts.MIGRATE_URI,
+                    'listen_address': libvirt_hosts.LISTEN_ADDRESS}})
+
+    def server_migrate(self, *extra):
+        """korora-manage server migrate on kvm-a: (exit, stdout, stderr)."""
+        argv = [daemons.console_script('korora-manage'), '--config-file',
+                self.configs[SOURCE], 'server', 'migrate', self.guest.name,
+                '--to', DEST] + list(extra)
+        result = subprocess.run(argv, capture_output=True, text=True,
+                                timeout=COMMAND_TIMEOUT,
+                                env=dict(os.environ,
+                                         PYTHONPATH=os.pathsep.join(
+                                             sys.path)))
+        self.addDetail('server-migrate', testtools.content.text_content(
+            'exit %d\n%s\n%s' % (result.returncode, result.stdout,
+                                 result.stderr)))
+        return result.returncode, result.stdout, result.stderr
+
+    def proxied(self, *options):
+        """A peer command through tests.fixtures.peer_proxy."""
+        real = self.write_config(DEST)
+        return '%s -m tests.fixtures.peer_proxy %s -- %s --config-file %s ' \
+            'server receive' % (sys.executable, ' '.join(options),
+                                daemons.console_script('korora-manage'), real)
+
+    def state_on(self, name):
+        """libvirt's state of the guest on host name, None if absent."""
+        try:
+            return self.hosts[name].domain(self.guest).state()[0]
+        except libvirt.libvirtError:
+            return None
+
+    def only_record(self):
+        found = records.list()
+        self.assertEqual(1, len(found), found)
+        return found[0]
+
+
+class TestDirectMigration(DirectMigrationTest):
+
+    def test_moves_to_a_trusted_host_and_commits(self):
+        status, out, err = self.server_migrate()
+        self.assertEqual(0, status, err)
+        record = self.only_record()
+        self.assertEqual(states.COMMITTED, record.state)
+        self.assertIn('direct-guest moved to kvm-b: migration %s committed'
+                      % record.uuid, out)
+        self.assertEqual(libvirt.VIR_DOMAIN_RUNNING, self.state_on(DEST))
+        # The source's copy is gone: its definition and its vTPM state.
+        self.assertIsNone(self.state_on(SOURCE))
+        self.assertFalse(os.path.exists(
+            self.hosts[SOURCE].state_path(self.guest.uuid)))
+        self.assertTrue(os.path.exists(
+            self.hosts[DEST].state_path(self.guest.uuid)))
+
+    def test_destination_whose_pcrs_changed_is_refused_before_anything_moves(
+            self):
+        self.bed.managers[DEST].extend_pcr(10, b'unexpected kernel module')
+        status, out, err = self.server_migrate()
+        self.assertEqual(1, status, out)
+        self.assertIn('kvm-b: PCR sha256:10', err)
+        self.assertNotIn('Traceback', err)
+        self.assertEqual([], records.list())
+        self.assertEqual(libvirt.VIR_DOMAIN_RUNNING, self.state_on(SOURCE))
+        self.assertIsNone(self.state_on(DEST))
+
+    def test_a_failed_transfer_is_aborted_and_the_domain_stays(self):
+        # Nothing listens at the migration stream's address.
+        self.configs[SOURCE] = self.write_config(
+            SOURCE, stream_uri='tcp://127.0.0.1:9')
+        status, out, err = self.server_migrate()
+        self.assertEqual(1, status, out)
+        self.assertIn('the migration of direct-guest to', err)
+        self.assertEqual(states.ABORTED, self.only_record().state)
+        self.assertEqual(libvirt.VIR_DOMAIN_RUNNING, self.state_on(SOURCE))
+        self.assertIsNone(self.state_on(DEST))
+
+
+class TestAttacksOnDirectMigration(DirectMigrationTest):
+
+    def test_a_destination_claiming_a_verified_arrival_gets_no_commit(self):
+        self.configs[SOURCE] = self.write_config(
+            SOURCE, peer_command=self.proxied('--claim-verified'))
+        status, out, err = self.server_migrate()
+        self.assertEqual(1, status, err)
+        self.assertIn('the verifier has not recorded the arrival as '
+                      'verified', out)
+        record = self.only_record()
+        self.assertEqual(states.MEASURED, record.state)
+        # Nothing runs unverified, and the source kept its copy.
+        self.assertEqual(libvirt.VIR_DOMAIN_PAUSED, self.state_on(DEST))
+        self.assertEqual(libvirt.VIR_DOMAIN_SHUTOFF, self.state_on(SOURCE))
+        self.assertTrue(os.path.exists(
+            self.hosts[SOURCE].state_path(self.guest.uuid)))
+
+    def test_vtpm_state_changed_on_the_destination_is_quarantined(self):
+        self.configs[SOURCE] = self.write_config(
+            SOURCE, peer_command=self.proxied(
+                '--alter', self.hosts[DEST].state_path(self.guest.uuid)))
+        status, out, err = self.server_migrate()
+        self.assertEqual(1, status, err)
+        record = self.only_record()
+        self.assertEqual(states.QUARANTINED, record.state)
+        self.assertIn('direct-guest not moved: quarantined on kvm-b '
+                      '(migration %s): vtpm-state' % record.uuid, out)
+        self.assertEqual(libvirt.VIR_DOMAIN_PAUSED, self.state_on(DEST))
+        self.assertEqual(libvirt.VIR_DOMAIN_SHUTOFF, self.state_on(SOURCE))
+        self.assertTrue(os.path.exists(
+            self.hosts[SOURCE].state_path(self.guest.uuid)))
