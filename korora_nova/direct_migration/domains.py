@@ -26,6 +26,13 @@ UNENCRYPTED_LIBXL = (
     'WireGuard)')
 
 
+def quiet_libvirt_errors():
+    """Silence libvirt's default error handler, which prints every error
+    on stderr: ours reach the operator once, in our message. The
+    handler is process-wide, so a command sets it once when it starts."""
+    libvirt.registerErrorHandler(lambda _context, _error: None, None)
+
+
 def _error(what, error):
     return exception.DomainError('%s: %s' % (what, error.get_error_message()
                                              or error))
@@ -36,9 +43,6 @@ class Domains:
 
     def __init__(self, uri):
         self.uri = uri
-        # Errors reach the operator once, in our message, not also on
-        # stderr from libvirt's default handler.
-        libvirt.registerErrorHandler(lambda _context, _error: None, None)
         try:
             self.connection = libvirt.open(uri)
         except libvirt.libvirtError as error:
@@ -61,12 +65,14 @@ class Domains:
             raise _error('no domain %s at %s' % (name_or_uuid, self.uri),
                          error)
 
-    def facts(self, domain):
-        """What domain_xml reads of its definition (type, vTPM, disks)."""
+    def definition(self, domain):
+        """(its XML, what domain_xml reads of it: type, vTPM, disks),
+        from one read of the domain's definition."""
         try:
-            return domain_xml.facts_from_xml(domain.XMLDesc(0))
+            xml = domain.XMLDesc(0)
         except libvirt.libvirtError as error:
             raise _error('cannot describe %s' % domain.name(), error)
+        return xml, domain_xml.facts_from_xml(xml)
 
     def check_movable(self, domain):
         """DomainError unless domain runs and is defined persistently:
@@ -119,7 +125,7 @@ class Domains:
                 listen_address=None, live=False, allow_unencrypted=False):
         """Move domain to destination (a Domains); it arrives paused.
         Returns the domain as the destination has it."""
-        facts = self.facts(domain)
+        _xml, facts = self.definition(domain)
         flags = libvirt.VIR_MIGRATE_PAUSED | libvirt.VIR_MIGRATE_PERSIST_DEST
         if live:
             flags |= libvirt.VIR_MIGRATE_LIVE

@@ -65,8 +65,8 @@ def migrate(host, conf, domains, backend, domain_name, dest, live=False):
     options = conf.korora_direct_migration
     domain = domains.find(domain_name)
     domains.check_movable(domain)
-    facts = domains.facts(domain)
-    _refuse_nova_instance(domain, facts)
+    xml, facts = domains.definition(domain)
+    _refuse_nova_instance(xml, facts)
     backend.check_migratable(facts.uuid)
     vtpm = facts.vtpm
     secret_uuid = vtpm.secret_uuid if vtpm is not None else None
@@ -88,10 +88,10 @@ def migrate(host, conf, domains, backend, domain_name, dest, live=False):
         destination.close()
 
 
-def _refuse_nova_instance(domain, facts):
+def _refuse_nova_instance(xml, facts):
     """Nova's instances move through Nova, whose hooks run the same
     steps; moving one behind Nova's back would leave Nova wrong."""
-    if NOVA_NAMESPACE in domain.XMLDesc(0):
+    if NOVA_NAMESPACE in xml:
         raise exception.UsageError(
             'domain %s is a Nova instance: move it with openstack server '
             'migrate --live-migration (Korora\'s hooks in nova-compute run '

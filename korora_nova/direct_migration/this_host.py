@@ -10,6 +10,7 @@ from korora_nova.vtpm_manager import manager
 
 def migrate(conf, domain_name, dest, live=False):
     """sender.migrate from this host; returns its Outcome."""
+    domains_module.quiet_libvirt_errors()
     domains = domains_module.Domains(conf.korora.libvirt_uri)
     try:
         return sender.migrate(conf.host, conf, domains,
@@ -22,6 +23,7 @@ def migrate(conf, domain_name, dest, live=False):
 
 def receive(conf, reader, writer):
     """receiver.serve on this host until the source ends the pipe."""
+    domains_module.quiet_libvirt_errors()
     domains = domains_module.Domains(conf.korora.libvirt_uri)
     try:
         receiver.serve(conf.host, conf, domains,
