@@ -33,6 +33,14 @@ def quiet_libvirt_errors():
     libvirt.registerErrorHandler(lambda _context, _error: None, None)
 
 
+def vtpm_secret_xml(secret_uuid, usage_name, private=True):
+    """The XML of a persistent libvirt secret of usage type vtpm; a
+    private one's value libvirt never gives back."""
+    return ("<secret ephemeral='no' private='%s'><uuid>%s</uuid>"
+            "<usage type='vtpm'><name>%s</name></usage></secret>"
+            % ('yes' if private else 'no', secret_uuid, usage_name))
+
+
 def _error(what, error):
     return exception.DomainError('%s: %s' % (what, error.get_error_message()
                                              or error))
@@ -105,11 +113,9 @@ class Domains:
     def define_secret(self, secret_uuid, usage_name, value):
         """Define the vTPM secret on this host, as Nova's driver does on
         a destination before the transfer."""
-        xml = ("<secret ephemeral='no' private='yes'><uuid>%s</uuid>"
-               "<usage type='vtpm'><name>%s</name></usage></secret>"
-               % (secret_uuid, usage_name))
         try:
-            secret = self.connection.secretDefineXML(xml)
+            secret = self.connection.secretDefineXML(
+                vtpm_secret_xml(secret_uuid, usage_name))
             secret.setValue(value.encode('utf-8'))
         except libvirt.libvirtError as error:
             raise _error('cannot define the vTPM secret %s' % secret_uuid,
