@@ -22,7 +22,6 @@ import testtools
 from korora_nova import conf
 from korora_nova.migration import records
 from korora_nova.migration import states
-from tests import base
 from tests.fixtures import daemons
 from tests.fixtures import libvirt_hosts
 from tests.fixtures import real_migration
@@ -32,17 +31,13 @@ PASSPHRASE = 'vtpm-passphrase-direct-5c2a'
 COMMAND_TIMEOUT = 300
 
 
-class DirectMigrationTest(base.TestCase):
+class DirectMigrationTest(real_migration.RealMigrationTestCase):
+
+    GUEST_NAME = 'direct-guest'
+    PASSPHRASE = PASSPHRASE
 
     def setUp(self):
         super().setUp()
-        reason = libvirt_hosts.availability()
-        if reason:
-            self.skipTest('no guest can run here: %s' % reason)
-        self.bed = self.useFixture(real_migration.KororaLibvirtPairFixture())
-        self.hosts = self.bed.hosts
-        self.guest = self.bed.start_guest(SOURCE, name='direct-guest',
-                                          secret_value=PASSPHRASE)
         self.folder = self.useFixture(fixtures.TempDir()).path
         self.configs = {name: self.write_config(name)
                         for name in (SOURCE, DEST)}

@@ -24,8 +24,6 @@ from nova.virt.libvirt import driver as libvirt_driver
 from korora_nova.hooks import driver as hooks_driver
 from korora_nova.migration import records
 from korora_nova.migration import states
-from tests import base
-from tests.fixtures import libvirt_hosts
 from tests.fixtures import real_migration
 
 SOURCE, DEST = 'kvm-a', 'kvm-b'
@@ -33,20 +31,15 @@ PASSPHRASE = 'vtpm-passphrase-7d1e'
 INSTANCE_ID = 7
 
 
-class RealHypervisorTestCase(base.TestCase):
+class RealHypervisorTestCase(real_migration.RealMigrationTestCase):
+
+    # Named as Nova names instance INSTANCE_ID (instance-%08x).
+    GUEST_NAME = 'instance-%08x' % INSTANCE_ID
+    PASSPHRASE = PASSPHRASE
 
     def setUp(self):
         super().setUp()
-        reason = libvirt_hosts.availability()
-        if reason:
-            self.skipTest('no guest can run here: %s' % reason)
-        self.bed = self.useFixture(real_migration.KororaLibvirtPairFixture())
-        self.hosts = self.bed.hosts
         self.managers = self.bed.managers
-        # Named as Nova names instance INSTANCE_ID (instance-%08x).
-        self.guest = self.bed.start_guest(
-            SOURCE, name='instance-%08x' % INSTANCE_ID,
-            secret_value=PASSPHRASE)
         self.domain = self.hosts[SOURCE].domain(self.guest)
 
     def prepare(self):
