@@ -8,7 +8,8 @@ hosts; see test_xen_hosts for the dom0s).
 
 The attacks: a destination whose PCRs changed; a destination's half
 that claims a verified arrival it never had checked; a vTPM state
-changed on the destination before the check; a transfer that fails.
+changed on the destination before the check; a transfer that fails; a
+source that sends abort before the arrival was checked.
 """
 
 import os
@@ -20,10 +21,12 @@ import libvirt
 import testtools
 
 from korora_nova import conf
+from korora_nova.migration import audit
 from korora_nova.migration import records
 from korora_nova.migration import states
 from tests.fixtures import daemons
 from tests.fixtures import libvirt_hosts
+from tests.fixtures import peer_proxy
 from tests.fixtures import real_migration
 
 SOURCE, DEST = 'kvm-a', 'kvm-b'
@@ -99,6 +102,21 @@ class DirectMigrationTest(real_migration.RealMigrationTestCase):
         self.assertEqual(1, len(found), found)
         return found[0]
 
+    def assert_aborted_by_destination(self, record):
+        """The verifier's record and its audit log: the destination
+        aborted it, for the reason the source gave."""
+        self.assertEqual(states.ABORTED, record.state)
+        self.assertEqual(peer_proxy.ABORT_REASON, record.reason)
+        aborts = [entry.host for entry in audit.entries(record.uuid)
+                  if entry.to_state == states.ABORTED]
+        self.assertEqual([DEST], aborts)
+
+    def assert_nothing_left_on_destination(self):
+        self.assertIsNone(self.state_on(DEST))
+        self.assertFalse(os.path.exists(
+            self.hosts[DEST].state_path(self.guest.uuid)))
+        self.assertFalse(self.hosts[DEST].has_secret(self.guest.secret_uuid))
+
 
 class TestDirectMigration(DirectMigrationTest):
 
@@ -171,3 +189,39 @@ class TestAttacksOnDirectMigration(DirectMigrationTest):
         self.assertEqual(libvirt.VIR_DOMAIN_SHUTOFF, self.state_on(SOURCE))
         self.assertTrue(os.path.exists(
             self.hosts[SOURCE].state_path(self.guest.uuid)))
+
+    def test_a_source_aborting_after_the_transfer_leaves_one_stopped_copy(
+            self):
+        # The domain arrived paused; the source sends abort where it
+        # would ask for the arrival's check.
+        self.configs[SOURCE] = self.write_config(
+            SOURCE, peer_command=self.proxied(
+                '--abort-instead-of', 'verify_arrival'))
+        status, out, err = self.server_migrate()
+        self.assertEqual(1, status, err)
+        self.assertIn('direct-guest not moved', out)
+        self.assertIn('its stopped definition stays on kvm-a', out)
+        self.assert_aborted_by_destination(self.only_record())
+        # The destination removed its paused copy; the source's copy,
+        # stopped by libvirt at the transfer's end, keeps its definition
+        # and vTPM state: no copy runs, none is lost.
+        self.assert_nothing_left_on_destination()
+        self.assertEqual(libvirt.VIR_DOMAIN_SHUTOFF, self.state_on(SOURCE))
+        self.assertTrue(os.path.exists(
+            self.hosts[SOURCE].state_path(self.guest.uuid)))
+
+    def test_a_source_aborting_before_the_transfer_keeps_it_running_here(
+            self):
+        # The source sends abort where it would open the transfer, then
+        # moves the domain all the same: the destination's libvirt hook
+        # lets no domain of an aborted migration in.
+        self.configs[SOURCE] = self.write_config(
+            SOURCE, peer_command=self.proxied(
+                '--abort-instead-of', 'open_transfer'))
+        status, out, err = self.server_migrate()
+        self.assertEqual(1, status, out)
+        self.assertIn('the migration of direct-guest to', err)
+        self.assertIn('no Korora-approved migration', err)
+        self.assert_aborted_by_destination(self.only_record())
+        self.assert_nothing_left_on_destination()
+        self.assertEqual(libvirt.VIR_DOMAIN_RUNNING, self.state_on(SOURCE))
