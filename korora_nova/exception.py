@@ -344,6 +344,11 @@ class PeerError(KororaError):
     msg_fmt = 'the other host\'s half of the migration: %(reason)s'
 
 
+class SSHCommandRefused(KororaError):
+    """A gated ssh key asked for something other than server receive."""
+    msg_fmt = '%(reason)s'
+
+
 class DomainError(KororaError):
     """libvirt cannot find, move, pause or resume the domain."""
     msg_fmt = 'libvirt: %(reason)s'

@@ -44,22 +44,51 @@ install_python() {
     fi
 }
 
+# The Xen bed's class: two dom0s under QEMU TCG, booted once for the
+# class, so stestr gives all of it to one worker.
+XEN_TESTS='tests\.functional\.test_xen_hosts'
+
+run_stestr() {
+    # $1: where the output goes too; the rest: stestr's arguments.
+    local log=$1
+    shift
+    "$venv/bin/stestr" "$@" 2>&1 | tee "$log"
+    return "${PIPESTATUS[0]}"
+}
+
+count() {
+    # stestr prints " - Passed: N" (and Failed, Skipped); N of $1 in $2.
+    awk -v key="$1" '$1 == "-" && $2 == key ":" {n = $3} END {print n + 0}' "$2"
+}
+
 run_tests() {
-    local log
-    log=$(mktemp)
+    local main xen status=0 xen_status=0
+    main=$(mktemp)
+    xen=$(mktemp)
     set +e
-    "$venv/bin/stestr" run "$@" 2>&1 | tee "$log"
-    local status=${PIPESTATUS[0]}
+    if [ $# -eq 0 ]; then
+        # The Xen class runs after the rest, from a stestr repository of
+        # its own: its two dom0s under QEMU TCG take both cores, and the
+        # rest of the suite beside them missed its own time limits.
+        run_stestr "$main" run --exclude-regex "$XEN_TESTS"
+        status=$?
+        mkdir -p .stestr-xen
+        run_stestr "$xen" --repo-url .stestr-xen run --concurrency 1 \
+            "$XEN_TESTS"
+        xen_status=$?
+    else
+        run_stestr "$main" run "$@"
+        status=$?
+    fi
     set -e
-    # stestr prints " - Passed: N"; say it on one plain closing line, with
-    # skips counted apart from passes.
+    # One plain closing line, with skips counted apart from passes.
     local passed failed skipped
-    passed=$(awk '/^ - Passed:/ {print $3}' "$log" | tail -1)
-    failed=$(awk '/^ - Failed:/ {print $3}' "$log" | tail -1)
-    skipped=$(awk '/^ - Skipped:/ {print $3}' "$log" | tail -1)
-    rm -f "$log"
-    echo "Totals: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
-    if [ "$status" -ne 0 ] || [ "${passed:-0}" -eq 0 ]; then
+    passed=$(( $(count Passed "$main") + $(count Passed "$xen") ))
+    failed=$(( $(count Failed "$main") + $(count Failed "$xen") ))
+    skipped=$(( $(count Skipped "$main") + $(count Skipped "$xen") ))
+    rm -f "$main" "$xen"
+    echo "Totals: $passed passed, $failed failed, $skipped skipped"
+    if [ "$status" -ne 0 ] || [ "$xen_status" -ne 0 ] || [ "$passed" -eq 0 ]; then
         exit 1
     fi
 }

@@ -10,6 +10,7 @@ or unreadable file, a bad option, an unknown host or migration).
 """
 
 import json
+import os
 import sys
 
 from oslo_config import cfg
@@ -525,6 +526,13 @@ def server_receive(args):
     return EXIT_OK
 
 
+def server_ssh_gate(args):
+    from korora_nova.direct_migration import ssh_gate
+
+    ssh_gate.check(os.environ.get('SSH_ORIGINAL_COMMAND'))
+    return server_receive(args)
+
+
 def _add(actions, name, function, help_text, *arguments):
     parser = actions.add_parser(name, help=help_text)
     for argument in arguments:
@@ -659,6 +667,11 @@ def add_command_parsers(subparsers):
     _add(actions, 'receive', server_receive,
          'The destination\'s half of server migrate, on standard input '
          'and output ([korora_direct_migration] peer_command runs it).')
+    _add(actions, 'ssh-gate', server_ssh_gate,
+         'The forced command of the peer\'s ssh key (authorized_keys '
+         'command="..."): runs server receive if that is what the client '
+         'asked for (SSH_ORIGINAL_COMMAND), refuses anything else, such '
+         'as the xl migrate-receive of a plain xl migrate.')
 
     actions = _category(subparsers, 'signing-key',
                         'The verifier\'s key for signed answers, or '

@@ -170,7 +170,7 @@ class Domains:
         after the commit); a running domain is never undefined."""
         try:
             if not domain.isActive():
-                domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+                _undefine(domain)
         except libvirt.libvirtError as error:
             raise _error('cannot undefine %s' % domain.name(), error)
 
@@ -179,6 +179,14 @@ class Domains:
         try:
             if domain.isActive():
                 domain.destroy()
-            domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+            _undefine(domain)
         except libvirt.libvirtError as error:
             raise _error('cannot remove %s' % domain.name(), error)
+
+
+def _undefine(domain):
+    """Undefine domain, and its NVRAM where it has one: libvirt's libxl
+    driver refuses the NVRAM flag ("unsupported flags (0x4)")."""
+    xml = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+                         if '<nvram' in xml else 0)

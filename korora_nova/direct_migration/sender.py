@@ -10,7 +10,8 @@ migrate DOMAIN --to HOST), which also drives the destination's half
     destination  open_transfer    the incoming domain is approved there
     source       libvirt          the domain moves and arrives paused;
                                   this host keeps its definition
-    source       measure          the manifest of what left
+    source       measure          the manifest of what left, disks
+                                  included
     destination  verify_arrival   resumed there once verified, paused
                                   when quarantined
     source       commit           the counter advances, this host's
@@ -43,12 +44,19 @@ from korora_nova.migration import states
 LOG = logging.getLogger(__name__)
 
 NOVA_NAMESPACE = 'http://openstack.org/xmlns/libvirt/nova/'
+# The manifest holds the domain's disks too: nothing here knows whether
+# the destination's storage is the same as this host's (libxl copies no
+# disk), and the disk it runs from there must be the one that left.
+# Raw file and block disks only; others are refused before anything
+# moves.
+DISKS_IN_MANIFEST = True
 
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-    """How a direct migration ended: state COMMITTED, QUARANTINED or
-    HELD, with the record's UUID and the reason when not committed."""
+    """How a direct migration ended: state COMMITTED, or QUARANTINED,
+    ABORTED or HELD (by the verifier's record), with the record's UUID
+    and the reason when not committed."""
     state: str
     migration_uuid: str
     domain: str
@@ -67,7 +75,7 @@ def migrate(host, conf, domains, backend, domain_name, dest, live=False):
     domains.check_movable(domain)
     xml, facts = domains.definition(domain)
     _refuse_nova_instance(xml, facts)
-    backend.check_migratable(facts.uuid)
+    backend.check_migratable(facts.uuid, disks=DISKS_IN_MANIFEST)
     vtpm = facts.vtpm
     secret_uuid = vtpm.secret_uuid if vtpm is not None else None
     secret = domains.secret_value(secret_uuid) if secret_uuid else None
@@ -138,7 +146,7 @@ def _finish(protocol, peer, domains, domain, backend, record, secret,
             name):
     """Measure here, verify there, commit here."""
     try:
-        record = protocol.measure(record, secret, False)
+        record = protocol.measure(record, secret, DISKS_IN_MANIFEST)
     except exception.KororaError as error:
         # The domain is there, paused: it stays so until this host
         # proves what it sent (korora-manage migration show names it).
@@ -147,26 +155,36 @@ def _finish(protocol, peer, domains, domain, backend, record, secret,
         return Outcome(receiver.HELD, record.uuid, name,
                        'no manifest from %s: %s' % (protocol.host, error))
     arrival = peer.call('verify_arrival')
-    verified = [found for found in protocol.in_flight(record.instance_uuid)
-                if (found.uuid, found.state) == (record.uuid,
-                                                 states.VERIFIED)]
-    if not verified:
-        # The destination's word, for the operator; the verifier's
-        # record (not VERIFIED) is what kept this host's copy.
-        if not isinstance(arrival, dict):
-            arrival = {}
-        state = arrival.get('state')
-        if state not in (receiver.QUARANTINED, receiver.HELD):
-            state = receiver.HELD
-        item = arrival.get('item')
-        reason = arrival.get('reason') or (
-            'the verifier has not recorded the arrival as verified')
-        return Outcome(state, record.uuid, name,
-                       '%s: %s' % (item, reason) if item else reason)
-    # The verifier authorizes the commit of a verified arrival only.
-    committed = commit.commit(protocol, verified[0], backend)
-    domains.undefine_stopped(domain)
-    return Outcome(committed.state, committed.uuid, name)
+    if not isinstance(arrival, dict):
+        arrival = {}
+    listed = [found for found in protocol.in_flight(record.instance_uuid)
+              if found.uuid == record.uuid]
+    if listed and listed[0].state == states.VERIFIED:
+        # The verifier authorizes the commit of a verified arrival only.
+        committed = commit.commit(protocol, listed[0], backend)
+        domains.undefine_stopped(domain)
+        return Outcome(committed.state, committed.uuid, name)
+    # The destination's words are for the operator; the verifier's
+    # record (not VERIFIED) is what kept this host's copy, and what
+    # the outcome says.
+    item, reason = arrival.get('item'), arrival.get('reason')
+    if listed:
+        state = receiver.HELD
+        reason = reason or ('the verifier holds the migration at %s, not '
+                            'verified' % listed[0].state)
+    else:
+        state = _final_state(protocol, record)
+        reason = reason or ('the verifier recorded the migration as %s, '
+                            'not verified' % state.lower())
+    return Outcome(state, record.uuid, name,
+                   '%s: %s' % (item, reason) if item else reason)
+
+
+def _final_state(protocol, record):
+    """ABORTED or QUARANTINED, by the verifier's signed record of a
+    migration no longer in flight (an abort leaves a final record as
+    it is, and answers with it)."""
+    return protocol.abort(record.uuid, 'the arrival was not verified').state
 
 
 def _abort(protocol, peer, record, reason):

@@ -325,12 +325,23 @@ class InstanceStateBackend(metaclass=abc.ABCMeta):
         (domain_xml.DomainFacts; .to_dict() for messages)."""
         return self._facts(validate_uuid(instance_uuid))
 
-    def check_migratable(self, instance_uuid):
-        """The facts, or MigrationRefused if the vTPM cannot migrate."""
+    def check_migratable(self, instance_uuid, disks=False):
+        """The facts, or MigrationRefused if the vTPM cannot migrate, or
+        (disks: the manifest will hold the disks) if measure() could not
+        digest one of them: refused before anything moves, not after."""
         facts = self.describe(instance_uuid)
         if facts.refusal:
             raise exception.MigrationRefused(facts.refusal)
+        if disks:
+            for disk in select_disks(facts):
+                reason = self.disk_refusal(facts.uuid, disk)
+                if reason:
+                    raise exception.MigrationRefused(reason)
         return facts
+
+    def disk_refusal(self, uuid, disk):
+        """Why this backend cannot measure disk, or None."""
+        return None
 
     def measure(self, instance_uuid, block_migration=False,
                 disk_targets=None, vtpm_secret=None):

@@ -309,20 +309,25 @@ class LibvirtStateBackend(base.InstanceStateBackend):
         return base.hash_fd(fd, base.MAX_NVRAM_BYTES, firmware.nvram_path,
                             what, item=base.NVRAM)
 
+    def disk_refusal(self, uuid, disk):
+        what = 'disk %s of instance %s' % (disk.target, uuid)
+        if disk.source_type not in ('file', 'block'):
+            return ('%s is a %s disk, which a block migration does not '
+                    'copy and Kororā does not measure'
+                    % (what, disk.source_type))
+        if (disk.format or 'raw') != 'raw':
+            return ('%s is in %s format: after a block migration the '
+                    "destination's image holds the same data in another "
+                    'layout, so Kororā measures raw disks only'
+                    % (what, disk.format))
+        return None
+
     def _disk_digest(self, uuid, facts, disk):
         item = base.disk_item(disk.target)
         what = 'disk %s of instance %s' % (disk.target, uuid)
-        if disk.source_type not in ('file', 'block'):
-            raise exception.InstanceStateError(
-                '%s is a %s disk, which a block migration does not copy '
-                'and Kororā does not measure' % (what, disk.source_type),
-                item=item)
-        if (disk.format or 'raw') != 'raw':
-            raise exception.InstanceStateError(
-                '%s is in %s format: after a block migration the '
-                "destination's image holds the same data in another "
-                'layout, so Kororā measures raw disks only'
-                % (what, disk.format), item=item)
+        reason = self.disk_refusal(uuid, disk)
+        if reason:
+            raise exception.InstanceStateError(reason, item=item)
         fd = base.open_path(disk.source, what, item=item,
                             block=disk.source_type == 'block')
         return base.hash_fd(fd, self.max_disk_bytes, disk.source, what,

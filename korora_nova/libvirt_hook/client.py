@@ -14,6 +14,20 @@ non-zero exit cancels the migration and the hook's stderr reaches the
 error the source reports. Only that call is checked; every other
 operation ends at once with status 0.
 
+libvirt 9.0's libxl driver (Debian 12's) gives ``migrate begin`` no XML
+on stdin: it formats the incoming definition with flags
+virDomainDefFormat does not take ("unsupported flags (0x8)") and runs
+the hook with empty input. The hook in ``libxl.d`` is therefore
+installed with ``--incoming-dir DIR``: an empty ``migrate begin`` only
+leaves a mark for the domain's name there (nothing has been restored
+yet), and the ``prepare begin`` that follows, when the incoming domain
+is about to be started from the stream and its definition is on stdin,
+takes the mark and makes the same check. A ``prepare begin`` without a
+mark is a domain started on this host, and passes (the installed
+script looks for the mark itself and then does not start the hook at
+all). A mark left by a migration that failed before its prepare makes
+the next start of that name be checked once: it fails closed.
+
 The hook asks the local vTPM manager: it sends the domain XML to
 korora-vtpm-manager on a UNIX socket ([korora] libvirt_hook_socket, only
 root and the manager's user may connect) and exits as the manager
@@ -48,6 +62,7 @@ line, ``PASS <summary>`` or ``REFUSE <reason>`` (at most MAX_ANSWER
 bytes), and closes.
 """
 
+import hashlib
 import math
 import os
 import signal
@@ -61,8 +76,12 @@ from korora_nova.libvirt_hook import protocol
 PROG = 'korora-libvirt-hook'
 PREFIX = 'Korora: '
 
-USAGE = ('usage: %s [--socket PATH] [--timeout SECONDS] DOMAIN OPERATION '
-         'SUB_OPERATION EXTRA (as libvirt runs hooks)' % PROG)
+USAGE = ('usage: %s [--socket PATH] [--timeout SECONDS] [--incoming-dir DIR] '
+         'DOMAIN OPERATION SUB_OPERATION EXTRA (as libvirt runs hooks)'
+         % PROG)
+MIGRATE_BEGIN, PREPARE_BEGIN = ('migrate', 'begin'), ('prepare', 'begin')
+INCOMING_DIR_OPTION = '--incoming-dir'
+
 
 EXIT_PASS, EXIT_REFUSE = 0, 1
 # Seconds after the limit when SIGALRM (default action: terminate) ends
@@ -150,8 +169,9 @@ def silence_standard_streams():
     return err_fd
 
 
-def read_stdin(limit=protocol.MAX_XML_BYTES, fd=0):
-    """At most limit bytes from fd, until its end; more is refused."""
+def read_stdin(limit=protocol.MAX_XML_BYTES, fd=0, empty_allowed=False):
+    """At most limit bytes from fd, until its end; more is refused, and
+    so is nothing unless empty_allowed (then b'' is returned)."""
     from korora_nova import exception
     from korora_nova.hypervisors import base
 
@@ -161,19 +181,62 @@ def read_stdin(limit=protocol.MAX_XML_BYTES, fd=0):
     except (exception.InstanceStateError, OSError) as error:
         raise protocol.Refused(str(error))
     if not data.strip():
+        if empty_allowed:
+            return b''
         raise protocol.Refused('no domain XML on stdin')
     return data
 
 
+def _mark_path(folder, name):
+    # Any domain name, one fixed-length file name.
+    digest = hashlib.sha256(name.encode('utf-8', 'surrogateescape'))
+    return os.path.join(folder, digest.hexdigest())
+
+
+def mark_incoming(folder, name):
+    """Note that domain name is coming in (libxl's empty migrate begin),
+    for the prepare begin that follows; protocol.Refused if it cannot
+    be noted."""
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        fd = os.open(_mark_path(folder, name),
+                     os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
+                     0o600)
+        try:
+            os.write(fd, name.encode('utf-8', 'surrogateescape')[:4096])
+        finally:
+            os.close(fd)
+    except OSError as error:
+        raise protocol.Refused('cannot note the incoming domain in %s: %s'
+                               % (folder, error.strerror or error))
+
+
+def take_incoming_mark(folder, name):
+    """True if domain name was noted as coming in (the note is removed
+    now, before the check); protocol.Refused if that cannot be told."""
+    try:
+        os.unlink(_mark_path(folder, name))
+    except FileNotFoundError:
+        return False
+    except OSError as error:
+        raise protocol.Refused('cannot tell whether domain %s is coming in '
+                               '(%s: %s)' % (protocol.one_line(
+                                   name, protocol.MAX_NAME), folder,
+                                   error.strerror or error))
+    return True
+
+
 def parse_arguments(argv):
-    """(socket path, timeout) from the options before libvirt's four
-    arguments; protocol.Refused when they are not understood."""
+    """(socket path, timeout, incoming dir or None) from the options
+    before libvirt's four arguments; protocol.Refused when they are not
+    understood."""
     path, timeout = protocol.DEFAULT_SOCKET, protocol.DEFAULT_TIMEOUT
+    incoming = None
     options = list(argv[:-4])
     while options:
         option = options.pop(0)
         name, equals, value = option.partition('=')
-        if name not in ('--socket', '--timeout'):
+        if name not in ('--socket', '--timeout', INCOMING_DIR_OPTION):
             raise protocol.Refused('bad arguments: unknown option %r; %s'
                                    % (option[:64], USAGE))
         if not equals:
@@ -186,6 +249,12 @@ def parse_arguments(argv):
                 raise protocol.Refused('bad arguments: --socket is empty; %s'
                                        % USAGE)
             path = value
+        elif name == INCOMING_DIR_OPTION:
+            if not os.path.isabs(value):
+                raise protocol.Refused('bad arguments: %s %r is not an '
+                                       'absolute path; %s' % (
+                                           name, value[:64], USAGE))
+            incoming = value
         else:
             try:
                 timeout = float(value)
@@ -195,7 +264,7 @@ def parse_arguments(argv):
                 raise protocol.Refused(
                     'bad arguments: --timeout %r is not a number of seconds '
                     'between 0 and 3600; %s' % (value[:32], USAGE))
-    return path, timeout
+    return path, timeout, incoming
 
 
 def request_header(name):
@@ -263,7 +332,11 @@ def parse_answer(answer, path):
 def run(argv, started=None):
     """The hook; argv without the program name. Returns the status."""
     started = process_started() if started is None else started
-    if len(argv) >= 4 and (argv[-3], argv[-2]) != ('migrate', 'begin'):
+    operation = tuple(argv[-3:-1])
+    if len(argv) >= 4 and operation != MIGRATE_BEGIN and not (
+            operation == PREPARE_BEGIN and any(
+                word.startswith(INCOMING_DIR_OPTION)
+                for word in argv[:-4])):
         return EXIT_PASS
     err_fd = silence_standard_streams()
     deadline = Deadline(err_fd, started)
@@ -274,9 +347,20 @@ def run(argv, started=None):
                      'bad arguments; %s' % USAGE))
     name = argv[-4]
     try:
-        path, timeout = parse_arguments(argv)
+        path, timeout, incoming = parse_arguments(argv)
         deadline.arm(timeout)
-        xml = read_stdin()
+        if operation == PREPARE_BEGIN:
+            if not take_incoming_mark(incoming, name):
+                # A start of a domain of this host, not an arrival.
+                return deadline.finish(EXIT_PASS)
+            xml = read_stdin()
+        else:
+            xml = read_stdin(empty_allowed=incoming is not None)
+            if not xml:
+                # libxl's migrate begin without the definition: checked
+                # at its prepare begin.
+                mark_incoming(incoming, name)
+                return deadline.finish(EXIT_PASS)
         deadline.waiting_for = path
         passed, reason = parse_answer(
             ask(path, request_header(name) + xml, deadline), path)

@@ -72,13 +72,21 @@ def default_command():
     return [os.path.abspath(sys.executable), '-m', HOOK_MODULE]
 
 
-def hook_script(socket_path, timeout, executable=None):
+def incoming_dir(socket_path):
+    """Where the libxl.d hook notes the domains coming in, beside the
+    manager's socket (see korora_nova.libvirt_hook.client)."""
+    return os.path.join(os.path.dirname(socket_path), 'libxl-incoming')
+
+
+def hook_script(socket_path, timeout, executable=None, folder='qemu.d'):
     """The text of <folder>/korora.
 
     socket_path, timeout: where korora-vtpm-manager answers the hook and
     how long the hook waits ([korora] libvirt_hook_socket,
     libvirt_hook_timeout); executable: the hook's path, or an argv
-    prefix (default: default_command()).
+    prefix (default: default_command()). In libxl.d the hook also runs
+    for prepare begin, with --incoming-dir: libvirt 9.0's libxl driver
+    gives migrate begin no domain XML, so the check happens there.
     """
     if not socket_path or not os.path.isabs(socket_path):
         raise exception.HookInstallError(
@@ -93,6 +101,19 @@ def hook_script(socket_path, timeout, executable=None):
     else:
         command = list(executable)
     command += ['--socket', socket_path, '--timeout', '%g' % timeout]
+    operations = ['case "$2" in',
+                  '    migrate) ;;',
+                  '    *) exit 0 ;;',
+                  'esac']
+    if folder == FOLDERS['libxl']:
+        notes = incoming_dir(socket_path)
+        command += ['--incoming-dir', notes]
+        # A prepare without the note of an incoming domain is a start
+        # on this host: it ends here, without Python (the note's name
+        # is the SHA-256 of the domain's name, as the hook writes it).
+        operations[2:2] = [
+            '    prepare) [ -e %s/"$(printf %%s "$1" | sha256sum | '
+            'cut -d" " -f1)" ] || exit 0 ;;' % shlex.quote(notes)]
     for word in command:
         if '\n' in word or '\0' in word:
             raise exception.HookInstallError(
@@ -102,9 +123,9 @@ def hook_script(socket_path, timeout, executable=None):
         '#!/bin/sh',
         MARKER,
         '# libvirt runs it with DOMAIN OPERATION SUB_OPERATION EXTRA and',
-        '# the domain XML on stdin; stdout must stay empty. Only migrate',
-        '# is checked: other operations do not start Python at all.',
-        '[ "$2" = migrate ] || exit 0',
+        '# the domain XML on stdin; stdout must stay empty. Only an',
+        '# incoming migration is checked: other operations do not start',
+        '# Python at all.'] + operations + [
         'exec %s "$@"' % ' '.join(shlex.quote(word) for word in command),
         ''])
 
@@ -171,6 +192,7 @@ class _Folder:
     """One hooks sub-folder, opened without following links."""
 
     def __init__(self, hooks_dir, name, create):
+        self.name = name
         self.path = os.path.join(hooks_dir, name)
         self.file = os.path.join(self.path, HOOK_NAME)
         self.fd = None
@@ -287,10 +309,13 @@ def install(socket_path, timeout, hooks_dir=DEFAULT_HOOKS_DIR,
     A current hook is left as it is. A ``korora`` file that is not ours
     is replaced only with force; without it nothing is written at all.
     """
-    text = hook_script(socket_path, timeout, executable)
+    # Checked before any folder is made.
+    texts = [hook_script(socket_path, timeout, executable, name)
+             for name in folders_for(hypervisor)]
     folders = _folders(hooks_dir, hypervisor, create=True)
     try:
-        states = [folder.state(text)[0] for folder in folders]
+        states = [folder.state(text)[0]
+                  for folder, text in zip(folders, texts)]
         if not force:
             for folder, state in zip(folders, states):
                 if state == FOREIGN:
@@ -298,7 +323,7 @@ def install(socket_path, timeout, hooks_dir=DEFAULT_HOOKS_DIR,
                         '%s exists and was not written by korora-nova: '
                         'left alone (--force replaces it)' % folder.file)
         outcomes = []
-        for folder, state in zip(folders, states):
+        for folder, state, text in zip(folders, states, texts):
             if state == CURRENT:
                 outcomes.append(Outcome(folder.file, CURRENT, False))
                 continue
@@ -336,10 +361,10 @@ def status(socket_path, timeout, hooks_dir=DEFAULT_HOOKS_DIR,
            hypervisor='all', executable=None):
     """Each folder's state against what install would write with the
     same arguments."""
-    text = hook_script(socket_path, timeout, executable)
     folders = _folders(hooks_dir, hypervisor, create=False)
     try:
-        return [Outcome(folder.file, folder.state(text)[0], False)
+        return [Outcome(folder.file, folder.state(hook_script(
+            socket_path, timeout, executable, folder.name))[0], False)
                 for folder in folders]
     finally:
         for folder in folders:

@@ -165,10 +165,12 @@ class TestAttacksOnDirectMigration(DirectMigrationTest):
             SOURCE, peer_command=self.proxied('--claim-verified'))
         status, out, err = self.server_migrate()
         self.assertEqual(1, status, err)
-        self.assertIn('the verifier has not recorded the arrival as '
-                      'verified', out)
         record = self.only_record()
         self.assertEqual(states.MEASURED, record.state)
+        # The verifier's record is what the source reports.
+        self.assertIn('direct-guest not moved: held on kvm-b (migration %s): '
+                      'the verifier holds the migration at MEASURED, not '
+                      'verified' % record.uuid, out)
         # Nothing runs unverified, and the source kept its copy.
         self.assertEqual(libvirt.VIR_DOMAIN_PAUSED, self.state_on(DEST))
         self.assertEqual(libvirt.VIR_DOMAIN_SHUTOFF, self.state_on(SOURCE))
@@ -199,9 +201,13 @@ class TestAttacksOnDirectMigration(DirectMigrationTest):
                 '--abort-instead-of', 'verify_arrival'))
         status, out, err = self.server_migrate()
         self.assertEqual(1, status, err)
-        self.assertIn('direct-guest not moved', out)
-        self.assertIn('its stopped definition stays on kvm-a', out)
-        self.assert_aborted_by_destination(self.only_record())
+        record = self.only_record()
+        # The verifier's record, not what the destination answered.
+        self.assertIn('direct-guest not moved: aborted on kvm-b (migration '
+                      '%s): the verifier recorded the migration as '
+                      'aborted, not verified; its stopped definition stays '
+                      'on kvm-a' % record.uuid, out)
+        self.assert_aborted_by_destination(record)
         # The destination removed its paused copy; the source's copy,
         # stopped by libvirt at the transfer's end, keeps its definition
         # and vTPM state: no copy runs, none is lost.

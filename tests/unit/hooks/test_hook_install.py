@@ -12,6 +12,7 @@ from unittest import mock
 import fixtures
 
 from korora_nova import exception
+from korora_nova.libvirt_hook import client
 from korora_nova.libvirt_hook import install as hook_install
 from tests import base
 from korora_nova.demo import services
@@ -59,11 +60,12 @@ class HooksFolderTestCase(base.TestCase):
         kwargs.setdefault('timeout', 7.5)
         return hook_install.install(hooks_dir=self.hooks, **kwargs)
 
-    def script(self, **kwargs):
-        """What install() writes."""
+    def script(self, folder='qemu.d', **kwargs):
+        """What install() writes into folder."""
         return hook_install.hook_script(kwargs.get('socket_path',
                                                    self.socket),
-                                        kwargs.get('timeout', 7.5))
+                                        kwargs.get('timeout', 7.5),
+                                        folder=folder)
 
     def listing(self):
         """Every name below the hooks folder, with its mode and content."""
@@ -88,12 +90,56 @@ class TestHookScript(HooksFolderTestCase):
         self.assertEqual('#!/bin/sh', lines[0])
         self.assertIn(hook_install.MARKER, lines)
         # Only migrate starts Python; the marker stays ahead of it.
-        self.assertEqual('[ "$2" = migrate ] || exit 0', lines[-2])
-        self.assertLess(lines.index(hook_install.MARKER), len(lines) - 2)
+        self.assertEqual(['case "$2" in', '    migrate) ;;',
+                          '    *) exit 0 ;;', 'esac'], lines[-5:-1])
+        self.assertLess(lines.index(hook_install.MARKER), len(lines) - 5)
         self.assertEqual('exec /usr/bin/korora-libvirt-hook --socket '
                          '/run/korora/libvirt-hook.sock --timeout 10 "$@"',
                          lines[-1])
         self.assertTrue(text.endswith('\n'))
+
+    def test_the_libxl_script_checks_at_prepare_with_an_incoming_dir(self):
+        # libvirt 9.0's libxl driver gives migrate begin no XML: the
+        # hook notes the domain then and checks at prepare begin.
+        text = hook_install.hook_script('/run/korora/libvirt-hook.sock', 10,
+                                        '/usr/bin/korora-libvirt-hook',
+                                        folder='libxl.d')
+        lines = text.splitlines()
+        self.assertEqual(['case "$2" in', '    migrate) ;;',
+                          '    prepare) [ -e /run/korora/libxl-incoming/'
+                          '"$(printf %s "$1" | sha256sum | cut -d" " -f1)" ]'
+                          ' || exit 0 ;;',
+                          '    *) exit 0 ;;', 'esac'], lines[-6:-1])
+        self.assertEqual('exec /usr/bin/korora-libvirt-hook --socket '
+                         '/run/korora/libvirt-hook.sock --timeout 10 '
+                         '--incoming-dir /run/korora/libxl-incoming "$@"',
+                         lines[-1])
+
+    def test_the_libxl_script_runs_python_at_prepare_only_with_a_note(self):
+        # A stand-in hook that records that it ran; the script finds
+        # the note the real hook writes (client.mark_incoming).
+        record = os.path.join(self.top, 'record')
+        stand_in = os.path.join(self.top, 'hook')
+        write(stand_in, '#!/bin/sh\necho "$@" >>%s\n' % record)
+        sock = os.path.join(self.top, 'run', 'libvirt-hook.sock')
+        script = os.path.join(self.top, 'korora')
+        write(script, hook_install.hook_script(sock, 2.5, stand_in,
+                                               folder='libxl.d'))
+
+        def prepare(name):
+            return hook_process.run([script, name, 'prepare', 'begin', '-'],
+                                    b'', env={'PATH': '/usr/bin:/bin'},
+                                    cwd='/')
+
+        self.assertEqual(0, prepare("dom 'one'").status)
+        self.assertFalse(os.path.exists(record))
+        client.mark_incoming(hook_install.incoming_dir(sock), "dom 'one'")
+        self.assertEqual(0, prepare("dom 'one'").status)
+        self.assertIn("dom 'one' prepare begin -", read(record))
+        # Another domain's note does not count.
+        os.unlink(record)
+        self.assertEqual(0, prepare('dom two').status)
+        self.assertFalse(os.path.exists(record))
 
     def test_default_command_is_the_console_script_or_the_module(self):
         command = hook_install.default_command()
@@ -158,9 +204,9 @@ class TestInstall(HooksFolderTestCase):
         self.assertEqual([(self.qemu, 'installed', True),
                           (self.libxl, 'installed', True)],
                          [tuple(outcome) for outcome in outcomes])
-        wanted = self.script()
-        for path in (self.qemu, self.libxl):
-            self.assertEqual(wanted, read(path))
+        for path, folder in ((self.qemu, 'qemu.d'),
+                             (self.libxl, 'libxl.d')):
+            self.assertEqual(self.script(folder), read(path))
             self.assertEqual(0o755, mode(path))
             self.assertEqual(0o755, mode(os.path.dirname(path)))
         self.assertEqual({'qemu.d', 'libxl.d', 'qemu.d/korora',

@@ -315,6 +315,80 @@ class TestOtherOperations(HookTestCase):
                 options=['--timeout', 'not even read']))
 
 
+class TestLibxlIncoming(HookTestCase):
+    """libvirt 9.0's libxl driver runs migrate begin with empty stdin
+    (it cannot format the definition it means to pass): the libxl.d
+    hook notes the domain then, and checks it at prepare begin, where
+    the definition is on stdin."""
+
+    def setUp(self):
+        super().setUp()
+        self.incoming = os.path.join(self.folder, 'libxl-incoming')
+        self.options = ['--incoming-dir', self.incoming]
+
+    def marks(self):
+        if not os.path.isdir(self.incoming):
+            return []
+        return [open(os.path.join(self.incoming, name), 'rb').read()
+                for name in os.listdir(self.incoming)]
+
+    def test_an_empty_migrate_begin_notes_the_domain_and_passes(self):
+        missing = os.path.join(self.folder, 'no-manager.sock')
+        self.assertPasses(self.run_hook(b'', socket_path=missing,
+                                        options=self.options))
+        self.assertEqual([DOMAIN.encode()], self.marks())
+        self.assertEqual(0o700, os.stat(self.incoming).st_mode & 0o777)
+
+    def test_a_prepare_without_a_note_is_a_start_here(self):
+        missing = os.path.join(self.folder, 'no-manager.sock')
+        self.assertPasses(self.run_hook(args=('prepare', 'begin', '-'),
+                                        socket_path=missing,
+                                        options=self.options))
+
+    def test_the_prepare_after_a_note_is_checked(self):
+        socket_path = self.serve()
+        self.assertPasses(self.run_hook(b'', socket_path=socket_path,
+                                        options=self.options))
+        result = self.run_hook(args=('prepare', 'begin', '-'),
+                               socket_path=socket_path, options=self.options)
+        self.assertRefuses(result, 'incoming live migration of domain %s '
+                           'refused' % DOMAIN, 'no Korora-approved migration',
+                           INSTANCE)
+        # Taken: the next start of that name is a start here.
+        self.assertEqual([], self.marks())
+        self.assertPasses(self.run_hook(args=('prepare', 'begin', '-'),
+                                        socket_path=socket_path,
+                                        options=self.options))
+
+    def test_an_approved_arrival_passes_at_prepare(self):
+        self.record(states.TRANSFERRING)
+        socket_path = self.serve()
+        self.assertPasses(self.run_hook(b'', socket_path=socket_path,
+                                        options=self.options))
+        self.assertPasses(self.run_hook(args=('prepare', 'begin', '-'),
+                                        socket_path=socket_path,
+                                        options=self.options))
+        self.assertEqual([], self.marks())
+
+    def test_a_note_that_cannot_be_written_refuses(self):
+        with open(self.incoming, 'w') as stream:
+            stream.write('a file, not a folder')
+        result = self.run_hook(b'', options=self.options)
+        self.assertRefuses(result, 'cannot note the incoming domain in %s'
+                           % self.incoming)
+
+    def test_a_migrate_begin_with_xml_is_checked_there(self):
+        # A libvirt that passes the definition: no note, the check now.
+        result = self.run_hook(options=self.options)
+        self.assertRefuses(result, 'no Korora-approved migration')
+        self.assertEqual([], self.marks())
+
+    def test_a_relative_incoming_dir_is_refused(self):
+        result = self.run_hook(b'', options=['--incoming-dir', 'incoming'])
+        self.assertRefuses(result, 'bad arguments', '--incoming-dir',
+                           'not an absolute path')
+
+
 class TestManagerTrouble(HookTestCase):
     """No manager, or one that does not follow the protocol: the hook
     refuses with a line an operator can act on."""
