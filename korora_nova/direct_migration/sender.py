@@ -157,34 +157,32 @@ def _finish(protocol, peer, domains, domain, backend, record, secret,
     arrival = peer.call('verify_arrival')
     if not isinstance(arrival, dict):
         arrival = {}
-    listed = [found for found in protocol.in_flight(record.instance_uuid)
-              if found.uuid == record.uuid]
-    if listed and listed[0].state == states.VERIFIED:
+    try:
+        shown = protocol.show(record)
+    except exception.KororaError as error:
+        # Unread is not verified: this host's copy stays.
+        return Outcome(receiver.HELD, record.uuid, name,
+                       'the verifier\'s record of it could not be read: %s'
+                       % error)
+    if shown.state == states.VERIFIED:
         # The verifier authorizes the commit of a verified arrival only.
-        committed = commit.commit(protocol, listed[0], backend)
+        committed = commit.commit(protocol, shown, backend)
         domains.undefine_stopped(domain)
         return Outcome(committed.state, committed.uuid, name)
     # The destination's words are for the operator; the verifier's
     # record (not VERIFIED) is what kept this host's copy, and what
     # the outcome says.
     item, reason = arrival.get('item'), arrival.get('reason')
-    if listed:
-        state = receiver.HELD
-        reason = reason or ('the verifier holds the migration at %s, not '
-                            'verified' % listed[0].state)
-    else:
-        state = _final_state(protocol, record)
+    if states.is_final(shown.state):
+        state = shown.state
         reason = reason or ('the verifier recorded the migration as %s, '
                             'not verified' % state.lower())
+    else:
+        state = receiver.HELD
+        reason = reason or ('the verifier holds the migration at %s, not '
+                            'verified' % shown.state)
     return Outcome(state, record.uuid, name,
                    '%s: %s' % (item, reason) if item else reason)
-
-
-def _final_state(protocol, record):
-    """ABORTED or QUARANTINED, by the verifier's signed record of a
-    migration no longer in flight (an abort leaves a final record as
-    it is, and answers with it)."""
-    return protocol.abort(record.uuid, 'the arrival was not verified').state
 
 
 def _abort(protocol, peer, record, reason):

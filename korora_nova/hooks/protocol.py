@@ -247,6 +247,29 @@ class MigrationProtocol:
                               item=item, reason=str(reason))
         return MigrationRecord.from_claims(claims.get('korora.migration'))
 
+    def show(self, record):
+        """The verifier's record of this host's migration now, in
+        flight or final; nothing is written."""
+        if not self.verifier_api.can_send_step('migration_show'):
+            return self._shown_by_a_1_5_verifier(record)
+        claims = self._affirmed(self.host, 'migration_show',
+                                migration_uuid=record.uuid, host=self.host)
+        shown = self._record(claims, record.instance_uuid)
+        if shown.uuid != record.uuid:
+            raise exception.StepRefused(
+                'the verifier\'s answer is about migration %s, not %s'
+                % (shown.uuid, record.uuid))
+        return shown
+
+    def _shown_by_a_1_5_verifier(self, record):
+        """show, from a verifier pinned below RPC API 1.6: the record
+        in flight, else the answer to an abort, which leaves a final
+        record as it is (no longer listed means final)."""
+        for found in self.in_flight(record.instance_uuid):
+            if found.uuid == record.uuid:
+                return found
+        return self.abort(record.uuid, 'the arrival was not verified')
+
     def in_flight(self, instance_uuid=None):
         """This host's migrations not final, oldest first."""
         return self._listed(instance_uuid, 'korora.migrations')

@@ -21,6 +21,10 @@ API version history:
   operator's client and answer with the verifier's signed token for it
   (attestation.operator_answers). A client pinned below 1.5 refuses a
   read with a nonce: the unsigned answer is what it must not trust.
+* 1.6 - migration_show: the signed record of one migration, for a host
+  that takes part in it, final or not (a source reads why its arrival
+  was not verified without writing). A client pinned below 1.6 reads
+  it as 1.5 did (hooks.protocol.MigrationProtocol.show).
 """
 
 import os
@@ -52,6 +56,8 @@ ADMIN_VERSION = '1.3'
 ADMIN_OPERATION_VERSIONS = {'anchor_audit': '1.4', 'quote_host': '1.4'}
 # A read with the client's nonce, answered with a signed token.
 SIGNED_READ_VERSION = '1.5'
+# The migration steps added later: the version each needs.
+MIGRATION_STEP_VERSIONS = {'migration_show': '1.6'}
 
 
 class VerifierAPI:
@@ -87,7 +93,11 @@ class VerifierAPI:
             raise exception.ConfigurationError(
                 'Korora live migrations need verifier RPC API %s, above '
                 '[upgrade_levels] korora_verifier' % MIGRATION_VERSION)
-        version = MIGRATION_VERSION
+        version = MIGRATION_STEP_VERSIONS.get(method, MIGRATION_VERSION)
+        if not self.client.can_send_version(version):
+            raise exception.ConfigurationError(
+                '%s needs verifier RPC API %s, above [upgrade_levels] '
+                'korora_verifier' % (method, version))
         if 'signed_request' in arguments:
             if self.client.can_send_version(SIGNED_REQUEST_VERSION):
                 version = SIGNED_REQUEST_VERSION
@@ -122,6 +132,12 @@ class VerifierAPI:
             raise exception.StepNotRun(
                 reason='the verifier cannot be reached: %s' % error)
         return nonce, token
+
+    def can_send_step(self, method):
+        """Whether [upgrade_levels] korora_verifier lets method be sent
+        (a step added after 1.1: MIGRATION_STEP_VERSIONS)."""
+        return self.client.can_send_version(
+            MIGRATION_STEP_VERSIONS.get(method, MIGRATION_VERSION))
 
     # 1.3: korora-api's writes, each signed for its operation and
     # arguments (attestation.admin_request).

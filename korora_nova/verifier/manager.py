@@ -27,7 +27,7 @@ ANCHOR_RETRY = 60.0
 class Verifier:
     """Endpoint of topic [korora] verifier_topic, shared by all workers."""
 
-    target = messaging.Target(version='1.5')
+    target = messaging.Target(version='1.6')
 
     def __init__(self, conf, attestor, steps=None):
         """steps: the migration steps (verifier.migrations.MigrationSteps);
@@ -105,6 +105,11 @@ class Verifier:
 
     def migrations_in_flight(self, ctxt, host, instance_uuid, nonce):
         return self._steps().in_flight(host, instance_uuid, _nonce(nonce))
+
+    # RPC API 1.6
+
+    def migration_show(self, ctxt, migration_uuid, host, nonce):
+        return self._steps().show(migration_uuid, host, _nonce(nonce))
 
     # RPC API 1.3: korora-api's writes. Each carries admin_token, the
     # request korora-api signed for this operation and exactly these

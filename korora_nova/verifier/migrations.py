@@ -712,6 +712,21 @@ class MigrationSteps:
         except NOT_RUN as error:
             return self._not_run(host, nonce, error)
 
+    def show(self, migration_uuid, host, nonce):
+        """The record of a migration host takes part in, as it is now,
+        final or not; it changes nothing."""
+        try:
+            record = records.get(migration_uuid)
+        except exception.MigrationNotFound:
+            return self._refused(host, nonce, 'no migration %s is recorded'
+                                 % migration_uuid)
+        except NOT_RUN as error:
+            return self._not_run(host, nonce, error)
+        if host not in (record.source_host, record.dest_host):
+            return self._refused(host, nonce, '%s takes no part in '
+                                 'migration %s' % (host, migration_uuid))
+        return self._answer(host, nonce, record)
+
     def quarantine(self, migration_uuid, host, item, reason, nonce):
         """The destination holds an instance it could not check."""
         try:

@@ -18,6 +18,7 @@ import sys
 
 import fixtures
 import libvirt
+import oslo_messaging as messaging
 import testtools
 
 from korora_nova import conf
@@ -45,28 +46,32 @@ class DirectMigrationTest(real_migration.RealMigrationTestCase):
         self.configs = {name: self.write_config(name)
                         for name in (SOURCE, DEST)}
 
-    def write_config(self, name, peer_command=None, stream_uri=None):
+    def write_config(self, name, peer_command=None, stream_uri=None,
+                     verifier_pin=None):
         other = self.bed.other(name)
         receive = '%s --config-file %s server receive' % (
             daemons.console_script('korora-manage'),
             os.path.join(self.folder, '%s.conf' % other))
+        sections = {
+            'DEFAULT': {
+                'host': name,
+                'transport_url': conf.CONF.transport_url,
+                'control_exchange': conf.CONF.control_exchange},
+            'korora': {
+                'verifier_public_keys': ','.join(
+                    conf.CONF.korora.verifier_public_keys),
+                'libvirt_hook_socket':
+                    self.bed.managers[name].hook_socket,
+                'libvirt_uri': self.hosts[name].uri},
+            'korora_direct_migration': {
+                'peer_command': peer_command or receive,
+                'libvirt_uri': self.hosts[other].uri,
+                'stream_uri': stream_uri or libvirt_hosts.MIGRATE_URI,
+                'listen_address': libvirt_hosts.LISTEN_ADDRESS}}
+        if verifier_pin:
+            sections['upgrade_levels'] = {'korora_verifier': verifier_pin}
         return daemons.write_config(
-            os.path.join(self.folder, '%s.conf' % name), {
-                'DEFAULT': {
-                    'host': name,
-                    'transport_url': conf.CONF.transport_url,
-                    'control_exchange': conf.CONF.control_exchange},
-                'korora': {
-                    'verifier_public_keys': ','.join(
-                        conf.CONF.korora.verifier_public_keys),
-                    'libvirt_hook_socket':
-                        self.bed.managers[name].hook_socket,
-                    'libvirt_uri': self.hosts[name].uri},
-                'korora_direct_migration': {
-                    'peer_command': peer_command or receive,
-                    'libvirt_uri': self.hosts[other].uri,
-                    'stream_uri': stream_uri or libvirt_hosts.MIGRATE_URI,
-                    'listen_address': libvirt_hosts.LISTEN_ADDRESS}})
+            os.path.join(self.folder, '%s.conf' % name), sections)
 
     def server_migrate(self, *extra):
         """korora-manage server migrate on kvm-a: (exit, stdout, stderr)."""
@@ -212,6 +217,41 @@ class TestAttacksOnDirectMigration(DirectMigrationTest):
         # stopped by libvirt at the transfer's end, keeps its definition
         # and vTPM state: no copy runs, none is lost.
         self.assert_nothing_left_on_destination()
+        self.assertEqual(libvirt.VIR_DOMAIN_SHUTOFF, self.state_on(SOURCE))
+        self.assertTrue(os.path.exists(
+            self.hosts[SOURCE].state_path(self.guest.uuid)))
+
+    def test_a_source_pinned_below_migration_show_reports_the_same(self):
+        # A rolling upgrade: this host still speaks the verifier's RPC
+        # API 1.5, and reads the final record from an abort's answer.
+        self.configs[SOURCE] = self.write_config(
+            SOURCE, peer_command=self.proxied(
+                '--abort-instead-of', 'verify_arrival'), verifier_pin='1.5')
+        status, out, err = self.server_migrate()
+        self.assertEqual(1, status, err)
+        record = self.only_record()
+        self.assertIn('direct-guest not moved: aborted on kvm-b (migration '
+                      '%s): the verifier recorded the migration as '
+                      'aborted, not verified' % record.uuid, out)
+        # Its abort changed nothing: the destination's is the only one.
+        self.assert_aborted_by_destination(record)
+        self.assertEqual(libvirt.VIR_DOMAIN_SHUTOFF, self.state_on(SOURCE))
+
+    def test_a_verifier_not_upgraded_yet_gets_no_commit(self):
+        # Against the upgrade order: this host speaks RPC API 1.6, the
+        # verifier still 1.5, so the record cannot be read after the
+        # arrival. Unread is not verified: no commit, the source keeps
+        # its copy.
+        self.bed.verifier.verifier.target = messaging.Target(version='1.5')
+        status, out, err = self.server_migrate()
+        self.assertEqual(1, status, err)
+        record = self.only_record()
+        self.assertEqual(states.VERIFIED, record.state)
+        self.assertIn('direct-guest not moved: held on kvm-b (migration %s): '
+                      'the verifier\'s record of it could not be read: the '
+                      'verifier does not serve migration_show at RPC API '
+                      '1.6' % record.uuid, out)
+        self.assertNotIn('Traceback', err)
         self.assertEqual(libvirt.VIR_DOMAIN_SHUTOFF, self.state_on(SOURCE))
         self.assertTrue(os.path.exists(
             self.hosts[SOURCE].state_path(self.guest.uuid)))

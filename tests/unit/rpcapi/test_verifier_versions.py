@@ -15,6 +15,7 @@ from tests.fixtures import rabbitmq
 
 CONF = conf.CONF
 INSTANCE = '0b9d7a5e-4f7c-4a8e-9f33-5d2c1b6e8a70'
+MIGRATION = '5f0e2b7c-3d1a-4c9e-8b6f-2a4d6c8e0f13'
 
 
 class RecordingVerifier:
@@ -81,6 +82,30 @@ class TestSignedRequestVersions(base.TestCase):
                                   '2026.1')
         self.assertIn('Korora live migrations need verifier RPC API 1.1, '
                       'above [upgrade_levels] korora_verifier', str(error))
+
+    def show(self, pin=None):
+        self.config.config(group='upgrade_levels', korora_verifier=pin)
+        return verifier_rpcapi.VerifierAPI().migration_step(
+            'migration_show', migration_uuid=MIGRATION, host='compute-1')
+
+    def test_an_unpinned_compute_and_a_1_5_verifier_cannot_show(self):
+        self.serve('1.5')
+        error = self.assertRaises(exception.ConfigurationError, self.show)
+        self.assertEqual('the verifier does not serve migration_show at '
+                         'RPC API 1.6: until it is upgraded, set '
+                         '[upgrade_levels] korora_verifier to its version',
+                         str(error))
+
+    def test_a_compute_pinned_at_1_5_sends_no_migration_show(self):
+        self.serve('1.6')
+        error = self.assertRaises(exception.ConfigurationError, self.show,
+                                  '1.5')
+        self.assertEqual('migration_show needs verifier RPC API 1.6, above '
+                         '[upgrade_levels] korora_verifier', str(error))
+        self.assertFalse(verifier_rpcapi.VerifierAPI().can_send_step(
+            'migration_show'))
+        self.assertTrue(verifier_rpcapi.VerifierAPI().can_send_step(
+            'migration_abort'))
 
 
 class TestSignedRequestVersionsOnRabbitMQ(TestSignedRequestVersions):
