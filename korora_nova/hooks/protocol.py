@@ -264,7 +264,8 @@ class MigrationProtocol:
     def _shown_by_a_1_5_verifier(self, record):
         """show, from a verifier pinned below RPC API 1.6: the record
         in flight, else the answer to an abort, which leaves a final
-        record as it is (no longer listed means final)."""
+        record as it is (no longer listed means final). Goes when 1.5
+        verifiers are no longer supported."""
         for found in self.in_flight(record.instance_uuid):
             if found.uuid == record.uuid:
                 return found

@@ -106,7 +106,8 @@ class Verifier:
     def migrations_in_flight(self, ctxt, host, instance_uuid, nonce):
         return self._steps().in_flight(host, instance_uuid, _nonce(nonce))
 
-    # RPC API 1.6
+    # RPC API 1.6: the record of one migration, read only, for a host
+    # that takes part in it (beside the 1.1 steps it serves).
 
     def migration_show(self, ctxt, migration_uuid, host, nonce):
         return self._steps().show(migration_uuid, host, _nonce(nonce))
